@@ -1,0 +1,181 @@
+/**
+ * The client side of the sans-IO protocol: the opening request and the
+ * response check (RFC 6455 §4.1), then the shared connection.
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./errors.ts";
+import { type ClientExtensionFactory, completeExtensions } from "./extensions.ts";
+import {
+  acceptToken,
+  checkAcceptResponse,
+  formatRequest,
+  generateKey,
+  type HandshakeResponse,
+  type RequestOptions,
+} from "./handshake.ts";
+import { type HeadLimits, HeadReader } from "./http.ts";
+import { cryptoRandom } from "./mask.ts";
+import { Protocol, type ProtocolEvent, type ProtocolOptions, ReadyState } from "./protocol.ts";
+
+/** Options for {@linkcode ClientProtocol}. */
+export interface ClientProtocolOptions
+  extends ProtocolOptions, HeadLimits, Omit<RequestOptions, "extensions"> {
+  /** Extensions to offer, in order of preference. Default none. */
+  extensions?: ClientExtensionFactory[];
+  /** Most bytes of a rejection body kept; the rest is dropped. Default 65536. */
+  maxRejectBodySize?: number;
+}
+
+/** The server accepted: the connection is OPEN. */
+export interface AcceptedEvent {
+  /** Discriminant. */
+  type: "accepted";
+  /** The 101 response. */
+  response: HandshakeResponse;
+}
+
+/** The server answered with something other than 101; the connection is over. */
+export interface RejectedEvent {
+  /** Discriminant. */
+  type: "rejected";
+  /** The response status and headers. */
+  response: HandshakeResponse;
+  /** The response body (up to `maxRejectBodySize` bytes). */
+  body: Uint8Array;
+}
+
+/** Events a {@linkcode ClientProtocol} produces. */
+export type ClientEvent = AcceptedEvent | RejectedEvent | ProtocolEvent;
+
+/**
+ * The client side of a WebSocket connection, without I/O.
+ *
+ * @example Driving a client by hand
+ * ```ts
+ * import { ClientProtocol } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * const client = new ClientProtocol({ url: "ws://example.com/chat", random: (b) => b.fill(0) });
+ * await client.sendRequest();
+ * const request = new TextDecoder().decode(client.dataToSend()[0]);
+ * assert.match(request, /^GET \/chat HTTP\/1\.1\r\nHost: example\.com\r\n/);
+ *
+ * client.receiveData(new TextEncoder().encode(
+ *   "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+ *     "Sec-WebSocket-Accept: ICX+Yqv66kxgM0FcWaLWlFLwTAI=\r\n\r\n",
+ * ));
+ * assert.equal(client.events()[0].type, "accepted");
+ * client.send("Hi");
+ * // Masked with the all-zero key from the injected random source.
+ * assert.deepEqual(client.dataToSend(), [new Uint8Array([0x81, 0x82, 0, 0, 0, 0, 0x48, 0x69])]);
+ * ```
+ */
+export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
+  #options: ClientProtocolOptions;
+  #reader: HeadReader;
+  #key: string;
+  #token: string | undefined;
+  #rejection: { response: HandshakeResponse; body: Uint8Array; length: number; expected: number } | undefined;
+
+  /**
+   * @param options The URL, subprotocols, extensions, headers, limits and behaviour.
+   * @throws {TypeError} For a URL that is not ws/wss, a subprotocol that is not a token, or an invalid header.
+   */
+  constructor(options: ClientProtocolOptions) {
+    super(true, options);
+    this.#options = options;
+    this.#reader = new HeadReader(false, options);
+    this.#key = generateKey(options.random ?? cryptoRandom);
+    // Validates the URL, subprotocols and headers now rather than later.
+    formatRequest(this.#requestOptions(), this.#key);
+  }
+
+  /**
+   * Queues the opening request. Asynchronous only because the expected
+   * accept token is computed with Web Crypto first.
+   *
+   * @throws {TypeError} When called twice.
+   */
+  async sendRequest(): Promise<void> {
+    if (this.#token !== undefined) throw new TypeError("the request was already sent");
+    this.#token = "";
+    const token = await acceptToken(this.#key);
+    this.#token = token;
+    this.sendRaw(formatRequest(this.#requestOptions(), this.#key));
+  }
+
+  /**
+   * Feeds bytes received from the transport: the response head first, then
+   * frames (or the body of a rejection). An invalid 101 fails with 1002.
+   *
+   * @param chunk The bytes; not modified, not kept after the call.
+   * @throws {TypeError} Before `sendRequest()` has completed.
+   */
+  override receiveData(chunk: Uint8Array): void {
+    if (this.readyState !== ReadyState.Connecting) return super.receiveData(chunk);
+    if (!this.#token) throw new TypeError("call sendRequest() before receiveData()");
+    if (this.#rejection) return this.#rejectionBody(chunk);
+    try {
+      const result = this.#reader.write(chunk);
+      if (!result) return;
+      const [version, statusText, reason] = result.head.startLine;
+      const status = Number(statusText);
+      if (!/^HTTP\/1\.\d$/.test(version) || !/^\d{3}$/.test(statusText)) {
+        throw new ProtocolError("malformed status line", 1002);
+      }
+      const response: HandshakeResponse = { status, statusText: reason, headers: result.head.headers };
+      if (status !== 101) {
+        const length = response.headers.get("content-length");
+        const expected = length !== null && /^\d+$/.test(length) ? Number(length) : Infinity;
+        this.#rejection = { response, body: new Uint8Array(0), length: 0, expected };
+        this.#rejectionBody(result.rest);
+        return;
+      }
+      const agreed = checkAcceptResponse(response, this.#token, this.#options.protocols ?? []);
+      const extensions = completeExtensions(this.#options.extensions ?? [], agreed.extensions);
+      this.open(agreed.protocol, extensions);
+      this.emit({ type: "accepted", response });
+      if (result.rest.length > 0) super.receiveData(result.rest);
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  /** Ends a rejection body that runs until EOF; otherwise as for any connection. */
+  override receiveEof(): void {
+    if (this.#rejection && this.readyState === ReadyState.Connecting) this.#endRejection();
+    super.receiveEof();
+  }
+
+  #requestOptions(): RequestOptions {
+    const o = this.#options;
+    const extensions = (o.extensions ?? []).flatMap((factory) => factory.offer());
+    return { url: o.url, protocols: o.protocols, headers: o.headers, extensions };
+  }
+
+  #rejectionBody(chunk: Uint8Array): void {
+    const r = this.#rejection!;
+    const limit = Math.min(r.expected, this.#options.maxRejectBodySize ?? 65536);
+    const take = Math.min(chunk.length, limit - r.length);
+    if (take > 0) {
+      if (r.length + take > r.body.length) {
+        const grown = new Uint8Array(Math.min(limit, Math.max(r.length + take, r.body.length * 2)));
+        grown.set(r.body.subarray(0, r.length));
+        r.body = grown;
+      }
+      r.body.set(chunk.subarray(0, take), r.length);
+      r.length += take;
+    }
+    if (r.length >= limit) {
+      this.#endRejection();
+      this.finish();
+    }
+  }
+
+  #endRejection(): void {
+    const r = this.#rejection!;
+    this.emit({ type: "rejected", response: r.response, body: r.body.slice(0, r.length) });
+  }
+}

@@ -1,0 +1,423 @@
+/**
+ * Frames (RFC 6455 §5.2): an incremental decoder that reads as many frames as
+ * a chunk holds, and an encoder that batches frames into few buffers.
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./errors.ts";
+import { mask } from "./mask.ts";
+
+/**
+ * Frame opcodes (RFC 6455 §5.2). 0x3–0x7 and 0xB–0xF are reserved.
+ *
+ * @example Testing for a control opcode
+ * ```ts
+ * import { Opcode } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(Opcode.Ping >= 0x8);
+ * assert.equal(Opcode.Text, 1);
+ * ```
+ */
+export const Opcode = {
+  /** Continues a fragmented message. */
+  Continuation: 0x0,
+  /** First frame of a text message. */
+  Text: 0x1,
+  /** First frame of a binary message. */
+  Binary: 0x2,
+  /** Closes the connection. */
+  Close: 0x8,
+  /** Asks for a pong. */
+  Ping: 0x9,
+  /** Answers a ping, or a one-way heartbeat. */
+  Pong: 0xa,
+} as const;
+
+/** One of the {@linkcode Opcode} values. */
+export type Opcode = typeof Opcode[keyof typeof Opcode];
+
+/** The RSV1 bit of the first header byte (claimed by permessage-deflate). */
+export const RSV1 = 0x40;
+/** The RSV2 bit. */
+export const RSV2 = 0x20;
+/** The RSV3 bit. */
+export const RSV3 = 0x10;
+
+/** Largest payload a control frame may carry (§5.5). */
+export const MAX_CONTROL_PAYLOAD = 125;
+
+/** Receives what a {@linkcode FrameDecoder} reads, in order. */
+export interface FrameSink {
+  /**
+   * A frame header was read and passed the frame-level checks.
+   *
+   * @param fin The FIN bit.
+   * @param rsv The RSV bits, still in place (`0x70` mask of the first byte).
+   * @param opcode The opcode.
+   * @param length The payload length.
+   */
+  frameStart(fin: boolean, rsv: number, opcode: number, length: number): void;
+  /**
+   * The next piece of the current frame's payload, still masked. Unmask it
+   * with `mask(bytes, key, target, offset, phase)` straight into wherever it
+   * must go. `bytes` is a view of the caller's chunk, valid during the call.
+   *
+   * @param bytes The next piece of the payload, as received.
+   * @param key The frame's mask key, 0 for an unmasked frame.
+   * @param phase How many payload bytes came before this piece, modulo 4.
+   */
+  framePayload(bytes: Uint8Array, key: number, phase: number): void;
+  /** The current frame's payload is complete. */
+  frameEnd(): void;
+}
+
+/** Options for {@linkcode FrameDecoder}. */
+export interface FrameDecoderOptions {
+  /** `true` to require masked frames (a server), `false` to refuse them (a client). */
+  expectMasked: boolean;
+  /** RSV bits that negotiated extensions may set on data frames. Default 0. */
+  allowedRsv?: number;
+  /** Largest payload accepted in one frame; larger is refused with 1009 from the header. Default unlimited. */
+  maxFrameSize?: number;
+}
+
+const enum State {
+  Header,
+  Payload,
+}
+
+/**
+ * Incremental frame decoder: feed it bytes split in any way, it calls its
+ * {@linkcode FrameSink} for every header and payload piece. It checks the
+ * frame-level rules of RFC 6455 §5.2–5.5 and throws {@linkcode ProtocolError}:
+ * reserved opcodes, RSV bits no extension claims, masking, control frames
+ * that are fragmented or over 125 bytes, a 64-bit length with its top bit set
+ * (all 1002), and frames over `maxFrameSize` (1009), all before any payload
+ * is read. Input chunks are never modified or retained.
+ *
+ * @example Decoding the RFC 6455 §5.7 masked "Hello"
+ * ```ts
+ * import { FrameDecoder, type FrameSink, mask } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * const pieces: string[] = [];
+ * const sink: FrameSink = {
+ *   frameStart(fin, _rsv, opcode, length) { pieces.push(`start ${fin} ${opcode} ${length}`); },
+ *   framePayload(bytes, key, phase) {
+ *     const out = new Uint8Array(bytes.length);
+ *     mask(bytes, key, out, 0, phase);
+ *     pieces.push(new TextDecoder().decode(out));
+ *   },
+ *   frameEnd() { pieces.push("end"); },
+ * };
+ * const decoder = new FrameDecoder(sink, { expectMasked: true });
+ * decoder.write(new Uint8Array([0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]));
+ * assert.deepEqual(pieces, ["start true 1 5", "Hello", "end"]);
+ * ```
+ */
+export class FrameDecoder {
+  #sink: FrameSink;
+  #expectMasked: boolean;
+  /** RSV bits allowed on data frames. */
+  allowedRsv: number;
+  /** Largest frame payload accepted. */
+  maxFrameSize: number;
+
+  #state = State.Header;
+  /** Header bytes carried over from a previous chunk. */
+  #spill = new Uint8Array(14);
+  #spillLength = 0;
+  #maskKey = 0;
+  #remaining = 0;
+  #phase = 0;
+
+  /**
+   * @param sink Receives headers and payload pieces.
+   * @param options Masking side, allowed RSV bits and the frame size limit.
+   */
+  constructor(sink: FrameSink, options: FrameDecoderOptions) {
+    this.#sink = sink;
+    this.#expectMasked = options.expectMasked;
+    this.allowedRsv = options.allowedRsv ?? 0;
+    this.maxFrameSize = options.maxFrameSize ?? Infinity;
+  }
+
+  /**
+   * Decodes a chunk of the byte stream.
+   *
+   * @param chunk The next bytes received; not modified, not kept.
+   * @throws {ProtocolError} At the first frame that breaks a rule; the decoder must not be used after that.
+   */
+  write(chunk: Uint8Array): void {
+    const n = chunk.length;
+    let pos = 0;
+    while (pos < n) {
+      if (this.#state === State.Header) {
+        let header = chunk, at = pos;
+        if (this.#spillLength > 0 || n - pos < 2) {
+          // Gather a header split across chunks into the spill buffer.
+          const took = this.#fillSpill(chunk, pos);
+          pos += took;
+          if (this.#spillLength < 2) return;
+          const need = headerSize(this.#spill);
+          if (this.#spillLength < need) {
+            const more = this.#fillSpill(chunk, pos, need);
+            pos += more;
+            if (this.#spillLength < need) return;
+          }
+          this.#spillLength = 0;
+          header = this.#spill;
+          at = 0;
+        } else {
+          const need = headerSize(chunk, pos);
+          if (n - pos < need) {
+            this.#spill.set(chunk.subarray(pos, n));
+            this.#spillLength = n - pos;
+            return;
+          }
+          pos += need;
+        }
+        this.#readHeader(header, at);
+        if (this.#remaining === 0) {
+          this.#sink.frameEnd();
+          continue;
+        }
+        this.#state = State.Payload;
+      }
+      // Payload.
+      const take = Math.min(this.#remaining, n - pos);
+      const piece = chunk.subarray(pos, pos + take);
+      pos += take;
+      this.#remaining -= take;
+      this.#sink.framePayload(piece, this.#maskKey, this.#phase);
+      this.#phase = (this.#phase + take) & 3;
+      if (this.#remaining === 0) {
+        this.#state = State.Header;
+        this.#sink.frameEnd();
+      }
+    }
+  }
+
+  /** Copies bytes into the spill, up to `limit` bytes in all (14 by default). */
+  #fillSpill(chunk: Uint8Array, pos: number, limit = 2): number {
+    const take = Math.min(limit - this.#spillLength, chunk.length - pos);
+    if (take <= 0) return 0;
+    this.#spill.set(chunk.subarray(pos, pos + take), this.#spillLength);
+    this.#spillLength += take;
+    return take;
+  }
+
+  #readHeader(b: Uint8Array, at: number): void {
+    const b0 = b[at], b1 = b[at + 1];
+    const fin = (b0 & 0x80) !== 0;
+    const rsv = b0 & 0x70;
+    const opcode = b0 & 0x0f;
+    const masked = (b1 & 0x80) !== 0;
+    let length = b1 & 0x7f;
+    let p = at + 2;
+    if (length === 126) {
+      length = (b[p] << 8) | b[p + 1];
+      p += 2;
+    } else if (length === 127) {
+      const high = ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
+      const low = ((b[p + 4] << 24) | (b[p + 5] << 16) | (b[p + 6] << 8) | b[p + 7]) >>> 0;
+      if (high & 0x80000000) {
+        throw new ProtocolError("64-bit payload length has its top bit set", 1002);
+      }
+      length = high * 0x100000000 + low;
+      p += 8;
+    }
+    if (opcode >= 0x8) {
+      if (opcode > 0xa) throw new ProtocolError(`reserved opcode 0x${opcode.toString(16)}`, 1002);
+      if (!fin) throw new ProtocolError("fragmented control frame", 1002);
+      if (length > MAX_CONTROL_PAYLOAD) {
+        throw new ProtocolError(`control frame payload of ${length} bytes`, 1002);
+      }
+      if (rsv !== 0) throw new ProtocolError("RSV bits set on a control frame", 1002);
+    } else {
+      if (opcode > 0x2) throw new ProtocolError(`reserved opcode 0x${opcode.toString(16)}`, 1002);
+      if ((rsv & ~this.allowedRsv) !== 0) {
+        throw new ProtocolError("RSV bits set without a negotiated extension", 1002);
+      }
+    }
+    if (masked !== this.#expectMasked) {
+      throw new ProtocolError(masked ? "masked frame from a server" : "unmasked frame from a client", 1002);
+    }
+    if (length > this.maxFrameSize) {
+      throw new ProtocolError(`frame of ${length} bytes exceeds the limit of ${this.maxFrameSize}`, 1009);
+    }
+    this.#maskKey = masked ? ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0 : 0;
+    this.#phase = 0;
+    this.#remaining = length;
+    this.#sink.frameStart(fin, rsv, opcode, length);
+  }
+}
+
+/** The size of the header that starts at `b[at]`, read from its first two bytes. */
+function headerSize(b: Uint8Array, at = 0): number {
+  const b1 = b[at + 1];
+  const len = b1 & 0x7f;
+  return 2 + (len === 126 ? 2 : len === 127 ? 8 : 0) + (b1 & 0x80 ? 4 : 0);
+}
+
+/** Payloads at least this big are queued by reference instead of copied (when not masked). */
+const LARGE_PAYLOAD = 65536;
+const INITIAL_STAGING = 16384;
+
+/**
+ * Encodes frames into an outgoing queue. Small frames are packed together
+ * into one buffer, so a burst of messages costs one write; a large unmasked
+ * payload is queued by reference after its header, without a copy. Masking
+ * (a client's job) writes masked bytes into the queue and never touches the
+ * caller's buffer.
+ *
+ * @example Encoding the RFC 6455 §5.7 unmasked "Hello"
+ * ```ts
+ * import { FrameEncoder, Opcode } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * const encoder = new FrameEncoder();
+ * encoder.frame(Opcode.Text, new TextEncoder().encode("Hello"), true, 0);
+ * assert.deepEqual(encoder.take(), [new Uint8Array([0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f])]);
+ * ```
+ */
+export class FrameEncoder {
+  #nextKey: (() => number) | undefined;
+  #staging = new Uint8Array(INITIAL_STAGING);
+  #used = 0;
+  #chunks: Uint8Array[] = [];
+  #queued = 0;
+
+  /**
+   * @param nextKey Returns a fresh mask key per frame (a client); omit it to send unmasked frames (a server).
+   */
+  constructor(nextKey?: () => number) {
+    this.#nextKey = nextKey;
+  }
+
+  /** Bytes queued and not yet taken. */
+  get pending(): number {
+    return this.#queued + this.#used;
+  }
+
+  /**
+   * Queues one frame.
+   *
+   * @param opcode The frame's opcode.
+   * @param payload The payload; not modified.
+   * @param fin The FIN bit.
+   * @param rsv RSV bits already in place (`0x40` for RSV1).
+   */
+  frame(opcode: number, payload: Uint8Array, fin: boolean, rsv: number): void {
+    const length = payload.length;
+    const key = this.#nextKey ? this.#nextKey() : 0;
+    const masked = this.#nextKey !== undefined;
+    const headerLength = 2 + (length < 126 ? 0 : length < 65536 ? 2 : 8) + (masked ? 4 : 0);
+    const large = length >= LARGE_PAYLOAD;
+    if (large && !masked) {
+      // Header into the staging buffer, payload by reference.
+      const at = this.#reserve(headerLength);
+      this.#writeHeader(this.#staging, at, opcode, fin, rsv, length, masked, key);
+      this.#flushStaging();
+      this.#chunks.push(payload);
+      this.#queued += length;
+      return;
+    }
+    if (large) {
+      const out = new Uint8Array(headerLength + length);
+      const at = this.#writeHeader(out, 0, opcode, fin, rsv, length, masked, key);
+      mask(payload, key, out, at, 0);
+      this.#flushStaging();
+      this.#chunks.push(out);
+      this.#queued += out.length;
+      return;
+    }
+    const at = this.#reserve(headerLength + length);
+    const payloadAt = this.#writeHeader(this.#staging, at, opcode, fin, rsv, length, masked, key);
+    mask(payload, key, this.#staging, payloadAt, 0);
+  }
+
+  /**
+   * Queues raw bytes, such as an HTTP response, in order with the frames.
+   *
+   * @param bytes The bytes to send.
+   */
+  raw(bytes: Uint8Array): void {
+    const at = this.#reserve(bytes.length);
+    this.#staging.set(bytes, at);
+  }
+
+  /**
+   * Takes everything queued, in order, as few buffers as possible.
+   *
+   * @returns The buffers to write, in order; empty when nothing is queued.
+   */
+  take(): Uint8Array[] {
+    this.#flushStaging();
+    const chunks = this.#chunks;
+    if (chunks.length === 0) return chunks;
+    this.#chunks = [];
+    this.#queued = 0;
+    return chunks;
+  }
+
+  #flushStaging(): void {
+    if (this.#used === 0) return;
+    this.#chunks.push(this.#staging.slice(0, this.#used));
+    this.#queued += this.#used;
+    this.#used = 0;
+  }
+
+  /** Makes room for `size` bytes in the staging buffer; returns where they start. */
+  #reserve(size: number): number {
+    const at = this.#used;
+    if (at + size > this.#staging.length) {
+      const grown = new Uint8Array(Math.max(this.#staging.length * 2, at + size));
+      grown.set(this.#staging.subarray(0, at));
+      this.#staging = grown;
+    }
+    this.#used = at + size;
+    return at;
+  }
+
+  #writeHeader(
+    b: Uint8Array,
+    at: number,
+    opcode: number,
+    fin: boolean,
+    rsv: number,
+    length: number,
+    masked: boolean,
+    key: number,
+  ): number {
+    b[at++] = (fin ? 0x80 : 0) | rsv | opcode;
+    const maskBit = masked ? 0x80 : 0;
+    if (length < 126) {
+      b[at++] = maskBit | length;
+    } else if (length < 65536) {
+      b[at++] = maskBit | 126;
+      b[at++] = length >>> 8;
+      b[at++] = length & 0xff;
+    } else {
+      b[at++] = maskBit | 127;
+      const high = Math.floor(length / 0x100000000);
+      b[at++] = high >>> 24;
+      b[at++] = (high >>> 16) & 0xff;
+      b[at++] = (high >>> 8) & 0xff;
+      b[at++] = high & 0xff;
+      b[at++] = length >>> 24;
+      b[at++] = (length >>> 16) & 0xff;
+      b[at++] = (length >>> 8) & 0xff;
+      b[at++] = length & 0xff;
+    }
+    if (masked) {
+      b[at++] = key >>> 24;
+      b[at++] = (key >>> 16) & 0xff;
+      b[at++] = (key >>> 8) & 0xff;
+      b[at++] = key & 0xff;
+    }
+    return at;
+  }
+}

@@ -1,0 +1,464 @@
+/**
+ * The opening handshake (RFC 6455 §4): accept tokens, request validation and
+ * responses on the server side, requests and response validation on the
+ * client side. Pure functions over parsed heads; the protocol classes drive them.
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./errors.ts";
+import { type ExtensionOffer, formatExtensions, parseExtensions } from "./extensions.ts";
+import { HttpHeaders, isToken, type ParsedHead, parseTokenList } from "./http.ts";
+import { cryptoRandom, type RandomSource } from "./mask.ts";
+
+/** The GUID appended to the key before hashing (RFC 6455 §1.3). */
+export const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+const encoder = new TextEncoder();
+
+/**
+ * Computes `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`: base64 of the
+ * SHA-1 of the key and the GUID, with Web Crypto.
+ *
+ * @param key The client's key.
+ * @returns The accept token.
+ *
+ * @example The RFC 6455 §1.3 pair
+ * ```ts
+ * import { acceptToken } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(await acceptToken("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+ * ```
+ */
+export async function acceptToken(key: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-1", encoder.encode(key + WEBSOCKET_GUID));
+  return base64(new Uint8Array(digest));
+}
+
+const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+function base64(bytes: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < bytes.length; i += 3) {
+    const n = (bytes[i] << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0);
+    out += BASE64[n >>> 18] + BASE64[(n >>> 12) & 63] +
+      (i + 1 < bytes.length ? BASE64[(n >>> 6) & 63] : "=") +
+      (i + 2 < bytes.length ? BASE64[n & 63] : "=");
+  }
+  return out;
+}
+
+/**
+ * Makes a fresh `Sec-WebSocket-Key`: base64 of 16 random bytes.
+ *
+ * @param random The random source; `crypto.getRandomValues` by default.
+ * @returns The key, 24 characters.
+ *
+ * @example A key from a fixed source
+ * ```ts
+ * import { generateKey } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(generateKey((bytes) => bytes.fill(0)), "AAAAAAAAAAAAAAAAAAAAAA==");
+ * ```
+ */
+export function generateKey(random: RandomSource = cryptoRandom): string {
+  const bytes = new Uint8Array(16);
+  random(bytes);
+  return base64(bytes);
+}
+
+/** A valid key: base64 of exactly 16 bytes, i.e. 22 base64 characters then `==`. */
+const KEY_PATTERN = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
+
+/** An HTTP request head, parsed and checked as a WebSocket upgrade. */
+export interface UpgradeRequest {
+  /** The request method. */
+  method: string;
+  /** The request target as sent, e.g. `/chat?room=1`. */
+  target: string;
+  /** The path part of the target, e.g. `/chat`. */
+  path: string;
+  /** The query part of the target without `?`, e.g. `room=1`; empty when none. */
+  query: string;
+  /** The HTTP version, e.g. `HTTP/1.1`. */
+  version: string;
+  /** Every header field, repeated fields kept. */
+  headers: HttpHeaders;
+  /** `Sec-WebSocket-Key`, when valid. */
+  key: string;
+  /** The subprotocols offered, in the client's order. */
+  protocols: string[];
+  /** The extensions offered, in the client's order. */
+  extensions: ExtensionOffer[];
+  /**
+   * Why this request is not a valid WebSocket upgrade, with the HTTP status to
+   * answer: 400, 405 (not GET), 426 (no `Upgrade: websocket` or an unsupported
+   * version). `undefined` for a valid upgrade.
+   */
+  error: ProtocolError | undefined;
+}
+
+/**
+ * Checks a parsed request head against RFC 6455 §4.2.1. Problems with the
+ * HTTP syntax itself throw; problems with the upgrade are reported in
+ * `error`, so a server can still answer a plain HTTP request.
+ *
+ * @param head The parsed request head.
+ * @returns The request, with `error` set when it is not a valid upgrade.
+ * @throws {ProtocolError} 400 for a malformed request target; 505 for an HTTP version other than 1.x.
+ *
+ * @example Checking a request
+ * ```ts
+ * import { HttpHeaders, parseUpgradeRequest } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * const request = parseUpgradeRequest({
+ *   startLine: ["GET", "/chat?room=1", "HTTP/1.1"],
+ *   headers: new HttpHeaders([
+ *     ["Host", "example.com"], ["Upgrade", "websocket"], ["Connection", "Upgrade"],
+ *     ["Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="], ["Sec-WebSocket-Version", "13"],
+ *   ]),
+ * });
+ * assert.equal(request.error, undefined);
+ * assert.equal(request.path, "/chat");
+ * assert.equal(request.query, "room=1");
+ * ```
+ */
+export function parseUpgradeRequest(head: ParsedHead): UpgradeRequest {
+  const [method, target, version] = head.startLine;
+  const headers = head.headers;
+  if (!isToken(method)) throw status(400, "malformed request method");
+  const versionMatch = /^HTTP\/(\d)\.(\d)$/.exec(version);
+  if (!versionMatch) throw status(400, `malformed HTTP version ${JSON.stringify(version)}`);
+  if (versionMatch[1] !== "1") throw status(505, `HTTP version ${version} is not supported`);
+  const path = requestPath(target);
+  const queryAt = path.indexOf("?");
+  const request: UpgradeRequest = {
+    method,
+    target,
+    path: queryAt < 0 ? path : path.slice(0, queryAt),
+    query: queryAt < 0 ? "" : path.slice(queryAt + 1),
+    version,
+    headers,
+    key: "",
+    protocols: [],
+    extensions: [],
+    error: undefined,
+  };
+  try {
+    request.protocols = headers.getAll("sec-websocket-protocol").flatMap(parseTokenList);
+    request.extensions = headers.getAll("sec-websocket-extensions").flatMap(parseExtensions);
+    checkUpgrade(request);
+  } catch (error) {
+    if (!(error instanceof ProtocolError)) throw error;
+    request.error = error;
+  }
+  return request;
+}
+
+function requestPath(target: string): string {
+  if (target.startsWith("/")) return target;
+  // absolute-form (RFC 9112 §3.2.2): keep the path and query.
+  const match = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*([^#]*)/.exec(target);
+  if (!match) throw status(400, "malformed request target");
+  return match[1].startsWith("/") ? match[1] : "/" + match[1];
+}
+
+function checkUpgrade(request: UpgradeRequest): void {
+  const { headers } = request;
+  if (request.method !== "GET") {
+    throw status(405, `method ${request.method} cannot upgrade`, [["Allow", "GET"]]);
+  }
+  if (request.version === "HTTP/1.0") throw status(400, "HTTP/1.1 or later is required");
+  const upgrade = headers.getAll("upgrade").flatMap(parseUpgradeList);
+  if (!upgrade.some((token) => token.toLowerCase() === "websocket")) {
+    throw status(426, "Upgrade: websocket is required", [["Upgrade", "websocket"], [
+      "Connection",
+      "Upgrade",
+    ]]);
+  }
+  const connection = headers.getAll("connection").flatMap(parseTokenList);
+  if (!connection.some((token) => token.toLowerCase() === "upgrade")) {
+    throw status(400, "Connection: upgrade is required");
+  }
+  const hosts = headers.getAll("host");
+  if (hosts.length !== 1 || hosts[0] === "") throw status(400, "exactly one Host header is required");
+  const versions = headers.getAll("sec-websocket-version");
+  if (versions.length !== 1 || versions[0] !== "13") {
+    throw status(426, "Sec-WebSocket-Version: 13 is required", [["Sec-WebSocket-Version", "13"]]);
+  }
+  const keys = headers.getAll("sec-websocket-key");
+  if (keys.length !== 1) throw status(400, "exactly one Sec-WebSocket-Key is required");
+  if (!KEY_PATTERN.test(keys[0])) throw status(400, "Sec-WebSocket-Key is not base64 of 16 bytes");
+  request.key = keys[0];
+}
+
+/** `Upgrade` lists protocols, which may carry a version: `websocket`, `h2c`, `foo/2`. */
+function parseUpgradeList(value: string): string[] {
+  return value.split(",").map((part) => part.trim()).filter((part) => part !== "");
+}
+
+function status(code: number, message: string, headers?: [string, string][]): ProtocolError {
+  return new ProtocolError(message, 1002, { status: code, headers });
+}
+
+/** Reason phrases for the statuses the core writes by itself. */
+const REASONS: Record<number, string> = {
+  101: "Switching Protocols",
+  200: "OK",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  414: "URI Too Long",
+  426: "Upgrade Required",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+  505: "HTTP Version Not Supported",
+};
+
+/** Header fields as pairs, a record, or our own class. */
+export type HeadersInit = Iterable<[string, string]> | Record<string, string>;
+
+/** Header fields in any accepted form, as pairs. */
+export function headerPairs(init: HeadersInit | undefined): [string, string][] {
+  if (init === undefined) return [];
+  if (Symbol.iterator in init) return [...(init as Iterable<[string, string]>)];
+  return Object.entries(init);
+}
+
+/**
+ * Formats an HTTP/1.1 head. Names must be tokens and values may not contain
+ * CR, LF or NUL, so nothing can inject a header or split the response.
+ *
+ * @param startLine The status or request line.
+ * @param headers The header fields.
+ * @returns The head's bytes, blank line included.
+ * @throws {TypeError} For an invalid name or value.
+ */
+function formatHead(startLine: string, headers: [string, string][]): Uint8Array {
+  let text = startLine + "\r\n";
+  for (const [name, value] of headers) {
+    if (!isToken(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
+    if (/[\r\n\0]/.test(value)) {
+      throw new TypeError(`header ${name} has a CR, LF or NUL in its value`);
+    }
+    text += `${name}: ${value}\r\n`;
+  }
+  return encoder.encode(text + "\r\n");
+}
+
+/**
+ * Formats an HTTP response head.
+ *
+ * @param statusCode The status, 100–599.
+ * @param headers The header fields.
+ * @returns The head's bytes.
+ * @throws {RangeError} For a status outside 100–599.
+ * @throws {TypeError} For an invalid header name or a value with CR, LF or NUL.
+ *
+ * @example A 404
+ * ```ts
+ * import { formatResponse } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = formatResponse(404, [["Content-Length", "0"]]);
+ * assert.equal(new TextDecoder().decode(bytes), "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+ * assert.throws(() => formatResponse(200, [["X", "a\r\nSet-Cookie: b"]]), TypeError);
+ * ```
+ */
+export function formatResponse(statusCode: number, headers: HeadersInit = []): Uint8Array {
+  if (!Number.isInteger(statusCode) || statusCode < 100 || statusCode > 599) {
+    throw new RangeError(`invalid HTTP status ${statusCode}`);
+  }
+  return formatHead(`HTTP/1.1 ${statusCode} ${REASONS[statusCode] ?? "Status"}`, headerPairs(headers));
+}
+
+/** What the server agrees to in its 101 response. */
+export interface AcceptOptions {
+  /** The chosen subprotocol; must be one the client offered. Omit to choose none. */
+  protocol?: string;
+  /** Extra response headers. */
+  headers?: HeadersInit;
+}
+
+/**
+ * Builds the `101 Switching Protocols` response for a valid request.
+ *
+ * @param request The validated request.
+ * @param token The accept token for `request.key`.
+ * @param extensionsHeader The negotiated `Sec-WebSocket-Extensions` value, if any.
+ * @param options The subprotocol and extra headers.
+ * @returns The response bytes.
+ * @throws {TypeError} When the subprotocol was not offered or a header is invalid.
+ *
+ * @example Answering the RFC 6455 §1.3 request
+ * ```ts
+ * import { acceptResponse, acceptToken, HttpHeaders, parseUpgradeRequest } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * const request = parseUpgradeRequest({
+ *   startLine: ["GET", "/chat", "HTTP/1.1"],
+ *   headers: new HttpHeaders([
+ *     ["Host", "server.example.com"], ["Upgrade", "websocket"], ["Connection", "Upgrade"],
+ *     ["Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="], ["Sec-WebSocket-Version", "13"],
+ *     ["Sec-WebSocket-Protocol", "chat, superchat"],
+ *   ]),
+ * });
+ * const bytes = acceptResponse(request, await acceptToken(request.key), undefined, { protocol: "chat" });
+ * assert.match(new TextDecoder().decode(bytes), /Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=\r\nSec-WebSocket-Protocol: chat\r\n/);
+ * ```
+ */
+export function acceptResponse(
+  request: UpgradeRequest,
+  token: string,
+  extensionsHeader: string | undefined,
+  options: AcceptOptions = {},
+): Uint8Array {
+  const headers: [string, string][] = [
+    ["Upgrade", "websocket"],
+    ["Connection", "Upgrade"],
+    ["Sec-WebSocket-Accept", token],
+  ];
+  if (options.protocol !== undefined) {
+    if (!request.protocols.includes(options.protocol)) {
+      throw new TypeError(`subprotocol ${JSON.stringify(options.protocol)} was not offered by the client`);
+    }
+    headers.push(["Sec-WebSocket-Protocol", options.protocol]);
+  }
+  if (extensionsHeader !== undefined) headers.push(["Sec-WebSocket-Extensions", extensionsHeader]);
+  headers.push(...headerPairs(options.headers));
+  return formatHead("HTTP/1.1 101 Switching Protocols", headers);
+}
+
+/** What a client asks for in its opening request. */
+export interface RequestOptions {
+  /** `ws:` or `wss:` URL (`http:`/`https:` are accepted as their WebSocket forms). */
+  url: string | URL;
+  /** Subprotocols to offer, most preferred first. */
+  protocols?: string[];
+  /** Extensions to offer, already formatted as offers. */
+  extensions?: ExtensionOffer[];
+  /** Extra request headers (e.g. `Origin`, `Authorization`). */
+  headers?: HeadersInit;
+}
+
+/**
+ * Builds the client's opening request (RFC 6455 §4.1).
+ *
+ * @param options The URL, subprotocols, extension offers and extra headers.
+ * @param key The `Sec-WebSocket-Key` to send.
+ * @returns The request bytes.
+ * @throws {TypeError} For a URL that is not ws/wss, a fragment in the URL, a subprotocol that is not a token, or an invalid header.
+ *
+ * @example A request with a port and a query
+ * ```ts
+ * import { formatRequest } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * const text = new TextDecoder().decode(formatRequest({ url: "ws://localhost:9001/echo?x=1", protocols: ["chat"] }, "dGhlIHNhbXBsZSBub25jZQ=="));
+ * assert.match(text, /^GET \/echo\?x=1 HTTP\/1\.1\r\nHost: localhost:9001\r\n/);
+ * assert.match(text, /\r\nSec-WebSocket-Protocol: chat\r\n/);
+ * ```
+ */
+export function formatRequest(options: RequestOptions, key: string): Uint8Array {
+  const url = new URL(options.url);
+  const scheme = { "ws:": "ws:", "http:": "ws:", "wss:": "wss:", "https:": "wss:" }[url.protocol];
+  if (!scheme) throw new TypeError(`unsupported URL scheme ${url.protocol}; use ws: or wss:`);
+  if (url.hash !== "") throw new TypeError("a WebSocket URL cannot have a fragment");
+  const protocols = options.protocols ?? [];
+  for (const protocol of protocols) {
+    if (!isToken(protocol)) throw new TypeError(`subprotocol ${JSON.stringify(protocol)} is not a token`);
+  }
+  if (new Set(protocols).size !== protocols.length) throw new TypeError("subprotocols must be unique");
+  // URL drops a default port, so url.host carries a port only when it is not the default.
+  const headers: [string, string][] = [
+    ["Host", url.host],
+    ["Upgrade", "websocket"],
+    ["Connection", "Upgrade"],
+    ["Sec-WebSocket-Key", key],
+    ["Sec-WebSocket-Version", "13"],
+  ];
+  if (protocols.length) headers.push(["Sec-WebSocket-Protocol", protocols.join(", ")]);
+  if (options.extensions?.length) {
+    headers.push(["Sec-WebSocket-Extensions", formatExtensions(options.extensions)]);
+  }
+  headers.push(...headerPairs(options.headers));
+  return formatHead(`GET ${url.pathname || "/"}${url.search} HTTP/1.1`, headers);
+}
+
+/** A server's response head, split into what the client needs. */
+export interface HandshakeResponse {
+  /** The HTTP status. */
+  status: number;
+  /** The reason phrase. */
+  statusText: string;
+  /** Every header field. */
+  headers: HttpHeaders;
+}
+
+/**
+ * Checks a 101 response against the client's request (RFC 6455 §4.1):
+ * `Upgrade`, `Connection`, the accept token, and a subprotocol that was offered.
+ * Extensions are checked by the caller with `completeExtensions`.
+ *
+ * @param response The response head.
+ * @param expectedToken The accept token for the key sent.
+ * @param offeredProtocols The subprotocols offered.
+ * @returns The subprotocol chosen (empty when none) and the extensions agreed.
+ * @throws {ProtocolError} 1002 for any mismatch.
+ *
+ * @example Accepting a valid response
+ * ```ts
+ * import { HttpHeaders, checkAcceptResponse } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * const result = checkAcceptResponse({
+ *   status: 101, statusText: "Switching Protocols",
+ *   headers: new HttpHeaders([["Upgrade", "websocket"], ["Connection", "Upgrade"], ["Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="]]),
+ * }, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", []);
+ * assert.deepEqual(result, { protocol: "", extensions: [] });
+ * ```
+ */
+export function checkAcceptResponse(
+  response: HandshakeResponse,
+  expectedToken: string,
+  offeredProtocols: readonly string[],
+): { protocol: string; extensions: ExtensionOffer[] } {
+  const { headers } = response;
+  const fail = (message: string) => new ProtocolError(message, 1002);
+  if (response.status !== 101) throw fail(`expected status 101, got ${response.status}`);
+  const upgrade = headers.getAll("upgrade").flatMap(parseUpgradeList);
+  if (upgrade.length !== 1 || upgrade[0].toLowerCase() !== "websocket") {
+    throw fail("response lacks Upgrade: websocket");
+  }
+  let connection: string[];
+  try {
+    connection = headers.getAll("connection").flatMap(parseTokenList);
+  } catch {
+    throw fail("malformed Connection header");
+  }
+  if (!connection.some((token) => token.toLowerCase() === "upgrade")) {
+    throw fail("response lacks Connection: upgrade");
+  }
+  const accept = headers.getAll("sec-websocket-accept");
+  if (accept.length !== 1 || accept[0] !== expectedToken) throw fail("wrong Sec-WebSocket-Accept");
+  const protocols = headers.getAll("sec-websocket-protocol");
+  if (protocols.length > 1) throw fail("more than one Sec-WebSocket-Protocol");
+  const protocol = protocols[0] ?? "";
+  if (protocol !== "" && !offeredProtocols.includes(protocol)) {
+    throw fail(`server chose subprotocol ${JSON.stringify(protocol)}, which was not offered`);
+  }
+  let extensions: ExtensionOffer[];
+  try {
+    extensions = headers.getAll("sec-websocket-extensions").flatMap(parseExtensions);
+  } catch {
+    throw fail("malformed Sec-WebSocket-Extensions");
+  }
+  return { protocol, extensions };
+}

@@ -1,0 +1,336 @@
+/**
+ * Incremental HTTP/1.1 message heads (RFC 9112), as far as the WebSocket
+ * opening handshake needs them, with limits on everything a peer controls.
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./errors.ts";
+
+/**
+ * HTTP header fields in the order received, looked up case-insensitively.
+ * Unlike the Fetch `Headers`, repeated fields stay separate.
+ *
+ * @example Reading repeated headers
+ * ```ts
+ * import { HttpHeaders } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * const headers = new HttpHeaders([["Sec-WebSocket-Protocol", "chat"], ["sec-websocket-protocol", "json"]]);
+ * assert.equal(headers.get("SEC-WEBSOCKET-PROTOCOL"), "chat, json");
+ * assert.deepEqual(headers.getAll("sec-websocket-protocol"), ["chat", "json"]);
+ * assert.equal(headers.get("origin"), null);
+ * ```
+ */
+export class HttpHeaders implements Iterable<[string, string]> {
+  #fields: [string, string][];
+
+  /** @param fields Name and value pairs, names in any case. */
+  constructor(fields: Iterable<[string, string]> = []) {
+    this.#fields = [...fields];
+  }
+
+  /**
+   * All values of a field, in order.
+   *
+   * @param name The field name, in any case.
+   * @returns The values; empty when absent.
+   */
+  getAll(name: string): string[] {
+    const lower = name.toLowerCase();
+    const values: string[] = [];
+    for (const [n, v] of this.#fields) if (n.toLowerCase() === lower) values.push(v);
+    return values;
+  }
+
+  /**
+   * The values of a field joined with `", "`.
+   *
+   * @param name The field name, in any case.
+   * @returns The combined value, or `null` when absent.
+   */
+  get(name: string): string | null {
+    const values = this.getAll(name);
+    return values.length === 0 ? null : values.join(", ");
+  }
+
+  /**
+   * Whether the field is present.
+   *
+   * @param name The field name, in any case.
+   * @returns `true` when at least one value is present.
+   */
+  has(name: string): boolean {
+    return this.getAll(name).length > 0;
+  }
+
+  /**
+   * Appends a field.
+   *
+   * @param name The field name.
+   * @param value The field value.
+   */
+  append(name: string, value: string): void {
+    this.#fields.push([name, value]);
+  }
+
+  /** Name and value pairs in the order received, names as received. */
+  [Symbol.iterator](): Iterator<[string, string]> {
+    return this.#fields[Symbol.iterator]();
+  }
+}
+
+/** Limits on an HTTP head, all checked while the bytes arrive. */
+export interface HeadLimits {
+  /** Largest head (start line, fields and the blank line) in bytes. Default 16384. */
+  maxHeadSize?: number;
+  /** Longest line in bytes, CRLF excluded. Default 8192. */
+  maxLineLength?: number;
+  /** Most header fields. Default 128. */
+  maxHeaders?: number;
+}
+
+/** A parsed request or status line plus its fields. */
+export interface ParsedHead {
+  /** The start line split at its first two spaces. */
+  startLine: [string, string, string];
+  /** The header fields. */
+  headers: HttpHeaders;
+}
+
+const CR = 13, LF = 10;
+
+/**
+ * Collects an HTTP head from bytes split in any way and parses it once the
+ * blank line arrives, handing back the bytes that follow it untouched.
+ *
+ * Failures carry the HTTP status: 431 for a head, line or field count over
+ * the limits (414 for an overlong request line), 400 for bad syntax: a bare
+ * CR or LF, NUL or another control character, obs-fold, a field name that is
+ * not a token, or whitespace before the colon.
+ *
+ * @example Reading a head in two pieces
+ * ```ts
+ * import { HeadReader } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * const reader = new HeadReader(true);
+ * const bytes = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: a\r\n\r\nrest");
+ * assert.equal(reader.write(bytes.subarray(0, 10)), undefined);
+ * const result = reader.write(bytes.subarray(10))!;
+ * assert.deepEqual(result.head.startLine, ["GET", "/", "HTTP/1.1"]);
+ * assert.equal(result.head.headers.get("host"), "a");
+ * assert.equal(new TextDecoder().decode(result.rest), "rest");
+ * ```
+ */
+export class HeadReader {
+  #isRequest: boolean;
+  #maxHeadSize: number;
+  #maxLineLength: number;
+  #maxHeaders: number;
+  #buffer: Uint8Array;
+  #length = 0;
+  /** Where scanning for line ends resumes. */
+  #scanned = 0;
+  #lineStart = 0;
+  #lines = 0;
+
+  /**
+   * @param isRequest `true` for a request head (server side), `false` for a response head.
+   * @param limits Size limits.
+   */
+  constructor(isRequest: boolean, limits: HeadLimits = {}) {
+    this.#isRequest = isRequest;
+    this.#maxHeadSize = limits.maxHeadSize ?? 16384;
+    this.#maxLineLength = limits.maxLineLength ?? 8192;
+    this.#maxHeaders = limits.maxHeaders ?? 128;
+    this.#buffer = new Uint8Array(Math.min(1024, this.#maxHeadSize));
+  }
+
+  /**
+   * Adds bytes. Returns the head and the bytes after it once complete.
+   *
+   * @param chunk The next bytes received; not modified, not kept.
+   * @returns The head and what follows it, or `undefined` while incomplete.
+   * @throws {ProtocolError} With `status` 400, 414 or 431.
+   */
+  write(chunk: Uint8Array): { head: ParsedHead; rest: Uint8Array } | undefined {
+    const room = this.#maxHeadSize - this.#length;
+    const take = Math.min(chunk.length, room);
+    this.#append(chunk.subarray(0, take));
+    const b = this.#buffer;
+    for (let i = this.#scanned; i < this.#length; i++) {
+      const c = b[i];
+      if (c === LF) {
+        if (i === 0 || b[i - 1] !== CR) throw badRequest("bare LF in the head");
+        const lineLength = i - 1 - this.#lineStart;
+        if (lineLength === 0) {
+          if (this.#lines === 0) throw badRequest("the head starts with an empty line");
+          const head = this.#parse(i - 3);
+          const rest = chunk.slice(take - (this.#length - i - 1));
+          return { head, rest };
+        }
+        this.#lines++;
+        if (this.#lines > this.#maxHeaders + 1) {
+          throw new ProtocolError("too many header fields", 1002, { status: 431 });
+        }
+        this.#lineStart = i + 1;
+      } else if (c === CR) {
+        if (i + 1 < this.#length && b[i + 1] !== LF) throw badRequest("bare CR in the head");
+        if (i + 1 === this.#length) break; // Decided when the next byte arrives.
+      } else if ((c < 0x20 && c !== 0x09) || c === 0x7f) {
+        throw badRequest(`control character 0x${c.toString(16)} in the head`);
+      } else if (i - this.#lineStart >= this.#maxLineLength) {
+        throw lineTooLong(this.#lines === 0 && this.#isRequest);
+      }
+    }
+    this.#scanned = b[this.#length - 1] === CR ? this.#length - 1 : this.#length;
+    if (take < chunk.length || this.#length === this.#maxHeadSize) {
+      throw new ProtocolError("HTTP head too large", 1002, { status: 431 });
+    }
+    return undefined;
+  }
+
+  #append(bytes: Uint8Array): void {
+    const needed = this.#length + bytes.length;
+    if (needed > this.#buffer.length) {
+      const grown = new Uint8Array(Math.min(this.#maxHeadSize, Math.max(needed, this.#buffer.length * 2)));
+      grown.set(this.#buffer.subarray(0, this.#length));
+      this.#buffer = grown;
+    }
+    this.#buffer.set(bytes, this.#length);
+    this.#length = needed;
+  }
+
+  /** Parses the head's lines, which end (without their final CRLF) at `end`. */
+  #parse(end: number): ParsedHead {
+    const text = latin1(this.#buffer, 0, end);
+    const lines = text.split("\r\n");
+    const startLine = lines[0];
+    const first = startLine.indexOf(" ");
+    const second = first < 0 ? -1 : startLine.indexOf(" ", first + 1);
+    // A status line may omit the reason phrase and its space.
+    const stop = second < 0 && !this.#isRequest ? startLine.length : second;
+    if (first <= 0 || stop <= first + 1) throw badRequest("malformed start line");
+    const parts: [string, string, string] = [
+      startLine.slice(0, first),
+      startLine.slice(first + 1, stop),
+      startLine.slice(stop + 1),
+    ];
+    if (this.#isRequest && parts[2].includes(" ")) throw badRequest("malformed request line");
+    const headers = new HttpHeaders();
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i];
+      const c0 = line.charCodeAt(0);
+      if (c0 === 0x20 || c0 === 0x09) throw badRequest("obsolete line folding");
+      const colon = line.indexOf(":");
+      if (colon <= 0) throw badRequest("header line without a colon");
+      const name = line.slice(0, colon);
+      if (!isToken(name)) throw badRequest(`invalid header name ${JSON.stringify(name)}`);
+      headers.append(name, trimOws(line.slice(colon + 1)));
+    }
+    return { startLine: parts, headers };
+  }
+}
+
+function badRequest(message: string): ProtocolError {
+  return new ProtocolError(message, 1002, { status: 400 });
+}
+
+function lineTooLong(requestLine: boolean): ProtocolError {
+  return requestLine
+    ? new ProtocolError("request line too long", 1002, { status: 414 })
+    : new ProtocolError("header line too long", 1002, { status: 431 });
+}
+
+function latin1(b: Uint8Array, start: number, end: number): string {
+  let s = "";
+  for (let i = start; i < end; i += 4096) {
+    s += String.fromCharCode.apply(null, b.subarray(i, Math.min(end, i + 4096)) as unknown as number[]);
+  }
+  return s;
+}
+
+/** Removes optional whitespace (SP and HTAB) at both ends. */
+export function trimOws(value: string): string {
+  let start = 0, end = value.length;
+  while (start < end && isOws(value.charCodeAt(start))) start++;
+  while (end > start && isOws(value.charCodeAt(end - 1))) end--;
+  return value.slice(start, end);
+}
+
+function isOws(c: number): boolean {
+  return c === 0x20 || c === 0x09;
+}
+
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  TCHAR[c.charCodeAt(0)] = 1;
+}
+
+/**
+ * Whether a string is an HTTP token (RFC 9110 §5.6.2).
+ *
+ * @param value The string to check.
+ * @returns `true` for a non-empty token.
+ *
+ * @example Checking tokens
+ * ```ts
+ * import { isToken } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(isToken("permessage-deflate"));
+ * assert.ok(!isToken("two words"));
+ * ```
+ */
+export function isToken(value: string): boolean {
+  if (value.length === 0) return false;
+  for (let i = 0; i < value.length; i++) if (!isTokenCode(value.charCodeAt(i))) return false;
+  return true;
+}
+
+/**
+ * Whether a UTF-16 code unit is a token character (tchar).
+ *
+ * @param c The code unit.
+ * @returns `true` for a tchar.
+ *
+ * @example Checking a character
+ * ```ts
+ * import { isTokenCode } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(isTokenCode("a".charCodeAt(0)));
+ * assert.ok(!isTokenCode(" ".charCodeAt(0)));
+ * ```
+ */
+export function isTokenCode(c: number): boolean {
+  return c < 128 && TCHAR[c] === 1;
+}
+
+/**
+ * Splits a comma-separated list of tokens (RFC 9110 §5.6.1), such as
+ * `Connection` or `Sec-WebSocket-Protocol`, ignoring empty elements.
+ *
+ * @param value The field value (several values may be joined with commas).
+ * @returns The tokens, in order, as written.
+ * @throws {ProtocolError} 400 when an element is not a token.
+ *
+ * @example Parsing a Connection header
+ * ```ts
+ * import { parseTokenList } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(parseTokenList("keep-alive, Upgrade"), ["keep-alive", "Upgrade"]);
+ * ```
+ */
+export function parseTokenList(value: string): string[] {
+  const tokens: string[] = [];
+  for (const element of value.split(",")) {
+    const token = trimOws(element);
+    if (token === "") continue;
+    if (!isToken(token)) throw badRequest(`${JSON.stringify(token)} is not a token`);
+    tokens.push(token);
+  }
+  return tokens;
+}

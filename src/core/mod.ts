@@ -1,0 +1,111 @@
+/**
+ * The sans-IO protocol core of sock: RFC 6455 without sockets. Bytes in,
+ * events out; commands in, bytes out. It uses only `Uint8Array`,
+ * `TextEncoder`/`TextDecoder`, `URL` and Web Crypto, so it runs on Deno, Bun,
+ * browsers and edge runtimes alike.
+ *
+ * @example An echo server's core, driven by hand
+ * ```ts
+ * import { ServerProtocol } from "@sock/sock/core";
+ * import assert from "node:assert/strict";
+ *
+ * const server = new ServerProtocol();
+ * server.receiveData(new TextEncoder().encode(
+ *   "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+ *     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+ * ));
+ * assert.equal(server.events()[0].type, "request");
+ * await server.accept();
+ * assert.equal(server.readyState, 1);
+ * ```
+ *
+ * @module
+ */
+
+export {
+  CloseCode,
+  type CloseInfo,
+  encodeClosePayload,
+  isValidCloseCode,
+  MAX_CLOSE_REASON_BYTES,
+  parseClosePayload,
+} from "./close.ts";
+export { ProtocolError, type ProtocolErrorOptions } from "./errors.ts";
+export {
+  type ClientExtensionFactory,
+  completeExtensions,
+  type Extension,
+  type ExtensionOffer,
+  formatExtensions,
+  negotiateExtensions,
+  parseExtensions,
+  type ServerExtensionFactory,
+} from "./extensions.ts";
+export {
+  FrameDecoder,
+  type FrameDecoderOptions,
+  FrameEncoder,
+  type FrameSink,
+  MAX_CONTROL_PAYLOAD,
+  Opcode,
+  RSV1,
+  RSV2,
+  RSV3,
+} from "./frame.ts";
+export {
+  type AcceptOptions,
+  acceptResponse,
+  acceptToken,
+  checkAcceptResponse,
+  formatRequest,
+  formatResponse,
+  generateKey,
+  type HandshakeResponse,
+  type HeadersInit,
+  parseUpgradeRequest,
+  type RequestOptions,
+  type UpgradeRequest,
+  WEBSOCKET_GUID,
+} from "./handshake.ts";
+export {
+  type HeadLimits,
+  HeadReader,
+  HttpHeaders,
+  isToken,
+  isTokenCode,
+  type ParsedHead,
+  parseTokenList,
+  trimOws,
+} from "./http.ts";
+export { cryptoRandom, mask, MaskKeys, type RandomSource } from "./mask.ts";
+export {
+  type BinaryEvent,
+  type ClosedEvent,
+  type CloseEvent,
+  type FailedEvent,
+  type MessageEvent,
+  type PingEvent,
+  type PongEvent,
+  Protocol,
+  type ProtocolEvent,
+  type ProtocolOptions,
+  ReadyState,
+  type SendOptions,
+  type TextEvent,
+} from "./protocol.ts";
+export {
+  type RejectOptions,
+  type RequestEvent,
+  type ServerAcceptOptions,
+  type ServerEvent,
+  ServerProtocol,
+  type ServerProtocolOptions,
+} from "./server_protocol.ts";
+export {
+  type AcceptedEvent,
+  type ClientEvent,
+  ClientProtocol,
+  type ClientProtocolOptions,
+  type RejectedEvent,
+} from "./client_protocol.ts";
+export { decodeUtf8, encodeUtf8, Utf8StreamDecoder } from "./utf8.ts";

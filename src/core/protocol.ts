@@ -1,0 +1,679 @@
+/**
+ * The sans-IO WebSocket connection (RFC 6455 §5–§7), shared by the server and
+ * client sides: bytes in, events out; commands in, bytes out.
+ *
+ * @module
+ */
+
+import { CloseCode, type CloseInfo, encodeClosePayload, parseClosePayload } from "./close.ts";
+import { ProtocolError } from "./errors.ts";
+import type { Extension } from "./extensions.ts";
+import { FrameDecoder, FrameEncoder, type FrameSink, MAX_CONTROL_PAYLOAD, Opcode } from "./frame.ts";
+import { cryptoRandom, mask, MaskKeys, type RandomSource } from "./mask.ts";
+import { decodeUtf8, encodeUtf8, Utf8StreamDecoder } from "./utf8.ts";
+
+/**
+ * Connection states, numbered like the web `WebSocket.readyState`.
+ *
+ * @example Checking the state
+ * ```ts
+ * import { ReadyState } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(ReadyState.Open, 1);
+ * ```
+ */
+export const ReadyState = {
+  /** The opening handshake is under way. */
+  Connecting: 0,
+  /** Messages flow both ways. */
+  Open: 1,
+  /** This side sent a close frame and waits for the peer's. */
+  Closing: 2,
+  /** Done: both close frames exchanged, the connection failed, or the transport ended. */
+  Closed: 3,
+} as const;
+
+/** One of the {@linkcode ReadyState} values. */
+export type ReadyState = typeof ReadyState[keyof typeof ReadyState];
+
+const STATE_NAMES = ["CONNECTING", "OPEN", "CLOSING", "CLOSED"];
+
+/** A text message, or with `streamMessages` a piece of one. */
+export interface TextEvent {
+  /** Discriminant. */
+  type: "text";
+  /** The text (a piece of it when streaming). */
+  data: string;
+  /** Whether this completes the message (always `true` unless streaming). */
+  final: boolean;
+}
+
+/** A binary message, or with `streamMessages` a piece of one. */
+export interface BinaryEvent {
+  /** Discriminant. */
+  type: "binary";
+  /** The bytes, owned by the receiver (a piece of them when streaming). */
+  data: Uint8Array;
+  /** Whether this completes the message (always `true` unless streaming). */
+  final: boolean;
+}
+
+/** A ping from the peer; the pong is already queued unless `autoPong` is off. */
+export interface PingEvent {
+  /** Discriminant. */
+  type: "ping";
+  /** The ping's application data. */
+  data: Uint8Array;
+}
+
+/** A pong from the peer. */
+export interface PongEvent {
+  /** Discriminant. */
+  type: "pong";
+  /** The pong's application data. */
+  data: Uint8Array;
+}
+
+/** The peer's close frame arrived; if the peer started the close, the echo is already queued. */
+export interface CloseEvent extends CloseInfo {
+  /** Discriminant. */
+  type: "close";
+}
+
+/**
+ * The peer broke the protocol or a limit. The close frame with `error.code`
+ * is queued (or, during the handshake, the HTTP error response); flush it,
+ * then close the transport.
+ */
+export interface FailedEvent {
+  /** Discriminant. */
+  type: "failed";
+  /** What went wrong, with the close code and, during the handshake, the HTTP status. */
+  error: ProtocolError;
+}
+
+/**
+ * The last event of every connection: the state is now CLOSED. Flush
+ * `dataToSend()`, then close the transport.
+ */
+export interface ClosedEvent {
+  /** Discriminant. */
+  type: "closed";
+  /** The peer's close code if it sent one; else the code we failed with; else 1006. */
+  code: number;
+  /** The reason that goes with `code`. */
+  reason: string;
+  /** Whether close frames went both ways. */
+  wasClean: boolean;
+  /** The peer's close frame, if one arrived. */
+  received: CloseInfo | undefined;
+  /** Our close frame, if one was sent. */
+  sent: CloseInfo | undefined;
+}
+
+/** Events both sides produce once open. */
+export type MessageEvent = TextEvent | BinaryEvent | PingEvent | PongEvent | CloseEvent;
+
+/** Events the shared layer produces. */
+export type ProtocolEvent = MessageEvent | FailedEvent | ClosedEvent;
+
+/** Options both sides share; every limit has a safe default. */
+export interface ProtocolOptions {
+  /** Largest message in bytes (after decompression); larger fails with 1009. Default 16 MiB. */
+  maxMessageSize?: number;
+  /** Largest frame payload in bytes; larger fails with 1009. Default `maxMessageSize`. */
+  maxFrameSize?: number;
+  /** Most frames in one message; more fails with 1009. Default 4096. */
+  maxFragments?: number;
+  /** Outgoing messages larger than this are split into frames of this size. Default unlimited. */
+  fragmentSize?: number;
+  /** Answer pings by itself. Default `true`. */
+  autoPong?: boolean;
+  /**
+   * Deliver text and binary messages in pieces as frames arrive, each event
+   * with `final` set on the last, so a large message is never buffered whole.
+   * Default `false`: one event per message.
+   */
+  streamMessages?: boolean;
+  /** Random bytes for mask keys and handshake keys. Default `crypto.getRandomValues`. */
+  random?: RandomSource;
+}
+
+/** Options for one outgoing message or piece of one. */
+export interface SendOptions {
+  /** `false` sends a piece of a message; more pieces follow, the last with `fin: true`. Default `true`. */
+  fin?: boolean;
+}
+
+const enum Message {
+  None = 0,
+  Text = 1,
+  Binary = 2,
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * The connection after the handshake: frames, messages, control frames and
+ * the close handshake. {@linkcode ServerProtocol} and {@linkcode ClientProtocol}
+ * add the opening handshake and their own events (`SideEvent`); use those.
+ *
+ * Every method is synchronous. Feed received bytes to `receiveData()`, read
+ * `events()`, write `dataToSend()` to the transport.
+ */
+export class Protocol<SideEvent = never> implements FrameSink {
+  #state: ReadyState = ReadyState.Connecting;
+  readonly #isClient: boolean;
+  #events: (ProtocolEvent | SideEvent)[] = [];
+  #decoder: FrameDecoder;
+  #encoder: FrameEncoder;
+  #extensions: Extension[] = [];
+  #protocol = "";
+
+  readonly #maxMessageSize: number;
+  readonly #maxFragments: number;
+  readonly #fragmentSize: number;
+  readonly #autoPong: boolean;
+  readonly #stream: boolean;
+
+  // Incoming frame and message.
+  #frameOpcode = 0;
+  #frameFin = false;
+  #frameLength = 0;
+  #frameRemaining = 0;
+  #message = Message.None;
+  #messageRsv = 0;
+  #messageSize = 0;
+  #fragments = 0;
+  #decodedSize = 0;
+  #text = "";
+  #utf8 = new Utf8StreamDecoder();
+  /** Whether the current text went through the incremental decoder. */
+  #utf8Used = false;
+  #binary = EMPTY;
+  #binaryLength = 0;
+  #scratch = new Uint8Array(4096);
+  #control = new Uint8Array(MAX_CONTROL_PAYLOAD);
+  #controlLength = 0;
+  #lastPiece: TextEvent | BinaryEvent | undefined;
+
+  // Outgoing message.
+  #sending = Message.None;
+
+  #closeReceived: CloseInfo | undefined;
+  #closeSent: CloseInfo | undefined;
+  #failure: CloseInfo | undefined;
+
+  /**
+   * @param isClient `true` for the client side: mask outgoing frames, refuse masked ones.
+   * @param options Limits and behaviour.
+   */
+  constructor(isClient: boolean, options: ProtocolOptions = {}) {
+    this.#isClient = isClient;
+    this.#maxMessageSize = options.maxMessageSize ?? 16 * 1024 * 1024;
+    this.#maxFragments = options.maxFragments ?? 4096;
+    this.#fragmentSize = options.fragmentSize ?? Infinity;
+    this.#autoPong = options.autoPong ?? true;
+    this.#stream = options.streamMessages ?? false;
+    if (!(this.#fragmentSize >= 1)) throw new RangeError("fragmentSize must be at least 1");
+    this.#decoder = new FrameDecoder(this, {
+      expectMasked: !isClient,
+      maxFrameSize: options.maxFrameSize ?? this.#maxMessageSize,
+    });
+    const keys = isClient ? new MaskKeys(options.random ?? cryptoRandom) : undefined;
+    this.#encoder = new FrameEncoder(keys && (() => keys.next()));
+  }
+
+  /** The connection state. */
+  get readyState(): ReadyState {
+    return this.#state;
+  }
+
+  /** The subprotocol agreed in the handshake; empty when none. */
+  get protocol(): string {
+    return this.#protocol;
+  }
+
+  /** The extensions in effect, in negotiated order. */
+  get extensions(): readonly Extension[] {
+    return this.#extensions;
+  }
+
+  /** The peer's close frame, once received. */
+  get closeReceived(): CloseInfo | undefined {
+    return this.#closeReceived;
+  }
+
+  /** Our close frame, once sent. */
+  get closeSent(): CloseInfo | undefined {
+    return this.#closeSent;
+  }
+
+  /** Bytes queued in `dataToSend()` and not yet taken. */
+  get bufferedAmount(): number {
+    return this.#encoder.pending;
+  }
+
+  /**
+   * Takes the events produced since the last call, in order.
+   *
+   * @returns The events; empty when there are none.
+   */
+  events(): (ProtocolEvent | SideEvent)[] {
+    const events = this.#events;
+    if (events.length === 0) return events;
+    this.#events = [];
+    return events;
+  }
+
+  /**
+   * Takes the bytes to write to the transport, in order: handshake, frames,
+   * and the replies the protocol owes by itself (pongs, the close echo).
+   *
+   * @returns The buffers to write, in order; empty when there is nothing to send.
+   */
+  dataToSend(): Uint8Array[] {
+    return this.#encoder.take();
+  }
+
+  /**
+   * Feeds bytes received from the transport. Errors never escape: a protocol
+   * violation queues the right close frame and produces a `failed` event.
+   * Bytes after CLOSED are ignored.
+   *
+   * @param chunk The bytes; not modified, not kept after the call.
+   */
+  receiveData(chunk: Uint8Array): void {
+    if (this.#state === ReadyState.Closed || this.#closeReceived) return;
+    try {
+      this.#decoder.write(chunk);
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  /**
+   * Reports that the transport has no more bytes to give (EOF, reset).
+   * Without a completed close handshake this ends the connection as 1006.
+   */
+  receiveEof(): void {
+    this.finish();
+  }
+
+  /**
+   * Sends a text (string) or binary (`Uint8Array`) message, or a piece of one.
+   *
+   * @param data The message; a string is sent as UTF-8 text.
+   * @param options `fin: false` to send a piece of a fragmented message.
+   * @throws {TypeError} When the connection is not OPEN, or a piece's type differs from its message's.
+   */
+  send(data: string | Uint8Array, options?: SendOptions): void {
+    if (typeof data === "string") this.sendText(data, options);
+    else this.sendBinary(data, options);
+  }
+
+  /**
+   * Sends a text message, or a piece of one.
+   *
+   * @param text The text.
+   * @param options `fin: false` to send a piece of a fragmented message.
+   * @throws {TypeError} When the connection is not OPEN or a binary message is in progress.
+   */
+  sendText(text: string, options?: SendOptions): void {
+    this.#sendData(Message.Text, encodeUtf8(text), options?.fin ?? true);
+  }
+
+  /**
+   * Sends a binary message, or a piece of one. The bytes are not modified.
+   *
+   * @param data The bytes.
+   * @param options `fin: false` to send a piece of a fragmented message.
+   * @throws {TypeError} When the connection is not OPEN or a text message is in progress.
+   */
+  sendBinary(data: Uint8Array, options?: SendOptions): void {
+    this.#sendData(Message.Binary, data, options?.fin ?? true);
+  }
+
+  /**
+   * Sends a ping.
+   *
+   * @param data Up to 125 bytes of application data (a string is sent as UTF-8).
+   * @throws {TypeError} When the connection is not OPEN.
+   * @throws {RangeError} When the data is over 125 bytes.
+   */
+  ping(data: string | Uint8Array = EMPTY): void {
+    this.#sendControl(Opcode.Ping, data);
+  }
+
+  /**
+   * Sends a pong (an unsolicited one is a heartbeat).
+   *
+   * @param data Up to 125 bytes of application data.
+   * @throws {TypeError} When the connection is not OPEN.
+   * @throws {RangeError} When the data is over 125 bytes.
+   */
+  pong(data: string | Uint8Array = EMPTY): void {
+    this.#sendControl(Opcode.Pong, data);
+  }
+
+  /**
+   * Starts the close handshake (or answers one): queues a close frame and
+   * moves to CLOSING. Does nothing once CLOSING or CLOSED.
+   *
+   * @param code A close code valid on the wire, or none for an empty close frame.
+   * @param reason Up to 123 bytes of UTF-8; needs a code.
+   * @throws {RangeError} For an invalid code or an overlong reason.
+   * @throws {TypeError} For a reason without a code, or before the handshake completes.
+   */
+  close(code?: number, reason = ""): void {
+    if (this.#state === ReadyState.Connecting) {
+      throw new TypeError("cannot close before the opening handshake completes");
+    }
+    if (this.#state !== ReadyState.Open) return;
+    const payload = encodeClosePayload(code, reason);
+    this.#encoder.frame(Opcode.Close, payload, true, 0);
+    this.#closeSent = { code: code ?? CloseCode.NoStatusReceived, reason };
+    this.#state = ReadyState.Closing;
+  }
+
+  // ---- For the handshake layers -------------------------------------------
+
+  /** Queues raw bytes (HTTP heads and bodies). */
+  protected sendRaw(bytes: Uint8Array): void {
+    this.#encoder.raw(bytes);
+  }
+
+  /** Adds an event. */
+  protected emit(event: ProtocolEvent | SideEvent): void {
+    this.#events.push(event);
+  }
+
+  /** Moves to OPEN with the agreed subprotocol and extensions. */
+  protected open(protocol: string, extensions: Extension[]): void {
+    this.#protocol = protocol;
+    this.#extensions = extensions;
+    let rsv = 0;
+    for (const extension of extensions) rsv |= extension.rsv;
+    this.#decoder.allowedRsv = rsv;
+    this.#state = ReadyState.Open;
+  }
+
+  /**
+   * Fails the connection (RFC 6455 §7.1.7): queues a close frame with the
+   * error's code when still OPEN, reports `failed`, then ends the connection.
+   *
+   * @param error The error; anything that is not a {@linkcode ProtocolError} becomes 1011.
+   */
+  protected fail(error: unknown): void {
+    if (this.#state === ReadyState.Closed) return;
+    const failure = error instanceof ProtocolError
+      ? error
+      : new ProtocolError("internal error", CloseCode.InternalError, { cause: error });
+    if (this.#state !== ReadyState.Connecting) {
+      // A connection that never opened ends as 1006, as in browsers.
+      const reason = truncateReason(failure.message);
+      this.#failure = { code: failure.code, reason };
+      if (this.#state === ReadyState.Open) {
+        this.#encoder.frame(Opcode.Close, encodeClosePayload(failure.code, reason), true, 0);
+        this.#closeSent = this.#failure;
+      }
+    }
+    this.emit({ type: "failed", error: failure });
+    this.finish();
+  }
+
+  /** Moves to CLOSED and emits the `closed` event, once. */
+  protected finish(): void {
+    if (this.#state === ReadyState.Closed) return;
+    this.#state = ReadyState.Closed;
+    const received = this.#closeReceived, sent = this.#closeSent;
+    const { code, reason } = received ?? this.#failure ?? { code: CloseCode.AbnormalClosure, reason: "" };
+    this.emit({ type: "closed", code, reason, wasClean: !!(received && sent), received, sent });
+  }
+
+  // ---- FrameSink -----------------------------------------------------------
+
+  /** @internal */
+  frameStart(fin: boolean, rsv: number, opcode: number, length: number): void {
+    if (this.#state === ReadyState.Closed) return;
+    this.#frameOpcode = opcode;
+    this.#frameFin = fin;
+    this.#frameLength = length;
+    this.#frameRemaining = length;
+    if (opcode >= Opcode.Close) {
+      this.#controlLength = 0;
+      return;
+    }
+    if (opcode === Opcode.Continuation) {
+      if (this.#message === Message.None) {
+        throw new ProtocolError("continuation frame without a message to continue", CloseCode.ProtocolError);
+      }
+      if (rsv !== 0) throw new ProtocolError("RSV bits set on a continuation frame", CloseCode.ProtocolError);
+    } else {
+      if (this.#message !== Message.None) {
+        throw new ProtocolError("new data frame inside a fragmented message", CloseCode.ProtocolError);
+      }
+      this.#message = opcode === Opcode.Text ? Message.Text : Message.Binary;
+      this.#messageRsv = rsv;
+      this.#messageSize = 0;
+      this.#decodedSize = 0;
+      this.#fragments = 0;
+    }
+    if (++this.#fragments > this.#maxFragments) {
+      throw new ProtocolError(
+        `message has more than ${this.#maxFragments} fragments`,
+        CloseCode.MessageTooBig,
+      );
+    }
+    this.#messageSize += length;
+    if (this.#messageSize > this.#maxMessageSize) {
+      throw new ProtocolError(
+        `message exceeds the limit of ${this.#maxMessageSize} bytes`,
+        CloseCode.MessageTooBig,
+      );
+    }
+  }
+
+  /** @internal */
+  framePayload(bytes: Uint8Array, key: number, phase: number): void {
+    if (this.#state === ReadyState.Closed) return;
+    this.#frameRemaining -= bytes.length;
+    if (this.#frameOpcode >= Opcode.Close) {
+      mask(bytes, key, this.#control, this.#controlLength, phase);
+      this.#controlLength += bytes.length;
+    } else if (this.#messageRsv !== 0) {
+      this.#decodeExtensions(this.#unmaskToScratch(bytes, key, phase), false);
+    } else {
+      this.#messagePiece(bytes, key, phase, this.#binaryLength + bytes.length + this.#frameRemaining);
+    }
+  }
+
+  /** @internal */
+  frameEnd(): void {
+    if (this.#state === ReadyState.Closed) return;
+    const opcode = this.#frameOpcode;
+    if (opcode >= Opcode.Close) {
+      this.#controlFrame(opcode, this.#control.slice(0, this.#controlLength));
+      return;
+    }
+    if (!this.#frameFin) return;
+    if (this.#messageRsv !== 0) this.#decodeExtensions(EMPTY, true);
+    this.#endMessage();
+  }
+
+  // ---- Receiving -----------------------------------------------------------
+
+  #unmaskToScratch(bytes: Uint8Array, key: number, phase: number): Uint8Array {
+    if (key === 0) return bytes;
+    if (this.#scratch.length < bytes.length) {
+      this.#scratch = new Uint8Array(Math.max(bytes.length, this.#scratch.length * 2));
+    }
+    const out = this.#scratch.subarray(0, bytes.length);
+    mask(bytes, key, out, 0, phase);
+    return out;
+  }
+
+  #decodeExtensions(bytes: Uint8Array, final: boolean): void {
+    let data = bytes;
+    const limit = this.#maxMessageSize - this.#decodedSize;
+    for (let i = this.#extensions.length - 1; i >= 0; i--) {
+      data = this.#extensions[i].decode(data, this.#messageRsv, final, limit);
+    }
+    this.#decodedSize += data.length;
+    if (this.#decodedSize > this.#maxMessageSize) {
+      throw new ProtocolError("decoded message exceeds the size limit", CloseCode.MessageTooBig);
+    }
+    if (data.length > 0) this.#messagePiece(data, 0, 0, Infinity);
+  }
+
+  /**
+   * One piece of a data message's payload, still masked with `key`.
+   * `expected` bounds the binary message's size as far as known: buffers grow
+   * at most to it, so a peer cannot make us allocate much more than it sent.
+   */
+  #messagePiece(bytes: Uint8Array, key: number, phase: number, expected: number): void {
+    const n = bytes.length;
+    if (this.#message === Message.Text) {
+      const plain = this.#unmaskToScratch(bytes, key, phase);
+      if (this.#stream) {
+        this.#piece({ type: "text", data: this.#utf8.write(plain), final: false });
+      } else if (
+        this.#frameFin && this.#fragments === 1 && n === this.#frameLength && this.#messageRsv === 0
+      ) {
+        // The whole message in one piece: validate and decode at once.
+        this.#text = decodeUtf8(plain);
+      } else {
+        this.#text += this.#utf8.write(plain);
+        this.#utf8Used = true;
+      }
+      return;
+    }
+    if (this.#stream) {
+      const data = new Uint8Array(n);
+      mask(bytes, key, data, 0, phase);
+      this.#piece({ type: "binary", data, final: false });
+      return;
+    }
+    const needed = this.#binaryLength + n;
+    if (needed > this.#binary.length) {
+      const doubled = Math.max(this.#binary.length * 2, 1024);
+      const capacity = Math.max(needed, Math.min(doubled, expected));
+      const grown = new Uint8Array(capacity);
+      grown.set(this.#binary.subarray(0, this.#binaryLength));
+      this.#binary = grown;
+    }
+    mask(bytes, key, this.#binary, this.#binaryLength, phase);
+    this.#binaryLength = needed;
+  }
+
+  #piece(event: TextEvent | BinaryEvent): void {
+    this.#lastPiece = event;
+    this.emit(event);
+  }
+
+  #endMessage(): void {
+    const kind = this.#message;
+    this.#message = Message.None;
+    if (this.#stream) {
+      const tail = kind === Message.Text ? this.#utf8.end() : "";
+      const last = this.#lastPiece;
+      if (last && tail === "" && this.#events[this.#events.length - 1] === last) {
+        last.final = true;
+      } else if (kind === Message.Text) {
+        this.emit({ type: "text", data: tail, final: true });
+      } else {
+        this.emit({ type: "binary", data: EMPTY, final: true });
+      }
+      this.#lastPiece = undefined;
+      return;
+    }
+    if (kind === Message.Text) {
+      let text = this.#text;
+      if (this.#utf8Used) text += this.#utf8.end();
+      this.#text = "";
+      this.#utf8Used = false;
+      this.emit({ type: "text", data: text, final: true });
+    } else {
+      const length = this.#binaryLength;
+      const buffer = this.#binary;
+      const data = length === buffer.length ? buffer : buffer.slice(0, length);
+      this.#binary = EMPTY;
+      this.#binaryLength = 0;
+      this.emit({ type: "binary", data, final: true });
+    }
+  }
+
+  #controlFrame(opcode: number, payload: Uint8Array): void {
+    if (opcode === Opcode.Ping) {
+      this.emit({ type: "ping", data: payload });
+      if (this.#autoPong && this.#state === ReadyState.Open) {
+        this.#encoder.frame(Opcode.Pong, payload, true, 0);
+      }
+    } else if (opcode === Opcode.Pong) {
+      this.emit({ type: "pong", data: payload });
+    } else {
+      const info = parseClosePayload(payload);
+      this.#closeReceived = info;
+      this.emit({ type: "close", code: info.code, reason: info.reason });
+      if (this.#state === ReadyState.Open) {
+        // Echo the code (RFC 6455 §5.5.1); an empty close is answered with an empty one.
+        const code = info.code === CloseCode.NoStatusReceived ? undefined : info.code;
+        this.#encoder.frame(Opcode.Close, encodeClosePayload(code), true, 0);
+        this.#closeSent = { code: info.code, reason: "" };
+      }
+      this.finish();
+    }
+  }
+
+  // ---- Sending -------------------------------------------------------------
+
+  #checkCanSend(): void {
+    if (this.#state !== ReadyState.Open) {
+      throw new TypeError(`cannot send: the connection is ${STATE_NAMES[this.#state]}`);
+    }
+  }
+
+  #sendData(kind: Message, payload: Uint8Array, fin: boolean): void {
+    this.#checkCanSend();
+    const first = this.#sending === Message.None;
+    if (!first && this.#sending !== kind) {
+      throw new TypeError("cannot mix text and binary pieces in one message");
+    }
+    let rsv = 0;
+    let data = payload;
+    for (const extension of this.#extensions) {
+      const encoded = extension.encode(data, first, fin);
+      data = encoded.data;
+      if (first) rsv |= encoded.rsv;
+    }
+    this.#sending = fin ? Message.None : kind;
+    let opcode: number = first ? kind : Opcode.Continuation;
+    const size = this.#fragmentSize;
+    let offset = 0;
+    // Split into frames of at most `fragmentSize` (an empty message is one empty frame).
+    do {
+      const end = Math.min(data.length, offset + size);
+      this.#encoder.frame(opcode, data.subarray(offset, end), fin && end === data.length, rsv);
+      opcode = Opcode.Continuation;
+      rsv = 0;
+      offset = end;
+    } while (offset < data.length);
+  }
+
+  #sendControl(opcode: number, data: string | Uint8Array): void {
+    this.#checkCanSend();
+    const payload = typeof data === "string" ? encodeUtf8(data) : data;
+    if (payload.length > MAX_CONTROL_PAYLOAD) {
+      throw new RangeError(`control frame data is ${payload.length} bytes; at most 125 are allowed`);
+    }
+    this.#encoder.frame(opcode, payload, true, 0);
+  }
+}
+
+/** Shortens an error message to a close reason of at most 123 bytes. */
+function truncateReason(message: string): string {
+  let reason = message;
+  while (encodeUtf8(reason).length > 123) reason = reason.slice(0, -1);
+  return reason;
+}

@@ -1,0 +1,246 @@
+/**
+ * The server side of the sans-IO protocol: the opening handshake from raw
+ * request bytes (RFC 6455 §4.2), then the shared connection.
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./errors.ts";
+import { negotiateExtensions, type ServerExtensionFactory } from "./extensions.ts";
+import {
+  type AcceptOptions,
+  acceptResponse,
+  acceptToken,
+  formatResponse,
+  headerPairs,
+  type HeadersInit,
+  parseUpgradeRequest,
+  type UpgradeRequest,
+} from "./handshake.ts";
+import { type HeadLimits, HeadReader } from "./http.ts";
+import { Protocol, type ProtocolEvent, type ProtocolOptions, ReadyState } from "./protocol.ts";
+import { encodeUtf8 } from "./utf8.ts";
+
+/** Options for {@linkcode ServerProtocol}. */
+export interface ServerProtocolOptions extends ProtocolOptions, HeadLimits {
+  /** Extensions the server supports, in order of preference. Default none. */
+  extensions?: ServerExtensionFactory[];
+}
+
+/** A complete request head arrived: answer it with `accept()` or `reject()`. */
+export interface RequestEvent {
+  /** Discriminant. */
+  type: "request";
+  /** The request; `request.error` tells why it is not a valid upgrade. */
+  request: UpgradeRequest;
+}
+
+/** Events a {@linkcode ServerProtocol} produces. */
+export type ServerEvent = RequestEvent | ProtocolEvent;
+
+/** Options for {@linkcode ServerProtocol.accept}. */
+export interface ServerAcceptOptions extends AcceptOptions {
+  /** Extensions to negotiate for this connection; defaults to the constructor's. */
+  extensions?: ServerExtensionFactory[];
+}
+
+/** A rejection response. */
+export interface RejectOptions {
+  /** Response headers. `Connection: close` is added. */
+  headers?: HeadersInit;
+  /** The body, or its first part when `final` is `false`. A string is sent as UTF-8 text/plain. */
+  body?: string | Uint8Array;
+  /** `false` to send more of the body with `rejectData()`. Default `true`. */
+  final?: boolean;
+}
+
+/** Bytes a client may send before its handshake is answered (it should send none). */
+const MAX_EARLY_DATA = 65536;
+
+/**
+ * The server side of a WebSocket connection, without I/O.
+ *
+ * @example Driving a handshake and an echo by hand
+ * ```ts
+ * import { ServerProtocol } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * const server = new ServerProtocol();
+ * server.receiveData(new TextEncoder().encode(
+ *   "GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+ *     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+ * ));
+ * const [event] = server.events();
+ * assert.equal(event.type, "request");
+ * await server.accept();
+ * const [response] = server.dataToSend();
+ * assert.match(new TextDecoder().decode(response), /^HTTP\/1\.1 101 /);
+ *
+ * // A masked "Hello" from the client (RFC 6455 §5.7).
+ * server.receiveData(new Uint8Array([0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]));
+ * assert.deepEqual(server.events(), [{ type: "text", data: "Hello", final: true }]);
+ * server.send("Hello");
+ * assert.deepEqual(server.dataToSend(), [new Uint8Array([0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f])]);
+ * ```
+ */
+export class ServerProtocol extends Protocol<RequestEvent> {
+  #reader: HeadReader;
+  #factories: ServerExtensionFactory[];
+  #request: UpgradeRequest | undefined;
+  #token: Promise<string> | undefined;
+  #early: Uint8Array[] = [];
+  #earlySize = 0;
+  /** `accept()` or `reject()` has been called. */
+  #answered = false;
+  #rejecting = false;
+
+  /** @param options Limits, extensions and behaviour. */
+  constructor(options: ServerProtocolOptions = {}) {
+    super(false, options);
+    this.#reader = new HeadReader(true, options);
+    this.#factories = options.extensions ?? [];
+  }
+
+  /** The request, once its head has arrived. */
+  get request(): UpgradeRequest | undefined {
+    return this.#request;
+  }
+
+  /**
+   * Feeds bytes received from the transport: the request head first, then
+   * frames. A malformed head queues the HTTP error response (400, 414, 431,
+   * 505) and produces `failed`; nothing throws.
+   *
+   * @param chunk The bytes; not modified, not kept after the call.
+   */
+  override receiveData(chunk: Uint8Array): void {
+    if (this.readyState !== ReadyState.Connecting) return super.receiveData(chunk);
+    if (this.#request) {
+      if (this.#rejecting || chunk.length === 0) return;
+      this.#earlySize += chunk.length;
+      if (this.#earlySize > MAX_EARLY_DATA) {
+        this.#failHandshake(
+          new ProtocolError("client sent data before the handshake completed", 1002, { status: 400 }),
+        );
+        return;
+      }
+      this.#early.push(chunk.slice());
+      return;
+    }
+    try {
+      const result = this.#reader.write(chunk);
+      if (!result) return;
+      const request = parseUpgradeRequest(result.head);
+      this.#request = request;
+      if (result.rest.length > 0) {
+        this.#early.push(result.rest);
+        this.#earlySize = result.rest.length;
+      }
+      // Start hashing now, so accept() usually finds the token ready.
+      if (!request.error) this.#token = acceptToken(request.key);
+      this.emit({ type: "request", request });
+    } catch (error) {
+      this.#failHandshake(error);
+    }
+  }
+
+  /**
+   * Accepts the upgrade: queues the 101 response and moves to OPEN.
+   * Asynchronous only because the accept token is a Web Crypto SHA-1.
+   *
+   * @param options The subprotocol (one the client offered, or none), extra headers, extensions.
+   * @throws {ProtocolError} The request's `error`, when it is not a valid upgrade.
+   * @throws {TypeError} Before a request, after an answer, for a subprotocol not offered, or an invalid header.
+   */
+  async accept(options: ServerAcceptOptions = {}): Promise<void> {
+    const request = this.#checkCanAnswer();
+    if (request.error) throw request.error;
+    const { header, extensions } = negotiateExtensions(
+      options.extensions ?? this.#factories,
+      request.extensions,
+    );
+    // Checks the subprotocol and headers before anything is committed.
+    acceptResponse(request, "", header, options);
+    this.#answered = true;
+    const token = await this.#token!;
+    if (this.readyState !== ReadyState.Connecting) return;
+    this.sendRaw(acceptResponse(request, token, header, options));
+    this.open(options.protocol ?? "", extensions);
+    const early = this.#early;
+    this.#early = [];
+    for (const chunk of early) super.receiveData(chunk);
+  }
+
+  /**
+   * Rejects the upgrade with an HTTP response. Without a status, answers a
+   * request that is not a valid upgrade with its error's status (400, 405,
+   * 426 …) and a valid one with 403.
+   *
+   * @param status The HTTP status.
+   * @param options Headers and body.
+   * @throws {TypeError} Before a request, after an answer, or for an invalid header.
+   * @throws {RangeError} For a status outside 100–599 or a 101.
+   */
+  reject(status?: number, options: RejectOptions = {}): void {
+    const request = this.#checkCanAnswer();
+    const error = request.error;
+    const code = status ?? error?.status ?? 403;
+    if (code === 101) throw new RangeError("reject() cannot send 101; use accept()");
+    const headers: [string, string][] = [];
+    if (error && code === error.status) headers.push(...error.headers);
+    headers.push(...headerPairs(options.headers));
+    const body = typeof options.body === "string" ? encodeUtf8(options.body) : options.body;
+    const final = options.final ?? true;
+    const hasType = headers.some(([name]) => name.toLowerCase() === "content-type");
+    if (typeof options.body === "string" && !hasType) {
+      headers.push(["Content-Type", "text/plain; charset=utf-8"]);
+    }
+    if (final) headers.push(["Content-Length", String(body?.length ?? 0)]);
+    headers.push(["Connection", "close"]);
+    this.sendRaw(formatResponse(code, headers));
+    this.#answered = true;
+    this.#rejecting = true;
+    this.#early = [];
+    this.rejectData(body ?? new Uint8Array(0), final);
+  }
+
+  /**
+   * Sends more of a rejection body started with `reject(status, { final: false })`.
+   * The body ends when the connection closes.
+   *
+   * @param data The next part of the body.
+   * @param final Whether this is the last part. Default `false`.
+   * @throws {TypeError} When no rejection is in progress.
+   */
+  rejectData(data: string | Uint8Array, final = false): void {
+    if (!this.#rejecting || this.readyState !== ReadyState.Connecting) {
+      throw new TypeError("no rejection body is in progress");
+    }
+    const bytes = typeof data === "string" ? encodeUtf8(data) : data;
+    if (bytes.length > 0) this.sendRaw(bytes);
+    if (final) this.finish();
+  }
+
+  #checkCanAnswer(): UpgradeRequest {
+    if (this.readyState !== ReadyState.Connecting || !this.#request) {
+      throw new TypeError("no request is waiting for an answer");
+    }
+    if (this.#answered) throw new TypeError("the request was already answered");
+    return this.#request;
+  }
+
+  #failHandshake(error: unknown): void {
+    if (error instanceof ProtocolError && error.status !== undefined) {
+      const body = encodeUtf8(error.message + "\n");
+      this.sendRaw(formatResponse(error.status, [
+        ...error.headers,
+        ["Content-Type", "text/plain; charset=utf-8"],
+        ["Content-Length", String(body.length)],
+        ["Connection", "close"],
+      ]));
+      this.sendRaw(body);
+    }
+    this.#answered = true;
+    this.fail(error);
+  }
+}

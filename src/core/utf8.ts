@@ -1,0 +1,119 @@
+/**
+ * UTF-8 encoding and fail-fast validation (RFC 6455 §8.1).
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./errors.ts";
+
+const encoder = new TextEncoder();
+const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** Below this many bytes, an ASCII-only text is turned into a string by hand. */
+const SMALL_TEXT = 64;
+
+/**
+ * Encodes a string as UTF-8.
+ *
+ * @param text The string to encode.
+ * @returns Its UTF-8 bytes.
+ *
+ * @example Encoding text
+ * ```ts
+ * import { encodeUtf8 } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(encodeUtf8("hé"), new Uint8Array([0x68, 0xc3, 0xa9]));
+ * ```
+ */
+export function encodeUtf8(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+/**
+ * Decodes complete UTF-8 bytes, failing on any invalid sequence.
+ *
+ * @param bytes The bytes to decode.
+ * @returns The decoded string.
+ * @throws {ProtocolError} 1007 when the bytes are not valid UTF-8.
+ *
+ * @example Decoding and rejecting
+ * ```ts
+ * import { decodeUtf8, ProtocolError } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(decodeUtf8(new Uint8Array([0x68, 0x69])), "hi");
+ * assert.throws(() => decodeUtf8(new Uint8Array([0xc0, 0xaf])), (e: ProtocolError) => e.code === 1007);
+ * ```
+ */
+export function decodeUtf8(bytes: Uint8Array): string {
+  const n = bytes.length;
+  if (n < SMALL_TEXT) {
+    let ascii = true;
+    for (let i = 0; i < n; i++) {
+      if (bytes[i] > 0x7f) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return String.fromCharCode.apply(null, bytes as unknown as number[]);
+  }
+  try {
+    return fatalDecoder.decode(bytes);
+  } catch (cause) {
+    throw new ProtocolError("invalid UTF-8 in text", 1007, { cause });
+  }
+}
+
+/**
+ * Incremental UTF-8 decoder for text split over frames and reads.
+ *
+ * Each piece is checked as it arrives: an invalid sequence fails in the piece
+ * where it occurs, and a sequence cut at a piece boundary waits for the next
+ * piece. {@linkcode Utf8StreamDecoder.end} fails if the text ends mid-sequence.
+ *
+ * @example Decoding a character split in two
+ * ```ts
+ * import { Utf8StreamDecoder } from "@sock/sock";
+ * import assert from "node:assert/strict";
+ *
+ * const decoder = new Utf8StreamDecoder();
+ * const text = decoder.write(new Uint8Array([0x68, 0xc3])) + decoder.write(new Uint8Array([0xa9]));
+ * decoder.end();
+ * assert.equal(text, "hé");
+ * ```
+ */
+export class Utf8StreamDecoder {
+  #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+  /**
+   * Decodes the next piece.
+   *
+   * @param bytes The next bytes of the text.
+   * @returns The characters completed by this piece.
+   * @throws {ProtocolError} 1007 at the first invalid sequence.
+   */
+  write(bytes: Uint8Array): string {
+    try {
+      return this.#decoder.decode(bytes, { stream: true });
+    } catch (cause) {
+      this.#decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+      throw new ProtocolError("invalid UTF-8 in text", 1007, { cause });
+    }
+  }
+
+  /**
+   * Ends the text and resets the decoder for the next one.
+   *
+   * @returns The characters still pending (always empty for valid text).
+   * @throws {ProtocolError} 1007 when the text ends inside a multi-byte sequence.
+   */
+  end(): string {
+    try {
+      return this.#decoder.decode();
+    } catch (cause) {
+      this.#decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+      throw new ProtocolError("text ends inside a UTF-8 sequence", 1007, { cause });
+    }
+  }
+}
