@@ -8,11 +8,11 @@
  * @example A text frame, encoded and decoded
  * ```ts
  * import { FrameEncoder, Opcode } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
  * const encoder = new FrameEncoder();
  * encoder.frame(Opcode.Text, new TextEncoder().encode("hi"), true, 0);
- * assert.deepEqual(encoder.take(), [new Uint8Array([0x81, 0x02, 0x68, 0x69])]);
+ * assertEquals(encoder.take(), [new Uint8Array([0x81, 0x02, 0x68, 0x69])]);
  * ```
  *
  * @module

@@ -55,21 +55,21 @@ export type ClientEvent = AcceptedEvent | RejectedEvent | ProtocolEvent;
  * @example Driving a client by hand
  * ```ts
  * import { ClientProtocol } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals, assertMatch } from "@std/assert";
  *
  * const client = new ClientProtocol({ url: "ws://example.com/chat", random: (b) => b.fill(0) });
  * await client.sendRequest();
  * const request = new TextDecoder().decode(client.dataToSend()[0]);
- * assert.match(request, /^GET \/chat HTTP\/1\.1\r\nHost: example\.com\r\n/);
+ * assertMatch(request, /^GET \/chat HTTP\/1\.1\r\nHost: example\.com\r\n/);
  *
  * client.receiveData(new TextEncoder().encode(
  *   "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
  *     "Sec-WebSocket-Accept: ICX+Yqv66kxgM0FcWaLWlFLwTAI=\r\n\r\n",
  * ));
- * assert.equal(client.events()[0].type, "accepted");
+ * assertEquals(client.events()[0].type, "accepted");
  * client.send("Hi");
  * // Masked with the all-zero key from the injected random source.
- * assert.deepEqual(client.dataToSend(), [new Uint8Array([0x81, 0x82, 0, 0, 0, 0, 0x48, 0x69])]);
+ * assertEquals(client.dataToSend(), [new Uint8Array([0x81, 0x82, 0, 0, 0, 0, 0x48, 0x69])]);
  * ```
  */
 export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
@@ -80,6 +80,8 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
   #rejection: { response: HandshakeResponse; body: Uint8Array; length: number; expected: number } | undefined;
 
   /**
+   * Creates the client side of one connection; call `sendRequest()` next.
+   *
    * @param options The URL, subprotocols, extensions, headers, limits and behaviour.
    * @throws {TypeError} For a URL that is not ws/wss, a subprotocol that is not a token, or an invalid header.
    */

@@ -15,10 +15,10 @@ import { decodeUtf8, encodeUtf8 } from "./utf8.ts";
  * @example Using a close code
  * ```ts
  * import { CloseCode } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
- * assert.equal(CloseCode.Normal, 1000);
- * assert.equal(CloseCode.MessageTooBig, 1009);
+ * assertEquals(CloseCode.Normal, 1000);
+ * assertEquals(CloseCode.MessageTooBig, 1009);
  * ```
  */
 export const CloseCode = {
@@ -67,12 +67,12 @@ export const MAX_CLOSE_REASON_BYTES = 123;
  * @example Checking close codes
  * ```ts
  * import { isValidCloseCode } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assert } from "@std/assert";
  *
- * assert.ok(isValidCloseCode(1000));
- * assert.ok(isValidCloseCode(4000));
- * assert.ok(!isValidCloseCode(1005));
- * assert.ok(!isValidCloseCode(2999));
+ * assert(isValidCloseCode(1000));
+ * assert(isValidCloseCode(4000));
+ * assert(!isValidCloseCode(1005));
+ * assert(!isValidCloseCode(2999));
  * ```
  */
 export function isValidCloseCode(code: number): boolean {
@@ -100,10 +100,10 @@ export interface CloseInfo {
  * @example Encoding a close payload
  * ```ts
  * import { encodeClosePayload } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
- * assert.deepEqual(encodeClosePayload(1000, "ok"), new Uint8Array([0x03, 0xe8, 0x6f, 0x6b]));
- * assert.equal(encodeClosePayload().length, 0);
+ * assertEquals(encodeClosePayload(1000, "ok"), new Uint8Array([0x03, 0xe8, 0x6f, 0x6b]));
+ * assertEquals(encodeClosePayload().length, 0);
  * ```
  */
 export function encodeClosePayload(code?: number, reason = ""): Uint8Array {
@@ -137,10 +137,10 @@ export function encodeClosePayload(code?: number, reason = ""): Uint8Array {
  * @example Parsing a close payload
  * ```ts
  * import { parseClosePayload } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
- * assert.deepEqual(parseClosePayload(new Uint8Array([0x03, 0xe8])), { code: 1000, reason: "" });
- * assert.deepEqual(parseClosePayload(new Uint8Array(0)), { code: 1005, reason: "" });
+ * assertEquals(parseClosePayload(new Uint8Array([0x03, 0xe8])), { code: 1000, reason: "" });
+ * assertEquals(parseClosePayload(new Uint8Array(0)), { code: 1005, reason: "" });
  * ```
  */
 export function parseClosePayload(payload: Uint8Array): CloseInfo {

@@ -24,11 +24,11 @@ export interface ProtocolErrorOptions {
  * @example Inspecting a protocol error
  * ```ts
  * import { CloseCode, ProtocolError } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
  * const error = new ProtocolError("message too big", CloseCode.MessageTooBig);
- * assert.equal(error.code, 1009);
- * assert.equal(error.status, undefined);
+ * assertEquals(error.code, 1009);
+ * assertEquals(error.status, undefined);
  * ```
  */
 export class ProtocolError extends Error {
@@ -40,6 +40,8 @@ export class ProtocolError extends Error {
   readonly headers: [string, string][];
 
   /**
+   * Creates a protocol error.
+   *
    * @param message What went wrong, for logs (never sent to the peer verbatim by the connection layer).
    * @param code The close code.
    * @param options HTTP status and headers for handshake failures.

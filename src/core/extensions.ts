@@ -96,9 +96,9 @@ const enum Scan {
  * @example Parsing a browser's offer
  * ```ts
  * import { parseExtensions } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
- * assert.deepEqual(parseExtensions('permessage-deflate; client_max_window_bits, x-foo; a="b c"'), [
+ * assertEquals(parseExtensions('permessage-deflate; client_max_window_bits, x-foo; a="b c"'), [
  *   { name: "permessage-deflate", params: [["client_max_window_bits", true]] },
  *   { name: "x-foo", params: [["a", "b c"]] },
  * ]);
@@ -184,10 +184,10 @@ export function parseExtensions(value: string): ExtensionOffer[] {
  * @example Formatting an agreement
  * ```ts
  * import { formatExtensions } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
  * const value = formatExtensions([{ name: "permessage-deflate", params: [["server_max_window_bits", "10"]] }]);
- * assert.equal(value, "permessage-deflate; server_max_window_bits=10");
+ * assertEquals(value, "permessage-deflate; server_max_window_bits=10");
  * ```
  */
 export function formatExtensions(extensions: ExtensionOffer[]): string {
@@ -218,11 +218,11 @@ export function formatExtensions(extensions: ExtensionOffer[]): string {
  * @example Declining everything
  * ```ts
  * import { negotiateExtensions } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
  * const result = negotiateExtensions([], [{ name: "permessage-deflate", params: [] }]);
- * assert.equal(result.header, undefined);
- * assert.deepEqual(result.extensions, []);
+ * assertEquals(result.header, undefined);
+ * assertEquals(result.extensions, []);
  * ```
  */
 export function negotiateExtensions(
@@ -259,12 +259,10 @@ export function negotiateExtensions(
  * @example Refusing an answer that was not offered
  * ```ts
  * import { completeExtensions, ProtocolError } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals, assertThrows } from "@std/assert";
  *
- * assert.throws(
- *   () => completeExtensions([], [{ name: "x-unknown", params: [] }]),
- *   (e: ProtocolError) => e.code === 1002,
- * );
+ * const error = assertThrows(() => completeExtensions([], [{ name: "x-unknown", params: [] }]), ProtocolError);
+ * assertEquals(error.code, 1002);
  * ```
  */
 export function completeExtensions(

@@ -14,10 +14,10 @@ import { mask } from "./mask.ts";
  * @example Testing for a control opcode
  * ```ts
  * import { Opcode } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assert, assertEquals } from "@std/assert";
  *
- * assert.ok(Opcode.Ping >= 0x8);
- * assert.equal(Opcode.Text, 1);
+ * assert(Opcode.Ping >= 0x8);
+ * assertEquals(Opcode.Text, 1);
  * ```
  */
 export const Opcode = {
@@ -100,7 +100,7 @@ const enum State {
  * @example Decoding the RFC 6455 §5.7 masked "Hello"
  * ```ts
  * import { FrameDecoder, type FrameSink, mask } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
  * const pieces: string[] = [];
  * const sink: FrameSink = {
@@ -114,7 +114,7 @@ const enum State {
  * };
  * const decoder = new FrameDecoder(sink, { expectMasked: true });
  * decoder.write(new Uint8Array([0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]));
- * assert.deepEqual(pieces, ["start true 1 5", "Hello", "end"]);
+ * assertEquals(pieces, ["start true 1 5", "Hello", "end"]);
  * ```
  */
 export class FrameDecoder {
@@ -134,6 +134,8 @@ export class FrameDecoder {
   #phase = 0;
 
   /**
+   * Creates a decoder that reports to `sink`.
+   *
    * @param sink Receives headers and payload pieces.
    * @param options Masking side, allowed RSV bits and the frame size limit.
    */
@@ -276,11 +278,11 @@ const INITIAL_STAGING = 16384;
  * @example Encoding the RFC 6455 §5.7 unmasked "Hello"
  * ```ts
  * import { FrameEncoder, Opcode } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
  * const encoder = new FrameEncoder();
  * encoder.frame(Opcode.Text, new TextEncoder().encode("Hello"), true, 0);
- * assert.deepEqual(encoder.take(), [new Uint8Array([0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f])]);
+ * assertEquals(encoder.take(), [new Uint8Array([0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f])]);
  * ```
  */
 export class FrameEncoder {
@@ -291,6 +293,8 @@ export class FrameEncoder {
   #queued = 0;
 
   /**
+   * Creates an encoder with an empty queue.
+   *
    * @param nextKey Returns a fresh mask key per frame (a client); omit it to send unmasked frames (a server).
    */
   constructor(nextKey?: () => number) {

@@ -8,7 +8,7 @@
 
 import { ProtocolError } from "./errors.ts";
 import { type ExtensionOffer, formatExtensions, parseExtensions } from "./extensions.ts";
-import { HttpHeaders, isToken, type ParsedHead, parseTokenList } from "./http.ts";
+import { type HttpHeaders, isToken, type ParsedHead, parseTokenList } from "./http.ts";
 import { cryptoRandom, type RandomSource } from "./mask.ts";
 
 /** The GUID appended to the key before hashing (RFC 6455 §1.3). */
@@ -26,9 +26,9 @@ const encoder = new TextEncoder();
  * @example The RFC 6455 §1.3 pair
  * ```ts
  * import { acceptToken } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
- * assert.equal(await acceptToken("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+ * assertEquals(await acceptToken("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
  * ```
  */
 export async function acceptToken(key: string): Promise<string> {
@@ -58,9 +58,9 @@ function base64(bytes: Uint8Array): string {
  * @example A key from a fixed source
  * ```ts
  * import { generateKey } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
- * assert.equal(generateKey((bytes) => bytes.fill(0)), "AAAAAAAAAAAAAAAAAAAAAA==");
+ * assertEquals(generateKey((bytes) => bytes.fill(0)), "AAAAAAAAAAAAAAAAAAAAAA==");
  * ```
  */
 export function generateKey(random: RandomSource = cryptoRandom): string {
@@ -112,7 +112,7 @@ export interface UpgradeRequest {
  * @example Checking a request
  * ```ts
  * import { HttpHeaders, parseUpgradeRequest } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
  * const request = parseUpgradeRequest({
  *   startLine: ["GET", "/chat?room=1", "HTTP/1.1"],
@@ -121,9 +121,9 @@ export interface UpgradeRequest {
  *     ["Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="], ["Sec-WebSocket-Version", "13"],
  *   ]),
  * });
- * assert.equal(request.error, undefined);
- * assert.equal(request.path, "/chat");
- * assert.equal(request.query, "room=1");
+ * assertEquals(request.error, undefined);
+ * assertEquals(request.path, "/chat");
+ * assertEquals(request.query, "room=1");
  * ```
  */
 export function parseUpgradeRequest(head: ParsedHead): UpgradeRequest {
@@ -265,11 +265,11 @@ function formatHead(startLine: string, headers: [string, string][]): Uint8Array 
  * @example A 404
  * ```ts
  * import { formatResponse } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals, assertThrows } from "@std/assert";
  *
  * const bytes = formatResponse(404, [["Content-Length", "0"]]);
- * assert.equal(new TextDecoder().decode(bytes), "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
- * assert.throws(() => formatResponse(200, [["X", "a\r\nSet-Cookie: b"]]), TypeError);
+ * assertEquals(new TextDecoder().decode(bytes), "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+ * assertThrows(() => formatResponse(200, [["X", "a\r\nSet-Cookie: b"]]), TypeError);
  * ```
  */
 export function formatResponse(statusCode: number, headers: HeadersInit = []): Uint8Array {
@@ -300,7 +300,7 @@ export interface AcceptOptions {
  * @example Answering the RFC 6455 §1.3 request
  * ```ts
  * import { acceptResponse, acceptToken, HttpHeaders, parseUpgradeRequest } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertMatch } from "@std/assert";
  *
  * const request = parseUpgradeRequest({
  *   startLine: ["GET", "/chat", "HTTP/1.1"],
@@ -311,7 +311,7 @@ export interface AcceptOptions {
  *   ]),
  * });
  * const bytes = acceptResponse(request, await acceptToken(request.key), undefined, { protocol: "chat" });
- * assert.match(new TextDecoder().decode(bytes), /Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=\r\nSec-WebSocket-Protocol: chat\r\n/);
+ * assertMatch(new TextDecoder().decode(bytes), /Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=\r\nSec-WebSocket-Protocol: chat\r\n/);
  * ```
  */
 export function acceptResponse(
@@ -359,11 +359,11 @@ export interface RequestOptions {
  * @example A request with a port and a query
  * ```ts
  * import { formatRequest } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertMatch } from "@std/assert";
  *
  * const text = new TextDecoder().decode(formatRequest({ url: "ws://localhost:9001/echo?x=1", protocols: ["chat"] }, "dGhlIHNhbXBsZSBub25jZQ=="));
- * assert.match(text, /^GET \/echo\?x=1 HTTP\/1\.1\r\nHost: localhost:9001\r\n/);
- * assert.match(text, /\r\nSec-WebSocket-Protocol: chat\r\n/);
+ * assertMatch(text, /^GET \/echo\?x=1 HTTP\/1\.1\r\nHost: localhost:9001\r\n/);
+ * assertMatch(text, /\r\nSec-WebSocket-Protocol: chat\r\n/);
  * ```
  */
 export function formatRequest(options: RequestOptions, key: string): Uint8Array {
@@ -416,13 +416,13 @@ export interface HandshakeResponse {
  * @example Accepting a valid response
  * ```ts
  * import { HttpHeaders, checkAcceptResponse } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
  * const result = checkAcceptResponse({
  *   status: 101, statusText: "Switching Protocols",
  *   headers: new HttpHeaders([["Upgrade", "websocket"], ["Connection", "Upgrade"], ["Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="]]),
  * }, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", []);
- * assert.deepEqual(result, { protocol: "", extensions: [] });
+ * assertEquals(result, { protocol: "", extensions: [] });
  * ```
  */
 export function checkAcceptResponse(

@@ -14,18 +14,22 @@ import { ProtocolError } from "./errors.ts";
  * @example Reading repeated headers
  * ```ts
  * import { HttpHeaders } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
  * const headers = new HttpHeaders([["Sec-WebSocket-Protocol", "chat"], ["sec-websocket-protocol", "json"]]);
- * assert.equal(headers.get("SEC-WEBSOCKET-PROTOCOL"), "chat, json");
- * assert.deepEqual(headers.getAll("sec-websocket-protocol"), ["chat", "json"]);
- * assert.equal(headers.get("origin"), null);
+ * assertEquals(headers.get("SEC-WEBSOCKET-PROTOCOL"), "chat, json");
+ * assertEquals(headers.getAll("sec-websocket-protocol"), ["chat", "json"]);
+ * assertEquals(headers.get("origin"), null);
  * ```
  */
 export class HttpHeaders implements Iterable<[string, string]> {
   #fields: [string, string][];
 
-  /** @param fields Name and value pairs, names in any case. */
+  /**
+   * Creates a header list.
+   *
+   * @param fields Name and value pairs, names in any case.
+   */
   constructor(fields: Iterable<[string, string]> = []) {
     this.#fields = [...fields];
   }
@@ -112,15 +116,15 @@ const CR = 13, LF = 10;
  * @example Reading a head in two pieces
  * ```ts
  * import { HeadReader } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
  * const reader = new HeadReader(true);
  * const bytes = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: a\r\n\r\nrest");
- * assert.equal(reader.write(bytes.subarray(0, 10)), undefined);
+ * assertEquals(reader.write(bytes.subarray(0, 10)), undefined);
  * const result = reader.write(bytes.subarray(10))!;
- * assert.deepEqual(result.head.startLine, ["GET", "/", "HTTP/1.1"]);
- * assert.equal(result.head.headers.get("host"), "a");
- * assert.equal(new TextDecoder().decode(result.rest), "rest");
+ * assertEquals(result.head.startLine, ["GET", "/", "HTTP/1.1"]);
+ * assertEquals(result.head.headers.get("host"), "a");
+ * assertEquals(new TextDecoder().decode(result.rest), "rest");
  * ```
  */
 export class HeadReader {
@@ -136,6 +140,8 @@ export class HeadReader {
   #lines = 0;
 
   /**
+   * Creates a reader for one head.
+   *
    * @param isRequest `true` for a request head (server side), `false` for a response head.
    * @param limits Size limits.
    */
@@ -277,10 +283,10 @@ for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL
  * @example Checking tokens
  * ```ts
  * import { isToken } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assert } from "@std/assert";
  *
- * assert.ok(isToken("permessage-deflate"));
- * assert.ok(!isToken("two words"));
+ * assert(isToken("permessage-deflate"));
+ * assert(!isToken("two words"));
  * ```
  */
 export function isToken(value: string): boolean {
@@ -298,10 +304,10 @@ export function isToken(value: string): boolean {
  * @example Checking a character
  * ```ts
  * import { isTokenCode } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assert } from "@std/assert";
  *
- * assert.ok(isTokenCode("a".charCodeAt(0)));
- * assert.ok(!isTokenCode(" ".charCodeAt(0)));
+ * assert(isTokenCode("a".charCodeAt(0)));
+ * assert(!isTokenCode(" ".charCodeAt(0)));
  * ```
  */
 export function isTokenCode(c: number): boolean {
@@ -319,9 +325,9 @@ export function isTokenCode(c: number): boolean {
  * @example Parsing a Connection header
  * ```ts
  * import { parseTokenList } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
- * assert.deepEqual(parseTokenList("keep-alive, Upgrade"), ["keep-alive", "Upgrade"]);
+ * assertEquals(parseTokenList("keep-alive, Upgrade"), ["keep-alive", "Upgrade"]);
  * ```
  */
 export function parseTokenList(value: string): string[] {

@@ -24,10 +24,10 @@ const POOL_SIZE = 4096;
  * @example Drawing mask keys
  * ```ts
  * import { MaskKeys } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
  * const keys = new MaskKeys((target) => target.fill(7));
- * assert.equal(keys.next(), 0x07070707);
+ * assertEquals(keys.next(), 0x07070707);
  * ```
  */
 export class MaskKeys {
@@ -35,7 +35,11 @@ export class MaskKeys {
   #pool = new Uint8Array(POOL_SIZE);
   #offset = POOL_SIZE;
 
-  /** @param random Where the key bytes come from; defaults to `crypto.getRandomValues`. */
+  /**
+   * Creates a key source.
+   *
+   * @param random Where the key bytes come from; defaults to `crypto.getRandomValues`.
+   */
   constructor(random: RandomSource = cryptoRandom) {
     this.#random = random;
   }
@@ -73,12 +77,12 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  * @example Unmasking the RFC 6455 §5.7 "Hello"
  * ```ts
  * import { mask } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
  * const masked = new Uint8Array([0x7f, 0x9f, 0x4d, 0x51, 0x58]);
  * const out = new Uint8Array(5);
  * mask(masked, 0x37fa213d, out, 0, 0);
- * assert.equal(new TextDecoder().decode(out), "Hello");
+ * assertEquals(new TextDecoder().decode(out), "Hello");
  * ```
  */
 export function mask(

@@ -7,16 +7,16 @@
  * @example An echo server's core, driven by hand
  * ```ts
  * import { ServerProtocol } from "@sock/sock/core";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
  * const server = new ServerProtocol();
  * server.receiveData(new TextEncoder().encode(
  *   "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
  *     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
  * ));
- * assert.equal(server.events()[0].type, "request");
+ * assertEquals(server.events()[0].type, "request");
  * await server.accept();
- * assert.equal(server.readyState, 1);
+ * assertEquals(server.readyState, 1);
  * ```
  *
  * @module

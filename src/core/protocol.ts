@@ -18,9 +18,9 @@ import { decodeUtf8, encodeUtf8, Utf8StreamDecoder } from "./utf8.ts";
  * @example Checking the state
  * ```ts
  * import { ReadyState } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
- * assert.equal(ReadyState.Open, 1);
+ * assertEquals(ReadyState.Open, 1);
  * ```
  */
 export const ReadyState = {
@@ -206,6 +206,8 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #failure: CloseInfo | undefined;
 
   /**
+   * Creates a connection in the CONNECTING state.
+   *
    * @param isClient `true` for the client side: mask outgoing frames, refuse masked ones.
    * @param options Limits and behaviour.
    */

@@ -63,7 +63,7 @@ const MAX_EARLY_DATA = 65536;
  * @example Driving a handshake and an echo by hand
  * ```ts
  * import { ServerProtocol } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals, assertMatch } from "@std/assert";
  *
  * const server = new ServerProtocol();
  * server.receiveData(new TextEncoder().encode(
@@ -71,16 +71,16 @@ const MAX_EARLY_DATA = 65536;
  *     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
  * ));
  * const [event] = server.events();
- * assert.equal(event.type, "request");
+ * assertEquals(event.type, "request");
  * await server.accept();
  * const [response] = server.dataToSend();
- * assert.match(new TextDecoder().decode(response), /^HTTP\/1\.1 101 /);
+ * assertMatch(new TextDecoder().decode(response), /^HTTP\/1\.1 101 /);
  *
  * // A masked "Hello" from the client (RFC 6455 §5.7).
  * server.receiveData(new Uint8Array([0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]));
- * assert.deepEqual(server.events(), [{ type: "text", data: "Hello", final: true }]);
+ * assertEquals(server.events(), [{ type: "text", data: "Hello", final: true }]);
  * server.send("Hello");
- * assert.deepEqual(server.dataToSend(), [new Uint8Array([0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f])]);
+ * assertEquals(server.dataToSend(), [new Uint8Array([0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f])]);
  * ```
  */
 export class ServerProtocol extends Protocol<RequestEvent> {
@@ -94,7 +94,11 @@ export class ServerProtocol extends Protocol<RequestEvent> {
   #answered = false;
   #rejecting = false;
 
-  /** @param options Limits, extensions and behaviour. */
+  /**
+   * Creates the server side of one connection, waiting for the request.
+   *
+   * @param options Limits, extensions and behaviour.
+   */
   constructor(options: ServerProtocolOptions = {}) {
     super(false, options);
     this.#reader = new HeadReader(true, options);

@@ -21,9 +21,9 @@ const SMALL_TEXT = 64;
  * @example Encoding text
  * ```ts
  * import { encodeUtf8 } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
- * assert.deepEqual(encodeUtf8("hé"), new Uint8Array([0x68, 0xc3, 0xa9]));
+ * assertEquals(encodeUtf8("hé"), new Uint8Array([0x68, 0xc3, 0xa9]));
  * ```
  */
 export function encodeUtf8(text: string): Uint8Array {
@@ -40,10 +40,10 @@ export function encodeUtf8(text: string): Uint8Array {
  * @example Decoding and rejecting
  * ```ts
  * import { decodeUtf8, ProtocolError } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals, assertThrows } from "@std/assert";
  *
- * assert.equal(decodeUtf8(new Uint8Array([0x68, 0x69])), "hi");
- * assert.throws(() => decodeUtf8(new Uint8Array([0xc0, 0xaf])), (e: ProtocolError) => e.code === 1007);
+ * assertEquals(decodeUtf8(new Uint8Array([0x68, 0x69])), "hi");
+ * assertEquals(assertThrows(() => decodeUtf8(new Uint8Array([0xc0, 0xaf])), ProtocolError).code, 1007);
  * ```
  */
 export function decodeUtf8(bytes: Uint8Array): string {
@@ -75,12 +75,12 @@ export function decodeUtf8(bytes: Uint8Array): string {
  * @example Decoding a character split in two
  * ```ts
  * import { Utf8StreamDecoder } from "@sock/sock";
- * import assert from "node:assert/strict";
+ * import { assertEquals } from "@std/assert";
  *
  * const decoder = new Utf8StreamDecoder();
  * const text = decoder.write(new Uint8Array([0x68, 0xc3])) + decoder.write(new Uint8Array([0xa9]));
  * decoder.end();
- * assert.equal(text, "hé");
+ * assertEquals(text, "hé");
  * ```
  */
 export class Utf8StreamDecoder {
