@@ -136,13 +136,11 @@ export class ServerProtocol extends Protocol<RequestEvent> {
       if (!result) return;
       const request = parseUpgradeRequest(result.head);
       this.#request = request;
-      if (result.rest.length > 0) {
-        this.#early.push(result.rest);
-        this.#earlySize = result.rest.length;
-      }
       // Start hashing now, so accept() usually finds the token ready.
       if (!request.error) this.#token = acceptToken(request.key);
       this.emit({ type: "request", request });
+      // Bytes after the head are early data, under the same limit as later ones.
+      if (result.rest.length > 0) this.receiveData(result.rest);
     } catch (error) {
       this.#failHandshake(error);
     }
