@@ -42,7 +42,8 @@ export class ProtocolError extends Error {
   /**
    * Creates a protocol error.
    *
-   * @param message What went wrong, for logs (never sent to the peer verbatim by the connection layer).
+   * @param message What went wrong. It is sent to the peer (as the close reason, cut to 123 bytes, or
+   *   as the body of a handshake error response), so it never quotes what the peer sent.
    * @param code The close code.
    * @param options HTTP status and headers for handshake failures.
    */

@@ -140,7 +140,7 @@ export function parseExtensions(value: string): ExtensionOffer[] {
       state = Scan.Name;
       continue;
     }
-    if (value[i] !== ";") throw fail(`unexpected ${JSON.stringify(value[i])} at offset ${i}`);
+    if (value[i] !== ";") throw fail(`unexpected character at offset ${i}`);
     i++;
     skipOws();
     const name = readToken();

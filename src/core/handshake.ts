@@ -131,7 +131,7 @@ export function parseUpgradeRequest(head: ParsedHead): UpgradeRequest {
   const headers = head.headers;
   if (!isToken(method)) throw status(400, "malformed request method");
   const versionMatch = /^HTTP\/(\d)\.(\d)$/.exec(version);
-  if (!versionMatch) throw status(400, `malformed HTTP version ${JSON.stringify(version)}`);
+  if (!versionMatch) throw status(400, "malformed HTTP version");
   if (versionMatch[1] !== "1") throw status(505, `HTTP version ${version} is not supported`);
   const path = requestPath(target);
   const queryAt = path.indexOf("?");
@@ -148,9 +148,9 @@ export function parseUpgradeRequest(head: ParsedHead): UpgradeRequest {
     error: undefined,
   };
   try {
+    checkUpgrade(request);
     request.protocols = headers.getAll("sec-websocket-protocol").flatMap(parseTokenList);
     request.extensions = headers.getAll("sec-websocket-extensions").flatMap(parseExtensions);
-    checkUpgrade(request);
   } catch (error) {
     if (!(error instanceof ProtocolError)) throw error;
     request.error = error;

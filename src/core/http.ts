@@ -232,7 +232,7 @@ export class HeadReader {
       const colon = line.indexOf(":");
       if (colon <= 0) throw badRequest("header line without a colon");
       const name = line.slice(0, colon);
-      if (!isToken(name)) throw badRequest(`invalid header name ${JSON.stringify(name)}`);
+      if (!isToken(name)) throw badRequest("invalid header name");
       headers.append(name, trimOws(line.slice(colon + 1)));
     }
     return { startLine: parts, headers };
@@ -335,7 +335,7 @@ export function parseTokenList(value: string): string[] {
   for (const element of value.split(",")) {
     const token = trimOws(element);
     if (token === "") continue;
-    if (!isToken(token)) throw badRequest(`${JSON.stringify(token)} is not a token`);
+    if (!isToken(token)) throw badRequest("list element is not a token");
     tokens.push(token);
   }
   return tokens;
