@@ -187,6 +187,8 @@ export class FrameDecoder {
           continue;
         }
         this.#state = State.Payload;
+        // A header that ends the chunk: wait for payload rather than report an empty piece.
+        continue;
       }
       // Payload.
       const take = Math.min(this.#remaining, n - pos);
