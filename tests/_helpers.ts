@@ -5,6 +5,17 @@
  * @module
  */
 
+import {
+  acceptToken,
+  ClientProtocol,
+  type ClientProtocolOptions,
+  type Protocol,
+  type ProtocolEvent,
+  ReadyState,
+  ServerProtocol,
+  type ServerProtocolOptions,
+} from "../mod.ts";
+
 // ---- Handshake helpers (http, extensions, handshake, server and client protocol tests) ----
 
 /** The RFC 6455 §1.3 example key. */
@@ -135,3 +146,185 @@ export function readFrames(bytes: Uint8Array | readonly Uint8Array[]): RawFrame[
   }
   return frames;
 }
+
+// ---- Frame and protocol helpers (frame, protocol and fuzz tests) ----
+
+/** Bytes from hex pairs, whitespace ignored: `hex("81 05 48 65 6c 6c 6f")`. */
+export function hex(text: string): Uint8Array {
+  const digits = text.replace(/\s+/g, "");
+  if (digits.length % 2 !== 0 || /[^0-9a-fA-F]/.test(digits)) throw new Error(`not hex: ${text}`);
+  const out = new Uint8Array(digits.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(digits.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/** Bytes as spaced hex pairs, for readable assertion messages. */
+export function toHex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
+}
+
+/** `length` bytes counting 0, 1, … 255, 0, … */
+export function counting(length: number, start = 0): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let i = 0; i < length; i++) out[i] = (start + i) & 0xff;
+  return out;
+}
+
+/**
+ * A random source that fills every buffer with `pattern` repeated. With a
+ * 4-byte pattern, every mask key a client draws is that pattern (keys come
+ * from a pool filled by the source, at offsets that are multiples of 4).
+ */
+export function repeatingRandom(pattern: readonly number[]): (target: Uint8Array) => void {
+  return (target) => {
+    for (let i = 0; i < target.length; i++) target[i] = pattern[i % pattern.length];
+  };
+}
+
+/** The header of one frame: the minimal 7, 16 or 64-bit length, then the mask key if given. */
+export function frameHeader(first: number, length: number, maskKey?: readonly number[]): Uint8Array {
+  const head = [first];
+  if (length < 126) head.push(length);
+  else if (length < 65536) head.push(126, length >> 8, length & 0xff);
+  else {
+    const high = Math.floor(length / 0x100000000);
+    head.push(127, high >>> 24, (high >>> 16) & 0xff, (high >>> 8) & 0xff, high & 0xff);
+    head.push(length >>> 24, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
+  }
+  if (maskKey) {
+    head[1] |= 0x80;
+    head.push(...maskKey);
+  }
+  return new Uint8Array(head);
+}
+
+/** XORs `payload` with the 4-byte `maskKey` into a new buffer (masking and unmasking are the same). */
+export function maskPayload(payload: Uint8Array, maskKey: readonly number[]): Uint8Array {
+  return payload.map((b, i) => b ^ maskKey[i & 3]);
+}
+
+/** One frame of any size (7, 16 or 64-bit length), masked with `maskKey` when given. */
+export function buildFrame(
+  first: number,
+  payload: Uint8Array | string,
+  maskKey?: readonly number[],
+): Uint8Array {
+  const data = typeof payload === "string" ? new TextEncoder().encode(payload) : payload;
+  const head = frameHeader(first, data.length, maskKey);
+  const out = new Uint8Array(head.length + data.length);
+  out.set(head);
+  out.set(maskKey ? maskPayload(data, maskKey) : data, head.length);
+  return out;
+}
+
+/**
+ * Masks an unmasked frame (any length encoding) with `maskKey`: sets the mask
+ * bit, inserts the key after the length, XORs the payload. Trailing bytes
+ * after the frame are an error.
+ */
+export function maskFrame(frame: Uint8Array, maskKey: readonly number[]): Uint8Array {
+  if (frame[1] & 0x80) throw new Error("the frame is already masked");
+  const len7 = frame[1] & 0x7f;
+  const headLength = len7 === 127 ? 10 : len7 === 126 ? 4 : 2;
+  const out = new Uint8Array(frame.length + 4);
+  out.set(frame.subarray(0, headLength));
+  out[1] |= 0x80;
+  out.set(maskKey, headLength);
+  out.set(maskPayload(frame.subarray(headLength), maskKey), headLength + 4);
+  return out;
+}
+
+/** One way of cutting a byte stream into chunks. */
+export interface Split {
+  /** How it was cut, for assertion messages. */
+  label: string;
+  /** The chunks, in order; joined they are the stream. */
+  chunks: Uint8Array[];
+}
+
+/**
+ * The ways to feed `bytes`: whole, in two pieces cut at every offset (or at
+ * `offsets` only, for big streams), and one byte at a time.
+ */
+export function splits(bytes: Uint8Array, offsets?: Iterable<number>): Split[] {
+  const out: Split[] = [{ label: "whole", chunks: [bytes] }];
+  const cuts = offsets ?? Array.from({ length: Math.max(0, bytes.length - 1) }, (_, i) => i + 1);
+  for (const at of cuts) {
+    if (at <= 0 || at >= bytes.length) continue;
+    out.push({ label: `cut at ${at}`, chunks: [bytes.subarray(0, at), bytes.subarray(at)] });
+  }
+  if (bytes.length > 1) {
+    out.push({ label: "one byte at a time", chunks: Array.from(bytes, (_, i) => bytes.subarray(i, i + 1)) });
+  }
+  return out;
+}
+
+/** Feeds `bytes` in pieces of `size` bytes. */
+export function feedInPieces(protocol: Protocol<unknown>, bytes: Uint8Array, size: number): void {
+  for (let at = 0; at < bytes.length; at += size) protocol.receiveData(bytes.subarray(at, at + size));
+}
+
+/** Feeds the chunks in order; returns the events they produced. */
+export function feed<E>(protocol: Protocol<E>, chunks: readonly Uint8Array[]): (ProtocolEvent | E)[] {
+  for (const chunk of chunks) protocol.receiveData(chunk);
+  return protocol.events();
+}
+
+/** Everything queued for sending, as one buffer. */
+export function sent(protocol: Protocol<unknown>): Uint8Array {
+  return joinBytes(protocol.dataToSend());
+}
+
+/** A server after a completed handshake (RFC 6455 §1.3 request), its events and output drained. */
+export async function openServer(options: ServerProtocolOptions = {}): Promise<ServerProtocol> {
+  const server = new ServerProtocol(options);
+  server.receiveData(latin1Bytes(upgradeRequest()));
+  const events = server.events();
+  if (events.length !== 1 || events[0].type !== "request") {
+    throw new Error(`expected a request event, got ${JSON.stringify(events)}`);
+  }
+  await server.accept();
+  if (!latin1Text(server.dataToSend()).startsWith("HTTP/1.1 101 ")) throw new Error("no 101 response");
+  if (server.readyState !== ReadyState.Open) throw new Error("the server is not open");
+  return server;
+}
+
+/**
+ * A client after a completed handshake, its events and output drained. Unless
+ * `random` is given, every mask key is the RFC 6455 §5.7 key 37 fa 21 3d.
+ */
+export async function openClient(options: Partial<ClientProtocolOptions> = {}): Promise<ClientProtocol> {
+  const client = new ClientProtocol({ url: "ws://server.example.com/chat", random: RFC_RANDOM, ...options });
+  await client.sendRequest();
+  const request = latin1Text(client.dataToSend());
+  const key = /\r\nSec-WebSocket-Key: ([^\r]+)\r\n/i.exec(request)?.[1];
+  if (!key) throw new Error(`no key in ${request}`);
+  client.receiveData(latin1Bytes(acceptResponseText(await acceptToken(key))));
+  const events = client.events();
+  if (events.length !== 1 || events[0].type !== "accepted") {
+    throw new Error(`expected an accepted event, got ${JSON.stringify(events)}`);
+  }
+  if (client.readyState !== ReadyState.Open) throw new Error("the client is not open");
+  return client;
+}
+
+/** Fills random buffers with the RFC 6455 §5.7 mask key 37 fa 21 3d, repeated. */
+export const RFC_RANDOM: (target: Uint8Array) => void = repeatingRandom(RFC_MASK);
+
+/** The RFC 6455 §5.7 example frames; the binary payloads (unspecified there) count 0, 1, … 255, 0, … */
+export const RFC_FRAMES = {
+  /** A single-frame unmasked text message "Hello". */
+  text: hex("81 05 48 65 6c 6c 6f"),
+  /** A single-frame masked text message "Hello", key 37 fa 21 3d. */
+  maskedText: hex("81 85 37 fa 21 3d 7f 9f 4d 51 58"),
+  /** A fragmented unmasked text message: "Hel", then "lo". */
+  fragmented: hex("01 03 48 65 6c 80 02 6c 6f"),
+  /** An unmasked ping with "Hello". */
+  ping: hex("89 05 48 65 6c 6c 6f"),
+  /** A masked pong with "Hello", key 37 fa 21 3d. */
+  maskedPong: hex("8a 85 37 fa 21 3d 7f 9f 4d 51 58"),
+  /** 256 bytes of binary data in a single unmasked frame (16-bit length). */
+  binary256: joinBytes([hex("82 7e 01 00"), counting(256)]),
+  /** 64 KiB of binary data in a single unmasked frame (64-bit length). */
+  binary64k: joinBytes([hex("82 7f 00 00 00 00 00 01 00 00"), counting(65536)]),
+};
