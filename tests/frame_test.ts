@@ -260,9 +260,11 @@ test("FrameDecoder rejects a 64-bit length with its top bit set with 1002, from 
     assert.equal(code, 1002);
     assert.equal(recorder.frames.length, 0);
   }
-  // 0x7f… is the largest length allowed: accepted by the header check.
-  const largest = decode([hex("82 ff 7f ff ff ff ff ff ff ff 37 fa 21 3d")], SERVER);
-  assert.equal(largest.frames[0].length, 0x7fffffffffffffff);
+  // 0x7f… is legal on the wire but beyond what a number holds exactly: the default limit refuses it.
+  const largest = decodeError(hex("82 ff 7f ff ff ff ff ff ff ff 37 fa 21 3d"), SERVER);
+  assert.equal(largest.code, 1009);
+  const safe = decode([hex("82 ff 00 1f ff ff ff ff ff ff 37 fa 21 3d")], SERVER);
+  assert.equal(safe.frames[0].length, Number.MAX_SAFE_INTEGER);
 });
 
 test("FrameDecoder refuses a frame over maxFrameSize with 1009 from the header, before any payload", () => {

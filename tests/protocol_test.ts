@@ -916,3 +916,15 @@ test("A 1 MiB text message in 100 KiB fragments round-trips in 64 KiB chunks", a
   assert.deepEqual(client.events(), [text(message)]);
   assert.ok(bytes.length > 1024 * 1024, toHex(bytes.subarray(0, 4)));
 });
+
+test("ServerProtocol still answers a ping after sending its close, until the peer's close arrives", async () => {
+  const server = await openServer();
+  server.close(1000);
+  sent(server);
+  assert.deepEqual(events(server, [fromClient(0x89, "late")]), [{ type: "ping", data: utf8("late") }]);
+  assert.deepEqual(sent(server), buildFrame(0x8a, "late"));
+  events(server, [fromClient(0x88, hex("03 e8"))]);
+  assert.equal(server.readyState, 3);
+  events(server, [fromClient(0x89, "after")]);
+  assert.equal(sent(server).length, 0);
+});

@@ -79,7 +79,10 @@ export interface FrameDecoderOptions {
   expectMasked: boolean;
   /** RSV bits that negotiated extensions may set on data frames. Default 0. */
   allowedRsv?: number;
-  /** Largest payload accepted in one frame; larger is refused with 1009 from the header. Default unlimited. */
+  /**
+   * Largest payload accepted in one frame; larger is refused with 1009 from the header.
+   * Default 2^53 − 1, the largest length a number holds exactly.
+   */
   maxFrameSize?: number;
 }
 
@@ -143,7 +146,7 @@ export class FrameDecoder {
     this.#sink = sink;
     this.#expectMasked = options.expectMasked;
     this.allowedRsv = options.allowedRsv ?? 0;
-    this.maxFrameSize = options.maxFrameSize ?? Infinity;
+    this.maxFrameSize = options.maxFrameSize ?? Number.MAX_SAFE_INTEGER;
   }
 
   /**

@@ -609,7 +609,8 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #controlFrame(opcode: number, payload: Uint8Array): void {
     if (opcode === Opcode.Ping) {
       this.emit({ type: "ping", data: payload });
-      if (this.#autoPong && this.#state === ReadyState.Open) {
+      // RFC 6455 §5.5.2: answer unless the peer's close arrived (then the state is CLOSED).
+      if (this.#autoPong && this.#state !== ReadyState.Closed) {
         this.#encoder.frame(Opcode.Pong, payload, true, 0);
       }
     } else if (opcode === Opcode.Pong) {
