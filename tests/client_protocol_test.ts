@@ -509,3 +509,35 @@ test("A ServerProtocol that picks no subprotocol leaves the client with none", a
   assert.deepEqual(types(client.events()), ["accepted"]);
   assert.equal(client.protocol, "");
 });
+
+test("ClientProtocol decodes a chunked rejection body, split at every offset", async () => {
+  const response = latin1Bytes(
+    "HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n" +
+      "4\r\nWiki\r\n5;note=1\r\npedia\r\n0\r\nX-Trailer: t\r\n\r\n",
+  );
+  for (let cut = 0; cut <= response.length; cut++) {
+    const { client } = await clientFor();
+    client.receiveData(response.subarray(0, cut));
+    if (cut < response.length - 16) assert.deepEqual(client.events(), [], `early event at ${cut}`);
+    client.receiveData(response.subarray(cut));
+    const events = client.events();
+    assert.deepEqual(types(events), ["rejected", "closed"], `split at ${cut}`);
+    assert.ok(events[0].type === "rejected");
+    assert.equal(latin1Text(events[0].body), "Wikipedia", `split at ${cut}`);
+  }
+});
+
+test("ClientProtocol keeps what arrived of a chunked rejection body cut short by EOF", async () => {
+  const { client } = await clientFor();
+  client.receiveData(
+    latin1Bytes(
+      "HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n8\r\nde",
+    ),
+  );
+  assert.deepEqual(client.events(), []);
+  client.receiveEof();
+  const events = client.events();
+  assert.deepEqual(types(events), ["rejected", "closed"]);
+  assert.ok(events[0].type === "rejected");
+  assert.equal(latin1Text(events[0].body), "abcde");
+});

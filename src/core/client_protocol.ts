@@ -15,7 +15,7 @@ import {
   type HandshakeResponse,
   type RequestOptions,
 } from "./handshake.ts";
-import { type HeadLimits, HeadReader } from "./http.ts";
+import { decodeChunked, type HeadLimits, HeadReader } from "./http.ts";
 import { cryptoRandom } from "./mask.ts";
 import { Protocol, type ProtocolEvent, type ProtocolOptions, ReadyState } from "./protocol.ts";
 
@@ -49,6 +49,17 @@ export interface RejectedEvent {
 /** Events a {@linkcode ClientProtocol} produces. */
 export type ClientEvent = AcceptedEvent | RejectedEvent | ProtocolEvent;
 
+/** A rejection response whose body is still arriving. */
+interface Rejection {
+  response: HandshakeResponse;
+  /** The body as received (still chunk-encoded when `chunked`). */
+  raw: Uint8Array;
+  length: number;
+  /** How many raw bytes to keep at most. */
+  limit: number;
+  chunked: boolean;
+}
+
 /**
  * The client side of a WebSocket connection, without I/O.
  *
@@ -77,7 +88,7 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
   #reader: HeadReader;
   #key: string;
   #token: string | undefined;
-  #rejection: { response: HandshakeResponse; body: Uint8Array; length: number; expected: number } | undefined;
+  #rejection: Rejection | undefined;
 
   /**
    * Creates the client side of one connection; call `sendRequest()` next.
@@ -129,9 +140,14 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
       }
       const response: HandshakeResponse = { status, statusText: reason, headers: result.head.headers };
       if (status !== 101) {
-        const length = response.headers.get("content-length");
-        const expected = length !== null && /^\d+$/.test(length) ? Number(length) : Infinity;
-        this.#rejection = { response, body: new Uint8Array(0), length: 0, expected };
+        const headers = response.headers;
+        const chunked = /(^|,)\s*chunked\s*$/i.test(headers.get("transfer-encoding") ?? "");
+        const length = headers.get("content-length");
+        const expected = !chunked && length !== null && /^\d+$/.test(length) ? Number(length) : Infinity;
+        const max = this.#options.maxRejectBodySize ?? 65536;
+        // Room for the chunk framing around `max` bytes of body.
+        const limit = Math.min(expected, chunked ? max + 8192 : max);
+        this.#rejection = { response, raw: new Uint8Array(0), length: 0, limit, chunked };
         this.#rejectionBody(result.rest);
         return;
       }
@@ -159,18 +175,18 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
 
   #rejectionBody(chunk: Uint8Array): void {
     const r = this.#rejection!;
-    const limit = Math.min(r.expected, this.#options.maxRejectBodySize ?? 65536);
-    const take = Math.min(chunk.length, limit - r.length);
+    const take = Math.min(chunk.length, r.limit - r.length);
     if (take > 0) {
-      if (r.length + take > r.body.length) {
-        const grown = new Uint8Array(Math.min(limit, Math.max(r.length + take, r.body.length * 2)));
-        grown.set(r.body.subarray(0, r.length));
-        r.body = grown;
+      if (r.length + take > r.raw.length) {
+        const grown = new Uint8Array(Math.min(r.limit, Math.max(r.length + take, r.raw.length * 2)));
+        grown.set(r.raw.subarray(0, r.length));
+        r.raw = grown;
       }
-      r.body.set(chunk.subarray(0, take), r.length);
+      r.raw.set(chunk.subarray(0, take), r.length);
       r.length += take;
     }
-    if (r.length >= limit) {
+    const done = r.length >= r.limit || (r.chunked && decodeChunked(r.raw.subarray(0, r.length)).complete);
+    if (done) {
       this.#endRejection();
       this.finish();
     }
@@ -178,6 +194,13 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
 
   #endRejection(): void {
     const r = this.#rejection!;
-    this.emit({ type: "rejected", response: r.response, body: r.body.slice(0, r.length) });
+    const raw = r.raw.subarray(0, r.length);
+    const body = r.chunked ? decodeChunked(raw).body : raw.slice();
+    const max = this.#options.maxRejectBodySize ?? 65536;
+    this.emit({
+      type: "rejected",
+      response: r.response,
+      body: body.length > max ? body.slice(0, max) : body,
+    });
   }
 }

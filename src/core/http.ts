@@ -340,3 +340,38 @@ export function parseTokenList(value: string): string[] {
   }
   return tokens;
 }
+
+/**
+ * Decodes as much of a `Transfer-Encoding: chunked` body (RFC 9112 §7.1) as
+ * `bytes` holds. Chunk extensions and trailers are skipped; a malformed size
+ * line ends the body where it stands.
+ *
+ * @param bytes The raw body received so far.
+ * @returns The decoded bytes and whether the last chunk was seen.
+ */
+export function decodeChunked(bytes: Uint8Array): { body: Uint8Array; complete: boolean } {
+  const parts: Uint8Array[] = [];
+  let complete = false;
+  for (let i = 0; i < bytes.length;) {
+    let lineEnd = i;
+    while (lineEnd + 1 < bytes.length && !(bytes[lineEnd] === CR && bytes[lineEnd + 1] === LF)) lineEnd++;
+    if (lineEnd + 1 >= bytes.length) break;
+    const size = /^([0-9a-fA-F]{1,8})[ \t]*(;.*)?$/.exec(latin1(bytes, i, lineEnd));
+    if (!size) break;
+    const length = parseInt(size[1], 16);
+    if (length === 0) {
+      complete = true;
+      break;
+    }
+    const start = lineEnd + 2;
+    parts.push(bytes.subarray(start, Math.min(bytes.length, start + length)));
+    i = start + length + 2;
+  }
+  const body = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    body.set(part, at);
+    at += part.length;
+  }
+  return { body, complete };
+}
