@@ -60,6 +60,9 @@ export class MaskKeys {
   }
 }
 
+/** Below this many bytes, mask() works byte by byte. */
+const SMALL = 128;
+
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
@@ -93,12 +96,26 @@ export function mask(
   phase: number,
 ): void {
   const n = source.length;
-  if (target !== source || offset !== 0) target.set(source, offset);
-  if (key === 0 || n === 0) return;
-  // Rotate the key so that byte 0 of the rotated key applies to source[0].
   const shift = (phase & 3) * 8;
   if (shift !== 0) key = ((key << shift) | (key >>> (32 - shift))) >>> 0;
   const k0 = key >>> 24, k1 = (key >>> 16) & 0xff, k2 = (key >>> 8) & 0xff, k3 = key & 0xff;
+  if (n < SMALL && key !== 0 && target.buffer !== source.buffer) {
+    // Small, between two buffers: copy and XOR in one byte loop, no typed-array view to create.
+    let i = 0;
+    for (; i + 4 <= n; i += 4) {
+      target[offset + i] = source[i] ^ k0;
+      target[offset + i + 1] = source[i + 1] ^ k1;
+      target[offset + i + 2] = source[i + 2] ^ k2;
+      target[offset + i + 3] = source[i + 3] ^ k3;
+    }
+    for (; i < n; i++) {
+      const j = i & 3;
+      target[offset + i] = source[i] ^ (j === 0 ? k0 : j === 1 ? k1 : k2);
+    }
+    return;
+  }
+  if (target !== source || offset !== 0) target.set(source, offset);
+  if (key === 0 || n === 0) return;
   let i = 0;
   const start = target.byteOffset + offset;
   if (n >= 32) {
@@ -112,7 +129,19 @@ export function mask(
       : wordKeyBE | 0;
     const words = (n - head) >>> 2;
     const view = new Int32Array(target.buffer, start + head, words);
-    for (let w = 0; w < words; w++) view[w] ^= wordKey;
+    let w = 0;
+    // Unrolled: JavaScriptCore runs this about half again as fast; V8 is unaffected.
+    for (; w + 8 <= words; w += 8) {
+      view[w] ^= wordKey;
+      view[w + 1] ^= wordKey;
+      view[w + 2] ^= wordKey;
+      view[w + 3] ^= wordKey;
+      view[w + 4] ^= wordKey;
+      view[w + 5] ^= wordKey;
+      view[w + 6] ^= wordKey;
+      view[w + 7] ^= wordKey;
+    }
+    for (; w < words; w++) view[w] ^= wordKey;
     i = head + words * 4;
   }
   for (; i < n; i++) {

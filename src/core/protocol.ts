@@ -10,7 +10,7 @@ import { ProtocolError } from "./errors.ts";
 import type { Extension } from "./extensions.ts";
 import { FrameDecoder, FrameEncoder, type FrameSink, MAX_CONTROL_PAYLOAD, Opcode } from "./frame.ts";
 import { cryptoRandom, mask, MaskKeys, type RandomSource } from "./mask.ts";
-import { decodeUtf8, encodeUtf8, Utf8StreamDecoder } from "./utf8.ts";
+import { decodeUtf8, encodeUtf8, unmaskAscii, Utf8StreamDecoder } from "./utf8.ts";
 
 /**
  * Connection states, numbered like the web `WebSocket.readyState`.
@@ -194,6 +194,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #binary = EMPTY;
   #binaryLength = 0;
   #scratch = new Uint8Array(4096);
+  #sendScratch = new Uint8Array(128);
   #control = new Uint8Array(MAX_CONTROL_PAYLOAD);
   #controlLength = 0;
   #lastPiece: TextEvent | BinaryEvent | undefined;
@@ -323,6 +324,21 @@ export class Protocol<SideEvent = never> implements FrameSink {
    * @throws {TypeError} When the connection is not OPEN or a binary message is in progress.
    */
   sendText(text: string, options?: SendOptions): void {
+    const n = text.length;
+    if (n < 128) {
+      // Short ASCII text: copy the char codes, skipping TextEncoder (costly per call on some runtimes).
+      const out = this.#sendScratch;
+      let bits = 0;
+      for (let i = 0; i < n; i++) {
+        const c = text.charCodeAt(i);
+        bits |= c;
+        out[i] = c;
+      }
+      if (bits < 0x80) {
+        this.#sendData(Message.Text, out.subarray(0, n), options?.fin ?? true);
+        return;
+      }
+    }
     this.#sendData(Message.Text, encodeUtf8(text), options?.fin ?? true);
   }
 
@@ -537,6 +553,16 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #messagePiece(bytes: Uint8Array, key: number, phase: number, expected: number): void {
     const n = bytes.length;
     if (this.#message === Message.Text) {
+      if (
+        !this.#stream && this.#frameFin && this.#fragments === 1 && n === this.#frameLength &&
+        this.#messageRsv === 0
+      ) {
+        const text = unmaskAscii(bytes, key, phase);
+        if (text !== undefined) {
+          this.#text = text;
+          return;
+        }
+      }
       const plain = this.#unmaskToScratch(bytes, key, phase);
       if (this.#stream) {
         this.#piece({ type: "text", data: this.#utf8.write(plain), final: false });
@@ -559,8 +585,9 @@ export class Protocol<SideEvent = never> implements FrameSink {
     }
     const needed = this.#binaryLength + n;
     if (needed > this.#binary.length) {
+      // Once a sixteenth of the expected size has arrived, allocate all of it at once.
       const doubled = Math.max(this.#binary.length * 2, 1024);
-      const capacity = Math.max(needed, Math.min(doubled, expected));
+      const capacity = expected <= needed * 16 ? expected : Math.max(needed, Math.min(doubled, expected));
       const grown = new Uint8Array(capacity);
       grown.set(this.#binary.subarray(0, this.#binaryLength));
       this.#binary = grown;

@@ -11,6 +11,8 @@ const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Below this many bytes, an ASCII-only text is turned into a string by hand. */
 const SMALL_TEXT = 64;
+/** One reusable array of char codes per length below SMALL_TEXT. */
+const CODES: number[][] = Array.from({ length: SMALL_TEXT }, (_, n) => new Array<number>(n).fill(0));
 
 /**
  * Encodes a string as UTF-8.
@@ -49,20 +51,41 @@ export function encodeUtf8(text: string): Uint8Array {
 export function decodeUtf8(bytes: Uint8Array): string {
   const n = bytes.length;
   if (n < SMALL_TEXT) {
-    let ascii = true;
-    for (let i = 0; i < n; i++) {
-      if (bytes[i] > 0x7f) {
-        ascii = false;
-        break;
-      }
+    // A plain array of the exact length: engines spread those into arguments fastest.
+    const codes = CODES[n];
+    let i = 0;
+    for (; i < n; i++) {
+      const c = bytes[i];
+      if (c > 0x7f) break;
+      codes[i] = c;
     }
-    if (ascii) return String.fromCharCode.apply(null, bytes as unknown as number[]);
+    if (i === n) return String.fromCharCode.apply(null, codes);
   }
   try {
     return fatalDecoder.decode(bytes);
   } catch (cause) {
     throw new ProtocolError("invalid UTF-8 in text", 1007, { cause });
   }
+}
+
+/**
+ * Unmasks and decodes a short text in one pass when it is all ASCII.
+ *
+ * @internal
+ */
+export function unmaskAscii(bytes: Uint8Array, key: number, phase: number): string | undefined {
+  const n = bytes.length;
+  if (n >= SMALL_TEXT) return undefined;
+  const shift = (phase & 3) * 8;
+  if (shift !== 0) key = ((key << shift) | (key >>> (32 - shift))) >>> 0;
+  const codes = CODES[n];
+  let bits = 0;
+  for (let i = 0; i < n; i++) {
+    const c = bytes[i] ^ ((key >>> (24 - 8 * (i & 3))) & 0xff);
+    bits |= c;
+    codes[i] = c;
+  }
+  return bits > 0x7f ? undefined : String.fromCharCode.apply(null, codes);
 }
 
 /**
