@@ -139,6 +139,12 @@ const rows: Row[] = [
     ws: "decode_bin_frame_mbps",
   },
   {
+    label: "  same, chunks transferred (sock unmasks in place, as ws does)",
+    unit: "MB/s",
+    sock: "decode_bin_frame_transfer_mbps",
+    ws: "decode_bin_frame_mbps",
+  },
+  {
     label: "decode 32 B text, 64 KiB chunks",
     unit: "msg/s",
     sock: "decode_text32_msgs",

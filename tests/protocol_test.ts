@@ -928,3 +928,39 @@ test("ServerProtocol still answers a ping after sending its close, until the pee
   events(server, [fromClient(0x89, "after")]);
   assert.equal(sent(server).length, 0);
 });
+
+test("receiveData leaves the chunk untouched unless it is transferred", async () => {
+  const payload = counting(8192);
+  const frame = fromClient(0x82, payload);
+  const original = frame.slice();
+  const server = await openServer();
+  const [kept] = events(server, [frame]);
+  assert.ok(kept.type === "binary");
+  assert.deepEqual(kept.data, payload);
+  assert.notEqual(kept.data.buffer, frame.buffer);
+  assert.deepEqual(frame, original);
+});
+
+test("receiveData with transfer unmasks a large message in place and delivers a view of the chunk", async () => {
+  const server = await openServer();
+  const big = counting(8192), small = counting(100);
+  const chunk = joinBytes([fromClient(0x82, big), fromClient(0x82, small)]);
+  server.receiveData(chunk, { transfer: true });
+  const [first, second] = server.events();
+  assert.ok(first.type === "binary" && second.type === "binary");
+  assert.deepEqual(first.data, big);
+  assert.equal(first.data.buffer, chunk.buffer, "the large message is a view of the chunk");
+  assert.deepEqual(second.data, small);
+  assert.notEqual(second.data.buffer, chunk.buffer, "a small message is copied, not pinning the chunk");
+});
+
+test("receiveData with transfer still copies a message split across chunks", async () => {
+  const server = await openServer();
+  const payload = counting(10000);
+  const frame = fromClient(0x82, payload);
+  server.receiveData(frame.slice(0, 5000), { transfer: true });
+  server.receiveData(frame.slice(5000), { transfer: true });
+  const [event] = server.events();
+  assert.ok(event.type === "binary");
+  assert.deepEqual(event.data, payload);
+});

@@ -17,7 +17,13 @@ import {
 } from "./handshake.ts";
 import { decodeChunked, type HeadLimits, HeadReader } from "./http.ts";
 import { cryptoRandom } from "./mask.ts";
-import { Protocol, type ProtocolEvent, type ProtocolOptions, ReadyState } from "./protocol.ts";
+import {
+  Protocol,
+  type ProtocolEvent,
+  type ProtocolOptions,
+  ReadyState,
+  type ReceiveOptions,
+} from "./protocol.ts";
 
 /** Options for {@linkcode ClientProtocol}. */
 export interface ClientProtocolOptions
@@ -123,11 +129,12 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
    * Feeds bytes received from the transport: the response head first, then
    * frames (or the body of a rejection). An invalid 101 fails with 1002.
    *
-   * @param chunk The bytes; not modified, not kept after the call.
+   * @param chunk The bytes; not modified or kept after the call unless transferred.
+   * @param options `transfer: true` to hand the chunk over (see {@linkcode ReceiveOptions}).
    * @throws {TypeError} Before `sendRequest()` has completed.
    */
-  override receiveData(chunk: Uint8Array): void {
-    if (this.readyState !== ReadyState.Connecting) return super.receiveData(chunk);
+  override receiveData(chunk: Uint8Array, options?: ReceiveOptions): void {
+    if (this.readyState !== ReadyState.Connecting) return super.receiveData(chunk, options);
     if (!this.#token) throw new TypeError("call sendRequest() before receiveData()");
     if (this.#rejection) return this.#rejectionBody(chunk);
     try {

@@ -90,6 +90,7 @@ export {
   type ProtocolEvent,
   type ProtocolOptions,
   ReadyState,
+  type ReceiveOptions,
   type SendOptions,
   type TextEvent,
 } from "./protocol.ts";

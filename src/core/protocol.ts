@@ -140,6 +140,17 @@ export interface ProtocolOptions {
   random?: RandomSource;
 }
 
+/** Options for one `receiveData()` call. */
+export interface ReceiveOptions {
+  /**
+   * `true` hands the chunk over to the core: it may unmask large messages in
+   * place and deliver them as views of the chunk instead of copies. Pass it
+   * only for a buffer read fresh for this call and never touched again.
+   * Default `false`: the chunk is neither modified nor kept.
+   */
+  transfer?: boolean;
+}
+
 /** Options for one outgoing message or piece of one. */
 export interface SendOptions {
   /** `false` sends a piece of a message; more pieces follow, the last with `fin: true`. Default `true`. */
@@ -153,6 +164,9 @@ const enum Message {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Transferred binary messages at least this big are delivered in place; smaller ones are copied, so a view never pins a large chunk for a few bytes. */
+const IN_PLACE_MIN = 4096;
 
 /**
  * The connection after the handshake: frames, messages, control frames and
@@ -191,13 +205,16 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #utf8 = new Utf8StreamDecoder();
   /** Whether the current text went through the incremental decoder. */
   #utf8Used = false;
-  #binary = EMPTY;
+  #binary: Uint8Array = EMPTY;
   #binaryLength = 0;
   #scratch = new Uint8Array(4096);
   #sendScratch = new Uint8Array(128);
   #control = new Uint8Array(MAX_CONTROL_PAYLOAD);
   #controlLength = 0;
   #lastPiece: TextEvent | BinaryEvent | undefined;
+
+  /** Whether the chunk being decoded was transferred to us. */
+  #transfer = false;
 
   // Outgoing message.
   #sending = Message.None;
@@ -285,15 +302,18 @@ export class Protocol<SideEvent = never> implements FrameSink {
    * violation queues the right close frame and produces a `failed` event.
    * Bytes after CLOSED are ignored.
    *
-   * @param chunk The bytes; not modified, not kept after the call.
+   * @param chunk The bytes; not modified or kept after the call unless transferred.
+   * @param options `transfer: true` to hand the chunk over (see {@linkcode ReceiveOptions}).
    */
-  receiveData(chunk: Uint8Array): void {
+  receiveData(chunk: Uint8Array, options?: ReceiveOptions): void {
     if (this.#state === ReadyState.Closed || this.#closeReceived) return;
+    this.#transfer = options?.transfer ?? false;
     try {
       this.#decoder.write(chunk);
     } catch (error) {
       this.fail(error);
     }
+    this.#transfer = false;
   }
 
   /**
@@ -581,6 +601,16 @@ export class Protocol<SideEvent = never> implements FrameSink {
       const data = new Uint8Array(n);
       mask(bytes, key, data, 0, phase);
       this.#piece({ type: "binary", data, final: false });
+      return;
+    }
+    if (
+      this.#transfer && n >= IN_PLACE_MIN && n === this.#frameLength && this.#frameFin &&
+      this.#fragments === 1 && this.#messageRsv === 0
+    ) {
+      // A whole message inside a chunk handed over to us: unmask it where it lies.
+      mask(bytes, key, bytes, 0, phase);
+      this.#binary = bytes;
+      this.#binaryLength = n;
       return;
     }
     const needed = this.#binaryLength + n;

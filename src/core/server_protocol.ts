@@ -18,7 +18,13 @@ import {
   type UpgradeRequest,
 } from "./handshake.ts";
 import { type HeadLimits, HeadReader } from "./http.ts";
-import { Protocol, type ProtocolEvent, type ProtocolOptions, ReadyState } from "./protocol.ts";
+import {
+  Protocol,
+  type ProtocolEvent,
+  type ProtocolOptions,
+  ReadyState,
+  type ReceiveOptions,
+} from "./protocol.ts";
 import { encodeUtf8 } from "./utf8.ts";
 
 /** Options for {@linkcode ServerProtocol}. */
@@ -115,10 +121,11 @@ export class ServerProtocol extends Protocol<RequestEvent> {
    * frames. A malformed head queues the HTTP error response (400, 414, 431,
    * 505) and produces `failed`; nothing throws.
    *
-   * @param chunk The bytes; not modified, not kept after the call.
+   * @param chunk The bytes; not modified or kept after the call unless transferred.
+   * @param options `transfer: true` to hand the chunk over (see {@linkcode ReceiveOptions}).
    */
-  override receiveData(chunk: Uint8Array): void {
-    if (this.readyState !== ReadyState.Connecting) return super.receiveData(chunk);
+  override receiveData(chunk: Uint8Array, options?: ReceiveOptions): void {
+    if (this.readyState !== ReadyState.Connecting) return super.receiveData(chunk, options);
     if (this.#request) {
       if (this.#rejecting || chunk.length === 0) return;
       this.#earlySize += chunk.length;
