@@ -190,7 +190,8 @@ export class FrameDecoder {
           continue;
         }
         this.#state = State.Payload;
-        // A header that ends the chunk: wait for payload rather than report an empty piece.
+        // Re-test the loop: a header that ends the chunk waits for its payload
+        // instead of reporting an empty piece.
         continue;
       }
       // Payload.
@@ -207,7 +208,7 @@ export class FrameDecoder {
     }
   }
 
-  /** Copies bytes into the spill, up to `limit` bytes in all (14 by default). */
+  /** Copies bytes into the spill until it holds `limit` bytes (the 2 that tell the header's size by default). */
   #fillSpill(chunk: Uint8Array, pos: number, limit = 2): number {
     const take = Math.min(limit - this.#spillLength, chunk.length - pos);
     if (take <= 0) return 0;
