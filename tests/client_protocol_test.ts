@@ -541,3 +541,25 @@ test("ClientProtocol keeps what arrived of a chunked rejection body cut short by
   assert.ok(events[0].type === "rejected");
   assert.equal(latin1Text(events[0].body), "abcde");
 });
+
+test("ClientProtocol decodes a chunked rejection body of many 1-byte chunks up to maxRejectBodySize", async () => {
+  const { client } = await clientFor({ maxRejectBodySize: 3000 });
+  client.receiveData(latin1Bytes("HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  for (let i = 0; i < 2000; i++) client.receiveData(latin1Bytes("1\r\nx\r\n"));
+  assert.deepEqual(client.events(), []);
+  client.receiveData(latin1Bytes("0\r\n\r\n"));
+  const events = client.events();
+  assert.deepEqual(types(events), ["rejected", "closed"]);
+  assert.ok(events[0].type === "rejected");
+  assert.equal(events[0].body.length, 2000);
+});
+
+test("ClientProtocol stops reading a chunked rejection body at maxRejectBodySize", async () => {
+  const { client } = await clientFor({ maxRejectBodySize: 10 });
+  client.receiveData(latin1Bytes("HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n"));
+  client.receiveData(latin1Bytes("abcdefghijklmnopqrstuvwxyz012345\r\n"));
+  const events = client.events();
+  assert.deepEqual(types(events), ["rejected", "closed"]);
+  assert.ok(events[0].type === "rejected");
+  assert.equal(latin1Text(events[0].body), "abcdefghij");
+});

@@ -201,7 +201,7 @@ test("FrameEncoder writes every unmasked RFC 6455 §5.7 example byte for byte", 
 });
 
 test("FrameEncoder writes the masked RFC 6455 §5.7 examples byte for byte with key 37 fa 21 3d", () => {
-  const encoder = new FrameEncoder(() => RFC_KEY_NUMBER);
+  const encoder = new FrameEncoder({ next: () => RFC_KEY_NUMBER });
   encoder.frame(Opcode.Text, new TextEncoder().encode(hello), true, 0);
   assert.deepEqual(joinBytes(encoder.take()), RFC_FRAMES.maskedText);
   encoder.frame(Opcode.Pong, new TextEncoder().encode(hello), true, 0);
@@ -219,7 +219,7 @@ for (const length of [0, 1, 125, 126, 127, 65535, 65536, 65537, 70000]) {
     const expectedHead = frameHeader(0x82, length);
     assert.equal(expectedHead.length, kind === "7-bit" ? 2 : kind === "16-bit" ? 4 : 10);
     for (const masked of [false, true]) {
-      const encoder = new FrameEncoder(masked ? () => 0x01020304 : undefined);
+      const encoder = new FrameEncoder(masked ? { next: () => 0x01020304 } : undefined);
       encoder.frame(Opcode.Binary, payload, true, 0);
       const bytes = joinBytes(encoder.take());
       const expected = masked
@@ -520,7 +520,7 @@ test("FrameEncoder queues a large unmasked payload by reference after its header
 
 test("FrameEncoder never modifies the caller's payload when masking", () => {
   let key = 0x11223344;
-  const encoder = new FrameEncoder(() => key++);
+  const encoder = new FrameEncoder({ next: () => key++ });
   for (const length of [5, 200, 65536, 100000]) {
     const payload = counting(length, 9);
     const copy = payload.slice();
@@ -534,7 +534,7 @@ test("FrameEncoder never modifies the caller's payload when masking", () => {
 test("FrameEncoder draws a fresh key for every frame and writes it after the length", () => {
   const keys = [0x01020304, 0xa0b0c0d0, 0xffffffff];
   let i = 0;
-  const encoder = new FrameEncoder(() => keys[i++]);
+  const encoder = new FrameEncoder({ next: () => keys[i++] });
   for (let n = 0; n < 3; n++) encoder.frame(Opcode.Text, new TextEncoder().encode("abcdef"), true, 0);
   const bytes = joinBytes(encoder.take());
   assert.equal(i, 3);
@@ -567,7 +567,7 @@ test("FrameEncoder keeps raw bytes in order with frames and counts them as pendi
 test("FrameEncoder output decodes back to the same frames for a mix of sizes, masked and unmasked", () => {
   const sizes = [0, 3, 125, 126, 1000, 65535, 65536, 131072];
   for (const masked of [false, true]) {
-    const encoder = new FrameEncoder(masked ? () => 0x5a5a0f0f : undefined);
+    const encoder = new FrameEncoder(masked ? { next: () => 0x5a5a0f0f } : undefined);
     const expected: Seen[] = [];
     for (const [i, size] of sizes.entries()) {
       const payload = counting(size, i);

@@ -964,3 +964,87 @@ test("receiveData with transfer still copies a message split across chunks", asy
   assert.ok(event.type === "binary");
   assert.deepEqual(event.data, payload);
 });
+
+test("events() and dataToSend() never hand out an array the core keeps filling", async () => {
+  const server = await openServer();
+  const noEvents = server.events();
+  const noBytes = server.dataToSend();
+  events(server, [fromClient(0x81, "hi")]);
+  server.send("yo");
+  assert.deepEqual(noEvents, []);
+  assert.deepEqual(noBytes, []);
+});
+
+test("An extension failing with a code not allowed on the wire fails the connection with 1011", async () => {
+  const extension = {
+    name: "x-broken",
+    rsv: 0x20,
+    decode(): Uint8Array {
+      throw new ProtocolError("not for the wire", 1005);
+    },
+    encode: (data: Uint8Array) => ({ data, rsv: 0x20 }),
+  };
+  const server = new ServerProtocol({
+    extensions: [{
+      name: "x-broken",
+      accept: () => ({ response: { name: "x-broken", params: [] }, extension }),
+    }],
+  });
+  server.receiveData(latin1Bytes(upgradeRequest({ extra: [["Sec-WebSocket-Extensions", "x-broken"]] })));
+  server.events();
+  await server.accept();
+  server.dataToSend();
+  const got = events(server, [fromClient(0xa1, "x")]);
+  assert.deepEqual(got.map((e) => e.type), ["failed", "closed"]);
+  assert.equal((got[1] as ClosedEvent).code, 1011);
+  assert.equal(server.readyState, ReadyState.Closed);
+});
+
+test("sendText hands an extension bytes it may keep, even for short ASCII text", async () => {
+  const kept: Uint8Array[] = [];
+  const extension = {
+    name: "x-buffer",
+    rsv: 0,
+    decode: (data: Uint8Array) => data,
+    // Keeps every piece and sends them all with the final one.
+    encode(data: Uint8Array, _first: boolean, final: boolean) {
+      kept.push(data);
+      return { data: final ? joinBytes(kept) : new Uint8Array(0), rsv: 0 };
+    },
+  };
+  const server = new ServerProtocol({
+    extensions: [{
+      name: "x-buffer",
+      accept: () => ({ response: { name: "x-buffer", params: [] }, extension }),
+    }],
+  });
+  server.receiveData(latin1Bytes(upgradeRequest({ extra: [["Sec-WebSocket-Extensions", "x-buffer"]] })));
+  server.events();
+  await server.accept();
+  server.dataToSend();
+  server.send("hello ", { fin: false });
+  server.send("world");
+  const frames = joinBytes(server.dataToSend());
+  assert.equal(new TextDecoder().decode(frames.subarray(frames.length - 11)), "hello world");
+});
+
+test("Protocol refuses NaN and out-of-range limits instead of disabling them", () => {
+  for (
+    const options of [
+      { maxMessageSize: Number("16MiB") },
+      { maxFrameSize: -1 },
+      { maxFragments: 0 },
+      { fragmentSize: 0 },
+    ]
+  ) {
+    assert.throws(() => new ServerProtocol(options), RangeError, JSON.stringify(options));
+  }
+});
+
+test("Streaming text never emits an empty piece for a character split across reads", async () => {
+  const server = await openServer({ streamMessages: true });
+  const frame = fromClient(0x81, "é!");
+  // Cut inside "é" (c3 a9): the first read completes no character.
+  const got = events(server, [frame.subarray(0, 7), frame.subarray(7)]);
+  assert.deepEqual(got, [{ type: "text", data: "é!", final: true }]);
+});

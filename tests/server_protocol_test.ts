@@ -600,3 +600,21 @@ test("ServerProtocol ends a pending rejection at EOF", () => {
   assert.equal(events[0].code, 1006);
   assert.throws(() => server.rejectData("more"), TypeError);
 });
+
+test("ServerProtocol.accept() resolves false when EOF arrives while the token is computed", async () => {
+  const server = new ServerProtocol();
+  server.receiveData(latin1Bytes(upgradeRequest()));
+  server.events();
+  const accepted = server.accept();
+  server.receiveEof();
+  assert.equal(await accepted, false);
+  assert.equal(server.readyState, ReadyState.Closed);
+  assert.equal(joinBytes(server.dataToSend()).length, 0, "no 101 after the connection ended");
+});
+
+test("ServerProtocol.accept() resolves true once OPEN", async () => {
+  const server = new ServerProtocol();
+  server.receiveData(latin1Bytes(upgradeRequest()));
+  assert.equal(await server.accept(), true);
+  assert.equal(server.readyState, ReadyState.Open);
+});

@@ -15,7 +15,7 @@ import {
   type HandshakeResponse,
   type RequestOptions,
 } from "./handshake.ts";
-import { decodeChunked, type HeadLimits, HeadReader } from "./http.ts";
+import { BodyReader, type HeadLimits, HeadReader } from "./http.ts";
 import { cryptoRandom } from "./mask.ts";
 import {
   Protocol,
@@ -58,12 +58,7 @@ export type ClientEvent = AcceptedEvent | RejectedEvent | ProtocolEvent;
 /** A rejection response whose body is still arriving. */
 interface Rejection {
   response: HandshakeResponse;
-  /** The body as received (still chunk-encoded when `chunked`). */
-  raw: Uint8Array;
-  length: number;
-  /** How many raw bytes to keep at most. */
-  limit: number;
-  chunked: boolean;
+  body: BodyReader;
 }
 
 /**
@@ -91,7 +86,9 @@ interface Rejection {
  */
 export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
   #options: ClientProtocolOptions;
-  #reader: HeadReader;
+  /** Dropped once the head has arrived, with its buffer. */
+  #reader: HeadReader | undefined;
+  #request: Uint8Array;
   #key: string;
   #token: string | undefined;
   #rejection: Rejection | undefined;
@@ -107,8 +104,10 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
     this.#options = options;
     this.#reader = new HeadReader(false, options);
     this.#key = generateKey(options.random ?? cryptoRandom);
-    // Validates the URL, subprotocols and headers now rather than later.
-    formatRequest(this.#requestOptions(), this.#key);
+    // Formatted now, so a bad URL, subprotocol or header throws here.
+    const extensions = (options.extensions ?? []).flatMap((factory) => factory.offer());
+    const { url, protocols, headers } = options;
+    this.#request = formatRequest({ url, protocols, headers, extensions }, this.#key);
   }
 
   /**
@@ -122,7 +121,7 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
     this.#token = "";
     const token = await acceptToken(this.#key);
     this.#token = token;
-    this.sendRaw(formatRequest(this.#requestOptions(), this.#key));
+    this.sendRaw(this.#request);
   }
 
   /**
@@ -138,8 +137,9 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
     if (!this.#token) throw new TypeError("call sendRequest() before receiveData()");
     if (this.#rejection) return this.#rejectionBody(chunk);
     try {
-      const result = this.#reader.write(chunk);
+      const result = this.#reader!.write(chunk);
       if (!result) return;
+      this.#reader = undefined;
       const [version, statusText, reason] = result.head.startLine;
       const status = Number(statusText);
       if (!/^HTTP\/1\.\d$/.test(version) || !/^\d{3}$/.test(statusText)) {
@@ -148,13 +148,14 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
       const response: HandshakeResponse = { status, statusText: reason, headers: result.head.headers };
       if (status !== 101) {
         const headers = response.headers;
+        const max = this.#options.maxRejectBodySize ?? 65536;
         const chunked = /(^|,)\s*chunked\s*$/i.test(headers.get("transfer-encoding") ?? "");
         const length = headers.get("content-length");
-        const expected = !chunked && length !== null && /^\d+$/.test(length) ? Number(length) : Infinity;
-        const max = this.#options.maxRejectBodySize ?? 65536;
-        // Room for the chunk framing around `max` bytes of body.
-        const limit = Math.min(expected, chunked ? max + 8192 : max);
-        this.#rejection = { response, raw: new Uint8Array(0), length: 0, limit, chunked };
+        const known = !chunked && length !== null && /^\d+$/.test(length);
+        this.#rejection = {
+          response,
+          body: new BodyReader(known ? Math.min(Number(length), max) : max, chunked),
+        };
         this.#rejectionBody(result.rest);
         return;
       }
@@ -174,26 +175,10 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
     super.receiveEof();
   }
 
-  #requestOptions(): RequestOptions {
-    const o = this.#options;
-    const extensions = (o.extensions ?? []).flatMap((factory) => factory.offer());
-    return { url: o.url, protocols: o.protocols, headers: o.headers, extensions };
-  }
-
   #rejectionBody(chunk: Uint8Array): void {
-    const r = this.#rejection!;
-    const take = Math.min(chunk.length, r.limit - r.length);
-    if (take > 0) {
-      if (r.length + take > r.raw.length) {
-        const grown = new Uint8Array(Math.min(r.limit, Math.max(r.length + take, r.raw.length * 2)));
-        grown.set(r.raw.subarray(0, r.length));
-        r.raw = grown;
-      }
-      r.raw.set(chunk.subarray(0, take), r.length);
-      r.length += take;
-    }
-    const done = r.length >= r.limit || (r.chunked && decodeChunked(r.raw.subarray(0, r.length)).complete);
-    if (done) {
+    const body = this.#rejection!.body;
+    body.write(chunk);
+    if (body.done) {
       this.#endRejection();
       this.finish();
     }
@@ -201,13 +186,6 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
 
   #endRejection(): void {
     const r = this.#rejection!;
-    const raw = r.raw.subarray(0, r.length);
-    const body = r.chunked ? decodeChunked(raw).body : raw.slice();
-    const max = this.#options.maxRejectBodySize ?? 65536;
-    this.emit({
-      type: "rejected",
-      response: r.response,
-      body: body.length > max ? body.slice(0, max) : body,
-    });
+    this.emit({ type: "rejected", response: r.response, body: r.body.body });
   }
 }

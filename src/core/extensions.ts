@@ -20,6 +20,8 @@ export interface ExtensionOffer {
 /**
  * A negotiated extension, applied to every data message of a connection.
  * Extensions run in the order negotiated when sending, in reverse when receiving.
+ * Their RSV bits go on a message's first frame only, as permessage-deflate
+ * requires; a continuation frame with an RSV bit set fails with 1002.
  */
 export interface Extension {
   /** The registered name, e.g. `permessage-deflate`. */
@@ -39,7 +41,7 @@ export interface Extension {
   /**
    * Transforms the next piece of an outgoing message.
    *
-   * @param data The piece; must not be modified.
+   * @param data The piece; must not be modified, and is only valid during the call: copy what must be kept.
    * @param first Whether this is the message's first frame.
    * @param final Whether this is its last frame.
    * @returns The bytes to send (owned by the caller) and, for the first frame, the RSV bits to set.

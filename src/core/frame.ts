@@ -272,7 +272,7 @@ function headerSize(b: Uint8Array, at = 0): number {
 
 /** Payloads at least this big are queued by reference instead of copied (when not masked). */
 const LARGE_PAYLOAD = 65536;
-const INITIAL_STAGING = 16384;
+const MIN_STAGING = 1024;
 
 /**
  * Encodes frames into an outgoing queue. Small frames are packed together
@@ -292,8 +292,9 @@ const INITIAL_STAGING = 16384;
  * ```
  */
 export class FrameEncoder {
-  #nextKey: (() => number) | undefined;
-  #staging = new Uint8Array(INITIAL_STAGING);
+  #keys: { next(): number } | undefined;
+  /** Grown on first use, so an idle connection holds no staging buffer until it sends. */
+  #staging = new Uint8Array(0);
   #used = 0;
   #chunks: Uint8Array[] = [];
   #queued = 0;
@@ -301,10 +302,10 @@ export class FrameEncoder {
   /**
    * Creates an encoder with an empty queue.
    *
-   * @param nextKey Returns a fresh mask key per frame (a client); omit it to send unmasked frames (a server).
+   * @param keys Hands out a fresh mask key per frame, such as `MaskKeys` (a client); omit it to send unmasked frames (a server).
    */
-  constructor(nextKey?: () => number) {
-    this.#nextKey = nextKey;
+  constructor(keys?: { next(): number }) {
+    this.#keys = keys;
   }
 
   /** Bytes queued and not yet taken. */
@@ -322,8 +323,9 @@ export class FrameEncoder {
    */
   frame(opcode: number, payload: Uint8Array, fin: boolean, rsv: number): void {
     const length = payload.length;
-    const key = this.#nextKey ? this.#nextKey() : 0;
-    const masked = this.#nextKey !== undefined;
+    const keys = this.#keys;
+    const key = keys ? keys.next() : 0;
+    const masked = keys !== undefined;
     const headerLength = 2 + (length < 126 ? 0 : length < 65536 ? 2 : 8) + (masked ? 4 : 0);
     const large = length >= LARGE_PAYLOAD;
     if (large && !masked) {
@@ -384,7 +386,7 @@ export class FrameEncoder {
   #reserve(size: number): number {
     const at = this.#used;
     if (at + size > this.#staging.length) {
-      const grown = new Uint8Array(Math.max(this.#staging.length * 2, at + size));
+      const grown = new Uint8Array(Math.max(this.#staging.length * 2, at + size, MIN_STAGING));
       grown.set(this.#staging.subarray(0, at));
       this.#staging = grown;
     }

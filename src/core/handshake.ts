@@ -169,7 +169,7 @@ function requestPath(target: string): string {
 function checkUpgrade(request: UpgradeRequest): void {
   const { headers } = request;
   if (request.method !== "GET") {
-    throw status(405, `method ${request.method} cannot upgrade`, [["Allow", "GET"]]);
+    throw status(405, "only GET can upgrade to WebSocket", [["Allow", "GET"]]);
   }
   if (request.version === "HTTP/1.0") throw status(400, "HTTP/1.1 or later is required");
   const upgrade = headers.getAll("upgrade").flatMap(parseUpgradeList);

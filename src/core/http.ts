@@ -157,7 +157,7 @@ export class HeadReader {
    * Adds bytes. Returns the head and the bytes after it once complete.
    *
    * @param chunk The next bytes received; not modified, not kept.
-   * @returns The head and what follows it, or `undefined` while incomplete.
+   * @returns The head and what follows it in `chunk` (a view of it), or `undefined` while incomplete.
    * @throws {ProtocolError} With `status` 400, 414 or 431.
    */
   write(chunk: Uint8Array): { head: ParsedHead; rest: Uint8Array } | undefined {
@@ -173,7 +173,7 @@ export class HeadReader {
         if (lineLength === 0) {
           if (this.#lines === 0) throw badRequest("the head starts with an empty line");
           const head = this.#parse(i - 3);
-          const rest = chunk.slice(take - (this.#length - i - 1));
+          const rest = chunk.subarray(take - (this.#length - i - 1));
           return { head, rest };
         }
         this.#lines++;
@@ -342,36 +342,78 @@ export function parseTokenList(value: string): string[] {
 }
 
 /**
- * Decodes as much of a `Transfer-Encoding: chunked` body (RFC 9112 §7.1) as
- * `bytes` holds. Chunk extensions and trailers are skipped; a malformed size
- * line ends the body where it stands.
- *
- * @param bytes The raw body received so far.
- * @returns The decoded bytes and whether the last chunk was seen.
+ * Reads an HTTP response body incrementally, keeping at most `max` bytes:
+ * plain, or `Transfer-Encoding: chunked` (RFC 9112 §7.1), whose chunk
+ * extensions and trailers are skipped and where a malformed size line ends
+ * the body where it stands.
  */
-export function decodeChunked(bytes: Uint8Array): { body: Uint8Array; complete: boolean } {
-  const parts: Uint8Array[] = [];
-  let complete = false;
-  for (let i = 0; i < bytes.length;) {
-    let lineEnd = i;
-    while (lineEnd + 1 < bytes.length && !(bytes[lineEnd] === CR && bytes[lineEnd + 1] === LF)) lineEnd++;
-    if (lineEnd + 1 >= bytes.length) break;
-    const size = /^([0-9a-fA-F]{1,8})[ \t]*(;.*)?$/.exec(latin1(bytes, i, lineEnd));
-    if (!size) break;
-    const length = parseInt(size[1], 16);
-    if (length === 0) {
-      complete = true;
-      break;
+export class BodyReader {
+  #max: number;
+  #chunked: boolean;
+  #body = new Uint8Array(0);
+  #length = 0;
+  /** The size line being read, or `undefined` while in chunk data. */
+  #line: string | undefined = "";
+  #remaining = 0;
+  /** CRLF bytes still to skip after a chunk's data. */
+  #skip = 0;
+  /** Whether the body is over: `max` bytes kept, or the last chunk (or a malformed size line) seen. */
+  done = false;
+
+  /** Creates a reader keeping at most `max` bytes (the body's length, if known) of a plain or chunked body. */
+  constructor(max: number, chunked: boolean) {
+    this.#max = max;
+    this.#chunked = chunked;
+    this.done = max === 0;
+  }
+
+  /** The decoded body so far. */
+  get body(): Uint8Array {
+    return this.#body.slice(0, this.#length);
+  }
+
+  /** Reads the next bytes of the body. */
+  write(bytes: Uint8Array): void {
+    if (!this.#chunked) return this.#append(bytes);
+    for (let i = 0; i < bytes.length && !this.done;) {
+      if (this.#skip > 0) {
+        this.#skip--;
+        i++;
+      } else if (this.#line === undefined) {
+        const take = Math.min(this.#remaining, bytes.length - i);
+        this.#append(bytes.subarray(i, i + take));
+        i += take;
+        this.#remaining -= take;
+        if (this.#remaining === 0) {
+          this.#line = "";
+          this.#skip = 2;
+        }
+      } else if (bytes[i] === LF) {
+        i++;
+        const size = /^([0-9a-fA-F]{1,8})[ \t]*(;.*)?\r$/.exec(this.#line);
+        if (!size || parseInt(size[1], 16) === 0) {
+          this.done = true;
+        } else {
+          this.#remaining = parseInt(size[1], 16);
+          this.#line = undefined;
+        }
+      } else if (this.#line.length > 1024) {
+        this.done = true;
+      } else {
+        this.#line += String.fromCharCode(bytes[i++]);
+      }
     }
-    const start = lineEnd + 2;
-    parts.push(bytes.subarray(start, Math.min(bytes.length, start + length)));
-    i = start + length + 2;
   }
-  const body = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    body.set(part, at);
-    at += part.length;
+
+  #append(bytes: Uint8Array): void {
+    const take = Math.min(bytes.length, this.#max - this.#length);
+    if (this.#length + take > this.#body.length) {
+      const grown = new Uint8Array(Math.min(this.#max, Math.max(this.#length + take, this.#body.length * 2)));
+      grown.set(this.#body.subarray(0, this.#length));
+      this.#body = grown;
+    }
+    this.#body.set(bytes.subarray(0, take), this.#length);
+    this.#length += take;
+    if (this.#length >= this.#max) this.done = true;
   }
-  return { body, complete };
 }

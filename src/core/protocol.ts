@@ -5,7 +5,14 @@
  * @module
  */
 
-import { CloseCode, type CloseInfo, encodeClosePayload, parseClosePayload } from "./close.ts";
+import {
+  CloseCode,
+  type CloseInfo,
+  encodeClosePayload,
+  isValidCloseCode,
+  MAX_CLOSE_REASON_BYTES,
+  parseClosePayload,
+} from "./close.ts";
 import { ProtocolError } from "./errors.ts";
 import type { Extension } from "./extensions.ts";
 import { FrameDecoder, FrameEncoder, type FrameSink, MAX_CONTROL_PAYLOAD, Opcode } from "./frame.ts";
@@ -82,9 +89,10 @@ export interface CloseEvent extends CloseInfo {
 }
 
 /**
- * The peer broke the protocol or a limit. The close frame with `error.code`
- * is queued (or, during the handshake, the HTTP error response); flush it,
- * then close the transport.
+ * The peer broke the protocol or a limit. When the connection was OPEN, the
+ * close frame with `error.code` is queued; a server failing a handshake
+ * queues the HTTP error response; a client failing one queues nothing.
+ * Flush `dataToSend()`, then close the transport.
  */
 export interface FailedEvent {
   /** Discriminant. */
@@ -165,6 +173,9 @@ const enum Message {
 
 const EMPTY = new Uint8Array(0);
 
+/** Below this many UTF-16 units, ASCII text is encoded by hand. */
+const SHORT_TEXT = 128;
+
 /** Transferred binary messages at least this big are delivered in place; smaller ones are copied, so a view never pins a large chunk for a few bytes. */
 const IN_PLACE_MIN = 4096;
 
@@ -207,8 +218,8 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #utf8Used = false;
   #binary: Uint8Array = EMPTY;
   #binaryLength = 0;
-  #scratch = new Uint8Array(4096);
-  #sendScratch = new Uint8Array(128);
+  #scratch = EMPTY;
+  #sendScratch = EMPTY;
   #control = new Uint8Array(MAX_CONTROL_PAYLOAD);
   #controlLength = 0;
   #lastPiece: TextEvent | BinaryEvent | undefined;
@@ -231,18 +242,16 @@ export class Protocol<SideEvent = never> implements FrameSink {
    */
   constructor(isClient: boolean, options: ProtocolOptions = {}) {
     this.#isClient = isClient;
-    this.#maxMessageSize = options.maxMessageSize ?? 16 * 1024 * 1024;
-    this.#maxFragments = options.maxFragments ?? 4096;
-    this.#fragmentSize = options.fragmentSize ?? Infinity;
+    this.#maxMessageSize = limit("maxMessageSize", options.maxMessageSize, 16 * 1024 * 1024, 0);
+    this.#maxFragments = limit("maxFragments", options.maxFragments, 4096, 1);
+    this.#fragmentSize = limit("fragmentSize", options.fragmentSize, Infinity, 1);
     this.#autoPong = options.autoPong ?? true;
     this.#stream = options.streamMessages ?? false;
-    if (!(this.#fragmentSize >= 1)) throw new RangeError("fragmentSize must be at least 1");
     this.#decoder = new FrameDecoder(this, {
       expectMasked: !isClient,
-      maxFrameSize: options.maxFrameSize ?? this.#maxMessageSize,
+      maxFrameSize: limit("maxFrameSize", options.maxFrameSize, this.#maxMessageSize, 0),
     });
-    const keys = isClient ? new MaskKeys(options.random ?? cryptoRandom) : undefined;
-    this.#encoder = new FrameEncoder(keys && (() => keys.next()));
+    this.#encoder = new FrameEncoder(isClient ? new MaskKeys(options.random ?? cryptoRandom) : undefined);
   }
 
   /** The connection state. */
@@ -282,7 +291,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
    */
   events(): (ProtocolEvent | SideEvent)[] {
     const events = this.#events;
-    if (events.length === 0) return events;
+    if (events.length === 0) return [];
     this.#events = [];
     return events;
   }
@@ -306,7 +315,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
    * @param options `transfer: true` to hand the chunk over (see {@linkcode ReceiveOptions}).
    */
   receiveData(chunk: Uint8Array, options?: ReceiveOptions): void {
-    if (this.#state === ReadyState.Closed || this.#closeReceived) return;
+    if (this.#state === ReadyState.Closed) return;
     this.#transfer = options?.transfer ?? false;
     try {
       this.#decoder.write(chunk);
@@ -345,8 +354,10 @@ export class Protocol<SideEvent = never> implements FrameSink {
    */
   sendText(text: string, options?: SendOptions): void {
     const n = text.length;
-    if (n < 128) {
-      // Short ASCII text: copy the char codes, skipping TextEncoder (costly per call on some runtimes).
+    if (n < SHORT_TEXT && this.#extensions.length === 0) {
+      // Short ASCII text: copy the char codes, skipping TextEncoder (costly per call on some
+      // runtimes). The frame encoder copies a payload this small at once, so the scratch is free again.
+      if (this.#sendScratch.length === 0) this.#sendScratch = new Uint8Array(SHORT_TEXT);
       const out = this.#sendScratch;
       let bits = 0;
       for (let i = 0; i < n; i++) {
@@ -363,7 +374,9 @@ export class Protocol<SideEvent = never> implements FrameSink {
   }
 
   /**
-   * Sends a binary message, or a piece of one. The bytes are not modified.
+   * Sends a binary message, or a piece of one. The bytes are not modified,
+   * but a payload of 64 KiB or more is queued by reference, without a copy:
+   * leave it unchanged until `dataToSend()` has handed it out and it is written.
    *
    * @param data The bytes.
    * @param options `fin: false` to send a piece of a fragmented message.
@@ -396,8 +409,8 @@ export class Protocol<SideEvent = never> implements FrameSink {
   }
 
   /**
-   * Starts the close handshake (or answers one): queues a close frame and
-   * moves to CLOSING. Does nothing once CLOSING or CLOSED.
+   * Starts the close handshake: queues a close frame and moves to CLOSING.
+   * Does nothing once CLOSING or CLOSED (the core answers a peer's close by itself).
    *
    * @param code A close code valid on the wire, or none for an empty close frame.
    * @param reason Up to 123 bytes of UTF-8; needs a code.
@@ -445,7 +458,8 @@ export class Protocol<SideEvent = never> implements FrameSink {
    */
   protected fail(error: unknown): void {
     if (this.#state === ReadyState.Closed) return;
-    const failure = error instanceof ProtocolError
+    // Anything but our own error with a code fit for the wire becomes 1011, with no internals.
+    const failure = error instanceof ProtocolError && isValidCloseCode(error.code)
       ? error
       : new ProtocolError("internal error", CloseCode.InternalError, { cause: error });
     if (this.#state !== ReadyState.Connecting) {
@@ -545,7 +559,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #unmaskToScratch(bytes: Uint8Array, key: number, phase: number): Uint8Array {
     if (key === 0) return bytes;
     if (this.#scratch.length < bytes.length) {
-      this.#scratch = new Uint8Array(Math.max(bytes.length, this.#scratch.length * 2));
+      this.#scratch = new Uint8Array(Math.max(bytes.length, this.#scratch.length * 2, 1024));
     }
     const out = this.#scratch.subarray(0, bytes.length);
     mask(bytes, key, out, 0, phase);
@@ -572,27 +586,20 @@ export class Protocol<SideEvent = never> implements FrameSink {
    */
   #messagePiece(bytes: Uint8Array, key: number, phase: number, expected: number): void {
     const n = bytes.length;
+    // The whole message in this one piece, as sent (no extension transformed it).
+    const whole = this.#frameFin && this.#fragments === 1 && n === this.#frameLength &&
+      this.#messageRsv === 0;
     if (this.#message === Message.Text) {
-      if (
-        !this.#stream && this.#frameFin && this.#fragments === 1 && n === this.#frameLength &&
-        this.#messageRsv === 0
-      ) {
-        const text = unmaskAscii(bytes, key, phase);
-        if (text !== undefined) {
-          this.#text = text;
-          return;
-        }
+      if (whole && !this.#stream) {
+        const ascii = unmaskAscii(bytes, key, phase);
+        this.#text = ascii ?? decodeUtf8(this.#unmaskToScratch(bytes, key, phase));
+        return;
       }
-      const plain = this.#unmaskToScratch(bytes, key, phase);
+      const part = this.#utf8.write(this.#unmaskToScratch(bytes, key, phase));
       if (this.#stream) {
-        this.#piece({ type: "text", data: this.#utf8.write(plain), final: false });
-      } else if (
-        this.#frameFin && this.#fragments === 1 && n === this.#frameLength && this.#messageRsv === 0
-      ) {
-        // The whole message in one piece: validate and decode at once.
-        this.#text = decodeUtf8(plain);
+        if (part !== "") this.#piece({ type: "text", data: part, final: false });
       } else {
-        this.#text += this.#utf8.write(plain);
+        this.#text += part;
         this.#utf8Used = true;
       }
       return;
@@ -603,10 +610,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
       this.#piece({ type: "binary", data, final: false });
       return;
     }
-    if (
-      this.#transfer && n >= IN_PLACE_MIN && n === this.#frameLength && this.#frameFin &&
-      this.#fragments === 1 && this.#messageRsv === 0
-    ) {
+    if (whole && this.#transfer && n >= IN_PLACE_MIN) {
       // A whole message inside a chunk handed over to us: unmask it where it lies.
       mask(bytes, key, bytes, 0, phase);
       this.#binary = bytes;
@@ -615,10 +619,13 @@ export class Protocol<SideEvent = never> implements FrameSink {
     }
     const needed = this.#binaryLength + n;
     if (needed > this.#binary.length) {
-      // Once a sixteenth of the expected size has arrived, allocate all of it at once.
+      // Grow to exactly what the frame announced once a sixteenth of it has arrived (so a peer
+      // makes us allocate at most 16 times what it sent), else geometrically; geometrically too
+      // while more frames may follow, so a message of many frames is copied O(n) times, not O(n²).
       const doubled = Math.max(this.#binary.length * 2, 1024);
-      const capacity = expected <= needed * 16 ? expected : Math.max(needed, Math.min(doubled, expected));
-      const grown = new Uint8Array(capacity);
+      let capacity = expected <= needed * 16 ? expected : Math.min(doubled, expected);
+      if (!this.#frameFin) capacity = Math.max(capacity, doubled);
+      const grown = new Uint8Array(Math.max(capacity, needed));
       grown.set(this.#binary.subarray(0, this.#binaryLength));
       this.#binary = grown;
     }
@@ -666,8 +673,8 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #controlFrame(opcode: number, payload: Uint8Array): void {
     if (opcode === Opcode.Ping) {
       this.emit({ type: "ping", data: payload });
-      // RFC 6455 §5.5.2: answer unless the peer's close arrived (then the state is CLOSED).
-      if (this.#autoPong && this.#state !== ReadyState.Closed) {
+      // Also while CLOSING: RFC 6455 §5.5.2 wants a pong until the peer's close arrives.
+      if (this.#autoPong) {
         this.#encoder.frame(Opcode.Pong, payload, true, 0);
       }
     } else if (opcode === Opcode.Pong) {
@@ -731,9 +738,18 @@ export class Protocol<SideEvent = never> implements FrameSink {
   }
 }
 
-/** Shortens an error message to a close reason of at most 123 bytes. */
+/** Shortens an error message to a close reason that fits a close frame. */
 function truncateReason(message: string): string {
   let reason = message;
-  while (encodeUtf8(reason).length > 123) reason = reason.slice(0, -1);
+  while (encodeUtf8(reason).length > MAX_CLOSE_REASON_BYTES) reason = reason.slice(0, -1);
   return reason;
+}
+
+/** Reads a numeric limit, refusing NaN and values below `min` rather than silently disabling it. */
+function limit(name: string, value: number | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !(value >= min)) {
+    throw new RangeError(`${name} must be a number of at least ${min}, got ${value}`);
+  }
+  return value;
 }

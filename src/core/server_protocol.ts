@@ -90,7 +90,8 @@ const MAX_EARLY_DATA = 65536;
  * ```
  */
 export class ServerProtocol extends Protocol<RequestEvent> {
-  #reader: HeadReader;
+  /** Dropped once the head has arrived, with its buffer. */
+  #reader: HeadReader | undefined;
   #factories: ServerExtensionFactory[];
   #request: UpgradeRequest | undefined;
   #token: Promise<string> | undefined;
@@ -139,12 +140,17 @@ export class ServerProtocol extends Protocol<RequestEvent> {
       return;
     }
     try {
-      const result = this.#reader.write(chunk);
+      const result = this.#reader!.write(chunk);
       if (!result) return;
+      this.#reader = undefined;
       const request = parseUpgradeRequest(result.head);
       this.#request = request;
-      // Start hashing now, so accept() usually finds the token ready.
-      if (!request.error) this.#token = acceptToken(request.key);
+      if (!request.error) {
+        // Start hashing now, so accept() usually finds the token ready; a failure
+        // surfaces in accept(), never as an unhandled rejection.
+        this.#token = acceptToken(request.key);
+        this.#token.catch(() => {});
+      }
       this.emit({ type: "request", request });
       // Bytes after the head are early data, under the same limit as later ones.
       if (result.rest.length > 0) this.receiveData(result.rest);
@@ -158,10 +164,11 @@ export class ServerProtocol extends Protocol<RequestEvent> {
    * Asynchronous only because the accept token is a Web Crypto SHA-1.
    *
    * @param options The subprotocol (one the client offered, or none), extra headers, extensions.
+   * @returns `true` once OPEN; `false` when the connection ended (EOF) while the token was computed.
    * @throws {ProtocolError} The request's `error`, when it is not a valid upgrade.
    * @throws {TypeError} Before a request, after an answer, for a subprotocol not offered, or an invalid header.
    */
-  async accept(options: ServerAcceptOptions = {}): Promise<void> {
+  async accept(options: ServerAcceptOptions = {}): Promise<boolean> {
     const request = this.#checkCanAnswer();
     if (request.error) throw request.error;
     const { header, extensions } = negotiateExtensions(
@@ -172,12 +179,13 @@ export class ServerProtocol extends Protocol<RequestEvent> {
     acceptResponse(request, "", header, options);
     this.#answered = true;
     const token = await this.#token!;
-    if (this.readyState !== ReadyState.Connecting) return;
+    if (this.readyState !== ReadyState.Connecting) return false;
     this.sendRaw(acceptResponse(request, token, header, options));
     this.open(options.protocol ?? "", extensions);
     const early = this.#early;
     this.#early = [];
     for (const chunk of early) super.receiveData(chunk);
+    return true;
   }
 
   /**
