@@ -75,7 +75,7 @@ interface Stream {
  */
 function buildStream(seed: number, opcode: number, count: number, size: number): Stream {
   const next = prng(seed);
-  const encoder = new FrameEncoder(next);
+  const encoder = new FrameEncoder({ next });
   const lengths: number[] = [];
   let check = 0;
   const parts: Uint8Array[] = [];
