@@ -103,7 +103,8 @@ export interface FailedEvent {
 
 /**
  * The last event of every connection: the state is now CLOSED. Flush
- * `dataToSend()`, then close the transport.
+ * `dataToSend()`, then close the transport: a server at once; a client
+ * after waiting briefly for the server to close first (RFC 6455 §7.1.1).
  */
 export interface ClosedEvent {
   /** Discriminant. */
