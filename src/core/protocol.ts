@@ -190,7 +190,6 @@ const IN_PLACE_MIN = 4096;
  */
 export class Protocol<SideEvent = never> implements FrameSink {
   #state: ReadyState = ReadyState.Connecting;
-  readonly #isClient: boolean;
   #events: (ProtocolEvent | SideEvent)[] = [];
   #decoder: FrameDecoder;
   #encoder: FrameEncoder;
@@ -242,7 +241,6 @@ export class Protocol<SideEvent = never> implements FrameSink {
    * @param options Limits and behaviour.
    */
   constructor(isClient: boolean, options: ProtocolOptions = {}) {
-    this.#isClient = isClient;
     this.#maxMessageSize = limit("maxMessageSize", options.maxMessageSize, 16 * 1024 * 1024, 0);
     this.#maxFragments = limit("maxFragments", options.maxFragments, 4096, 1);
     this.#fragmentSize = limit("fragmentSize", options.fragmentSize, Infinity, 1);
