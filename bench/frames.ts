@@ -24,41 +24,20 @@
  */
 
 import { FrameEncoder, mask, Opcode, ServerProtocol } from "../mod.ts";
+import {
+  BIN_FRAMES,
+  BIN_SIZE,
+  CHUNK,
+  digest,
+  measure,
+  prng,
+  sample,
+  SEED,
+  TEXT_FRAMES,
+  TEXT_SIZE,
+} from "./recipe.mjs";
 
-const KiB = 1024;
 const MiB = 1024 * 1024;
-const SEED = 0x50c4e7;
-const BIN_FRAMES = 64;
-const BIN_SIZE = MiB;
-const TEXT_FRAMES = 100_000;
-const TEXT_SIZE = 32;
-const CHUNK = 64 * KiB;
-
-// ---- Shared recipe (mirrored in bench/ws_receiver.mjs) ----------------------
-
-/** mulberry32: a small seeded generator of uint32s. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
-
-/** Order-dependent sample of a message: its length and three of its bytes. */
-function sample(check: number, length: number, first: number, middle: number, last: number): number {
-  return (Math.imul(check, 31) + length + first * 3 + middle * 5 + last * 7) >>> 0;
-}
-
-/** A cheap fingerprint of a whole stream (length and every 4093rd byte). */
-function digest(stream: Uint8Array): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < stream.length; i += 4093) h = Math.imul(h ^ stream[i], 16777619) >>> 0;
-  return `${stream.length}:${h.toString(16)}`;
-}
 
 interface Stream {
   bytes: Uint8Array;
@@ -126,20 +105,6 @@ function chunked(bytes: Uint8Array, size: number): Uint8Array[] {
 }
 
 // ---- Harness ----------------------------------------------------------------
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
-/** Runs `once` (which returns the milliseconds it timed) `warmup` + `reps` times; the median of the timed ones. */
-async function measure(warmup: number, reps: number, once: () => number | Promise<number>): Promise<number> {
-  for (let i = 0; i < warmup; i++) await once();
-  const times: number[] = [];
-  for (let i = 0; i < reps; i++) times.push(await once());
-  return median(times);
-}
 
 const UPGRADE = new TextEncoder().encode(
   "GET /bench HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +

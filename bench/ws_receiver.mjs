@@ -25,19 +25,24 @@ import { Buffer } from "node:buffer";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import process from "node:process";
+import {
+  BIN_FRAMES,
+  BIN_SIZE,
+  CHUNK,
+  digest,
+  measure,
+  prng,
+  sample,
+  SEED,
+  TEXT_FRAMES,
+  TEXT_SIZE,
+} from "./recipe.mjs";
 
 const require = createRequire(new URL("../tools/dev/package.json", import.meta.url));
 const { Receiver } = require("ws");
 const wsVersion = require("ws/package.json").version;
 
-const KiB = 1024;
 const MiB = 1024 * 1024;
-const SEED = 0x50c4e7;
-const BIN_FRAMES = 64;
-const BIN_SIZE = MiB;
-const TEXT_FRAMES = 100_000;
-const TEXT_SIZE = 32;
-const CHUNK = 64 * KiB;
 
 // ---- Is bufferutil native, and does ws use it? ------------------------------
 
@@ -55,32 +60,6 @@ const bufferutilNative = !!bufferutil && isNative(bufferutil.mask) && isNative(b
 const wsBufferUtil = require(join(dirname(require.resolve("ws")), "lib", "buffer-util.js"));
 const wsUsesBufferutil = /bufferUtil\.unmask/.test(String(wsBufferUtil.unmask)) &&
   !process.env.WS_NO_BUFFER_UTIL;
-
-// ---- Shared recipe (mirrored from bench/frames.ts) --------------------------
-
-/** mulberry32: a small seeded generator of uint32s. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
-
-/** Order-dependent sample of a message: its length and three of its bytes. */
-function sample(check, length, first, middle, last) {
-  return (Math.imul(check, 31) + length + first * 3 + middle * 5 + last * 7) >>> 0;
-}
-
-/** A cheap fingerprint of a whole stream (length and every 4093rd byte). */
-function digest(stream) {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < stream.length; i += 4093) h = Math.imul(h ^ stream[i], 16777619) >>> 0;
-  return `${stream.length}:${h.toString(16)}`;
-}
 
 /**
  * `count` masked frames with random payloads (binary) or random printable
@@ -151,20 +130,6 @@ function chunksOf(stream, size) {
 }
 
 // ---- Harness ----------------------------------------------------------------
-
-function median(values) {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
-/** Runs `once` (which resolves to the milliseconds it timed) `warmup` + `reps` times; the median of the timed ones. */
-async function measure(warmup, reps, once) {
-  for (let i = 0; i < warmup; i++) await once();
-  const times = [];
-  for (let i = 0; i < reps; i++) times.push(await once());
-  return median(times);
-}
 
 /**
  * Feeds `chunks` to a fresh server-side Receiver, as `WebSocket` does, and
