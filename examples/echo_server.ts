@@ -1,0 +1,34 @@
+/**
+ * An echo server: every message comes back with its type, on any path.
+ *
+ *   deno run -A examples/echo_server.ts --port 9001 [--host 127.0.0.1]
+ *   bun examples/echo_server.ts --port 9001
+ *
+ * Prints `listening on ws://HOST:PORT` once ready. Limits are the core's
+ * defaults except messages up to 64 MiB in up to 100,000 fragments, as
+ * conformance tools send.
+ *
+ * @module
+ */
+
+import { Sock } from "../src/server.ts";
+
+const args: string[] = "Deno" in globalThis
+  ? Deno.args
+  : (globalThis as unknown as { process: { argv: string[] } }).process.argv.slice(2);
+const option = (name: string, fallback: string) => {
+  const at = args.indexOf(`--${name}`);
+  return at >= 0 && at + 1 < args.length ? args[at + 1] : fallback;
+};
+
+const app = new Sock({
+  maxMessageSize: 64 * 1024 * 1024,
+  maxFragments: 100_000,
+  onError: (error) => console.error("handler failed:", error),
+});
+app.route("/*", async (ws) => {
+  for await (const message of ws) await ws.send(message);
+});
+const host = option("host", "127.0.0.1");
+const { port } = await app.listen({ hostname: host, port: Number(option("port", "9001")) });
+console.log(`listening on ws://${host}:${port}`);

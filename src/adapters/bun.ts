@@ -1,0 +1,205 @@
+/**
+ * The Bun adapter: `Bun.listen` and `Bun.connect`, with and without TLS, as
+ * sock transports. Bun pushes data to callbacks; this adapter queues it for
+ * `read()`, pauses the socket while the queue is full, and finishes partial
+ * writes on `drain`.
+ *
+ * @module
+ */
+
+import type { Adapter, Endpoint, Listener, NetAddress, Transport } from "../transport.ts";
+
+/** The parts of Bun's socket API used here, declared locally instead of depending on bun-types. */
+interface BunSocket {
+  data: BunTransport | undefined;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localPort: number;
+  write(data: Uint8Array): number;
+  end(): void;
+  pause(): void;
+  resume(): void;
+}
+
+interface BunSocketHandler {
+  open(socket: BunSocket): void;
+  data(socket: BunSocket, data: Uint8Array): void;
+  drain(socket: BunSocket): void;
+  close(socket: BunSocket): void;
+  error(socket: BunSocket, error: Error): void;
+}
+
+interface BunListenerLike {
+  readonly hostname: string;
+  readonly port: number;
+  stop(closeActive?: boolean): void;
+}
+
+interface BunApi {
+  listen(options: {
+    hostname: string;
+    port: number;
+    tls?: { cert: string; key: string };
+    socket: BunSocketHandler;
+  }): BunListenerLike;
+  connect(options: {
+    hostname: string;
+    port: number;
+    tls?: boolean | { ca?: string[] };
+    socket: BunSocketHandler;
+  }): Promise<BunSocket>;
+}
+
+const bun = () => (globalThis as unknown as { Bun: BunApi }).Bun;
+
+/** Reads queued beyond this many bytes pause the socket until the reader catches up. */
+const HIGH_WATER = 1 << 20;
+
+class BunTransport implements Transport {
+  #socket: BunSocket;
+  #queue: Uint8Array[] = [];
+  #queued = 0;
+  #paused = false;
+  #ended = false;
+  #reader: ((bytes: Uint8Array | null) => void) | undefined;
+  #pending: Uint8Array[] = [];
+  #drained: (() => void) | undefined;
+  readonly remoteAddress: NetAddress | undefined;
+  readonly localAddress: NetAddress | undefined;
+
+  constructor(socket: BunSocket, local: string) {
+    this.#socket = socket;
+    this.remoteAddress = { hostname: socket.remoteAddress, port: socket.remotePort };
+    this.localAddress = { hostname: local, port: socket.localPort };
+  }
+
+  /** Bun's `data` callback: each call brings a fresh buffer, which can be handed over as is. */
+  push(bytes: Uint8Array): void {
+    if (this.#reader) {
+      const reader = this.#reader;
+      this.#reader = undefined;
+      reader(bytes);
+      return;
+    }
+    this.#queue.push(bytes);
+    this.#queued += bytes.length;
+    if (this.#queued > HIGH_WATER && !this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+  }
+
+  end(): void {
+    this.#ended = true;
+    this.#reader?.(null);
+    this.#reader = undefined;
+    this.#drained?.();
+  }
+
+  drain(): void {
+    this.#flush();
+  }
+
+  read(): Promise<Uint8Array | null> {
+    const bytes = this.#queue.shift();
+    if (bytes) {
+      this.#queued -= bytes.length;
+      if (this.#paused && this.#queued <= HIGH_WATER / 2) {
+        this.#paused = false;
+        this.#socket.resume();
+      }
+      return Promise.resolve(bytes);
+    }
+    if (this.#ended) return Promise.resolve(null);
+    return new Promise((resolve) => this.#reader = resolve);
+  }
+
+  write(chunks: Uint8Array[]): Promise<void> {
+    this.#pending.push(...chunks);
+    this.#flush();
+    if (this.#pending.length === 0 || this.#ended) return Promise.resolve();
+    return new Promise((resolve) => this.#drained = resolve);
+  }
+
+  /** Writes what Bun takes; the rest waits for `drain`. */
+  #flush(): void {
+    while (this.#pending.length > 0) {
+      const chunk = this.#pending[0];
+      const written = this.#socket.write(chunk);
+      if (written < 0) {
+        this.#pending = [];
+        break;
+      }
+      if (written < chunk.length) {
+        this.#pending[0] = chunk.subarray(written);
+        return;
+      }
+      this.#pending.shift();
+    }
+    const drained = this.#drained;
+    this.#drained = undefined;
+    drained?.();
+  }
+
+  close(): void {
+    if (this.#ended) return;
+    this.#socket.end();
+    this.end();
+  }
+}
+
+function handler(local: () => string, onOpen?: (transport: BunTransport) => void): BunSocketHandler {
+  return {
+    open(socket) {
+      socket.data = new BunTransport(socket, local());
+      onOpen?.(socket.data);
+    },
+    // A plain Uint8Array view of Bun's Buffer, so messages are the same type on every runtime.
+    data: (socket, data) => socket.data?.push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)),
+    drain: (socket) => socket.data?.drain(),
+    close: (socket) => socket.data?.end(),
+    error: (socket) => socket.data?.end(),
+  };
+}
+
+/**
+ * Bun's sockets as a sock {@linkcode Adapter}.
+ *
+ * @example Listening and connecting on loopback (under Bun)
+ * ```ts ignore
+ * import { bunAdapter } from "@sock/sock/bun";
+ *
+ * const listener = await bunAdapter.listen({ hostname: "127.0.0.1", port: 0 }, async (transport) => {
+ *   await transport.write([new TextEncoder().encode("hi")]);
+ *   transport.close();
+ * });
+ * const client = await bunAdapter.connect(listener.address);
+ * console.log(new TextDecoder().decode((await client.read())!)); // "hi"
+ * ```
+ */
+export const bunAdapter: Adapter = {
+  name: "bun",
+  listen(endpoint: Endpoint, onConnection: (transport: Transport) => void): Promise<Listener> {
+    const { hostname, port, tls } = endpoint;
+    const listener = bun().listen({
+      hostname,
+      port,
+      tls: tls && typeof tls === "object" && "cert" in tls ? { cert: tls.cert, key: tls.key } : undefined,
+      socket: handler(() => listener.hostname, onConnection),
+    });
+    return Promise.resolve({
+      address: { hostname: listener.hostname, port: listener.port },
+      close: () => listener.stop(false),
+    });
+  },
+  async connect(endpoint: Endpoint): Promise<Transport> {
+    const { hostname, port, tls } = endpoint;
+    const socket = await bun().connect({
+      hostname,
+      port,
+      tls: tls ? (typeof tls === "object" && "caCerts" in tls ? { ca: tls.caCerts } : true) : undefined,
+      socket: handler(() => hostname),
+    });
+    return socket.data!;
+  },
+};

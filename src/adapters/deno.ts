@@ -1,0 +1,119 @@
+/**
+ * The Deno adapter: `Deno.listen`, `Deno.listenTls`, `Deno.connect` and
+ * `Deno.connectTls` as sock transports.
+ *
+ * @module
+ */
+
+import type { Adapter, Endpoint, Listener, NetAddress, Transport } from "../transport.ts";
+
+const READ_SIZE = 65536;
+/** Reads smaller than this are copied out, so the read buffer is reused. */
+const COPY_BELOW = 4096;
+
+function address(addr: Deno.Addr | undefined): NetAddress | undefined {
+  return addr && "hostname" in addr ? { hostname: addr.hostname, port: addr.port } : undefined;
+}
+
+class DenoTransport implements Transport {
+  #conn: Deno.Conn;
+  #buffer = new Uint8Array(READ_SIZE);
+  #closed = false;
+  readonly remoteAddress: NetAddress | undefined;
+  readonly localAddress: NetAddress | undefined;
+
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+    this.remoteAddress = address(conn.remoteAddr);
+    this.localAddress = address(conn.localAddr);
+  }
+
+  async read(): Promise<Uint8Array | null> {
+    if (this.#closed) return null;
+    let n: number | null;
+    try {
+      n = await this.#conn.read(this.#buffer);
+    } catch {
+      return null;
+    }
+    if (n === null) return null;
+    if (n < COPY_BELOW) return this.#buffer.slice(0, n);
+    // Hand this buffer over and read into a fresh one next time.
+    const bytes = this.#buffer.subarray(0, n);
+    this.#buffer = new Uint8Array(READ_SIZE);
+    return bytes;
+  }
+
+  async write(chunks: Uint8Array[]): Promise<void> {
+    for (const chunk of chunks) {
+      let at = 0;
+      while (at < chunk.length) at += await this.#conn.write(chunk.subarray(at));
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the peer.
+    }
+  }
+}
+
+/**
+ * Deno's sockets as a sock {@linkcode Adapter}.
+ *
+ * @example Listening and connecting on loopback
+ * ```ts
+ * import { denoAdapter } from "./deno.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const listener = await denoAdapter.listen({ hostname: "127.0.0.1", port: 0 }, async (transport) => {
+ *   await transport.write([new TextEncoder().encode("hi")]);
+ *   transport.close();
+ * });
+ * const client = await denoAdapter.connect(listener.address);
+ * assertEquals(new TextDecoder().decode((await client.read())!), "hi");
+ * client.close();
+ * listener.close();
+ * ```
+ */
+export const denoAdapter: Adapter = {
+  name: "deno",
+  listen(endpoint: Endpoint, onConnection: (transport: Transport) => void): Promise<Listener> {
+    const { hostname, port, tls } = endpoint;
+    const listener = tls && typeof tls === "object" && "cert" in tls
+      ? Deno.listenTls({ hostname, port, cert: tls.cert, key: tls.key })
+      : Deno.listen({ hostname, port });
+    (async () => {
+      try {
+        for await (const conn of listener) onConnection(new DenoTransport(conn));
+      } catch {
+        // The listener was closed.
+      }
+    })();
+    return Promise.resolve({
+      address: address(listener.addr)!,
+      close() {
+        try {
+          listener.close();
+        } catch {
+          // Already closed.
+        }
+      },
+    });
+  },
+  async connect(endpoint: Endpoint): Promise<Transport> {
+    const { hostname, port, tls } = endpoint;
+    const conn = tls
+      ? await Deno.connectTls({
+        hostname,
+        port,
+        caCerts: typeof tls === "object" && "caCerts" in tls ? tls.caCerts : undefined,
+      })
+      : await Deno.connect({ hostname, port });
+    return new DenoTransport(conn);
+  },
+};

@@ -1,0 +1,92 @@
+/**
+ * The client: `connect("ws://…" | "wss://…")` over any adapter.
+ *
+ * @module
+ */
+
+import { ClientProtocol } from "./core/client_protocol.ts";
+import type { HandshakeResponse, HeadersInit } from "./core/handshake.ts";
+import type { ProtocolEvent } from "./core/protocol.ts";
+import { detectAdapter } from "./adapters/mod.ts";
+import { Connection, type ConnectionOptions } from "./connection.ts";
+import type { Adapter } from "./transport.ts";
+
+/** Options of {@linkcode connect}. */
+export interface ConnectOptions extends ConnectionOptions {
+  /** Subprotocols to offer. */
+  protocols?: string[];
+  /** Extra request headers. */
+  headers?: HeadersInit;
+  /** The runtime adapter; detected by default. */
+  adapter?: Adapter;
+  /** CA certificates to trust for `wss:`. */
+  caCerts?: string[];
+}
+
+/** The server answered the handshake with something other than 101. */
+export class HandshakeRejected extends Error {
+  /** The response status and headers. */
+  readonly response: HandshakeResponse;
+  /** The response body. */
+  readonly body: Uint8Array;
+
+  /** Creates the error from the server's response. */
+  constructor(response: HandshakeResponse, body: Uint8Array) {
+    super(`server rejected the WebSocket handshake: ${response.status} ${response.statusText}`);
+    this.name = "HandshakeRejected";
+    this.response = response;
+    this.body = body;
+  }
+}
+
+/**
+ * Opens a WebSocket connection.
+ *
+ * @param url A `ws:` or `wss:` URL.
+ * @param options Subprotocols, headers, TLS and the adapter.
+ * @returns The open connection.
+ * @throws {HandshakeRejected} When the server answers with another status.
+ *
+ * @example Echo round trip
+ * ```ts ignore
+ * import { connect } from "@sock/sock/client";
+ *
+ * const ws = await connect("ws://127.0.0.1:9001/echo");
+ * await ws.send("hello");
+ * console.log(await ws.receive());
+ * await ws.close();
+ * ```
+ */
+export async function connect(url: string | URL, options: ConnectOptions = {}): Promise<Connection> {
+  const protocol = new ClientProtocol({ url, protocols: options.protocols, headers: options.headers });
+  const target = new URL(url);
+  const secure = target.protocol === "wss:" || target.protocol === "https:";
+  const adapter = options.adapter ?? detectAdapter();
+  const transport = await adapter.connect({
+    hostname: target.hostname.replace(/^\[|\]$/g, ""),
+    port: Number(target.port) || (secure ? 443 : 80),
+    tls: secure ? (options.caCerts ? { caCerts: options.caCerts } : true) : undefined,
+  });
+  try {
+    await protocol.sendRequest();
+    await transport.write(protocol.dataToSend());
+    while (true) {
+      const chunk = await transport.read();
+      if (chunk === null) protocol.receiveEof();
+      else protocol.receiveData(chunk);
+      const events = protocol.events();
+      for (let i = 0; i < events.length; i++) {
+        const event = events[i];
+        if (event.type === "accepted") {
+          return new Connection(protocol, transport, options, events.slice(i + 1) as ProtocolEvent[]);
+        }
+        if (event.type === "rejected") throw new HandshakeRejected(event.response, event.body);
+        if (event.type === "failed") throw event.error;
+        if (event.type === "closed") throw new Error("connection closed during the handshake");
+      }
+    }
+  } catch (error) {
+    transport.close();
+    throw error;
+  }
+}

@@ -1,0 +1,256 @@
+/**
+ * A WebSocket connection over a {@linkcode Transport}: the protocol core
+ * driven by a read loop, with an async API for the application.
+ *
+ * @module
+ */
+
+import type { ClientProtocol } from "./core/client_protocol.ts";
+import { CloseCode, type CloseInfo } from "./core/close.ts";
+import type { ClosedEvent, ProtocolEvent } from "./core/protocol.ts";
+import type { ServerProtocol } from "./core/server_protocol.ts";
+import type { Transport } from "./transport.ts";
+
+/** A message: text as a string, binary as bytes. */
+export type Message = string | Uint8Array;
+
+/** Thrown by `receive()` and iteration once the connection closed abnormally, and by `send()` after close. */
+export class ConnectionClosed extends Error {
+  /** The close code (1006 when the connection dropped without a close frame). */
+  readonly code: number;
+  /** The close reason. */
+  readonly reason: string;
+  /** The peer's close frame, if one arrived. */
+  readonly received: CloseInfo | undefined;
+  /** Our close frame, if one was sent. */
+  readonly sent: CloseInfo | undefined;
+
+  /** Creates the error from the core's `closed` event. */
+  constructor(closed: ClosedEvent) {
+    super(`connection closed: ${closed.code}${closed.reason ? ` ${closed.reason}` : ""}`);
+    this.name = "ConnectionClosed";
+    this.code = closed.code;
+    this.reason = closed.reason;
+    this.received = closed.received;
+    this.sent = closed.sent;
+  }
+}
+
+/** Options of a {@linkcode Connection}. */
+export interface ConnectionOptions {
+  /** How long `close()` waits for the peer's close frame, in ms. Default 5000. */
+  closeTimeout?: number;
+}
+
+const NORMAL = new Set<number>([CloseCode.Normal, CloseCode.GoingAway, CloseCode.NoStatusReceived]);
+
+/**
+ * An open WebSocket connection: `send`, `receive` (or `for await`), `ping`,
+ * `close`. The same object on Deno and Bun, server and client side.
+ */
+export class Connection implements AsyncIterable<Message> {
+  #protocol: ServerProtocol | ClientProtocol;
+  #transport: Transport;
+  #closeTimeout: number;
+  #messages: Message[] = [];
+  #waiting: { resolve: (m: Message | undefined) => void; reject: (e: unknown) => void }[] = [];
+  #closed: ClosedEvent | undefined;
+  #whenClosed: Promise<ClosedEvent>;
+  #resolveClosed!: (event: ClosedEvent) => void;
+  #writing: Promise<void> = Promise.resolve();
+  #pings = new Map<string, { start: number; resolve: (rtt: number) => void }>();
+
+  /**
+   * Wraps an OPEN protocol and its transport, and starts reading.
+   *
+   * @param protocol The core, already OPEN.
+   * @param transport The byte stream it talks over.
+   * @param options Timeouts.
+   * @param pending Events the core produced before this object existed (frames that came with the handshake).
+   */
+  constructor(
+    protocol: ServerProtocol | ClientProtocol,
+    transport: Transport,
+    options: ConnectionOptions = {},
+    pending: ProtocolEvent[] = [],
+  ) {
+    this.#protocol = protocol;
+    this.#transport = transport;
+    this.#closeTimeout = options.closeTimeout ?? 5000;
+    this.#whenClosed = new Promise((resolve) => this.#resolveClosed = resolve);
+    this.#dispatch(pending);
+    this.#flush().catch(() => {});
+    this.#readLoop();
+  }
+
+  /** The agreed subprotocol; empty when none. */
+  get protocol(): string {
+    return this.#protocol.protocol;
+  }
+
+  /** 0 CONNECTING, 1 OPEN, 2 CLOSING, 3 CLOSED. */
+  get readyState(): number {
+    return this.#protocol.readyState;
+  }
+
+  /** The peer's address. */
+  get remoteAddress(): Transport["remoteAddress"] {
+    return this.#transport.remoteAddress;
+  }
+
+  /** Resolves with the final close information once the connection is CLOSED. */
+  get closed(): Promise<ClosedEvent> {
+    return this.#whenClosed;
+  }
+
+  /**
+   * Sends a message; resolves when its bytes are handed to the socket.
+   *
+   * @param data Text or bytes.
+   * @throws {ConnectionClosed} After the connection closed.
+   */
+  send(data: Message): Promise<void> {
+    if (this.#closed) return Promise.reject(new ConnectionClosed(this.#closed));
+    this.#protocol.send(data);
+    return this.#flush();
+  }
+
+  /**
+   * Receives the next message.
+   *
+   * @returns The message, or `undefined` after a normal close.
+   * @throws {ConnectionClosed} After an abnormal close.
+   */
+  receive(): Promise<Message | undefined> {
+    const message = this.#messages.shift();
+    if (message !== undefined) return Promise.resolve(message);
+    if (this.#closed) return this.#ended();
+    return new Promise((resolve, reject) => this.#waiting.push({ resolve, reject }));
+  }
+
+  /** Iterates messages until a normal close; throws {@linkcode ConnectionClosed} after an abnormal one. */
+  async *[Symbol.asyncIterator](): AsyncIterator<Message> {
+    while (true) {
+      const message = await this.receive();
+      if (message === undefined) return;
+      yield message;
+    }
+  }
+
+  /**
+   * Sends a ping and resolves with the round-trip time in ms when the pong arrives.
+   *
+   * @param data Up to 125 bytes; a unique default is generated.
+   * @returns The round-trip time.
+   */
+  ping(data?: string): Promise<number> {
+    const payload = data ?? `${Date.now()}:${Math.random().toString(36).slice(2)}`;
+    return new Promise((resolve, reject) => {
+      try {
+        this.#protocol.ping(payload);
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      this.#pings.set(payload, { start: performance.now(), resolve });
+      this.#flush().catch(reject);
+    });
+  }
+
+  /**
+   * Closes: sends a close frame, waits for the peer's (up to the close
+   * timeout), then closes the transport.
+   *
+   * @param code Close code. Default 1000.
+   * @param reason Close reason, up to 123 bytes.
+   * @returns The final close information.
+   */
+  async close(code: number = CloseCode.Normal, reason = ""): Promise<ClosedEvent> {
+    if (!this.#closed) {
+      this.#protocol.close(code, reason);
+      await this.#flush().catch(() => {});
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, this.#closeTimeout));
+      await Promise.race([this.#whenClosed, timeout]);
+      clearTimeout(timer);
+      if (!this.#closed) {
+        this.#protocol.receiveEof();
+        this.#dispatch();
+      }
+    }
+    this.#transport.close();
+    return this.#whenClosed;
+  }
+
+  /** Drops the connection at once, without a close handshake. */
+  terminate(): void {
+    this.#transport.close();
+  }
+
+  async #readLoop(): Promise<void> {
+    try {
+      while (!this.#closed) {
+        const chunk = await this.#transport.read();
+        if (chunk === null) {
+          this.#protocol.receiveEof();
+        } else {
+          this.#protocol.receiveData(chunk, { transfer: true });
+        }
+        this.#dispatch();
+        await this.#flush().catch(() => {});
+      }
+    } catch {
+      this.#protocol.receiveEof();
+      this.#dispatch();
+    }
+    // The server closes TCP first after a close handshake (RFC 6455 §7.1.1).
+    await this.#writing.catch(() => {});
+    this.#transport.close();
+  }
+
+  #dispatch(events = this.#protocol.events() as ProtocolEvent[]): void {
+    for (const event of events) {
+      switch (event.type) {
+        case "text":
+        case "binary":
+          this.#deliver(event.data);
+          break;
+        case "pong": {
+          const key = new TextDecoder().decode(event.data);
+          const ping = this.#pings.get(key);
+          if (ping) {
+            this.#pings.delete(key);
+            ping.resolve(performance.now() - ping.start);
+          }
+          break;
+        }
+        case "closed":
+          this.#closed = event;
+          this.#resolveClosed(event);
+          for (const waiter of this.#waiting.splice(0)) this.#ended().then(waiter.resolve, waiter.reject);
+          break;
+      }
+    }
+  }
+
+  #deliver(message: Message): void {
+    const waiter = this.#waiting.shift();
+    if (waiter) waiter.resolve(message);
+    else this.#messages.push(message);
+  }
+
+  #ended(): Promise<undefined> {
+    const closed = this.#closed!;
+    return NORMAL.has(closed.code) && closed.wasClean
+      ? Promise.resolve(undefined)
+      : Promise.reject(new ConnectionClosed(closed));
+  }
+
+  /** Writes whatever the core queued, after any write in progress. */
+  #flush(): Promise<void> {
+    const chunks = this.#protocol.dataToSend();
+    if (chunks.length === 0) return this.#writing;
+    this.#writing = this.#writing.then(() => this.#transport.write(chunks));
+    return this.#writing;
+  }
+}

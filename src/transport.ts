@@ -1,0 +1,77 @@
+/**
+ * The one small interface between sock's connections and a runtime's sockets.
+ * Adapters (`src/adapters/`) are the only code that implements it with
+ * runtime APIs.
+ *
+ * @module
+ */
+
+/** A network address. */
+export interface NetAddress {
+  /** The host name or IP address. */
+  hostname: string;
+  /** The port. */
+  port: number;
+}
+
+/** A byte stream: one TCP or TLS connection. */
+export interface Transport {
+  /**
+   * Reads the next bytes, in a buffer the caller may keep and modify.
+   *
+   * @returns The bytes, or `null` at end of stream (EOF, reset or close).
+   */
+  read(): Promise<Uint8Array | null>;
+  /**
+   * Writes buffers in order. Resolves once the runtime has taken every byte,
+   * so awaiting it is backpressure; the buffers must not change until then.
+   *
+   * @param chunks The buffers to write.
+   */
+  write(chunks: Uint8Array[]): Promise<void>;
+  /** Closes the connection; pending reads resolve `null`. Safe to call twice. */
+  close(): void;
+  /** The peer's address, when known. */
+  readonly remoteAddress: NetAddress | undefined;
+  /** This side's address, when known. */
+  readonly localAddress: NetAddress | undefined;
+}
+
+/** A listening socket that hands each new connection to a callback. */
+export interface Listener {
+  /** The address actually bound (the port is chosen by the system for port 0). */
+  readonly address: NetAddress;
+  /** Stops accepting connections; open ones are not touched. */
+  close(): void;
+}
+
+/** Where to listen or connect. */
+export interface Endpoint {
+  /** Host name or address. */
+  hostname: string;
+  /** Port; 0 to listen on a free one. */
+  port: number;
+  /** TLS: PEM certificate and key to listen with, or `true`/CA certificates to connect with. */
+  tls?: { cert: string; key: string } | { caCerts?: string[] } | boolean;
+}
+
+/** What a runtime provides: listening and connecting. */
+export interface Adapter {
+  /** The runtime's name, for diagnostics. */
+  readonly name: string;
+  /**
+   * Listens and calls `onConnection` for every accepted connection.
+   *
+   * @param endpoint Where to listen.
+   * @param onConnection Called with each new connection.
+   * @returns The listener.
+   */
+  listen(endpoint: Endpoint, onConnection: (transport: Transport) => void): Promise<Listener>;
+  /**
+   * Opens a connection.
+   *
+   * @param endpoint Where to connect.
+   * @returns The connection.
+   */
+  connect(endpoint: Endpoint): Promise<Transport>;
+}
