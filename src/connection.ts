@@ -40,6 +40,20 @@ export class ConnectionClosed extends Error {
 export interface ConnectionOptions {
   /** How long `close()` waits for the peer's close frame, in ms. Default 5000. */
   closeTimeout?: number;
+  /** Send a keepalive ping this often, in ms; 0 disables it. Default 20000. */
+  pingInterval?: number;
+  /** Drop the connection (reported as 1006) when a keepalive pong takes longer, in ms. Default 20000. */
+  pongTimeout?: number;
+  /** Messages received but not yet consumed before reading pauses (TCP pushes back). Default 16. */
+  receiveQueueSize?: number;
+}
+
+/** Where a server connection subscribes to topics; see `Sock.publish`. */
+export interface TopicHub {
+  /** Adds the connection to a topic. */
+  subscribe(ws: Connection, topic: string): void;
+  /** Removes the connection from a topic. */
+  unsubscribe(ws: Connection, topic: string): void;
 }
 
 const NORMAL = new Set<number>([CloseCode.Normal, CloseCode.GoingAway, CloseCode.NoStatusReceived]);
@@ -58,7 +72,18 @@ export class Connection implements AsyncIterable<Message> {
   #whenClosed: Promise<ClosedEvent>;
   #resolveClosed!: (event: ClosedEvent) => void;
   #writing: Promise<void> = Promise.resolve();
+  #inFlight = 0;
   #pings = new Map<string, { start: number; resolve: (rtt: number) => void }>();
+  #queueSize: number;
+  /** Set by `close()`: keep reading to find the peer's close frame, even with a full queue. */
+  #closing = false;
+  #resumeReading: (() => void) | undefined;
+  #keepalive: ReturnType<typeof setInterval> | undefined;
+  #hub: TopicHub | undefined;
+  /** Topics this connection is subscribed to. */
+  readonly topics: Set<string> = new Set();
+  /** Per-connection data, set by the server's `upgrade` hook. */
+  data: unknown;
 
   /**
    * Wraps an OPEN protocol and its transport, and starts reading.
@@ -73,11 +98,15 @@ export class Connection implements AsyncIterable<Message> {
     transport: Transport,
     options: ConnectionOptions = {},
     pending: ProtocolEvent[] = [],
+    hub?: TopicHub,
   ) {
     this.#protocol = protocol;
     this.#transport = transport;
     this.#closeTimeout = options.closeTimeout ?? 5000;
+    this.#queueSize = options.receiveQueueSize ?? 16;
+    this.#hub = hub;
     this.#whenClosed = new Promise((resolve) => this.#resolveClosed = resolve);
+    this.#startKeepalive(options.pingInterval ?? 20000, options.pongTimeout ?? 20000);
     this.#dispatch(pending);
     this.#flush().catch(() => {});
     this.#readLoop();
@@ -96,6 +125,11 @@ export class Connection implements AsyncIterable<Message> {
   /** The peer's address. */
   get remoteAddress(): Transport["remoteAddress"] {
     return this.#transport.remoteAddress;
+  }
+
+  /** Bytes queued for the socket and not yet taken by it. */
+  get bufferedAmount(): number {
+    return this.#protocol.bufferedAmount + this.#inFlight;
   }
 
   /** Resolves with the final close information once the connection is CLOSED. */
@@ -118,14 +152,57 @@ export class Connection implements AsyncIterable<Message> {
   /**
    * Receives the next message.
    *
+   * @param options `timeout` in ms, after which the promise rejects with a `TimeoutError`.
    * @returns The message, or `undefined` after a normal close.
    * @throws {ConnectionClosed} After an abnormal close.
    */
-  receive(): Promise<Message | undefined> {
+  receive(options: { timeout?: number } = {}): Promise<Message | undefined> {
     const message = this.#messages.shift();
-    if (message !== undefined) return Promise.resolve(message);
+    if (message !== undefined) {
+      if (this.#messages.length < this.#queueSize) this.#resumeReading?.();
+      return Promise.resolve(message);
+    }
     if (this.#closed) return this.#ended();
-    return new Promise((resolve, reject) => this.#waiting.push({ resolve, reject }));
+    return new Promise((resolve, reject) => {
+      const waiter = { resolve, reject };
+      this.#waiting.push(waiter);
+      const timeout = options.timeout;
+      if (timeout === undefined) return;
+      const timer = setTimeout(() => {
+        const at = this.#waiting.indexOf(waiter);
+        if (at < 0) return;
+        this.#waiting.splice(at, 1);
+        reject(new DOMException(`no message within ${timeout} ms`, "TimeoutError"));
+      }, timeout);
+      waiter.resolve = (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      };
+      waiter.reject = (e) => {
+        clearTimeout(timer);
+        reject(e);
+      };
+    });
+  }
+
+  /**
+   * Subscribes this (server) connection to a topic; `Sock.publish` reaches it.
+   *
+   * @param topic The topic name.
+   * @throws {TypeError} On a client connection.
+   */
+  subscribe(topic: string): void {
+    if (!this.#hub) throw new TypeError("only server connections can subscribe to topics");
+    this.#hub.subscribe(this, topic);
+  }
+
+  /**
+   * Unsubscribes from a topic.
+   *
+   * @param topic The topic name.
+   */
+  unsubscribe(topic: string): void {
+    this.#hub?.unsubscribe(this, topic);
   }
 
   /** Iterates messages until a normal close; throws {@linkcode ConnectionClosed} after an abnormal one. */
@@ -166,6 +243,8 @@ export class Connection implements AsyncIterable<Message> {
    * @returns The final close information.
    */
   async close(code: number = CloseCode.Normal, reason = ""): Promise<ClosedEvent> {
+    this.#closing = true;
+    this.#resumeReading?.();
     if (!this.#closed) {
       this.#protocol.close(code, reason);
       await this.#flush().catch(() => {});
@@ -182,14 +261,30 @@ export class Connection implements AsyncIterable<Message> {
     return this.#whenClosed;
   }
 
-  /** Drops the connection at once, without a close handshake. */
+  /** Drops the connection at once, without a close handshake; it is reported as 1006. */
   terminate(): void {
     this.#transport.close();
+  }
+
+  #startKeepalive(interval: number, timeout: number): void {
+    if (!(interval > 0)) return;
+    this.#keepalive = setInterval(() => {
+      if (this.#closed) return;
+      let answered = false;
+      this.ping().then(() => answered = true, () => {});
+      setTimeout(() => {
+        if (!answered && !this.#closed) this.terminate();
+      }, timeout);
+    }, interval);
   }
 
   async #readLoop(): Promise<void> {
     try {
       while (!this.#closed) {
+        // A full queue stops reading, so a slow consumer pushes back on TCP.
+        while (this.#messages.length >= this.#queueSize && !this.#closing) {
+          await new Promise<void>((resolve) => this.#resumeReading = resolve);
+        }
         const chunk = await this.#transport.read();
         if (chunk === null) {
           this.#protocol.receiveEof();
@@ -226,6 +321,8 @@ export class Connection implements AsyncIterable<Message> {
         }
         case "closed":
           this.#closed = event;
+          clearInterval(this.#keepalive);
+          for (const topic of this.topics) this.#hub?.unsubscribe(this, topic);
           this.#resolveClosed(event);
           for (const waiter of this.#waiting.splice(0)) this.#ended().then(waiter.resolve, waiter.reject);
           break;
@@ -250,7 +347,12 @@ export class Connection implements AsyncIterable<Message> {
   #flush(): Promise<void> {
     const chunks = this.#protocol.dataToSend();
     if (chunks.length === 0) return this.#writing;
-    this.#writing = this.#writing.then(() => this.#transport.write(chunks));
+    let size = 0;
+    for (const chunk of chunks) size += chunk.length;
+    this.#inFlight += size;
+    this.#writing = this.#writing.then(() => this.#transport.write(chunks)).finally(() =>
+      this.#inFlight -= size
+    );
     return this.#writing;
   }
 }

@@ -4,11 +4,11 @@
  * @module
  */
 
-import type { UpgradeRequest } from "./core/handshake.ts";
-import type { ProtocolEvent } from "./core/protocol.ts";
+import type { HeadersInit, UpgradeRequest } from "./core/handshake.ts";
+import { type ProtocolEvent, ReadyState } from "./core/protocol.ts";
 import { ServerProtocol, type ServerProtocolOptions } from "./core/server_protocol.ts";
 import { detectAdapter } from "./adapters/mod.ts";
-import { Connection, type ConnectionOptions } from "./connection.ts";
+import { Connection, type ConnectionOptions, type Message, type TopicHub } from "./connection.ts";
 import type { Adapter, Endpoint, Listener, Transport } from "./transport.ts";
 
 /** What a handler learns about the request that opened its connection. */
@@ -26,14 +26,52 @@ export interface RouteRequest {
 /** Handles one connection; returning closes it with 1000, throwing with 1011. */
 export type Handler = (ws: Connection, request: RouteRequest) => unknown;
 
+/** An HTTP response the server sends instead of upgrading. */
+export interface HttpResponse {
+  /** The status. Default 200 for `fallback`, 403 for `upgrade`. */
+  status?: number;
+  /** Response headers. */
+  headers?: HeadersInit;
+  /** The body; a string is sent as UTF-8 text/plain unless `headers` set a type. */
+  body?: string | Uint8Array;
+}
+
+/** What the `upgrade` hook decides: accept with these settings, or `{ reject }`. */
+export type UpgradeDecision =
+  | {
+    /** The subprotocol: one the client offered, or `null` for none. Default: the `protocols` option's pick. */
+    protocol?: string | null;
+    /** Extra 101 response headers. */
+    headers?: HeadersInit;
+    /** Per-connection data, as `ws.data`. */
+    data?: unknown;
+  }
+  | { /** The response instead of the upgrade. */ reject: HttpResponse };
+
 /** Options of a {@linkcode Sock} server. */
 export interface SockOptions extends ServerProtocolOptions, ConnectionOptions {
   /** The runtime adapter; detected by default. */
   adapter?: Adapter;
   /** How long a client may take to send its request head, in ms. Default 10000. */
   handshakeTimeout?: number;
-  /** Called with errors thrown by handlers. */
+  /** Subprotocols the server speaks, preferred first: the first one the client offered is chosen. */
+  protocols?: string[];
+  /** Allowed `Origin` values; others (and a missing Origin) get 403. Default: any. */
+  origins?: string[];
+  /** Sees each routed request before the upgrade: accept with settings, or reject. */
+  upgrade?: (request: RouteRequest) => UpgradeDecision | undefined | Promise<UpgradeDecision | undefined>;
+  /** Answers plain HTTP requests (no upgrade), e.g. to serve a page; without it they get 426. */
+  fallback?: (request: UpgradeRequest) => HttpResponse | Promise<HttpResponse>;
+  /** Called with errors thrown by handlers and hooks. */
   onError?: (error: unknown) => void;
+}
+
+/** A request that was upgraded: what its handler needs. */
+interface Opened {
+  handler: Handler;
+  request: RouteRequest;
+  events: ProtocolEvent[];
+  data: unknown;
 }
 
 interface Route {
@@ -60,6 +98,23 @@ export class Sock {
   #options: SockOptions;
   #routes: Route[] = [];
   #listeners: Listener[] = [];
+  #topics = new Map<string, Set<Connection>>();
+  #hub: TopicHub = {
+    subscribe: (ws, topic) => {
+      let members = this.#topics.get(topic);
+      if (!members) this.#topics.set(topic, members = new Set());
+      members.add(ws);
+      ws.topics.add(topic);
+    },
+    unsubscribe: (ws, topic) => {
+      const members = this.#topics.get(topic);
+      members?.delete(ws);
+      if (members?.size === 0) this.#topics.delete(topic);
+      ws.topics.delete(topic);
+    },
+  };
+  /** The open connections. */
+  readonly connections: Set<Connection> = new Set();
 
   /** Creates a server with no routes. */
   constructor(options: SockOptions = {}) {
@@ -107,29 +162,61 @@ export class Sock {
     return listener.address;
   }
 
-  /** Stops listening. */
-  close(): void {
+  /**
+   * Sends a message to every connection subscribed to `topic`.
+   *
+   * @param topic The topic.
+   * @param message The message.
+   * @returns How many connections it was sent to.
+   */
+  publish(topic: string, message: Message): number {
+    const members = this.#topics.get(topic);
+    if (!members) return 0;
+    for (const ws of members) ws.send(message).catch(() => {});
+    return members.size;
+  }
+
+  /**
+   * Shuts down gracefully: stops listening, closes every connection with 1001,
+   * and drops those still open after `timeout` ms.
+   *
+   * @param timeout How long to wait for close handshakes. Default 5000.
+   */
+  async close(timeout = 5000): Promise<void> {
     for (const listener of this.#listeners.splice(0)) listener.close();
+    const open = [...this.connections];
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(open.map((ws) => ws.close(1001, "server shutting down").catch(() => {}))),
+      new Promise((resolve) => timer = setTimeout(resolve, timeout)),
+    ]);
+    clearTimeout(timer);
+    for (const ws of open) ws.terminate();
   }
 
   async #serve(transport: Transport): Promise<void> {
     const protocol = new ServerProtocol(this.#options);
     const timer = setTimeout(() => transport.close(), this.#options.handshakeTimeout ?? 10000);
-    let events: ProtocolEvent[] | undefined;
+    let opened: Opened | undefined;
     try {
-      events = await this.#handshake(protocol, transport);
+      opened = await this.#handshake(protocol, transport);
+    } catch (error) {
+      this.#options.onError?.(error);
+      if (protocol.readyState === ReadyState.Connecting) protocol.reject(500, { body: "internal error\n" });
     } finally {
       clearTimeout(timer);
     }
-    if (!events) {
+    if (!opened) {
       await transport.write(protocol.dataToSend()).catch(() => {});
       transport.close();
       return;
     }
-    const { handler, request } = this.#match(protocol.request!)!;
-    const ws = new Connection(protocol, transport, this.#options, events);
+    const ws = new Connection(protocol, transport, this.#options, opened.events, this.#hub);
+    ws.data = opened.data;
+    this.connections.add(ws);
+    ws.closed.then(() => this.connections.delete(ws));
     try {
-      await handler(ws, request);
+      await opened.handler(ws, opened.request);
       await ws.close(1000);
     } catch (error) {
       this.#options.onError?.(error);
@@ -137,28 +224,46 @@ export class Sock {
     }
   }
 
-  /** Reads until the request is answered; returns the events after an accept, `undefined` otherwise. */
-  async #handshake(protocol: ServerProtocol, transport: Transport): Promise<ProtocolEvent[] | undefined> {
+  /** Reads until the request is answered; returns what the handler needs after an accept. */
+  async #handshake(protocol: ServerProtocol, transport: Transport): Promise<Opened | undefined> {
+    const options = this.#options;
     while (true) {
       const chunk = await transport.read();
       if (chunk === null) return undefined;
       protocol.receiveData(chunk);
-      const events = protocol.events();
-      const first = events[0];
+      const first = protocol.events()[0];
       if (!first) continue;
       if (first.type !== "request") return undefined;
       const { request } = first;
       if (request.error) {
-        protocol.reject();
+        if (options.fallback && !request.headers.has("upgrade")) {
+          const response = await options.fallback(request);
+          protocol.reject(response.status ?? 200, response);
+        } else {
+          protocol.reject();
+        }
         return undefined;
       }
-      if (!this.#match(request)) {
+      if (options.origins && !options.origins.includes(request.headers.get("origin") ?? "")) {
+        protocol.reject(403, { body: "origin not allowed\n" });
+        return undefined;
+      }
+      const matched = this.#match(request);
+      if (!matched) {
         protocol.reject(404, { body: "no route for this path\n" });
         return undefined;
       }
-      if (!await protocol.accept()) return undefined;
+      const decision = await options.upgrade?.(matched.request);
+      if (decision && "reject" in decision) {
+        protocol.reject(decision.reject.status ?? 403, decision.reject);
+        return undefined;
+      }
+      const chosen = decision?.protocol === null
+        ? undefined
+        : decision?.protocol ?? options.protocols?.find((p) => request.protocols.includes(p));
+      if (!await protocol.accept({ protocol: chosen, headers: decision?.headers })) return undefined;
       await transport.write(protocol.dataToSend());
-      return protocol.events() as ProtocolEvent[];
+      return { ...matched, events: protocol.events() as ProtocolEvent[], data: decision?.data };
     }
   }
 

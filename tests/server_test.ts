@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { connect, HandshakeRejected } from "../src/client.ts";
 import { ConnectionClosed } from "../src/connection.ts";
 import { Sock } from "../src/server.ts";
+import { detectAdapter } from "../src/adapters/mod.ts";
 
 /** An echo server on a free loopback port, stopped by `stop()`. */
 async function echoServer() {
@@ -108,5 +109,141 @@ test("Sock routes match :name segments and a trailing * in order", async () => {
     assert.deepEqual(seen, [{ room: "lobby one" }, { "*": "any/deeper/path" }, { "*": "" }]);
   } finally {
     app.close();
+  }
+});
+
+test("Sock serves plain HTTP through fallback, and answers it with 426 without one", async () => {
+  const app = new Sock({
+    fallback: (request) => ({ headers: { "Content-Type": "text/html" }, body: `<p>${request.path}</p>` }),
+  });
+  const bare = new Sock();
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port: barePort } = await bare.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const page = await fetch(`http://127.0.0.1:${port}/index.html`);
+    assert.equal(page.status, 200);
+    assert.equal(page.headers.get("content-type"), "text/html");
+    assert.equal(await page.text(), "<p>/index.html</p>");
+    const refused = await fetch(`http://127.0.0.1:${barePort}/`);
+    assert.equal(refused.status, 426);
+    assert.equal(refused.headers.get("upgrade"), "websocket");
+    await refused.body?.cancel();
+  } finally {
+    await app.close();
+    await bare.close();
+  }
+});
+
+test("Sock refuses an Origin outside the allow-list with 403 before any handler runs", async () => {
+  let ran = false;
+  const app = new Sock({ origins: ["https://good.example"] });
+  app.route("/*", () => void (ran = true));
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const bad = await connect(`ws://127.0.0.1:${port}/`, { headers: { Origin: "https://evil.example" } })
+      .then(() => undefined, (e) => e);
+    assert.ok(bad instanceof HandshakeRejected);
+    assert.equal(bad.response.status, 403);
+    const good = await connect(`ws://127.0.0.1:${port}/`, { headers: { Origin: "https://good.example" } });
+    await good.closed;
+    assert.equal(ran, true);
+  } finally {
+    await app.close();
+  }
+});
+
+test("Sock's upgrade hook picks the subprotocol, adds headers, attaches data, or rejects", async () => {
+  const app = new Sock({
+    protocols: ["v2", "v1"],
+    upgrade: (request) =>
+      request.query === "deny"
+        ? { reject: { status: 401, headers: { "WWW-Authenticate": "Bearer" }, body: "who are you?" } }
+        : request.query === "none"
+        ? { protocol: null }
+        : { headers: { "X-Room": "lobby" }, data: { user: "ada" } },
+  });
+  app.route("/*", async (ws) => await ws.send(JSON.stringify({ protocol: ws.protocol, data: ws.data })));
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const denied = await connect(`ws://127.0.0.1:${port}/?deny`).then(() => undefined, (e) => e);
+    assert.ok(denied instanceof HandshakeRejected);
+    assert.equal(denied.response.status, 401);
+    assert.equal(denied.response.headers.get("www-authenticate"), "Bearer");
+    assert.equal(new TextDecoder().decode(denied.body), "who are you?");
+
+    const ws = await connect(`ws://127.0.0.1:${port}/`, { protocols: ["v1", "v2"] });
+    assert.equal(ws.protocol, "v2", "the server's preference wins among the offered ones");
+    assert.deepEqual(JSON.parse(await ws.receive() as string), { protocol: "v2", data: { user: "ada" } });
+
+    const none = await connect(`ws://127.0.0.1:${port}/?none`, { protocols: ["v1"] });
+    assert.equal(none.protocol, "");
+    await none.closed;
+  } finally {
+    await app.close();
+  }
+});
+
+test("Sock publishes to the connections subscribed to a topic", async () => {
+  const app = new Sock();
+  let joined = 0;
+  const allJoined = Promise.withResolvers<void>();
+  app.route("/rooms/:room", async (ws, request) => {
+    ws.subscribe(request.params.room);
+    if (++joined === 3) allJoined.resolve();
+    for await (const _ of ws) { /* keep the connection open */ }
+  });
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const a = await connect(`ws://127.0.0.1:${port}/rooms/red`);
+    const b = await connect(`ws://127.0.0.1:${port}/rooms/red`);
+    const c = await connect(`ws://127.0.0.1:${port}/rooms/blue`);
+    await allJoined.promise;
+    assert.equal(app.connections.size, 3);
+    assert.equal(app.publish("red", "hello red"), 2);
+    assert.equal(await a.receive({ timeout: 2000 }), "hello red");
+    assert.equal(await b.receive({ timeout: 2000 }), "hello red");
+    const nothing = await c.receive({ timeout: 100 }).then(() => "got one", (e) => e.name);
+    assert.equal(nothing, "TimeoutError");
+    await Promise.all([a.close(), b.close(), c.close()]);
+  } finally {
+    await app.close();
+  }
+});
+
+test("Sock.close() closes every connection with 1001 and stops listening", async () => {
+  const app = new Sock();
+  app.route("/*", async (ws) => {
+    for await (const _ of ws) { /* wait for the close */ }
+  });
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  const ws = await connect(`ws://127.0.0.1:${port}/`);
+  await app.close(2000);
+  const closed = await ws.closed;
+  assert.equal(closed.code, 1001);
+  assert.equal(closed.wasClean, true);
+  const refused = await connect(`ws://127.0.0.1:${port}/`).then(() => "connected", () => "refused");
+  assert.equal(refused, "refused");
+});
+
+test("Keepalive drops a peer that stops answering pings, reported as 1006", async () => {
+  const outcome = Promise.withResolvers<unknown>();
+  const app = new Sock({ pingInterval: 50, pongTimeout: 100 });
+  app.route("/*", async (ws) => {
+    outcome.resolve(await ws.receive().then(() => "message", (e) => e));
+  });
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    // A peer that completes the handshake by hand, then goes silent: it never reads or answers.
+    const silent = await detectAdapter().connect({ hostname: "127.0.0.1", port });
+    await silent.write([new TextEncoder().encode(
+      "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )]);
+    const error = await outcome.promise;
+    assert.ok(error instanceof ConnectionClosed);
+    assert.equal(error.code, 1006);
+    silent.close();
+  } finally {
+    await app.close();
   }
 });
