@@ -27,6 +27,7 @@ interface BunSocketHandler {
   drain(socket: BunSocket): void;
   close(socket: BunSocket): void;
   error(socket: BunSocket, error: Error): void;
+  connectError(socket: BunSocket, error: Error): void;
 }
 
 interface BunListenerLike {
@@ -148,17 +149,22 @@ class BunTransport implements Transport {
   }
 }
 
-function handler(local: () => string, onOpen?: (transport: BunTransport) => void): BunSocketHandler {
+function handler(
+  local: () => string,
+  onOpen: (transport: BunTransport) => void,
+  onFail: (error: Error) => void = () => {},
+): BunSocketHandler {
   return {
     open(socket) {
       socket.data = new BunTransport(socket, local());
-      onOpen?.(socket.data);
+      onOpen(socket.data);
     },
+    connectError: (_socket, error) => onFail(error),
     // A plain Uint8Array view of Bun's Buffer, so messages are the same type on every runtime.
     data: (socket, data) => socket.data?.push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)),
     drain: (socket) => socket.data?.drain(),
-    close: (socket) => socket.data?.end(),
-    error: (socket) => socket.data?.end(),
+    close: (socket) => socket.data ? socket.data.end() : onFail(new Error("closed before it opened")),
+    error: (socket, error) => socket.data ? socket.data.end() : onFail(error),
   };
 }
 
@@ -194,12 +200,16 @@ export const bunAdapter: Adapter = {
   },
   async connect(endpoint: Endpoint): Promise<Transport> {
     const { hostname, port, tls } = endpoint;
-    const socket = await bun().connect({
+    // With TLS, Bun calls `open` only after the TLS handshake, which may come after connect() resolves.
+    const opened = Promise.withResolvers<BunTransport>();
+    // When connect() itself rejects, nobody awaits `opened`: keep its rejection handled.
+    opened.promise.catch(() => {});
+    await bun().connect({
       hostname,
       port,
       tls: tls ? (typeof tls === "object" && "caCerts" in tls ? { ca: tls.caCerts } : true) : undefined,
-      socket: handler(() => hostname),
+      socket: handler(() => hostname, opened.resolve, opened.reject),
     });
-    return socket.data!;
+    return opened.promise;
   },
 };
