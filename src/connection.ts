@@ -150,6 +150,32 @@ export class Connection implements AsyncIterable<Message> {
   }
 
   /**
+   * Sends one message made of parts, as a fragmented message: one frame per
+   * part, so a large message need not be held in memory whole. Every part
+   * must have the type of the first (text or bytes); no parts send an empty
+   * binary message.
+   *
+   * @param parts The parts, in order.
+   * @throws {TypeError} When a part's type differs from the first's.
+   * @throws {ConnectionClosed} After the connection closed.
+   */
+  async sendStream(parts: Iterable<Message> | AsyncIterable<Message>): Promise<void> {
+    let text: boolean | undefined;
+    for await (const part of parts) {
+      if (this.#closed) throw new ConnectionClosed(this.#closed);
+      text ??= typeof part === "string";
+      if (text !== (typeof part === "string")) {
+        throw new TypeError("every part must have the first part's type");
+      }
+      this.#protocol.send(part, { fin: false });
+      await this.#flush();
+    }
+    if (this.#closed) throw new ConnectionClosed(this.#closed);
+    this.#protocol.send(text ? "" : new Uint8Array(0));
+    await this.#flush();
+  }
+
+  /**
    * Receives the next message.
    *
    * @param options `timeout` in ms, after which the promise rejects with a `TimeoutError`.

@@ -247,3 +247,21 @@ test("Keepalive drops a peer that stops answering pings, reported as 1006", asyn
     await app.close();
   }
 });
+
+test("Connection.sendStream sends one fragmented message from async parts", async () => {
+  const server = await echoServer();
+  try {
+    const ws = await connect(`${server.url}/echo/s`);
+    async function* parts() {
+      for (const part of ["héllo", " ", "wörld"]) yield part;
+    }
+    await ws.sendStream(parts());
+    assert.equal(await ws.receive({ timeout: 5000 }), "héllo wörld");
+    await ws.sendStream([new Uint8Array([1, 2]), new Uint8Array([3])]);
+    assert.deepEqual(await ws.receive({ timeout: 5000 }), new Uint8Array([1, 2, 3]));
+    await assert.rejects(ws.sendStream(["text", new Uint8Array([1])]), TypeError);
+    await ws.close();
+  } finally {
+    server.stop();
+  }
+});
