@@ -9,7 +9,7 @@ import type { HandshakeResponse, HeadersInit } from "./core/handshake.ts";
 import type { ProtocolEvent } from "./core/protocol.ts";
 import { detectAdapter } from "./adapters/mod.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
-import type { Adapter } from "./transport.ts";
+import type { Adapter, Transport } from "./transport.ts";
 
 /** Options of {@linkcode connect}. */
 export interface ConnectOptions extends ConnectionOptions {
@@ -21,6 +21,10 @@ export interface ConnectOptions extends ConnectionOptions {
   adapter?: Adapter;
   /** CA certificates to trust for `wss:`. */
   caCerts?: string[];
+  /** Gives up on connecting and the handshake after this many ms. Default 30000. */
+  timeout?: number;
+  /** Aborts connecting and the handshake. */
+  signal?: AbortSignal;
 }
 
 /** The server answered the handshake with something other than 101. */
@@ -46,6 +50,7 @@ export class HandshakeRejected extends Error {
  * @param options Subprotocols, headers, TLS and the adapter.
  * @returns The open connection.
  * @throws {HandshakeRejected} When the server answers with another status.
+ * @throws {DOMException} A `TimeoutError` after `timeout`, or the signal's reason when aborted.
  *
  * @example Echo round trip
  * ```ts ignore
@@ -57,7 +62,35 @@ export class HandshakeRejected extends Error {
  * await ws.close();
  * ```
  */
-export async function connect(url: string | URL, options: ConnectOptions = {}): Promise<Connection> {
+export function connect(url: string | URL, options: ConnectOptions = {}): Promise<Connection> {
+  const { signal } = options;
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  const gaveUp = Promise.withResolvers<never>();
+  const timer = setTimeout(
+    () => gaveUp.reject(new DOMException("the WebSocket handshake timed out", "TimeoutError")),
+    options.timeout ?? 30000,
+  );
+  const abort = () => gaveUp.reject(signal!.reason);
+  signal?.addEventListener("abort", abort, { once: true });
+  // Giving up closes the transport, which ends whatever read or write is pending.
+  const attempt: Attempt = { cancelled: false, transport: undefined };
+  gaveUp.promise.catch(() => {
+    attempt.cancelled = true;
+    attempt.transport?.close();
+  });
+  return Promise.race([open(url, options, attempt), gaveUp.promise]).finally(() => {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", abort);
+  });
+}
+
+/** A connection attempt that `connect()` may give up on. */
+interface Attempt {
+  cancelled: boolean;
+  transport: Transport | undefined;
+}
+
+async function open(url: string | URL, options: ConnectOptions, attempt: Attempt): Promise<Connection> {
   const protocol = new ClientProtocol({ url, protocols: options.protocols, headers: options.headers });
   const target = new URL(url);
   const secure = target.protocol === "wss:" || target.protocol === "https:";
@@ -67,6 +100,8 @@ export async function connect(url: string | URL, options: ConnectOptions = {}): 
     port: Number(target.port) || (secure ? 443 : 80),
     tls: secure ? (options.caCerts ? { caCerts: options.caCerts } : true) : undefined,
   });
+  attempt.transport = transport;
+  if (attempt.cancelled) transport.close();
   try {
     await protocol.sendRequest();
     await transport.write(protocol.dataToSend());

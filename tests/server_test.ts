@@ -4,6 +4,7 @@ import { connect, HandshakeRejected } from "../src/client.ts";
 import { ConnectionClosed } from "../src/connection.ts";
 import { Sock } from "../src/server.ts";
 import { detectAdapter } from "../src/adapters/mod.ts";
+import type { Transport } from "../src/transport.ts";
 
 /** An echo server on a free loopback port, stopped by `stop()`. */
 async function echoServer() {
@@ -263,5 +264,23 @@ test("Connection.sendStream sends one fragmented message from async parts", asyn
     await ws.close();
   } finally {
     server.stop();
+  }
+});
+
+test("connect() gives up after its timeout and on abort", async () => {
+  // A server that accepts TCP but never answers the handshake.
+  const accepted: Transport[] = [];
+  const mute = await detectAdapter().listen({ hostname: "127.0.0.1", port: 0 }, (t) => accepted.push(t));
+  try {
+    const url = `ws://127.0.0.1:${mute.address.port}/`;
+    const timedOut = await connect(url, { timeout: 100 }).then(() => undefined, (e) => e);
+    assert.equal(timedOut?.name, "TimeoutError");
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error("user gave up")), 50);
+    const aborted = await connect(url, { signal: controller.signal }).then(() => undefined, (e) => e);
+    assert.equal(aborted?.message, "user gave up");
+  } finally {
+    mute.close();
+    for (const transport of accepted) transport.close();
   }
 });
