@@ -249,14 +249,15 @@ test("Keepalive drops a peer that stops answering pings, reported as 1006", asyn
   }
 });
 
+async function* textParts() {
+  for (const part of ["héllo", " ", "wörld"]) yield part;
+}
+
 test("Connection.sendStream sends one fragmented message from async parts", async () => {
   const server = await echoServer();
   try {
     const ws = await connect(`${server.url}/echo/s`);
-    async function* parts() {
-      for (const part of ["héllo", " ", "wörld"]) yield part;
-    }
-    await ws.sendStream(parts());
+    await ws.sendStream(textParts());
     assert.equal(await ws.receive({ timeout: 5000 }), "héllo wörld");
     await ws.sendStream([new Uint8Array([1, 2]), new Uint8Array([3])]);
     assert.deepEqual(await ws.receive({ timeout: 5000 }), new Uint8Array([1, 2, 3]));
