@@ -9,6 +9,7 @@ import type { ClientProtocol } from "./core/client_protocol.ts";
 import { CloseCode, type CloseInfo } from "./core/close.ts";
 import type { ClosedEvent, ProtocolEvent } from "./core/protocol.ts";
 import type { ServerProtocol } from "./core/server_protocol.ts";
+import type { UpgradeRequest } from "./core/handshake.ts";
 import type { Transport } from "./transport.ts";
 
 /** A message: text as a string, binary as bytes. */
@@ -115,6 +116,21 @@ export class Connection implements AsyncIterable<Message> {
   /** The agreed subprotocol; empty when none. */
   get protocol(): string {
     return this.#protocol.protocol;
+  }
+
+  /** The negotiated extensions, by name, comma-separated; empty when none. */
+  get extensions(): string {
+    return this.#protocol.extensions.map((extension) => extension.name).join(", ");
+  }
+
+  /** On the server side, the request that opened this connection. */
+  get request(): UpgradeRequest | undefined {
+    return "request" in this.#protocol ? this.#protocol.request : undefined;
+  }
+
+  /** The final close code and reason, once CLOSED. */
+  get closeInfo(): ClosedEvent | undefined {
+    return this.#closed;
   }
 
   /** 0 CONNECTING, 1 OPEN, 2 CLOSING, 3 CLOSED. */

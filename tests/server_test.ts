@@ -285,3 +285,27 @@ test("connect() gives up after its timeout and on abort", async () => {
     for (const transport of accepted) transport.close();
   }
 });
+
+test("A server connection exposes its request, extensions and final close information", async () => {
+  const app = new Sock();
+  app.route("/info", async (ws) => {
+    await ws.send(JSON.stringify({ target: ws.request?.target, extensions: ws.extensions }));
+    await ws.closed;
+  });
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const ws = await connect(`ws://127.0.0.1:${port}/info?x=1`);
+    assert.deepEqual(JSON.parse(await ws.receive({ timeout: 5000 }) as string), {
+      target: "/info?x=1",
+      extensions: "",
+    });
+    assert.equal(ws.request, undefined, "a client connection has no request");
+    const before = ws.closeInfo;
+    assert.equal(before, undefined);
+    const closed = await ws.close(4000, "bye");
+    assert.equal(ws.closeInfo, closed);
+    assert.deepEqual(closed.sent, { code: 4000, reason: "bye" });
+  } finally {
+    await app.close();
+  }
+});
