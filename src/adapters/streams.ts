@@ -1,0 +1,241 @@
+/**
+ * The web streams adapter: any `{ readable, writable }` pair of byte streams
+ * as a sock transport. That is the shape edge runtimes give raw TCP, e.g.
+ * `connect()` from `cloudflare:sockets`, so sock's client runs there with
+ * this adapter. It uses only web-standard APIs (no `Deno`, `Bun` or `node:`).
+ *
+ * Client only: a stream pair is one connection, there is nothing to listen on.
+ *
+ * @module
+ */
+
+import type { Adapter, Endpoint, Listener, NetAddress, Transport } from "../transport.ts";
+
+/**
+ * A connection as a pair of byte streams, as `cloudflare:sockets` returns.
+ *
+ * @example A loopback pair: what is written comes back
+ * ```ts
+ * import type { StreamPair } from "./streams.ts";
+ *
+ * const pair: StreamPair = new TransformStream<Uint8Array, Uint8Array>();
+ * ```
+ */
+export interface StreamPair {
+  /** The bytes from the peer. */
+  readable: ReadableStream<Uint8Array>;
+  /** The bytes to the peer. */
+  writable: WritableStream<Uint8Array>;
+  /** Called last by the transport's `close()` when present (e.g. Cloudflare's `Socket.close`). */
+  close?: () => unknown;
+}
+
+/**
+ * Options of {@linkcode streamTransport}.
+ *
+ * @example Addresses, and no copies for a source that enqueues fresh buffers
+ * ```ts
+ * import type { StreamTransportOptions } from "./streams.ts";
+ *
+ * const options: StreamTransportOptions = { remoteAddress: { hostname: "example.com", port: 443 }, copy: false };
+ * ```
+ */
+export interface StreamTransportOptions {
+  /** The peer's address, when known. */
+  remoteAddress?: NetAddress;
+  /** This side's address, when known. */
+  localAddress?: NetAddress;
+  /**
+   * Whether chunks read from a stream that is not a byte stream are copied.
+   * Default `true`: such a stream hands over whatever its source enqueued, and
+   * a source may reuse that buffer. Set `false` for a source known to enqueue
+   * fresh buffers and never touch them again. Byte streams are never copied:
+   * they are read with a BYOB reader into buffers of the transport's own.
+   */
+  copy?: boolean;
+}
+
+/** Size of the buffers a byte stream is read into. */
+const READ_SIZE = 65536;
+/** BYOB reads smaller than this are copied out, so their buffer is reused for the next read. */
+const COPY_BELOW = 4096;
+
+/** A plain `Uint8Array` view of a chunk, or a `TypeError` for something that is not bytes. */
+function bytesOf(chunk: unknown): Uint8Array {
+  if (chunk instanceof Uint8Array) {
+    return chunk.constructor === Uint8Array
+      ? chunk
+      : new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  }
+  if (ArrayBuffer.isView(chunk)) return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk);
+  throw new TypeError(`the readable stream produced a chunk that is not bytes: ${typeof chunk}`);
+}
+
+class StreamTransport implements Transport {
+  #pair: StreamPair;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader;
+  #byob: boolean;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #copy: boolean;
+  /** The BYOB read buffer; `undefined` after it was handed to the caller. */
+  #buffer: Uint8Array | undefined;
+  #closed = false;
+  readonly remoteAddress: NetAddress | undefined;
+  readonly localAddress: NetAddress | undefined;
+
+  constructor(pair: StreamPair, options: StreamTransportOptions) {
+    this.#pair = pair;
+    let reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader;
+    try {
+      reader = pair.readable.getReader({ mode: "byob" });
+      this.#byob = true;
+    } catch {
+      // Not a byte stream (a TypeError); a locked stream throws again just below.
+      reader = pair.readable.getReader();
+      this.#byob = false;
+    }
+    this.#reader = reader;
+    this.#writer = pair.writable.getWriter();
+    this.#copy = options.copy ?? true;
+    this.remoteAddress = options.remoteAddress;
+    this.localAddress = options.localAddress;
+    // A failed stream surfaces as `null` from read() or a rejected write(); no unhandled rejections.
+    this.#reader.closed.catch(() => {});
+    this.#writer.closed.catch(() => {});
+  }
+
+  async read(): Promise<Uint8Array | null> {
+    while (!this.#closed) {
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        if (this.#byob) {
+          const buffer = this.#buffer ?? new Uint8Array(READ_SIZE);
+          this.#buffer = undefined;
+          result = await (this.#reader as ReadableStreamBYOBReader).read(buffer);
+        } else {
+          result = await (this.#reader as ReadableStreamDefaultReader<Uint8Array>).read();
+        }
+      } catch {
+        // The stream errored, or the transport was closed meanwhile: the end either way.
+        return null;
+      }
+      if (result.done) return null;
+      let bytes: Uint8Array;
+      if (this.#byob) {
+        bytes = result.value;
+        if (bytes.length < COPY_BELOW) {
+          // The read moved our buffer into `bytes.buffer`: copy the few bytes out and read into it again.
+          this.#buffer = new Uint8Array(bytes.buffer);
+          bytes = bytes.slice();
+        }
+      } else {
+        bytes = bytesOf(result.value);
+        if (this.#copy) bytes = bytes.slice();
+      }
+      if (bytes.length > 0) return bytes;
+    }
+    return null;
+  }
+
+  async write(chunks: Uint8Array[]): Promise<void> {
+    if (this.#closed) throw new TypeError("cannot write: the transport is closed");
+    const writes: Promise<void>[] = [];
+    // Queue every chunk at once (the stream keeps their order), then wait until the sink took them all.
+    for (const chunk of chunks) if (chunk.length > 0) writes.push(this.#writer.write(chunk));
+    await Promise.all(writes);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    // Pending reads resolve done (read() returns null); bytes already queued for writing are still flushed.
+    this.#reader.cancel().catch(() => {});
+    this.#writer.close().catch(() => this.#writer.abort().catch(() => {}));
+    try {
+      this.#pair.close?.();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+/**
+ * Wraps a pair of byte streams as a sock {@linkcode Transport}.
+ *
+ * `read()` returns buffers the caller may keep: a byte stream is read with a
+ * BYOB reader into the transport's own fresh buffers; chunks of any other
+ * stream are copied unless `options.copy` is `false`. `write()` resolves once
+ * the writable stream's sink accepted every chunk (backpressure). `close()`
+ * cancels the readable, closes the writable (queued bytes are still
+ * delivered; it is aborted if closing fails), calls `pair.close()` if there
+ * is one, and does nothing the second time.
+ *
+ * @param pair The streams, e.g. a Cloudflare `Socket`.
+ * @param options Addresses to report, and whether to copy chunks.
+ * @returns The transport. The streams are locked to it from now on.
+ * @throws {TypeError} When a stream is already locked.
+ *
+ * @example A loopback pair: what is written is read back
+ * ```ts
+ * import { streamTransport } from "./streams.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const transport = streamTransport(new TransformStream<Uint8Array, Uint8Array>());
+ * // The write resolves once the bytes were taken, here by the read below (backpressure).
+ * const written = transport.write([new TextEncoder().encode("hi")]);
+ * assertEquals(new TextDecoder().decode((await transport.read())!), "hi");
+ * await written;
+ * transport.close();
+ * assertEquals(await transport.read(), null);
+ * ```
+ */
+export function streamTransport(pair: StreamPair, options: StreamTransportOptions = {}): Transport {
+  return new StreamTransport(pair, options);
+}
+
+/**
+ * A client-only sock {@linkcode Adapter} that opens each connection with
+ * `open` and wraps the stream pair it returns with {@linkcode streamTransport}.
+ * `open` receives the endpoint, `tls` included (`true` or CA certificates for
+ * `wss:`); it is up to `open` to honour it. The transport's `remoteAddress`
+ * is the endpoint; its `localAddress` is unknown. `listen` rejects with a
+ * `TypeError`.
+ *
+ * @param open Opens a connection to an endpoint and returns its streams.
+ * @param options Whether to copy chunks (see {@linkcode StreamTransportOptions}).
+ * @returns The adapter, for `connect(url, { adapter })`.
+ *
+ * @example On Cloudflare Workers, with `connect()` from `cloudflare:sockets`
+ * ```ts ignore
+ * import { connect as tcp } from "cloudflare:sockets";
+ * import { connect } from "@sock/sock/client";
+ * import { streamAdapter } from "@sock/sock/adapters/streams";
+ *
+ * const adapter = streamAdapter(({ hostname, port, tls }) =>
+ *   Promise.resolve(tcp({ hostname, port }, { secureTransport: tls ? "on" : "off" }))
+ * );
+ * const ws = await connect("wss://echo.example/", { adapter });
+ * await ws.send("hello");
+ * ```
+ */
+export function streamAdapter(
+  open: (endpoint: Endpoint) => Promise<StreamPair> | StreamPair,
+  options: Pick<StreamTransportOptions, "copy"> = {},
+): Adapter {
+  return {
+    name: "streams",
+    listen(): Promise<Listener> {
+      return Promise.reject(
+        new TypeError("the streams adapter can only connect: a stream pair has nothing to listen on"),
+      );
+    },
+    async connect(endpoint: Endpoint): Promise<Transport> {
+      const pair = await open(endpoint);
+      return streamTransport(pair, {
+        ...options,
+        remoteAddress: { hostname: endpoint.hostname, port: endpoint.port },
+      });
+    },
+  };
+}

@@ -1,0 +1,542 @@
+/**
+ * The web's `WebSocket` API on top of sock's {@linkcode connect} and
+ * {@linkcode Connection}: code written for browsers runs unchanged, over any
+ * sock adapter (pass `options.adapter`, e.g. the streams adapter on an edge
+ * runtime).
+ *
+ * @module
+ */
+
+import { connect, type ConnectOptions } from "./client.ts";
+import type { Connection, Message } from "./connection.ts";
+import type { ClosedEvent } from "./core/protocol.ts";
+
+/**
+ * The data `send()` takes, as in browsers: a string is sent as text, the rest as binary.
+ *
+ * @example Every kind of message
+ * ```ts
+ * import type { WebSocketData } from "./websocket.ts";
+ *
+ * const messages: WebSocketData[] = ["text", new Uint8Array([1]), new ArrayBuffer(2), new Blob(["blob"])];
+ * ```
+ */
+export type WebSocketData = string | ArrayBufferLike | ArrayBufferView | Blob;
+
+/**
+ * The events a {@linkcode WebSocket} fires, by type; `addEventListener` types its listeners with it.
+ *
+ * @example A listener typed by the map
+ * ```ts
+ * import type { WebSocketEventMap } from "./websocket.ts";
+ *
+ * const onClose = (event: WebSocketEventMap["close"]) => console.log(event.code, event.reason);
+ * ```
+ */
+export interface WebSocketEventMap {
+  /** The handshake completed. */
+  open: Event;
+  /** A message arrived. */
+  message: MessageEvent;
+  /** The connection failed (an `ErrorEvent` whose `error` says why, where the runtime has `ErrorEvent`). */
+  error: Event;
+  /** The connection is closed. */
+  close: CloseEvent;
+}
+
+/**
+ * An `on…` property's value: a function called with the event (`this` is the WebSocket), or `null`.
+ *
+ * @example An `onmessage` handler
+ * ```ts
+ * import type { WebSocketEventHandler } from "./websocket.ts";
+ *
+ * const onmessage: WebSocketEventHandler<"message"> = (event) => console.log(event.data);
+ * ```
+ */
+export type WebSocketEventHandler<K extends keyof WebSocketEventMap> =
+  | ((this: WebSocket, event: WebSocketEventMap[K]) => unknown)
+  | null;
+
+const CONNECTING = 0, OPEN = 1, CLOSING = 2, CLOSED = 3;
+/** What `protocols` entries may contain: an HTTP token (RFC 9110 §5.6.2). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** The length of `text` in UTF-8, without encoding it (a lone surrogate counts as U+FFFD, 3 bytes). */
+function utf8Length(text: string): number {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) {
+      n += 1;
+    } else if (
+      c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00
+    ) {
+      n += 2;
+      i++;
+    } else {
+      n += 2;
+    }
+  }
+  return n;
+}
+
+/** The bytes of a `send()` argument, copied: later changes to the caller's buffer do not affect the message. */
+function copyBytes(data: ArrayBufferLike | ArrayBufferView): Uint8Array {
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
+  return new Uint8Array(data).slice();
+}
+
+function isBinary(data: unknown): data is ArrayBufferLike | ArrayBufferView {
+  return ArrayBuffer.isView(data) || data instanceof ArrayBuffer ||
+    (typeof SharedArrayBuffer === "function" && data instanceof SharedArrayBuffer);
+}
+
+/** Parses and checks the URL as the WHATWG WebSocket constructor does. */
+function parseUrl(url: string | URL): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new DOMException(`invalid URL: ${url}`, "SyntaxError");
+  }
+  if (parsed.protocol === "http:") parsed.protocol = "ws:";
+  else if (parsed.protocol === "https:") parsed.protocol = "wss:";
+  if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:") {
+    throw new DOMException(`the URL's scheme must be ws or wss, not ${parsed.protocol}`, "SyntaxError");
+  }
+  if (parsed.hash !== "" || parsed.href.endsWith("#")) {
+    throw new DOMException("the URL must not have a fragment", "SyntaxError");
+  }
+  return parsed;
+}
+
+function parseProtocols(protocols: string | string[] | undefined): string[] | undefined {
+  if (protocols === undefined) return undefined;
+  const list = typeof protocols === "string" ? [protocols] : [...protocols];
+  const seen = new Set<string>();
+  for (const protocol of list) {
+    if (!TOKEN.test(protocol)) throw new DOMException(`invalid subprotocol: ${protocol}`, "SyntaxError");
+    if (seen.has(protocol)) throw new DOMException(`duplicate subprotocol: ${protocol}`, "SyntaxError");
+    seen.add(protocol);
+  }
+  return list;
+}
+
+function errorEvent(cause: unknown): Event {
+  if (typeof ErrorEvent !== "function") return new Event("error");
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return new ErrorEvent("error", { error: cause, message });
+}
+
+/**
+ * A browser-compatible WebSocket client: the web `WebSocket` API (ready
+ * states, `send`, `close`, `binaryType`, `bufferedAmount`, the `open`,
+ * `message`, `error` and `close` events and their `on…` properties) over
+ * sock's {@linkcode connect}, so it works with any sock adapter.
+ *
+ * It follows the WHATWG specification, including where runtimes' built-in
+ * clients differ: `binaryType` defaults to `"blob"`; `close()` accepts only
+ * 1000 and 3000–4999; a connection that fails reports close code 1006; data
+ * sent once closing is dropped and counted in `bufferedAmount`; `error` fires
+ * only when the connection fails (a failed handshake, `close()` while
+ * connecting, a protocol error), not when the peer merely drops it. The
+ * `error` event is an `ErrorEvent` whose `error` is the cause, where the
+ * runtime has `ErrorEvent` (a plain `Event` elsewhere). Differences from
+ * browsers: `extensions` is always empty (no extension is offered), and
+ * `close()` without a code sends 1000 rather than an empty close frame.
+ *
+ * @example Echo, in browser style
+ * ```ts ignore
+ * import { WebSocket } from "@sock/sock/websocket";
+ *
+ * const ws = new WebSocket("ws://127.0.0.1:9001/echo");
+ * ws.binaryType = "arraybuffer";
+ * ws.onopen = () => ws.send("hello");
+ * ws.onmessage = (event) => {
+ *   console.log(event.data); // "hello"
+ *   ws.close(1000, "done");
+ * };
+ * ws.onclose = (event) => console.log(event.code, event.reason, event.wasClean);
+ * ```
+ *
+ * @example The ready states
+ * ```ts
+ * import { WebSocket } from "./websocket.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals([WebSocket.CONNECTING, WebSocket.OPEN, WebSocket.CLOSING, WebSocket.CLOSED], [0, 1, 2, 3]);
+ * ```
+ */
+export class WebSocket extends EventTarget {
+  /** The handshake is under way. */
+  static readonly CONNECTING = 0;
+  /** Messages flow both ways. */
+  static readonly OPEN = 1;
+  /** The close handshake is under way. */
+  static readonly CLOSING = 2;
+  /** Closed, or the connection could not be opened. */
+  static readonly CLOSED = 3;
+
+  #url: URL;
+  #state: number = CONNECTING;
+  #connection: Connection | undefined;
+  #binaryType: "blob" | "arraybuffer" = "blob";
+  /** Message bytes handed to the connection and not yet to the socket. */
+  #sendingBytes = 0;
+  /** Bytes of `send()` calls waiting behind a Blob being read. */
+  #queuedBytes = 0;
+  /** Bytes of `send()` calls after close, which are dropped (browsers count them too). */
+  #droppedBytes = 0;
+  /** Set while a Blob is being read: later sends and close wait for it, to keep their order. */
+  #sendChain: Promise<void> | undefined;
+  #finished = false;
+  /** Set by `close()` once OPEN: a missing close frame from the peer is then a timeout, not a failure. */
+  #closeCalled = false;
+  #handlers: { [K in keyof WebSocketEventMap]?: WebSocketEventHandler<K> } = {};
+
+  /**
+   * Starts connecting. Events report the outcome; the constructor throws only for bad arguments.
+   *
+   * @param url A `ws:` or `wss:` URL (`http:` and `https:` are mapped to them), without a fragment.
+   * @param protocols Subprotocols to offer, in order of preference.
+   * @param options sock's connect options: the adapter, headers, CA certificates, timeouts.
+   * @throws {DOMException} `SyntaxError` for an invalid URL or subprotocol list.
+   */
+  constructor(url: string | URL, protocols?: string | string[], options: ConnectOptions = {}) {
+    super();
+    this.#url = parseUrl(url);
+    const offered = parseProtocols(protocols) ?? options.protocols;
+    connect(this.#url, { ...options, protocols: offered }).then(
+      (connection) => this.#opened(connection),
+      (error) => this.#failedToOpen(error),
+    );
+  }
+
+  /** The handshake is under way. */
+  get CONNECTING(): 0 {
+    return CONNECTING;
+  }
+  /** Messages flow both ways. */
+  get OPEN(): 1 {
+    return OPEN;
+  }
+  /** The close handshake is under way. */
+  get CLOSING(): 2 {
+    return CLOSING;
+  }
+  /** Closed, or the connection could not be opened. */
+  get CLOSED(): 3 {
+    return CLOSED;
+  }
+
+  /** The URL, normalized (`http:` becomes `ws:`). */
+  get url(): string {
+    return this.#url.href;
+  }
+
+  /** 0 CONNECTING, 1 OPEN, 2 CLOSING, 3 CLOSED. */
+  get readyState(): number {
+    return this.#state;
+  }
+
+  /** The subprotocol the server chose; empty before the connection opens and when none. */
+  get protocol(): string {
+    return this.#connection?.protocol ?? "";
+  }
+
+  /** The extensions the server chose: always empty, as none are offered. */
+  get extensions(): string {
+    return "";
+  }
+
+  /** How binary messages are delivered: `"blob"` (the default) or `"arraybuffer"`. Other values are ignored. */
+  get binaryType(): "blob" | "arraybuffer" {
+    return this.#binaryType;
+  }
+  set binaryType(value: "blob" | "arraybuffer") {
+    if (value === "blob" || value === "arraybuffer") this.#binaryType = value;
+  }
+
+  /**
+   * Bytes of messages passed to `send()` and not yet handed to the network
+   * (payload only, as in browsers: no frame headers); after close, it keeps
+   * growing with every `send()`.
+   */
+  get bufferedAmount(): number {
+    return this.#sendingBytes + this.#queuedBytes + this.#droppedBytes;
+  }
+
+  /** Called on `open`. */
+  get onopen(): WebSocketEventHandler<"open"> {
+    return this.#handlers.open ?? null;
+  }
+  set onopen(handler: WebSocketEventHandler<"open">) {
+    this.#setHandler("open", handler);
+  }
+  /** Called on `message`. */
+  get onmessage(): WebSocketEventHandler<"message"> {
+    return this.#handlers.message ?? null;
+  }
+  set onmessage(handler: WebSocketEventHandler<"message">) {
+    this.#setHandler("message", handler);
+  }
+  /** Called on `error`. */
+  get onerror(): WebSocketEventHandler<"error"> {
+    return this.#handlers.error ?? null;
+  }
+  set onerror(handler: WebSocketEventHandler<"error">) {
+    this.#setHandler("error", handler);
+  }
+  /** Called on `close`. */
+  get onclose(): WebSocketEventHandler<"close"> {
+    return this.#handlers.close ?? null;
+  }
+  set onclose(handler: WebSocketEventHandler<"close">) {
+    this.#setHandler("close", handler);
+  }
+
+  /**
+   * Adds an event listener, typed by event for `open`, `message`, `error` and `close`.
+   *
+   * @param type The event type.
+   * @param listener The listener.
+   * @param options `once`, `signal` and so on, as for any `EventTarget`.
+   */
+  override addEventListener<K extends keyof WebSocketEventMap>(
+    type: K,
+    listener: (this: WebSocket, event: WebSocketEventMap[K]) => unknown,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /**
+   * Adds an event listener for any event type.
+   *
+   * @param type The event type.
+   * @param listener The listener.
+   * @param options `once`, `signal` and so on, as for any `EventTarget`.
+   */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | ((event: never) => unknown) | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    super.addEventListener(type, listener as EventListenerOrEventListenerObject | null, options);
+  }
+
+  /**
+   * Removes an event listener.
+   *
+   * @param type The event type.
+   * @param listener The listener.
+   * @param options `capture`, as given to `addEventListener`.
+   */
+  override removeEventListener<K extends keyof WebSocketEventMap>(
+    type: K,
+    listener: (this: WebSocket, event: WebSocketEventMap[K]) => unknown,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  /**
+   * Removes an event listener of any event type.
+   *
+   * @param type The event type.
+   * @param listener The listener.
+   * @param options `capture`, as given to `addEventListener`.
+   */
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | ((event: never) => unknown) | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    super.removeEventListener(type, listener as EventListenerOrEventListenerObject | null, options);
+  }
+
+  /**
+   * Sends a message: a string as text; an `ArrayBuffer`, a view or a `Blob` as
+   * binary. The bytes are copied at once (a Blob is read first; later sends
+   * wait for it, so messages keep their order). Once the connection is closing
+   * or closed, the data is dropped and only counted in `bufferedAmount`.
+   *
+   * @param data The message.
+   * @throws {DOMException} `InvalidStateError` while CONNECTING.
+   */
+  send(data: WebSocketData): void {
+    if (this.#state === CONNECTING) {
+      throw new DOMException("cannot send while the WebSocket is CONNECTING", "InvalidStateError");
+    }
+    const message: string | Uint8Array | Blob = typeof data === "string"
+      ? data
+      : data instanceof Blob
+      ? data
+      : isBinary(data)
+      ? copyBytes(data)
+      : String(data);
+    const size = typeof message === "string"
+      ? utf8Length(message)
+      : message instanceof Blob
+      ? message.size
+      : message.length;
+    // Also dropped: sends after the peer's close frame arrived, before the close event fires.
+    if (this.#state !== OPEN || this.#connection!.readyState !== OPEN) {
+      this.#droppedBytes += size;
+      return;
+    }
+    if (!(message instanceof Blob) && !this.#sendChain) {
+      this.#transmit(message, size);
+      return;
+    }
+    this.#queuedBytes += size;
+    const previous = this.#sendChain ?? Promise.resolve();
+    const chain: Promise<void> = previous
+      .then(() => message instanceof Blob ? message.arrayBuffer().then((b) => new Uint8Array(b)) : message)
+      .then((bytes) => {
+        this.#queuedBytes -= size;
+        if (this.#connection!.readyState === OPEN) this.#transmit(bytes, size);
+        else this.#droppedBytes += size;
+      }, () => {
+        // An unreadable Blob fails the connection, as in browsers.
+        this.#queuedBytes -= size;
+        this.#connection!.terminate();
+      })
+      .finally(() => {
+        if (this.#sendChain === chain) this.#sendChain = undefined;
+      });
+    this.#sendChain = chain;
+  }
+
+  /**
+   * Starts the close handshake (or, while CONNECTING, abandons the
+   * connection: `error` then `close` with 1006 follow). Does nothing once
+   * closing or closed.
+   *
+   * @param code 1000 or 3000–4999. Default: 1000.
+   * @param reason Up to 123 bytes of UTF-8.
+   * @throws {DOMException} `InvalidAccessError` for another code, `SyntaxError` for a longer reason.
+   */
+  close(code?: number, reason?: string): void {
+    if (code !== undefined && code !== 1000 && !(code >= 3000 && code <= 4999)) {
+      throw new DOMException(`invalid close code ${code}: use 1000 or 3000-4999`, "InvalidAccessError");
+    }
+    const text = reason ?? "";
+    if (utf8Length(text) > 123) {
+      throw new DOMException("the close reason must be at most 123 bytes of UTF-8", "SyntaxError");
+    }
+    if (this.#state === CONNECTING) {
+      this.#state = CLOSING;
+      const error = new DOMException("closed before the connection was established", "AbortError");
+      setTimeout(() => this.#finish(undefined, error), 0);
+      return;
+    }
+    if (this.#state !== OPEN) return;
+    this.#state = CLOSING;
+    this.#closeCalled = true;
+    const connection = this.#connection!;
+    const closing = () => connection.close(code ?? 1000, text).catch(() => {});
+    if (this.#sendChain) this.#sendChain.then(closing);
+    else closing();
+  }
+
+  /** Sends through the connection, counting the bytes until the socket took them. */
+  #transmit(message: Message, size: number): void {
+    this.#sendingBytes += size;
+    this.#connection!.send(message).catch(() => {}).finally(() => this.#sendingBytes -= size);
+  }
+
+  #setHandler<K extends keyof WebSocketEventMap>(
+    type: K,
+    handler: WebSocketEventHandler<K>,
+  ): void {
+    const registered = type in this.#handlers;
+    (this.#handlers as Record<K, WebSocketEventHandler<K>>)[type] = typeof handler === "function"
+      ? handler
+      : null;
+    // As in browsers: the handler takes its place among the listeners when first set.
+    if (!registered) {
+      super.addEventListener(type, (event) => {
+        const current = this.#handlers[type] as WebSocketEventHandler<K>;
+        current?.call(this, event as WebSocketEventMap[K]);
+      });
+    }
+  }
+
+  #opened(connection: Connection): void {
+    if (this.#state !== CONNECTING) {
+      // close() was called while connecting; its events already fired or are about to.
+      connection.terminate();
+      return;
+    }
+    this.#connection = connection;
+    this.#state = OPEN;
+    this.dispatchEvent(new Event("open"));
+    this.#receive(connection);
+  }
+
+  #failedToOpen(error: unknown): void {
+    if (this.#state === CLOSED || this.#finished) return;
+    this.#finish(undefined, error);
+  }
+
+  async #receive(connection: Connection): Promise<void> {
+    while (true) {
+      let message: Message | undefined;
+      try {
+        message = await connection.receive();
+      } catch {
+        message = undefined;
+      }
+      if (message === undefined) break;
+      // Messages after close() was called are dropped, as in browsers.
+      if (this.#state === OPEN) this.#deliver(message);
+    }
+    this.#finish(await connection.closed);
+  }
+
+  #deliver(message: Message): void {
+    let data: string | Blob | ArrayBuffer;
+    if (typeof message === "string") {
+      data = message;
+    } else if (this.#binaryType === "blob") {
+      data = new Blob([message as Uint8Array<ArrayBuffer>]);
+    } else {
+      const { buffer, byteOffset, byteLength } = message;
+      data = byteOffset === 0 && byteLength === buffer.byteLength && buffer instanceof ArrayBuffer
+        ? buffer
+        : buffer.slice(byteOffset, byteOffset + byteLength) as ArrayBuffer;
+    }
+    this.dispatchEvent(new MessageEvent("message", { data, origin: this.#url.origin }));
+  }
+
+  /**
+   * Moves to CLOSED and fires the last events: `error` first if the
+   * connection failed, then `close`.
+   *
+   * @param closed The connection's final state, when it opened.
+   * @param failure Why it could not open, when it did not.
+   */
+  #finish(closed: ClosedEvent | undefined, failure?: unknown): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#state = CLOSED;
+    // Our side failed the connection: it sent a close frame of its own, without close() being called.
+    const failed = closed === undefined ||
+      (!closed.received && closed.sent !== undefined && !this.#closeCalled);
+    if (failed) this.dispatchEvent(errorEvent(failure ?? new Error(closed?.reason || "connection failed")));
+    this.dispatchEvent(
+      new CloseEvent("close", {
+        code: closed?.received?.code ?? 1006,
+        reason: closed?.received?.reason ?? "",
+        wasClean: closed?.wasClean ?? false,
+      }),
+    );
+  }
+}
