@@ -280,11 +280,11 @@ export class Connection implements AsyncIterable<Message> {
    * Closes: sends a close frame, waits for the peer's (up to the close
    * timeout), then closes the transport.
    *
-   * @param code Close code. Default 1000.
-   * @param reason Close reason, up to 123 bytes.
+   * @param code Close code; without one the close frame is empty and the peer sees 1005, as in browsers.
+   * @param reason Close reason, up to 123 bytes; needs a code.
    * @returns The final close information.
    */
-  async close(code: number = CloseCode.Normal, reason = ""): Promise<ClosedEvent> {
+  async close(code?: number, reason = ""): Promise<ClosedEvent> {
     this.#closing = true;
     this.#resumeReading?.();
     if (!this.#closed) {

@@ -144,8 +144,9 @@ function errorEvent(cause: unknown): Event {
  * connecting, a protocol error), not when the peer merely drops it. The
  * `error` event is an `ErrorEvent` whose `error` is the cause, where the
  * runtime has `ErrorEvent` (a plain `Event` elsewhere). Differences from
- * browsers: `extensions` is always empty (no extension is offered), and
- * `close()` without a code sends 1000 rather than an empty close frame.
+ * browsers: `extensions` is always empty (no extension is offered yet).
+ * `close()` without a code sends an empty close frame, which the peer reports
+ * as 1005, as in browsers.
  *
  * @example Echo, in browser style
  * ```ts ignore
@@ -441,7 +442,7 @@ export class WebSocket extends EventTarget {
     this.#state = CLOSING;
     this.#closeCalled = true;
     const connection = this.#connection!;
-    const closing = () => connection.close(code ?? 1000, text).catch(() => {});
+    const closing = () => connection.close(code, text).catch(() => {});
     if (this.#sendChain) this.#sendChain.then(closing);
     else closing();
   }
