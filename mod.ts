@@ -1,9 +1,11 @@
 /**
  * sock: a WebSocket toolkit for Deno and Bun with no runtime dependencies.
  *
- * This release contains the sans-IO protocol core (RFC 6455): feed it bytes,
- * read events, write the bytes it queues. It never touches a socket, so it
- * runs the same on Deno, Bun, browsers and edge runtimes.
+ * At its heart is the sans-IO protocol core (RFC 6455, also `@sock/sock/core`):
+ * feed it bytes, read events, write the bytes it queues; it never touches a
+ * socket, so it runs the same on Deno, Bun, browsers and edge runtimes. On top
+ * of it: `Connection`, the route server `Sock`, `connect()` and a web-style
+ * `WebSocket` class, over small runtime adapters (`./deno`, `./bun`, `./streams`).
  *
  * @example A text frame, encoded and decoded
  * ```ts
@@ -19,3 +21,9 @@
  */
 
 export * from "./src/core/mod.ts";
+export * from "./src/transport.ts";
+export { detectAdapter } from "./src/adapters/mod.ts";
+export * from "./src/connection.ts";
+export * from "./src/server.ts";
+export * from "./src/client.ts";
+export * from "./src/websocket.ts";

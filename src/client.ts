@@ -27,7 +27,22 @@ export interface ConnectOptions extends ConnectionOptions {
   signal?: AbortSignal;
 }
 
-/** The server answered the handshake with something other than 101. */
+/**
+ * The server answered the handshake with something other than 101.
+ *
+ * @example Telling a refusal from other failures
+ * ```ts
+ * import { connect, HandshakeRejected, Sock } from "@sock/sock";
+ * import { assertEquals, assertInstanceOf } from "@std/assert";
+ *
+ * const app = new Sock();
+ * const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+ * const error = await connect(`ws://127.0.0.1:${port}/nowhere`).catch((e) => e);
+ * assertInstanceOf(error, HandshakeRejected);
+ * assertEquals(error.response.status, 404);
+ * await app.close();
+ * ```
+ */
 export class HandshakeRejected extends Error {
   /** The response status and headers. */
   readonly response: HandshakeResponse;

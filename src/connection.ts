@@ -15,7 +15,27 @@ import type { Transport } from "./transport.ts";
 /** A message: text as a string, binary as bytes. */
 export type Message = string | Uint8Array;
 
-/** Thrown by `receive()` and iteration once the connection closed abnormally, and by `send()` after close. */
+/**
+ * Thrown by `receive()` and iteration once the connection closed abnormally,
+ * and by `send()` after close. It carries the close frames both ways.
+ *
+ * @example A handler that fails reaches the client as 1011
+ * ```ts
+ * import { connect, ConnectionClosed, Sock } from "@sock/sock";
+ * import { assertEquals, assertInstanceOf } from "@std/assert";
+ *
+ * const app = new Sock();
+ * app.route("/", () => {
+ *   throw new Error("oops");
+ * });
+ * const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+ * const ws = await connect(`ws://127.0.0.1:${port}/`);
+ * const error = await ws.receive().catch((e) => e);
+ * assertInstanceOf(error, ConnectionClosed);
+ * assertEquals(error.code, 1011);
+ * await app.close();
+ * ```
+ */
 export class ConnectionClosed extends Error {
   /** The close code (1006 when the connection dropped without a close frame). */
   readonly code: number;
@@ -62,6 +82,23 @@ const NORMAL = new Set<number>([CloseCode.Normal, CloseCode.GoingAway, CloseCode
 /**
  * An open WebSocket connection: `send`, `receive` (or `for await`), `ping`,
  * `close`. The same object on Deno and Bun, server and client side.
+ *
+ * @example An echo handler and a client
+ * ```ts
+ * import { connect, Sock } from "@sock/sock";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const app = new Sock();
+ * app.route("/echo", async (ws) => {
+ *   for await (const message of ws) await ws.send(message);
+ * });
+ * const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+ * const ws = await connect(`ws://127.0.0.1:${port}/echo`);
+ * await ws.send("hello");
+ * assertEquals(await ws.receive({ timeout: 5000 }), "hello");
+ * assertEquals((await ws.close(1000, "bye")).wasClean, true);
+ * await app.close();
+ * ```
  */
 export class Connection implements AsyncIterable<Message> {
   #protocol: ServerProtocol | ClientProtocol;

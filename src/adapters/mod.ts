@@ -14,6 +14,14 @@ import { denoAdapter } from "./deno.ts";
  *
  * @returns The adapter.
  * @throws {TypeError} On a runtime without raw sockets sock knows.
+ *
+ * @example Which runtime is this?
+ * ```ts
+ * import { detectAdapter } from "@sock/sock";
+ * import { assert } from "@std/assert";
+ *
+ * assert(["deno", "bun"].includes(detectAdapter().name));
+ * ```
  */
 export function detectAdapter(): Adapter {
   if ("Bun" in globalThis) return bunAdapter;

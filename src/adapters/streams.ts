@@ -210,7 +210,7 @@ export function streamTransport(pair: StreamPair, options: StreamTransportOption
  * ```ts ignore
  * import { connect as tcp } from "cloudflare:sockets";
  * import { connect } from "@sock/sock/client";
- * import { streamAdapter } from "@sock/sock/adapters/streams";
+ * import { streamAdapter } from "@sock/sock/streams";
  *
  * const adapter = streamAdapter(({ hostname, port, tls }) =>
  *   Promise.resolve(tcp({ hostname, port }, { secureTransport: tls ? "on" : "off" }))
