@@ -6,13 +6,14 @@
 
 import { ClientProtocol } from "./core/client_protocol.ts";
 import type { HandshakeResponse, HeadersInit } from "./core/handshake.ts";
-import type { ProtocolEvent } from "./core/protocol.ts";
+import type { ProtocolEvent, ProtocolOptions } from "./core/protocol.ts";
+import type { HeadLimits } from "./core/http.ts";
 import { detectAdapter } from "./adapters/mod.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
 import type { Adapter, Transport } from "./transport.ts";
 
 /** Options of {@linkcode connect}. */
-export interface ConnectOptions extends ConnectionOptions {
+export interface ConnectOptions extends ConnectionOptions, ProtocolOptions, HeadLimits {
   /** Subprotocols to offer. */
   protocols?: string[];
   /** Extra request headers. */
@@ -106,7 +107,7 @@ interface Attempt {
 }
 
 async function open(url: string | URL, options: ConnectOptions, attempt: Attempt): Promise<Connection> {
-  const protocol = new ClientProtocol({ url, protocols: options.protocols, headers: options.headers });
+  const protocol = new ClientProtocol({ ...options, url });
   const target = new URL(url);
   const secure = target.protocol === "wss:" || target.protocol === "https:";
   const adapter = options.adapter ?? detectAdapter();
