@@ -109,7 +109,10 @@ export class Connection implements AsyncIterable<Message> {
   #closed: ClosedEvent | undefined;
   #whenClosed: Promise<ClosedEvent>;
   #resolveClosed!: (event: ClosedEvent) => void;
+  /** The last write, settled either way. */
   #writing: Promise<void> = Promise.resolve();
+  /** A write scheduled but not started: later sends join it. */
+  #pendingWrite: Promise<void> | undefined;
   #inFlight = 0;
   #pings = new Map<string, { start: number; resolve: (rtt: number) => void }>();
   #queueSize: number;
@@ -378,7 +381,7 @@ export class Connection implements AsyncIterable<Message> {
       this.#dispatch();
     }
     // The server closes TCP first after a close handshake (RFC 6455 §7.1.1).
-    await this.#writing.catch(() => {});
+    await this.#writing;
     this.#transport.close();
   }
 
@@ -423,15 +426,25 @@ export class Connection implements AsyncIterable<Message> {
   }
 
   /** Writes whatever the core queued, after any write in progress. */
+  /**
+   * Writes whatever the core queued once the write in progress is done, so
+   * everything sent meanwhile goes out in one write. Resolves when the bytes
+   * queued before the call are handed to the socket.
+   */
   #flush(): Promise<void> {
-    const chunks = this.#protocol.dataToSend();
-    if (chunks.length === 0) return this.#writing;
-    let size = 0;
-    for (const chunk of chunks) size += chunk.length;
-    this.#inFlight += size;
-    this.#writing = this.#writing.then(() => this.#transport.write(chunks)).finally(() =>
-      this.#inFlight -= size
-    );
-    return this.#writing;
+    if (this.#pendingWrite) return this.#pendingWrite;
+    const write = this.#writing.then(() => {
+      this.#pendingWrite = undefined;
+      const chunks = this.#protocol.dataToSend();
+      if (chunks.length === 0) return;
+      let size = 0;
+      for (const chunk of chunks) size += chunk.length;
+      this.#inFlight += size;
+      return this.#transport.write(chunks).finally(() => this.#inFlight -= size);
+    });
+    this.#pendingWrite = write;
+    // A failed write fails its callers; the chain itself goes on.
+    this.#writing = write.catch(() => {});
+    return write;
   }
 }
