@@ -67,6 +67,8 @@ export interface ConnectionOptions {
   pongTimeout?: number;
   /** Messages received but not yet consumed before reading pauses (TCP pushes back). Default 16. */
   receiveQueueSize?: number;
+  /** Close with 1001 when nothing arrives from the peer for this long, in ms; 0 disables it. Default 0. */
+  idleTimeout?: number;
 }
 
 /** Where a server connection subscribes to topics; see `Sock.publish`. */
@@ -120,6 +122,8 @@ export class Connection implements AsyncIterable<Message> {
   #closing = false;
   #resumeReading: (() => void) | undefined;
   #keepalive: ReturnType<typeof setInterval> | undefined;
+  #idleTimeout: number;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #hub: TopicHub | undefined;
   /** Topics this connection is subscribed to. */
   readonly topics: Set<string> = new Set();
@@ -145,6 +149,7 @@ export class Connection implements AsyncIterable<Message> {
     this.#transport = transport;
     this.#closeTimeout = options.closeTimeout ?? 5000;
     this.#queueSize = options.receiveQueueSize ?? 16;
+    this.#idleTimeout = options.idleTimeout ?? 0;
     this.#hub = hub;
     this.#whenClosed = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#startKeepalive(options.pingInterval ?? 20000, options.pongTimeout ?? 20000);
@@ -348,6 +353,12 @@ export class Connection implements AsyncIterable<Message> {
     this.#transport.close();
   }
 
+  #armIdleTimer(): void {
+    if (!(this.#idleTimeout > 0)) return;
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => this.close(1001, "idle timeout").catch(() => {}), this.#idleTimeout);
+  }
+
   #startKeepalive(interval: number, timeout: number): void {
     if (!(interval > 0)) return;
     this.#keepalive = setInterval(() => {
@@ -367,6 +378,7 @@ export class Connection implements AsyncIterable<Message> {
         while (this.#messages.length >= this.#queueSize && !this.#closing) {
           await new Promise<void>((resolve) => this.#resumeReading = resolve);
         }
+        this.#armIdleTimer();
         const chunk = await this.#transport.read();
         if (chunk === null) {
           this.#protocol.receiveEof();
@@ -404,6 +416,7 @@ export class Connection implements AsyncIterable<Message> {
         case "closed":
           this.#closed = event;
           clearInterval(this.#keepalive);
+          clearTimeout(this.#idleTimer);
           for (const topic of this.topics) this.#hub?.unsubscribe(this, topic);
           this.#resolveClosed(event);
           for (const waiter of this.#waiting.splice(0)) this.#ended().then(waiter.resolve, waiter.reject);

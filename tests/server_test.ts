@@ -309,3 +309,19 @@ test("A server connection exposes its request, extensions and final close inform
     await app.close();
   }
 });
+
+test("idleTimeout closes a connection that stays silent with 1001", async () => {
+  const app = new Sock({ idleTimeout: 100 });
+  app.route("/*", async (ws) => {
+    for await (const _ of ws) { /* nothing arrives */ }
+  });
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const ws = await connect(`ws://127.0.0.1:${port}/`);
+    const closed = await ws.closed;
+    assert.equal(closed.code, 1001);
+    assert.equal(closed.reason, "idle timeout");
+  } finally {
+    await app.close();
+  }
+});
