@@ -15,6 +15,14 @@ import type { Transport } from "./transport.ts";
 /** A message: text as a string, binary as bytes. */
 export type Message = string | Uint8Array;
 
+/** A message, or with `streamMessages` a piece of one; `final` marks the last piece. */
+export interface MessagePart {
+  /** The text or bytes. */
+  data: Message;
+  /** Whether this completes the message. */
+  final: boolean;
+}
+
 /**
  * Thrown by `receive()` and iteration once the connection closed abnormally,
  * and by `send()` after close. It carries the close frames both ways.
@@ -106,8 +114,9 @@ export class Connection implements AsyncIterable<Message> {
   #protocol: ServerProtocol | ClientProtocol;
   #transport: Transport;
   #closeTimeout: number;
-  #messages: Message[] = [];
-  #waiting: { resolve: (m: Message | undefined) => void; reject: (e: unknown) => void }[] = [];
+  /** Received messages, or pieces of them with `streamMessages`. */
+  #messages: MessagePart[] = [];
+  #waiting: { resolve: (m: MessagePart | undefined) => void; reject: (e: unknown) => void }[] = [];
   #closed: ClosedEvent | undefined;
   #whenClosed: Promise<ClosedEvent>;
   #resolveClosed!: (event: ClosedEvent) => void;
@@ -237,13 +246,47 @@ export class Connection implements AsyncIterable<Message> {
   }
 
   /**
-   * Receives the next message.
+   * Receives the next message (with `streamMessages`, its pieces joined).
    *
-   * @param options `timeout` in ms, after which the promise rejects with a `TimeoutError`.
+   * @param options `timeout` in ms for each piece, after which the promise rejects with a `TimeoutError`.
    * @returns The message, or `undefined` after a normal close.
    * @throws {ConnectionClosed} After an abnormal close.
    */
-  receive(options: { timeout?: number } = {}): Promise<Message | undefined> {
+  async receive(options: { timeout?: number } = {}): Promise<Message | undefined> {
+    let part = await this.#next(options.timeout);
+    if (part === undefined || part.final) return part?.data;
+    // Pieces of a streamed message: join them.
+    const pieces: Message[] = [];
+    while (part !== undefined) {
+      pieces.push(part.data);
+      if (part.final) break;
+      part = await this.#next(options.timeout);
+    }
+    if (typeof pieces[0] === "string") return pieces.join("");
+    const bytes = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const piece of pieces as Uint8Array[]) {
+      bytes.set(piece, at);
+      at += piece.length;
+    }
+    return bytes;
+  }
+
+  /**
+   * Receives the next piece of a message, for messages too large to hold
+   * whole: with the `streamMessages` option, pieces arrive as frames do, and
+   * `final` marks a message's last one. Without it, every piece is a whole
+   * message.
+   *
+   * @param options `timeout` in ms, after which the promise rejects with a `TimeoutError`.
+   * @returns The piece, or `undefined` after a normal close.
+   * @throws {ConnectionClosed} After an abnormal close.
+   */
+  receivePart(options: { timeout?: number } = {}): Promise<MessagePart | undefined> {
+    return this.#next(options.timeout);
+  }
+
+  #next(timeout: number | undefined): Promise<MessagePart | undefined> {
     const message = this.#messages.shift();
     if (message !== undefined) {
       if (this.#messages.length < this.#queueSize) this.#resumeReading?.();
@@ -253,7 +296,6 @@ export class Connection implements AsyncIterable<Message> {
     return new Promise((resolve, reject) => {
       const waiter = { resolve, reject };
       this.#waiting.push(waiter);
-      const timeout = options.timeout;
       if (timeout === undefined) return;
       const timer = setTimeout(() => {
         const at = this.#waiting.indexOf(waiter);
@@ -402,7 +444,7 @@ export class Connection implements AsyncIterable<Message> {
       switch (event.type) {
         case "text":
         case "binary":
-          this.#deliver(event.data);
+          this.#deliver({ data: event.data, final: event.final });
           break;
         case "pong": {
           const key = new TextDecoder().decode(event.data);
@@ -425,7 +467,7 @@ export class Connection implements AsyncIterable<Message> {
     }
   }
 
-  #deliver(message: Message): void {
+  #deliver(message: MessagePart): void {
     const waiter = this.#waiting.shift();
     if (waiter) waiter.resolve(message);
     else this.#messages.push(message);

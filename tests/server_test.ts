@@ -325,3 +325,30 @@ test("idleTimeout closes a connection that stays silent with 1001", async () => 
     await app.close();
   }
 });
+
+test("With streamMessages a handler receives a large message in pieces, or joined by receive()", async () => {
+  const app = new Sock({ streamMessages: true });
+  app.route("/parts", async (ws) => {
+    let pieces = 0, bytes = 0;
+    for (let part = await ws.receivePart(); part; part = await ws.receivePart()) {
+      pieces++;
+      bytes += part.data.length;
+      if (part.final) break;
+    }
+    await ws.send(JSON.stringify({ pieces, bytes }));
+    await ws.send((await ws.receive()) as string);
+  });
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const ws = await connect(`ws://127.0.0.1:${port}/parts`);
+    await ws.send(new Uint8Array(4 << 20));
+    const report = JSON.parse(await ws.receive({ timeout: 10000 }) as string);
+    assert.equal(report.bytes, 4 << 20);
+    assert.ok(report.pieces > 1, `a 4 MiB message arrived in ${report.pieces} piece(s)`);
+    await ws.sendStream(["joined ", "by ", "receive()"]);
+    assert.equal(await ws.receive({ timeout: 10000 }), "joined by receive()");
+    await ws.close();
+  } finally {
+    await app.close();
+  }
+});
