@@ -77,6 +77,8 @@ export interface ConnectionOptions {
   receiveQueueSize?: number;
   /** Close with 1001 when nothing arrives from the peer for this long, in ms; 0 disables it. Default 0. */
   idleTimeout?: number;
+  /** Bytes `bufferedAmount` may hold before `send()` waits for the socket. Default 65536. */
+  sendHighWaterMark?: number;
 }
 
 /** Where a server connection subscribes to topics; see `Sock.publish`. */
@@ -132,6 +134,7 @@ export class Connection implements AsyncIterable<Message> {
   #resumeReading: (() => void) | undefined;
   #keepalive: ReturnType<typeof setInterval> | undefined;
   #idleTimeout: number;
+  #highWaterMark: number;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #hub: TopicHub | undefined;
   /** Topics this connection is subscribed to. */
@@ -159,6 +162,7 @@ export class Connection implements AsyncIterable<Message> {
     this.#closeTimeout = options.closeTimeout ?? 5000;
     this.#queueSize = options.receiveQueueSize ?? 16;
     this.#idleTimeout = options.idleTimeout ?? 0;
+    this.#highWaterMark = options.sendHighWaterMark ?? 65536;
     this.#hub = hub;
     this.#whenClosed = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#startKeepalive(options.pingInterval ?? 20000, options.pongTimeout ?? 20000);
@@ -208,7 +212,9 @@ export class Connection implements AsyncIterable<Message> {
   }
 
   /**
-   * Sends a message; resolves when its bytes are handed to the socket.
+   * Sends a message. Resolves at once while `bufferedAmount` stays within
+   * `sendHighWaterMark`, so a burst of sends goes out in one write; past it,
+   * resolves only when the bytes are handed to the socket (backpressure).
    *
    * @param data Text or bytes.
    * @throws {ConnectionClosed} After the connection closed.
@@ -216,6 +222,18 @@ export class Connection implements AsyncIterable<Message> {
   send(data: Message): Promise<void> {
     if (this.#closed) return Promise.reject(new ConnectionClosed(this.#closed));
     this.#protocol.send(data);
+    const written = this.#flush();
+    if (this.bufferedAmount > this.#highWaterMark) return written;
+    written.catch(() => {}); // A failed write shows up as the connection closing.
+    return Promise.resolve();
+  }
+
+  /**
+   * Resolves when everything sent so far has been handed to the socket.
+   *
+   * @returns When `bufferedAmount` has drained to 0 (unless more is sent meanwhile).
+   */
+  drain(): Promise<void> {
     return this.#flush();
   }
 
@@ -480,7 +498,6 @@ export class Connection implements AsyncIterable<Message> {
       : Promise.reject(new ConnectionClosed(closed));
   }
 
-  /** Writes whatever the core queued, after any write in progress. */
   /**
    * Writes whatever the core queued once the write in progress is done, so
    * everything sent meanwhile goes out in one write. Resolves when the bytes

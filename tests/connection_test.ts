@@ -5,18 +5,24 @@ import { Connection, ServerProtocol, type Transport } from "../mod.ts";
 /** A transport in memory: records writes, and reads what the test pushes (nothing here). */
 function memoryTransport() {
   const writes: Uint8Array[][] = [];
+  const done = { writes: 0 };
   let end: ((bytes: Uint8Array | null) => void) | undefined;
   const transport: Transport = {
     read: () => new Promise((resolve) => end = resolve),
     write: (chunks) => {
       writes.push(chunks);
-      return new Promise((resolve) => setTimeout(resolve, 5));
+      return new Promise((resolve) =>
+        setTimeout(() => {
+          done.writes++;
+          resolve();
+        }, 5)
+      );
     },
     close: () => end?.(null),
     remoteAddress: undefined,
     localAddress: undefined,
   };
-  return { transport, writes };
+  return { transport, writes, done };
 }
 
 async function openProtocol(): Promise<ServerProtocol> {
@@ -31,17 +37,34 @@ async function openProtocol(): Promise<ServerProtocol> {
   return protocol;
 }
 
-test("Connection batches messages sent while a write is in flight into one write", async () => {
+test("Connection batches messages sent in a burst into one write", async () => {
   const { transport, writes } = memoryTransport();
   const ws = new Connection(await openProtocol(), transport, { pingInterval: 0 });
   const sends = [];
   for (let i = 0; i < 50; i++) sends.push(ws.send(`message ${i}`));
   assert.ok(ws.bufferedAmount > 0, "queued bytes are counted");
   await Promise.all(sends);
+  await ws.drain();
   assert.ok(writes.length <= 2, `50 sends took ${writes.length} writes`);
   const total = writes.flat().reduce((n, chunk) => n + chunk.length, 0);
   assert.equal(total, 50 * 2 + [...Array(50).keys()].reduce((n, i) => n + `message ${i}`.length, 0));
   assert.equal(ws.bufferedAmount, 0);
+  ws.terminate();
+  await ws.closed;
+});
+
+test("Connection.send waits for the socket once bufferedAmount passes sendHighWaterMark", async () => {
+  const { transport, done } = memoryTransport();
+  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0, sendHighWaterMark: 1000 });
+  let settled = false;
+  const small = ws.send("x".repeat(100));
+  await small;
+  assert.equal(done.writes, 0, "under the mark, send resolves before the socket took the bytes");
+  const big = ws.send(new Uint8Array(5000)).then(() => settled = true);
+  await new Promise((resolve) => setTimeout(resolve, 1));
+  assert.equal(settled, false, "past the mark, send waits for the write");
+  await big;
+  assert.ok(done.writes >= 1, "past the mark, send resolved only after a write completed");
   ws.terminate();
   await ws.closed;
 });
