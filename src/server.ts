@@ -8,7 +8,13 @@ import type { HeadersInit, UpgradeRequest } from "./core/handshake.ts";
 import { type ProtocolEvent, ReadyState } from "./core/protocol.ts";
 import { ServerProtocol, type ServerProtocolOptions } from "./core/server_protocol.ts";
 import { detectAdapter } from "./adapters/mod.ts";
-import { Connection, type ConnectionOptions, type Message, type TopicHub } from "./connection.ts";
+import {
+  Connection,
+  ConnectionClosed,
+  type ConnectionOptions,
+  type Message,
+  type TopicHub,
+} from "./connection.ts";
 import type { Adapter, Endpoint, Listener, Transport } from "./transport.ts";
 
 /** What a handler learns about the request that opened its connection. */
@@ -23,7 +29,10 @@ export interface RouteRequest {
   upgrade: UpgradeRequest;
 }
 
-/** Handles one connection; returning closes it with 1000, throwing with 1011. */
+/**
+ * Handles one connection; returning closes it with 1000, throwing with 1011
+ * (a `ConnectionClosed` from the connection itself just ends it).
+ */
 export type Handler = (ws: Connection, request: RouteRequest) => unknown;
 
 /** An HTTP response the server sends instead of upgrading. */
@@ -219,6 +228,8 @@ export class Sock {
       await opened.handler(ws, opened.request);
       await ws.close(1000);
     } catch (error) {
+      // A handler stopped by its own connection closing under it is no server error.
+      if (error instanceof ConnectionClosed && ws.closeInfo) return;
       this.#options.onError?.(error);
       await ws.close(1011, "internal error");
     }

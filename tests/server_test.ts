@@ -352,3 +352,26 @@ test("With streamMessages a handler receives a large message in pieces, or joine
     await app.close();
   }
 });
+
+test("A handler ended by its peer vanishing is not reported as a server error", async () => {
+  const errors: unknown[] = [];
+  const ended = Promise.withResolvers<void>();
+  const app = new Sock({ onError: (e) => errors.push(e) });
+  app.route("/*", async (ws) => {
+    try {
+      for await (const message of ws) await ws.send(message);
+    } finally {
+      ended.resolve();
+    }
+  });
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const ws = await connect(`ws://127.0.0.1:${port}/`);
+    ws.terminate();
+    await ended.promise;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(errors, []);
+  } finally {
+    await app.close();
+  }
+});
