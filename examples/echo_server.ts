@@ -12,14 +12,7 @@
  */
 
 import { Sock } from "../src/server.ts";
-
-const args: string[] = "Deno" in globalThis
-  ? Deno.args
-  : (globalThis as unknown as { process: { argv: string[] } }).process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const at = args.indexOf(`--${name}`);
-  return at >= 0 && at + 1 < args.length ? args[at + 1] : fallback;
-};
+import { option } from "./args.ts";
 
 const app = new Sock({
   maxMessageSize: 64 * 1024 * 1024,

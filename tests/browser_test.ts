@@ -18,46 +18,16 @@ import { join } from "node:path";
 import process from "node:process";
 import { connect } from "../src/client.ts";
 import type { Connection } from "../src/connection.ts";
-import { Sock } from "../src/server.ts";
-import { page } from "../examples/chat/page.ts";
+import { chatApp } from "../examples/chat/app.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 /** The test body must finish by then; cleanup has the rest of the 30 s. */
 const BODY_BUDGET = 22_000;
 
-/** The chat server of examples/chat/server.ts, on a free loopback port. */
+/** The chat server of examples/chat/, on a free loopback port. */
 async function chatServer() {
   const errors: unknown[] = [];
-  const app = new Sock({
-    maxMessageSize: 64 * 1024,
-    fallback: (request) =>
-      request.path === "/"
-        ? { headers: { "Content-Type": "text/html; charset=utf-8" }, body: page }
-        : { status: 404, body: "not found\n" },
-    onError: (error) => errors.push(error),
-  });
-  const system = (text: string) => JSON.stringify({ type: "system", text, online: app.connections.size });
-  app.route("/chat", async (ws) => {
-    ws.subscribe("chat");
-    app.publish("chat", system("someone joined"));
-    try {
-      for await (const message of ws) {
-        if (typeof message !== "string") continue;
-        let parsed: { name?: unknown; text?: unknown };
-        try {
-          parsed = JSON.parse(message);
-        } catch {
-          continue;
-        }
-        const name = String(parsed.name ?? "anonymous").slice(0, 32);
-        const text = String(parsed.text ?? "").slice(0, 2000);
-        if (text) app.publish("chat", JSON.stringify({ type: "message", name, text }));
-      }
-    } finally {
-      ws.unsubscribe("chat");
-      app.publish("chat", system("someone left"));
-    }
-  });
+  const app = chatApp((error) => errors.push(error));
   const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
   return { port, errors, close: () => app.close(2000) };
 }
