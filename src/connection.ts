@@ -133,6 +133,7 @@ export class Connection implements AsyncIterable<Message> {
   #closing = false;
   #resumeReading: (() => void) | undefined;
   #keepalive: ReturnType<typeof setInterval> | undefined;
+  #pongTimer: ReturnType<typeof setTimeout> | undefined;
   #idleTimeout: number;
   #highWaterMark: number;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
@@ -422,12 +423,15 @@ export class Connection implements AsyncIterable<Message> {
   #startKeepalive(interval: number, timeout: number): void {
     if (!(interval > 0)) return;
     this.#keepalive = setInterval(() => {
-      if (this.#closed) return;
-      let answered = false;
-      this.ping().then(() => answered = true, () => {});
-      setTimeout(() => {
-        if (!answered && !this.#closed) this.terminate();
+      // One keepalive ping at a time: its pong clears the timer; without one, the peer is dropped.
+      if (this.#closed || this.#pongTimer !== undefined) return;
+      this.#pongTimer = setTimeout(() => {
+        if (!this.#closed) this.terminate();
       }, timeout);
+      this.ping().then(() => {
+        clearTimeout(this.#pongTimer);
+        this.#pongTimer = undefined;
+      }, () => {});
     }, interval);
   }
 
@@ -452,7 +456,7 @@ export class Connection implements AsyncIterable<Message> {
       this.#protocol.receiveEof();
       this.#dispatch();
     }
-    // The server closes TCP first after a close handshake (RFC 6455 §7.1.1).
+    // Let the close echo (or our close frame) go out, then release the socket.
     await this.#writing;
     this.#transport.close();
   }
@@ -476,6 +480,7 @@ export class Connection implements AsyncIterable<Message> {
         case "closed":
           this.#closed = event;
           clearInterval(this.#keepalive);
+          clearTimeout(this.#pongTimer);
           clearTimeout(this.#idleTimer);
           for (const topic of this.topics) this.#hub?.unsubscribe(this, topic);
           this.#resolveClosed(event);

@@ -375,3 +375,20 @@ test("A handler ended by its peer vanishing is not reported as a server error", 
     await app.close();
   }
 });
+
+test("Keepalive keeps a peer that answers its pings", async () => {
+  const app = new Sock({ pingInterval: 20, pongTimeout: 60 });
+  app.route("/*", async (ws) => {
+    for await (const message of ws) await ws.send(message);
+  });
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const ws = await connect(`ws://127.0.0.1:${port}/`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    await ws.send("still here");
+    assert.equal(await ws.receive({ timeout: 2000 }), "still here");
+    assert.equal((await ws.close(1000)).code, 1000);
+  } finally {
+    await app.close();
+  }
+});
