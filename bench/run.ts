@@ -13,6 +13,10 @@
  * @module
  */
 
+import { localBin } from "../tools/bin.ts";
+
+const root = decodeURIComponent(new URL("../", import.meta.url).pathname);
+
 interface Report {
   impl: string;
   runtime: string;
@@ -32,18 +36,6 @@ const rounds = Number(Deno.args[0] ?? 5);
 if (!Number.isInteger(rounds) || rounds < 1) {
   throw new Error(`rounds must be a positive integer, not ${Deno.args[0]}`);
 }
-
-const root = decodeURIComponent(new URL("../", import.meta.url).pathname);
-const localBin = (name: string) => {
-  const path = `${root}tools/dev/node_modules/.bin/${name}`;
-  try {
-    Deno.statSync(path);
-    return path;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return name;
-    throw error;
-  }
-};
 
 const contenders: Contender[] = [
   {

@@ -14,6 +14,10 @@
  * @module
  */
 
+import { localBin } from "../tools/bin.ts";
+
+const root = decodeURIComponent(new URL("../", import.meta.url).pathname);
+
 interface Load {
   msgs_per_s: number;
   mb_per_s: number;
@@ -49,17 +53,6 @@ if (!Number.isInteger(rounds) || rounds < 1) {
 const SECONDS = 3;
 const WARMUP = 0.5;
 
-const root = decodeURIComponent(new URL("../", import.meta.url).pathname);
-const localBin = (name: string) => {
-  const path = `${root}tools/dev/node_modules/.bin/${name}`;
-  try {
-    Deno.statSync(path);
-    return path;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return name;
-    throw error;
-  }
-};
 const deno = localBin("deno");
 const bun = localBin("bun");
 

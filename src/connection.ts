@@ -89,6 +89,9 @@ export interface TopicHub {
   unsubscribe(ws: Connection, topic: string): void;
 }
 
+/** Decodes pong payloads back into the keys `ping()` sent. */
+const pongKeys = new TextDecoder();
+
 const NORMAL = new Set<number>([CloseCode.Normal, CloseCode.GoingAway, CloseCode.NoStatusReceived]);
 
 /**
@@ -469,7 +472,7 @@ export class Connection implements AsyncIterable<Message> {
           this.#deliver({ data: event.data, final: event.final });
           break;
         case "pong": {
-          const key = new TextDecoder().decode(event.data);
+          const key = pongKeys.decode(event.data);
           const ping = this.#pings.get(key);
           if (ping) {
             this.#pings.delete(key);

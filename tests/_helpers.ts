@@ -328,3 +328,12 @@ export const RFC_FRAMES = {
   /** 64 KiB of binary data in a single unmasked frame (64-bit length). */
   binary64k: joinBytes([hex("82 7f 00 00 00 00 00 01 00 00"), counting(65536)]),
 };
+
+/** Rejects when `promise` takes longer than `ms`, naming `label`, so no test can hang. */
+export function within<T>(promise: Promise<T>, label: string, ms = 10000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${label}: no result within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

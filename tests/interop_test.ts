@@ -24,6 +24,7 @@ import { connect } from "../src/client.ts";
 import { type Connection, ConnectionClosed, type Message } from "../src/connection.ts";
 import { Sock, type SockOptions } from "../src/server.ts";
 import type { ClosedEvent } from "../src/core/protocol.ts";
+import { within } from "./_helpers.ts";
 
 const RUNTIME = "Bun" in globalThis ? "Bun" : "Deno";
 const HOST = "127.0.0.1";
@@ -53,25 +54,9 @@ const SOCK_REASON = "bye from sock ✓";
 
 // ---- Helpers ----------------------------------------------------------------------------------------
 
-/**
- * Rejects with `label` when `promise` has not settled within `ms`.
- *
- * @param promise What to wait for.
- * @param ms The bound.
- * @param label Names the step in the failure.
- * @returns The promise's value.
- */
-function withTimeout<T>(promise: Promise<T>, ms: number, label: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${label}: no result within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 /** One awaited step of a test, bounded by {@linkcode STEP_MS}. */
 function step<T>(promise: Promise<T>, label: string): Promise<T> {
-  return withTimeout(promise, STEP_MS, label);
+  return within(promise, label, STEP_MS);
 }
 
 /** Cleanup actions of one test, run in reverse order, each bounded. */
@@ -87,7 +72,7 @@ class Scope {
     const failures: unknown[] = [];
     for (const { label, run } of this.#actions.splice(0).reverse()) {
       try {
-        await withTimeout(Promise.resolve().then(run), CLEANUP_MS, `cleanup: ${label}`);
+        await within(Promise.resolve().then(run), `cleanup: ${label}`, CLEANUP_MS);
       } catch (error) {
         failures.push(error);
       }
@@ -103,11 +88,11 @@ function interop(name: string, body: (scope: Scope) => Promise<void>): void {
     const scope = new Scope();
     let failure: unknown;
     try {
-      await withTimeout(body(scope), TEST_MS, name);
+      await within(body(scope), name, TEST_MS);
     } catch (error) {
       failure = error;
     }
-    const cleanupFailures = await withTimeout(scope.dispose(), CLEANUP_TOTAL_MS, `${name}: cleanup`)
+    const cleanupFailures = await within(scope.dispose(), `${name}: cleanup`, CLEANUP_TOTAL_MS)
       .catch((error) => [error]);
     if (failure !== undefined) throw failure;
     if (cleanupFailures.length > 0) throw new AggregateError(cleanupFailures, `${name}: cleanup failed`);

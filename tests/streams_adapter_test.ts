@@ -6,15 +6,7 @@ import { Sock } from "../src/server.ts";
 import { detectAdapter } from "../src/adapters/mod.ts";
 import { streamAdapter, type StreamPair, streamTransport } from "../src/adapters/streams.ts";
 import type { Endpoint, Transport } from "../src/transport.ts";
-
-/** Rejects when `promise` takes longer than `ms`, so no test can hang. */
-function within<T>(promise: Promise<T>, label: string, ms = 10000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${label}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+import { within } from "./_helpers.ts";
 
 /** An echo server on a free loopback port, and a route that closes with 4001 "bye". */
 async function echoServer() {

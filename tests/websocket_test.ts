@@ -7,19 +7,11 @@ import { Sock } from "../src/server.ts";
 import { detectAdapter } from "../src/adapters/mod.ts";
 import { streamAdapter } from "../src/adapters/streams.ts";
 import { WebSocket as SockWebSocket } from "../src/websocket.ts";
+import { within } from "./_helpers.ts";
 
 /** The runtime's built-in client, for the conformance comparisons. */
 const NativeWebSocket = globalThis.WebSocket;
 const isDeno = "Deno" in globalThis && !("Bun" in globalThis);
-
-/** Rejects when `promise` takes longer than `ms`, so no test can hang. */
-function within<T>(promise: Promise<T>, label: string, ms = 10000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${label}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /**
  * A Sock server on a free loopback port: `/echo` echoes (and records the
