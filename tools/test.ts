@@ -7,6 +7,8 @@
  * @module
  */
 
+import { localBin } from "./bin.ts";
+
 interface Result {
   runtime: string;
   passed: number;
@@ -14,15 +16,6 @@ interface Result {
 }
 
 const filter = Deno.args[0];
-const localBin = (name: string) => {
-  const path = new URL(`dev/node_modules/.bin/${name}`, import.meta.url).pathname;
-  try {
-    Deno.statSync(path);
-    return path;
-  } catch {
-    return name;
-  }
-};
 
 async function run(runtime: string, command: string, args: string[], parse: (out: string) => Result) {
   console.log(`\n=== ${runtime}: ${command} ${args.join(" ")}`);
