@@ -1,26 +1,51 @@
 /**
- * A WebSocket echo load generator for Bun, light enough that the server under
- * test (not this process) is the bottleneck:
+ * A WebSocket load generator for Bun, light enough that the server under test
+ * (not this process) is the bottleneck. Four modes:
  *
- *   bun bench/load.ts --url ws://127.0.0.1:9001/ --conns 100 --inflight 16 \
- *     --size 32 --type binary --seconds 5 [--warmup 0.5]
+ *   bun bench/load.ts --mode echo --url ws://127.0.0.1:9001/ --conns 100 \
+ *     --inflight 16 --size 32 --type binary --seconds 3 [--warmup 0.5]
+ *   bun bench/load.ts --mode handshake --url … --conns 50 --seconds 3
+ *   bun bench/load.ts --mode idle --url … --conns 10000 [--cycles 2]
+ *   bun bench/load.ts --mode fanout --url … --conns 1000 --size 256 --interval 10
  *
- * Opens `conns` raw TCP connections with `Bun.connect`, does the opening
- * handshake by hand, then keeps `inflight` messages outstanding on each: every
- * echo that comes back is answered with a new message. Messages are pre-built
- * masked frames (one payload, one mask key for all, built once), so sending is
- * a `write` of a slice of a static buffer. Echoes are parsed just enough to
- * count them: each frame's header must be an unmasked final frame of the type
- * and size sent, and its first and last payload bytes must match.
+ * Connections are raw TCP (`Bun.connect`) with the opening handshake done by
+ * hand (the `Sec-WebSocket-Accept` is checked), at most `--concurrency` (200)
+ * handshakes at a time. Frames sent are pre-built and masked; frames received
+ * are parsed in full (any length encoding, fragmented messages, pings answered
+ * with pongs) and every payload byte is compared with what was sent.
  *
- * Counts start after `warmup` seconds and run for `seconds`; latency is from
- * the write of a message to the read that completed its echo, per connection
- * in FIFO order. Prints one `LOAD_JSON {...}` line with messages/s, payload
- * MB/s (echoed direction, 10^6 bytes), p50/p99 latency and this process's own
- * CPU time over the measured window, then exits; exits with 1 on any error.
+ * - echo: keeps `inflight` messages outstanding on each connection; each echo
+ *   is answered with a new message. There are `inflight + 1` distinct payloads
+ *   sent in turn, so a lost, repeated or reordered echo fails the check. Text
+ *   payloads are UTF-8 with about one character in eight non-ASCII (`é`, `€`),
+ *   so the server's UTF-8 validation does real work. Latency is from the write
+ *   of a message to the read that completed its echo.
+ * - handshake: `conns` loops of connect → upgrade → close frame → the server's
+ *   close frame → next connection. Rate is completed loops per second;
+ *   latency is from the connect call to the verified 101 response.
+ * - idle: `cycles` times (default 1): opens `conns` connections and prints
+ *   `IDLE_OPEN <cycle> {...}`, waits for a line on standard input (or its
+ *   end), sends every connection a close frame, waits for all the server's
+ *   close frames, prints `IDLE_CLOSED <cycle> {...}` and, before another
+ *   cycle, waits for another line. bench/servers.ts reads the server's RSS in
+ *   between.
+ * - fanout: for a server started with `--mode broadcast`, which sends every
+ *   message it receives to all its connections. Connection 0 sends one binary
+ *   message of `size` bytes every `interval` ms, carrying its sequence number
+ *   and send time (`performance.now()`); all `conns` connections, connection 0
+ *   included, must receive each one, byte for byte. Reports deliveries per
+ *   second, delivery latency and the deliveries missing after a grace period.
+ *
+ * Counts cover `seconds` after `warmup` seconds. Prints one `LOAD_JSON {...}`
+ * line (rate, MB/s of payload in 10^6 bytes, p50/p99 latency in ms, this
+ * process's CPU time as a share of one core over the window) and exits; exits
+ * with 1 and the first errors on stderr if any check failed.
  *
  * @module
  */
+
+import { Buffer } from "node:buffer";
+import process from "node:process";
 
 /** The parts of Bun's API used here, declared locally instead of depending on bun-types. */
 interface BunSocket {
@@ -47,61 +72,96 @@ interface BunApi {
   }): Promise<BunSocket>;
 }
 
-interface ProcessApi {
-  argv: string[];
-  cpuUsage(): { user: number; system: number };
-  exit(code: number): never;
-}
-
 const Bun = (globalThis as unknown as { Bun: BunApi }).Bun;
-const process = (globalThis as unknown as { process: ProcessApi }).process;
+
+// ---- Options ----------------------------------------------------------------
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string) => {
   const at = args.indexOf(`--${name}`);
   return at >= 0 && at + 1 < args.length ? args[at + 1] : fallback;
 };
-const positive = (name: string, fallback: string, integer = true) => {
+const number = (name: string, fallback: string, integer = true) => {
   const value = Number(option(name, fallback));
   if (!(value >= 0) || (integer && !Number.isInteger(value))) throw new Error(`bad --${name}`);
   return value;
 };
 
+const MODE = option("mode", "echo");
 const url = new URL(option("url", "ws://127.0.0.1:9001/"));
-const CONNS = positive("conns", "100");
-const INFLIGHT = positive("inflight", "16");
-const SIZE = positive("size", "32");
-const TYPE = option("type", "binary");
-const SECONDS = positive("seconds", "5", false);
-const WARMUP = positive("warmup", "0.5", false);
+const CONNS = number("conns", "100");
+const INFLIGHT = number("inflight", "16");
+const SIZE = number("size", MODE === "fanout" ? "256" : "32");
+const TYPE = MODE === "fanout" ? "binary" : option("type", "binary");
+const SECONDS = number("seconds", "3", false);
+const WARMUP = number("warmup", "0.5", false);
+const INTERVAL = number("interval", "10", false);
+const CONCURRENCY = number("concurrency", "200");
+const CYCLES = number("cycles", "1");
+if (!["echo", "handshake", "idle", "fanout"].includes(MODE)) {
+  throw new Error("--mode must be echo, handshake, idle or fanout");
+}
 if (TYPE !== "binary" && TYPE !== "text") throw new Error("--type must be binary or text");
-if (CONNS < 1 || INFLIGHT < 1 || SECONDS <= 0) throw new Error("--conns, --inflight, --seconds must be > 0");
+if (CONNS < 1 || INFLIGHT < 1 || SECONDS <= 0 || INTERVAL <= 0 || CONCURRENCY < 1 || CYCLES < 1) {
+  throw new Error("--conns, --inflight, --seconds, --interval, --concurrency and --cycles must be > 0");
+}
+if (MODE === "fanout" && SIZE < 16) throw new Error("--size must be at least 16 for fanout");
 const OPCODE = TYPE === "text" ? 1 : 2;
 
-// The payload (ASCII, so valid as text) and its frame, masked once.
-const payload = new Uint8Array(SIZE);
-for (let i = 0; i < SIZE; i++) payload[i] = 97 + (i * 7) % 26;
+// ---- Frames -----------------------------------------------------------------
+
 const MASK = [0x37, 0xfa, 0x21, 0x3d];
-const headerLength = 2 + (SIZE < 126 ? 0 : SIZE < 65536 ? 2 : 8) + 4;
-const FRAME = headerLength + SIZE;
-const frame = new Uint8Array(FRAME);
-frame[0] = 0x80 | OPCODE;
-if (SIZE < 126) {
-  frame[1] = 0x80 | SIZE;
-} else if (SIZE < 65536) {
-  frame[1] = 0x80 | 126;
-  new DataView(frame.buffer).setUint16(2, SIZE);
-} else {
-  frame[1] = 0x80 | 127;
-  new DataView(frame.buffer).setBigUint64(2, BigInt(SIZE));
+
+/** A final, masked client frame. */
+function maskedFrame(opcode: number, payload: Uint8Array): Uint8Array {
+  const n = payload.length;
+  const headerLength = 2 + (n < 126 ? 0 : n < 65536 ? 2 : 8) + 4;
+  const frame = new Uint8Array(headerLength + n);
+  frame[0] = 0x80 | opcode;
+  if (n < 126) {
+    frame[1] = 0x80 | n;
+  } else if (n < 65536) {
+    frame[1] = 0x80 | 126;
+    new DataView(frame.buffer).setUint16(2, n);
+  } else {
+    frame[1] = 0x80 | 127;
+    new DataView(frame.buffer).setBigUint64(2, BigInt(n));
+  }
+  frame.set(MASK, headerLength - 4);
+  for (let i = 0; i < n; i++) frame[headerLength + i] = payload[i] ^ MASK[i & 3];
+  return frame;
 }
-frame.set(MASK, headerLength - 4);
-for (let i = 0; i < SIZE; i++) frame[headerLength + i] = payload[i] ^ MASK[i & 3];
-/** `INFLIGHT` copies of the frame back to back: n messages are `batch.subarray(0, n * FRAME)`. */
-const batch = new Uint8Array(FRAME * INFLIGHT);
-for (let i = 0; i < INFLIGHT; i++) batch.set(frame, i * FRAME);
-const FIRST = SIZE ? payload[0] : 0;
-const LAST = SIZE ? payload[SIZE - 1] : 0;
+
+/** Echo payload number `k`: seeded random letters (text: with `é` and `€`) or bytes. */
+function payload(k: number): Buffer {
+  const bytes = Buffer.alloc(SIZE);
+  let x = Math.imul(k + 1, 0x9e3779b1) | 1;
+  for (let i = 0; i < SIZE;) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const r = x >>> 0;
+    if (TYPE === "binary") {
+      bytes[i++] = r & 0xff;
+    } else if (r % 8 === 0 && SIZE - i >= 3) {
+      bytes.set([0xe2, 0x82, 0xac], i); // €
+      i += 3;
+    } else if (r % 8 === 1 && SIZE - i >= 2) {
+      bytes.set([0xc3, 0xa9], i); // é
+      i += 2;
+    } else {
+      bytes[i++] = 97 + (r >>> 8) % 26;
+    }
+  }
+  return bytes;
+}
+
+/** Whether `actual[start, start + length)` equals `expected[offset, offset + length)`. */
+function same(actual: Uint8Array, start: number, expected: Buffer, offset: number, length: number): boolean {
+  if (length > 64) return expected.compare(actual, start, start + length, offset, offset + length) === 0;
+  for (let i = 0; i < length; i++) if (actual[start + i] !== expected[offset + i]) return false;
+  return true;
+}
 
 // The RFC 6455 sample key; one for all connections is fine in a benchmark.
 const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -110,167 +170,278 @@ const request = new TextEncoder().encode(
   `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\n` +
     `Connection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
 );
+const CLOSE_FRAME = maskedFrame(8, new Uint8Array([0x03, 0xe8])); // 1000
+const latin1 = new TextDecoder("latin1");
 
-// Latency histogram: 10 µs buckets up to 10 s, the last bucket catching the rest.
-const BUCKET_MS = 0.01;
-const histogram = new Uint32Array(1_000_001);
+// ---- Measurement ------------------------------------------------------------
+
+/** Latencies in 10 µs buckets up to 10 s, the last bucket catching the rest. */
+class Histogram {
+  static readonly BUCKET_MS = 0.01;
+  #buckets = new Uint32Array(1_000_001);
+  count = 0;
+
+  record(ms: number): void {
+    const bucket = Math.floor(ms / Histogram.BUCKET_MS);
+    this.#buckets[bucket < this.#buckets.length ? bucket : this.#buckets.length - 1]++;
+    this.count++;
+  }
+
+  /** The `p` quantile in ms, rounded to µs; NaN when empty. */
+  percentile(p: number): number {
+    const rank = Math.max(1, Math.ceil(this.count * p));
+    let seen = 0;
+    for (let b = 0; b < this.#buckets.length; b++) {
+      seen += this.#buckets[b];
+      if (seen >= rank) return Number(((b + 0.5) * Histogram.BUCKET_MS).toFixed(3));
+    }
+    return NaN;
+  }
+}
+
+const latency = new Histogram();
 let measuring = false;
 let stopping = false;
-let messages = 0;
-let bytes = 0;
-let checksum = 0;
 const errors: string[] = [];
 
 function fail(message: string): void {
   if (errors.length < 10) errors.push(message);
 }
 
-class Conn {
-  socket: BunSocket | undefined;
-  open = false;
-  handshaken = false;
-  response = "";
-  ready: () => void = () => {};
-  // Frame parser state.
-  header = new Uint8Array(10);
-  headerHave = 0;
-  headerNeed = 2;
-  inPayload = false;
-  remaining = 0;
-  offset = 0;
-  // Send times of the messages in flight, oldest at `head`.
-  sent = new Float64Array(INFLIGHT);
-  head = 0;
-  tail = 0;
-  pending: Uint8Array[] = [];
+/** Measures a window: its length and this process's CPU share over it. */
+class Window {
+  #wall = performance.now();
+  #cpu = process.cpuUsage();
 
-  constructor(readonly id: number) {}
-
-  write(bytes: Uint8Array): void {
-    if (this.pending.length) {
-      this.pending.push(bytes);
-      return;
-    }
-    const written = this.socket!.write(bytes);
-    if (written < bytes.length) this.pending.push(bytes.subarray(Math.max(written, 0)));
-  }
-
-  drain(): void {
-    while (this.pending.length) {
-      const bytes = this.pending[0];
-      const written = this.socket!.write(bytes);
-      if (written < bytes.length) {
-        this.pending[0] = bytes.subarray(Math.max(written, 0));
-        return;
-      }
-      this.pending.shift();
-    }
-  }
-
-  /** Sends `n` messages, stamped `now`. */
-  send(n: number, now: number): void {
-    for (let i = 0; i < n; i++) {
-      this.sent[this.tail] = now;
-      this.tail = this.tail + 1 === INFLIGHT ? 0 : this.tail + 1;
-    }
-    this.write(n === INFLIGHT ? batch : batch.subarray(0, n * FRAME));
-  }
-
-  data(chunk: Uint8Array): void {
-    if (!this.handshaken) {
-      this.response += latin1.decode(chunk);
-      const end = this.response.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      const head = this.response.slice(0, end);
-      const accept = /\r\nsec-websocket-accept:\s*(\S+)/i.exec(head)?.[1];
-      if (!head.startsWith("HTTP/1.1 101") || accept !== ACCEPT) {
-        fail(`connection ${this.id}: bad handshake response: ${JSON.stringify(head.slice(0, 200))}`);
-        this.socket!.end();
-        return;
-      }
-      this.handshaken = true;
-      const rest = chunk.subarray(chunk.length - (this.response.length - end - 4));
-      this.response = "";
-      this.ready();
-      if (rest.length) this.data(rest);
-      return;
-    }
-    let done = 0;
-    const n = chunk.length;
-    let i = 0;
-    while (i < n) {
-      if (this.inPayload) {
-        const take = Math.min(this.remaining, n - i);
-        if (this.offset === 0 && chunk[i] !== FIRST) fail(`connection ${this.id}: first byte ${chunk[i]}`);
-        this.offset += take;
-        this.remaining -= take;
-        i += take;
-        if (this.remaining === 0) {
-          const last = chunk[i - 1];
-          if (last !== LAST) fail(`connection ${this.id}: last byte ${last}`);
-          checksum = (Math.imul(checksum, 31) + last) >>> 0;
-          this.inPayload = false;
-          done++;
-        }
-        continue;
-      }
-      const header = this.header;
-      header[this.headerHave++] = chunk[i++];
-      if (this.headerHave === 2) {
-        if (header[0] !== (0x80 | OPCODE) || header[1] & 0x80) {
-          fail(`connection ${this.id}: unexpected frame header ${header[0]} ${header[1]}`);
-          this.socket!.end();
-          return;
-        }
-        const length7 = header[1] & 0x7f;
-        this.headerNeed = length7 === 126 ? 4 : length7 === 127 ? 10 : 2;
-      }
-      if (this.headerHave >= 2 && this.headerHave === this.headerNeed) {
-        const length7 = header[1] & 0x7f;
-        const length = length7 === 126
-          ? (header[2] << 8) | header[3]
-          : length7 === 127
-          ? Number(new DataView(header.buffer).getBigUint64(2))
-          : length7;
-        if (length !== SIZE) {
-          fail(`connection ${this.id}: echo of ${length} bytes, sent ${SIZE}`);
-          this.socket!.end();
-          return;
-        }
-        this.headerHave = 0;
-        this.headerNeed = 2;
-        if (length === 0) {
-          done++;
-        } else {
-          this.inPayload = true;
-          this.remaining = length;
-          this.offset = 0;
-        }
-      }
-    }
-    if (done === 0) return;
-    const now = performance.now();
-    if (measuring) {
-      messages += done;
-      bytes += done * SIZE;
-    }
-    for (let k = 0; k < done; k++) {
-      if (measuring) {
-        const bucket = Math.floor((now - this.sent[this.head]) / BUCKET_MS);
-        histogram[bucket < histogram.length ? bucket : histogram.length - 1]++;
-      }
-      this.head = this.head + 1 === INFLIGHT ? 0 : this.head + 1;
-    }
-    if (!stopping) this.send(done, now);
+  end(): { seconds: number; cpu_share: number; cpu_user_s: number; cpu_system_s: number } {
+    const seconds = (performance.now() - this.#wall) / 1000;
+    const cpu = process.cpuUsage();
+    const user = (cpu.user - this.#cpu.user) / 1e6;
+    const system = (cpu.system - this.#cpu.system) / 1e6;
+    const round = (v: number) => Number(v.toFixed(3));
+    return {
+      seconds: round(seconds),
+      cpu_share: round((user + system) / seconds),
+      cpu_user_s: round(user),
+      cpu_system_s: round(system),
+    };
   }
 }
 
-const latin1 = new TextDecoder("latin1");
+/** Prints the report, then the first errors, and exits: 1 if anything failed. */
+function finish(report: Record<string, unknown> | undefined): never {
+  stopping = true;
+  measuring = false;
+  if (report) {
+    console.log(
+      `LOAD_JSON ${JSON.stringify({ mode: MODE, url: url.href, runtime: `bun ${Bun.version}`, ...report })}`,
+    );
+  }
+  for (const message of errors) console.error(message);
+  process.exit(errors.length || !report ? 1 : 0);
+}
+const poll = setInterval(() => errors.length && finish(undefined), 50);
+
+// ---- Connections ------------------------------------------------------------
+
+/**
+ * One client connection: the opening handshake, a frame parser and writes
+ * that wait for `drain`. Subclasses get data frames' payloads piece by piece
+ * (`payload`), then `message` once one is complete.
+ */
+class Conn {
+  socket: BunSocket | undefined;
+  upgraded = false;
+  /** The close frame's status code once the server's close frame arrived. */
+  closeCode: number | undefined;
+  readonly connectedAt = performance.now();
+  readonly ready: Promise<void>;
+  #resolveReady!: () => void;
+  #response = "";
+  #pending: Uint8Array[] = [];
+  // Frame parser state: the header being read, then the payload.
+  #header = new Uint8Array(14);
+  #headerHave = 0;
+  #headerNeed = 2;
+  #remaining = 0;
+  #control = 0;
+  #controlData = new Uint8Array(125);
+  #controlLength = 0;
+  /** Payload bytes of the current message so far; -1 between messages. */
+  #offset = -1;
+  /** Whether the data frame being read ends its message. */
+  #final = false;
+
+  constructor(readonly id: number) {
+    this.ready = new Promise((resolve) => this.#resolveReady = resolve);
+  }
+
+  connect(): void {
+    Bun.connect({ hostname: url.hostname, port: Number(url.port || 80), data: this, socket: handlers })
+      .catch((error) => fail(`connection ${this.id} failed: ${error}`));
+  }
+
+  write(bytes: Uint8Array): void {
+    if (this.#pending.length) {
+      this.#pending.push(bytes);
+      return;
+    }
+    const written = this.socket!.write(bytes);
+    if (written < bytes.length) this.#pending.push(bytes.subarray(Math.max(written, 0)));
+  }
+
+  drain(): void {
+    while (this.#pending.length) {
+      const bytes = this.#pending[0];
+      const written = this.socket!.write(bytes);
+      if (written < bytes.length) {
+        this.#pending[0] = bytes.subarray(Math.max(written, 0));
+        return;
+      }
+      this.#pending.shift();
+    }
+  }
+
+  /** Starts the closing handshake. */
+  close(): void {
+    this.write(CLOSE_FRAME);
+  }
+
+  /** Called once the 101 response is verified. */
+  upgrade(): void {
+    this.upgraded = true;
+    this.#resolveReady();
+  }
+
+  /** Data frame payload bytes `chunk[start, end)`, at `offset` in the message. */
+  payload(_chunk: Uint8Array, _start: number, _end: number, _offset: number): void {
+    this.fail("unexpected data frame");
+  }
+
+  /** A complete data message of `length` bytes. */
+  message(_length: number): void {}
+
+  /** After a chunk of data is parsed. */
+  parsed(): void {}
+
+  /** The server's close frame arrived. */
+  closed(): void {
+    if (!stopping) this.fail(`closed by the server with ${this.closeCode}`);
+  }
+
+  fail(message: string): void {
+    fail(`connection ${this.id}: ${message}`);
+    this.socket?.end();
+  }
+
+  data(chunk: Uint8Array): void {
+    if (!this.upgraded) {
+      this.#response += latin1.decode(chunk);
+      const end = this.#response.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const head = this.#response.slice(0, end);
+      const accept = /\r\nsec-websocket-accept:\s*(\S+)/i.exec(head)?.[1];
+      if (!head.startsWith("HTTP/1.1 101") || accept !== ACCEPT) {
+        return this.fail(`bad handshake response: ${JSON.stringify(head.slice(0, 200))}`);
+      }
+      const rest = chunk.subarray(chunk.length - (this.#response.length - end - 4));
+      this.#response = "";
+      this.upgrade();
+      if (rest.length) this.data(rest);
+      return;
+    }
+    const n = chunk.length;
+    let i = 0;
+    while (i < n) {
+      if (this.#remaining > 0) {
+        const take = Math.min(this.#remaining, n - i);
+        if (this.#control) {
+          this.#controlData.set(chunk.subarray(i, i + take), this.#controlLength);
+          this.#controlLength += take;
+        } else {
+          this.payload(chunk, i, i + take, this.#offset);
+          this.#offset += take;
+        }
+        this.#remaining -= take;
+        i += take;
+        if (this.#remaining === 0) this.#frameEnd();
+        continue;
+      }
+      const header = this.#header;
+      header[this.#headerHave++] = chunk[i++];
+      if (this.#headerHave === 2) {
+        const length7 = header[1] & 0x7f;
+        this.#headerNeed = length7 === 126 ? 4 : length7 === 127 ? 10 : 2;
+      }
+      if (this.#headerHave === this.#headerNeed && !this.#frameStart()) return;
+    }
+    this.parsed();
+  }
+
+  /** Checks a complete header; false (after failing) if the frame is not acceptable. */
+  #frameStart(): boolean {
+    const header = this.#header;
+    const fin = header[0] & 0x80;
+    const opcode = header[0] & 0x0f;
+    const length7 = header[1] & 0x7f;
+    const length = length7 === 126
+      ? (header[2] << 8) | header[3]
+      : length7 === 127
+      ? Number(new DataView(header.buffer).getBigUint64(2))
+      : length7;
+    this.#headerHave = 0;
+    this.#headerNeed = 2;
+    if (header[0] & 0x70 || header[1] & 0x80) {
+      this.fail(`frame with RSV bits or masked: ${header[0]} ${header[1]}`);
+      return false;
+    }
+    if (opcode >= 8) {
+      if (!fin || length > 125) {
+        this.fail(`bad control frame: opcode ${opcode}, ${length} bytes`);
+        return false;
+      }
+      this.#control = opcode;
+      this.#controlLength = 0;
+    } else {
+      const expected = this.#offset < 0 ? OPCODE : 0;
+      if (opcode !== expected) {
+        this.fail(`data frame with opcode ${opcode}, expected ${expected}`);
+        return false;
+      }
+      if ((this.#offset < 0 ? 0 : this.#offset) + length > SIZE) {
+        this.fail(`message longer than the ${SIZE} bytes sent`);
+        return false;
+      }
+      this.#control = 0;
+      this.#final = fin !== 0;
+      if (this.#offset < 0) this.#offset = 0;
+    }
+    this.#remaining = length;
+    if (length === 0) this.#frameEnd();
+    return true;
+  }
+
+  #frameEnd(): void {
+    if (this.#control === 9) {
+      this.write(maskedFrame(10, this.#controlData.slice(0, this.#controlLength)));
+    } else if (this.#control === 8) {
+      const data = this.#controlData;
+      this.closeCode = this.#controlLength >= 2 ? (data[0] << 8) | data[1] : 1005;
+      this.closed();
+    } else if (!this.#control && this.#final) {
+      const length = this.#offset;
+      this.#offset = -1;
+      this.message(length);
+    }
+  }
+}
 
 const handlers = {
   open(socket: BunSocket) {
-    socket.data.open = true;
+    const conn = socket.data;
+    conn.socket = socket;
     socket.setNoDelay?.(true);
+    socket.write(request);
   },
   data(socket: BunSocket, chunk: Uint8Array) {
     socket.data.data(chunk);
@@ -280,8 +451,7 @@ const handlers = {
   },
   close(socket: BunSocket) {
     const conn = socket.data;
-    conn.open = false;
-    if (!stopping) fail(`connection ${conn.id} closed by the server`);
+    if (!stopping && conn.closeCode === undefined) fail(`connection ${conn.id} dropped by the server`);
   },
   error(socket: BunSocket, error: Error) {
     if (!stopping) fail(`connection ${socket.data.id}: ${error.message}`);
@@ -291,80 +461,289 @@ const handlers = {
   },
 };
 
-function finish(code: number, report?: Record<string, unknown>): void {
-  stopping = true;
-  measuring = false;
-  if (report) console.log(`LOAD_JSON ${JSON.stringify(report)}`);
-  for (const message of errors) console.error(message);
-  for (const conn of conns) if (conn.open) conn.socket?.end();
-  process.exit(code);
-}
-
-const conns: Conn[] = [];
-const handshakes: Promise<void>[] = [];
-for (let id = 0; id < CONNS; id++) {
-  const conn = new Conn(id);
-  conns.push(conn);
-  handshakes.push(
-    new Promise<void>((resolve) => (conn.ready = resolve)),
-  );
-  Bun.connect({ hostname: url.hostname, port: Number(url.port || 80), data: conn, socket: handlers })
-    .then((socket) => {
-      conn.socket = socket;
-      socket.write(request);
-    }, (error) => fail(`connection ${id} failed: ${error}`));
-}
-const giveUp = setTimeout(() => {
-  fail(`handshakes not done after 10 s`);
-  finish(1);
-}, 10_000);
-const poll = setInterval(() => errors.length && finish(1), 50);
-await Promise.all(handshakes);
-clearTimeout(giveUp);
-
-const started = performance.now();
-for (const conn of conns) conn.send(INFLIGHT, started);
-let cpuStart = process.cpuUsage();
-let measureStart = started;
-setTimeout(() => {
-  cpuStart = process.cpuUsage();
-  measureStart = performance.now();
-  measuring = true;
-}, WARMUP * 1000);
-setTimeout(() => {
-  const elapsed = (performance.now() - measureStart) / 1000;
-  const cpu = process.cpuUsage();
-  measuring = false;
-  stopping = true;
-  clearInterval(poll);
-  const percentile = (p: number) => {
-    const rank = Math.ceil(messages * p);
-    let seen = 0;
-    for (let b = 0; b < histogram.length; b++) {
-      seen += histogram[b];
-      if (seen >= rank) return (b + 0.5) * BUCKET_MS;
+/** Opens `count` connections, at most CONCURRENCY handshakes at a time. */
+async function openAll<C extends Conn>(count: number, make: (id: number) => C): Promise<C[]> {
+  const conns: C[] = [];
+  const worker = async () => {
+    while (conns.length < count) {
+      const conn = make(conns.length);
+      conns.push(conn);
+      conn.connect();
+      await conn.ready;
     }
-    return NaN;
   };
-  const user = (cpu.user - cpuStart.user) / 1e6;
-  const system = (cpu.system - cpuStart.system) / 1e6;
-  finish(errors.length || messages === 0 ? 1 : 0, {
-    url: url.href,
-    runtime: `bun ${Bun.version}`,
+  const giveUp = setTimeout(() => fail(`${count} handshakes not done after 60 s`), 60_000);
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, count) }, worker));
+  clearTimeout(giveUp);
+  return conns;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits `WARMUP`, then measures for `SECONDS` with `measuring` set. */
+async function measure(): Promise<ReturnType<Window["end"]>> {
+  await sleep(WARMUP * 1000);
+  const window = new Window();
+  measuring = true;
+  await sleep(SECONDS * 1000);
+  measuring = false;
+  return window.end();
+}
+
+const perSecond = (count: number, seconds: number) => Math.round(count / seconds);
+const latencies = () => ({ p50_ms: latency.percentile(0.5), p99_ms: latency.percentile(0.99) });
+
+// ---- echo -------------------------------------------------------------------
+
+/** The distinct payloads sent in turn, and their frames twice over, so any run of them is one slice. */
+const ECHO_KINDS = INFLIGHT + 1;
+const echoPayloads = MODE === "echo" ? Array.from({ length: ECHO_KINDS }, (_, k) => payload(k)) : [];
+const echoFrames = echoPayloads.map((p) => maskedFrame(OPCODE, p));
+const FRAME = echoFrames[0]?.length ?? 0;
+const echoRing = new Uint8Array(FRAME * ECHO_KINDS * 2);
+echoFrames.forEach((frame, k) => {
+  echoRing.set(frame, k * FRAME);
+  echoRing.set(frame, (k + ECHO_KINDS) * FRAME);
+});
+let echoes = 0;
+let verified = 0;
+
+class EchoConn extends Conn {
+  /** Send times of the messages in flight, oldest at `#head`. */
+  #sent = new Float64Array(INFLIGHT);
+  #head = 0;
+  #tail = 0;
+  /** The payload the next message carries, and the one the next echo must. */
+  #next = 0;
+  #expect = 0;
+  /** Echoes completed in the chunk being parsed. */
+  #done = 0;
+
+  /** Sends `n` (≤ INFLIGHT) messages, stamped `now`. */
+  send(n: number, now: number): void {
+    for (let i = 0; i < n; i++) {
+      this.#sent[this.#tail] = now;
+      this.#tail = this.#tail + 1 === INFLIGHT ? 0 : this.#tail + 1;
+    }
+    this.write(echoRing.subarray(this.#next * FRAME, (this.#next + n) * FRAME));
+    this.#next = (this.#next + n) % ECHO_KINDS;
+  }
+
+  override payload(chunk: Uint8Array, start: number, end: number, offset: number): void {
+    if (!same(chunk, start, echoPayloads[this.#expect], offset, end - start)) {
+      this.fail(`echo differs from the message sent (bytes ${offset}–${offset + end - start})`);
+    }
+  }
+
+  override message(length: number): void {
+    if (length !== SIZE) this.fail(`echo of ${length} bytes, sent ${SIZE}`);
+    this.#expect = this.#expect + 1 === ECHO_KINDS ? 0 : this.#expect + 1;
+    this.#done++;
+  }
+
+  override parsed(): void {
+    const done = this.#done;
+    if (done === 0) return;
+    this.#done = 0;
+    verified += done;
+    const now = performance.now();
+    for (let k = 0; k < done; k++) {
+      if (measuring) latency.record(now - this.#sent[this.#head]);
+      this.#head = this.#head + 1 === INFLIGHT ? 0 : this.#head + 1;
+    }
+    if (measuring) echoes += done;
+    if (!stopping) this.send(done, now);
+  }
+}
+
+async function echo(): Promise<Record<string, unknown>> {
+  const conns = await openAll(CONNS, (id) => new EchoConn(id));
+  const now = performance.now();
+  for (const conn of conns) conn.send(INFLIGHT, now);
+  const window = await measure();
+  stopping = true;
+  return {
     conns: CONNS,
     inflight: INFLIGHT,
     size: SIZE,
     type: TYPE,
-    seconds: Number(elapsed.toFixed(3)),
-    messages,
-    msgs_per_s: Math.round(messages / elapsed),
-    mb_per_s: Number((bytes / 1e6 / elapsed).toFixed(2)),
-    p50_ms: Number(percentile(0.5).toFixed(3)),
-    p99_ms: Number(percentile(0.99).toFixed(3)),
-    cpu_user_s: Number(user.toFixed(3)),
-    cpu_system_s: Number(system.toFixed(3)),
-    cpu_share: Number(((user + system) / elapsed).toFixed(3)),
-    checksum,
-    errors: errors.length,
+    ...window,
+    messages: echoes,
+    verified,
+    rate: perSecond(echoes, window.seconds),
+    mb_per_s: Number((echoes * SIZE / 1e6 / window.seconds).toFixed(2)),
+    ...latencies(),
+  };
+}
+
+// ---- handshake --------------------------------------------------------------
+
+let handshakes = 0;
+
+/** Upgrades, closes at once and, once the server's close frame is back, starts its successor. */
+class CycleConn extends Conn {
+  override upgrade(): void {
+    super.upgrade();
+    if (measuring) latency.record(performance.now() - this.connectedAt);
+    this.close();
+  }
+
+  override closed(): void {
+    this.socket?.end();
+    if (measuring) handshakes++;
+    if (!stopping) new CycleConn(this.id).connect();
+  }
+}
+
+async function handshake(): Promise<Record<string, unknown>> {
+  for (let id = 0; id < CONNS; id++) new CycleConn(id).connect();
+  const window = await measure();
+  stopping = true;
+  return { conns: CONNS, ...window, handshakes, rate: perSecond(handshakes, window.seconds), ...latencies() };
+}
+
+// ---- idle -------------------------------------------------------------------
+
+let closing = false;
+let closedCount = 0;
+
+class IdleConn extends Conn {
+  override closed(): void {
+    if (!closing) return super.closed();
+    this.socket?.end();
+    closedCount++;
+  }
+}
+
+/** Resolves on each line of standard input, or at its end. */
+function stdinLines(): () => Promise<void> {
+  let lines = 0;
+  let ended = false;
+  let wake = () => {};
+  process.stdin.on("data", (chunk: Uint8Array) => {
+    lines += chunk.filter((byte) => byte === 10).length;
+    wake();
   });
-}, (WARMUP + SECONDS) * 1000);
+  process.stdin.on("end", () => {
+    ended = true;
+    wake();
+  });
+  return async () => {
+    while (!lines && !ended) await new Promise<void>((resolve) => wake = resolve);
+    if (lines) lines--;
+  };
+}
+
+async function idle(): Promise<Record<string, unknown>> {
+  const nextLine = stdinLines();
+  const cycles = [];
+  for (let cycle = 0; cycle < CYCLES; cycle++) {
+    const opening = new Window();
+    const conns = await openAll(CONNS, (id) => new IdleConn(id));
+    const open_s = opening.end().seconds;
+    console.log(`IDLE_OPEN ${cycle} ${JSON.stringify({ conns: conns.length, open_s })}`);
+    await nextLine();
+    const closingWindow = new Window();
+    closing = true;
+    closedCount = 0;
+    for (const conn of conns) conn.close();
+    for (let waited = 0; closedCount < conns.length; waited += 10) {
+      if (waited > 30_000) fail(`${conns.length - closedCount} connections not closed after 30 s`);
+      await sleep(10);
+    }
+    closing = false;
+    const close_s = closingWindow.end().seconds;
+    console.log(`IDLE_CLOSED ${cycle} ${JSON.stringify({ closed: closedCount, close_s })}`);
+    cycles.push({ open_s, close_s });
+    if (cycle + 1 < CYCLES) await nextLine();
+  }
+  stopping = true;
+  return { conns: CONNS, cycles };
+}
+
+// ---- fanout -----------------------------------------------------------------
+
+/** What the publisher sent, by sequence number modulo the ring's size. */
+const SENT_RING = 4096;
+const published: { seq: number; bytes: Buffer; measured: boolean }[] = [];
+let measuredSent = 0;
+let delivered = 0;
+
+class FanoutConn extends Conn {
+  #buffer = Buffer.alloc(SIZE);
+  #last = -1;
+
+  override payload(chunk: Uint8Array, start: number, end: number, offset: number): void {
+    this.#buffer.set(chunk.subarray(start, end), offset);
+  }
+
+  override message(length: number): void {
+    const now = performance.now();
+    const buffer = this.#buffer;
+    const seq = buffer.readUInt32LE(0);
+    const sent = published[seq % SENT_RING];
+    if (length !== SIZE || sent?.seq !== seq || !sent.bytes.equals(buffer)) {
+      return this.fail(`broadcast ${seq} (${length} bytes) differs from the message sent`);
+    }
+    if (seq <= this.#last) return this.fail(`broadcast ${seq} after ${this.#last}`);
+    this.#last = seq;
+    if (sent.measured) {
+      latency.record(now - buffer.readDoubleLE(8));
+      delivered++;
+    }
+  }
+}
+
+/** Broadcast `seq`: its number, its send time, then bytes that depend on both. */
+function broadcast(publisher: Conn, seq: number): void {
+  const bytes = Buffer.alloc(SIZE);
+  bytes.writeUInt32LE(seq, 0);
+  const now = performance.now();
+  bytes.writeDoubleLE(now, 8);
+  for (let i = 16; i < SIZE; i++) bytes[i] = (seq * 31 + i) & 0xff;
+  published[seq % SENT_RING] = { seq, bytes, measured: measuring };
+  if (measuring) measuredSent++;
+  publisher.write(maskedFrame(OPCODE, bytes));
+}
+
+async function fanout(): Promise<Record<string, unknown>> {
+  const conns = await openAll(CONNS, (id) => new FanoutConn(id));
+  // Each broadcast is due INTERVAL ms after the one before was due, so timer lateness does not
+  // lower the rate; after a stall the schedule restarts from now rather than catching up in a burst.
+  let due = performance.now();
+  let seq = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const tick = () => {
+    broadcast(conns[0], seq++);
+    const now = performance.now();
+    due = Math.max(due + INTERVAL, now);
+    timer = setTimeout(tick, Math.max(0, due - now));
+  };
+  tick();
+  const window = await measure();
+  clearTimeout(timer);
+  // Deliveries still under way get a grace period.
+  for (let waited = 0; delivered < measuredSent * CONNS && waited < 2000; waited += 10) await sleep(10);
+  stopping = true;
+  const expected = measuredSent * CONNS;
+  return {
+    conns: CONNS,
+    size: SIZE,
+    interval_ms: INTERVAL,
+    ...window,
+    broadcasts: measuredSent,
+    broadcasts_per_s: perSecond(measuredSent, window.seconds),
+    delivered,
+    missed: expected - delivered,
+    rate: perSecond(delivered, window.seconds),
+    mb_per_s: Number((delivered * SIZE / 1e6 / window.seconds).toFixed(2)),
+    ...latencies(),
+  };
+}
+
+// ---- main -------------------------------------------------------------------
+
+const modes = { echo, handshake, idle, fanout };
+const report = await modes[MODE as keyof typeof modes]();
+clearInterval(poll);
+finish(report);

@@ -1,15 +1,47 @@
 /**
- * Echo-server benchmark: sock's examples/echo_server.ts on Deno and on Bun
- * against the runtimes' built-in WebSocket servers (bench/servers/), driven by
- * bench/load.ts on Bun. Each server starts fresh for each run, pinned to CPU 0
- * (`taskset -c 0`), with the load generator pinned to CPU 1, and is killed by
- * its PID afterwards. Each round runs every scenario on every server, in an
- * order rotated per round; cells are medians over rounds.
+ * Echo-server benchmark: sock (bench/servers/sock.ts, i.e.
+ * examples/echo_server.ts plus a broadcast mode) on Deno and on Bun against
+ * Deno's and Bun's built-in WebSocket servers and ws (with bufferutil) on Node
+ * (bench/servers/), driven by bench/load.ts on Bun.
  *
- * Usage: deno run -A bench/servers.ts [rounds]   (default 3; about 90 s a round)
+ * Scenarios:
  *
+ * - (a) 100 connections × 1 in flight × 32-byte text
+ * - (b) 100 × 16 in flight × 32-byte binary
+ * - (c) 10 × 4 × 64 KiB binary
+ * - (d) 1 × 1 × 1 MiB binary
+ * - (e) handshakes per second: 50 loops of connect, upgrade, close
+ * - (f) server RSS per idle connection with 10,000 open, and after they close
+ * - (g) as (b) with text frames, so UTF-8 validation is in the path
+ * - (h) fan-out: 1,000 connections, one 256-byte broadcast every 10 ms
+ *
+ * Each server starts fresh for each run, pinned to CPU 0 (`taskset -c 0`),
+ * with the load generator pinned to CPU 1, both with the open-file limit
+ * raised to its hard limit, and is killed by its PID afterwards. Each round
+ * runs every scenario on every server, in an order rotated per round, so runs
+ * alternate between servers; cells are medians over rounds. Ratios read "above
+ * 1 means sock is better": msg/s and handshakes/s are compared as sock / other,
+ * fan-out p50 latency and RSS per connection as other / sock.
+ *
+ * The server's CPU share is its utime + stime over the generator's whole run
+ * (so slightly below its loaded share); the generator's comes from
+ * bench/load.ts over the measured window, and a summary shows it against sock
+ * and against the fastest server it drove, which it drives harder. For (f)
+ * the server's VmRSS is read from /proc before the connections, with them
+ * open, after they closed, and after a full GC (SIGUSR2, see
+ * bench/servers/gc.ts); then once more with them open again and after closing
+ * them again, so memory a server keeps but reuses tells from memory it leaks.
+ *
+ * Usage:
+ *
+ *   deno run -A bench/servers.ts [rounds] [--only a,b,…] [--servers sock-deno,…]
+ *     [--seconds N] [--idle-conns N] [--quick]
+ *
+ * `rounds` defaults to 3, `--seconds` (per run, after 0.5 s of warm-up) to 3,
+ * `--idle-conns` to 10000; servers are sock-deno, sock-bun, deno, bun and ws.
+ * `--quick` is a smoke test: 1 round, 1 s runs, 1,000 idle connections.
  * Deno and Bun come from tools/dev/node_modules/.bin when installed there (else
- * PATH).
+ * PATH); Node comes from PATH.
  *
  * @module
  */
@@ -18,55 +50,260 @@ import { localBin } from "../tools/bin.ts";
 
 const root = decodeURIComponent(new URL("../", import.meta.url).pathname);
 
-interface Load {
-  msgs_per_s: number;
-  mb_per_s: number;
-  p50_ms: number;
-  p99_ms: number;
-  cpu_share: number;
-  errors: number;
-}
+// ---- Options ----------------------------------------------------------------
 
-interface Run extends Load {
-  /** CPU seconds the server used per second of the run (all its threads). */
-  server_cpu: number;
+const flags = new Map<string, string>();
+const positional: string[] = [];
+for (let i = 0; i < Deno.args.length; i++) {
+  const arg = Deno.args[i];
+  if (arg === "--quick") flags.set("quick", "");
+  else if (arg.startsWith("--")) flags.set(arg.slice(2), Deno.args[++i] ?? "");
+  else positional.push(arg);
 }
+const quick = flags.has("quick");
+const positiveNumber = (value: string, what: string, integer = true) => {
+  const n = Number(value);
+  if (!(n > 0) || (integer && !Number.isInteger(n))) throw new Error(`${what} must be a positive number`);
+  return n;
+};
+const rounds = positiveNumber(positional[0] ?? (quick ? "1" : "3"), "rounds");
+const SECONDS = positiveNumber(flags.get("seconds") ?? (quick ? "1" : "3"), "--seconds", false);
+const WARMUP = quick ? 0.25 : 0.5;
+const IDLE_CONNS = positiveNumber(flags.get("idle-conns") ?? (quick ? "1000" : "10000"), "--idle-conns");
+/** Pauses before reading RSS: after the server starts, with the connections open, after they close. */
+const SETTLE = quick ? [0.2, 0.5, 1] : [0.5, 1, 2];
+/** The wait over asking the server for two full GCs (SIGUSR2) before reading its RSS again. */
+const AFTER_GC = quick ? 0.5 : 1;
+
+const deno = localBin("deno");
+const bun = localBin("bun");
+
+// ---- Servers and scenarios --------------------------------------------------
 
 interface Server {
+  id: string;
   label: string;
   command: string;
   args: string[];
 }
 
+/** One run's numbers; NaN where the scenario has no such number. */
+interface Result {
+  /** Echoes, handshakes or broadcast deliveries per second; for (f) KiB of server RSS per connection. */
+  rate: number;
+  /** Payload MB/s (10^6 bytes) in the direction measured. */
+  mb_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  /** The server's and the load generator's CPU time per second (1 = one core). */
+  server_cpu: number;
+  load_cpu: number;
+  /** (h): broadcasts sent per second, and deliveries that never arrived. */
+  broadcasts_per_s: number;
+  missed: number;
+  /**
+   * (f): server RSS in MiB before the connections, with them open, after they closed, after a full GC;
+   * then with them open again and after closing them and a GC again.
+   */
+  rss_before: number;
+  rss_with: number;
+  rss_after: number;
+  rss_gc: number;
+  rss_with2: number;
+  rss_gc2: number;
+}
+
+type Kind = "echo" | "handshake" | "idle" | "fanout";
+
 interface Scenario {
+  id: string;
   label: string;
-  conns: number;
-  inflight: number;
-  size: number;
-  type: "text" | "binary";
+  kind: Kind;
+  /** bench/load.ts options besides --mode, --url and timing. */
+  load: string[];
+  /** The number ratios compare, and whether lower is better. */
+  score: (result: Result) => number;
+  lowerIsBetter?: boolean;
+  /** One run, in the per-run log. */
+  describe: (result: Result) => string;
 }
-
-const rounds = Number(Deno.args[0] ?? 3);
-if (!Number.isInteger(rounds) || rounds < 1) {
-  throw new Error(`rounds must be a positive integer, not ${Deno.args[0]}`);
-}
-const SECONDS = 3;
-const WARMUP = 0.5;
-
-const deno = localBin("deno");
-const bun = localBin("bun");
 
 const servers: Server[] = [
-  { label: "sock Deno", command: deno, args: ["run", "-A", "examples/echo_server.ts"] },
-  { label: "sock Bun", command: bun, args: ["examples/echo_server.ts"] },
-  { label: "Deno built-in", command: deno, args: ["run", "-A", "bench/servers/deno_builtin.ts"] },
-  { label: "Bun built-in", command: bun, args: ["bench/servers/bun_builtin.ts"] },
+  {
+    id: "sock-deno",
+    label: "sock Deno",
+    command: deno,
+    args: ["run", "-A", "--v8-flags=--expose-gc", "bench/servers/sock.ts"],
+  },
+  { id: "sock-bun", label: "sock Bun", command: bun, args: ["bench/servers/sock.ts"] },
+  {
+    id: "deno",
+    label: "Deno built-in",
+    command: deno,
+    args: ["run", "-A", "--v8-flags=--expose-gc", "bench/servers/deno_builtin.ts"],
+  },
+  { id: "bun", label: "Bun built-in", command: bun, args: ["bench/servers/bun_builtin.ts"] },
+  { id: "ws", label: "ws Node", command: "node", args: ["--expose-gc", "bench/servers/ws_node.mjs"] },
 ];
-const scenarios: Scenario[] = [
-  { label: "100 conns × 1 × 32 B text", conns: 100, inflight: 1, size: 32, type: "text" },
-  { label: "100 conns × 16 × 32 B binary", conns: 100, inflight: 16, size: 32, type: "binary" },
-  { label: "10 conns × 4 × 64 KiB binary", conns: 10, inflight: 4, size: 65536, type: "binary" },
+
+const int = (v: number) => Number.isNaN(v) ? "–" : Math.round(v).toLocaleString("en-US");
+const ms = (v: number) => v.toFixed(v < 10 ? 2 : 1);
+const pct = (v: number) => `${Math.round(v * 100)}%`;
+const latencyText = (r: Result) => `p50 ${ms(r.p50_ms)} ms p99 ${ms(r.p99_ms)} ms`;
+
+function echo(id: string, conns: number, inflight: number, size: number, type: "text" | "binary"): Scenario {
+  const bytes = size >= 1 << 20 ? `${size >> 20} MiB` : size >= 1024 ? `${size >> 10} KiB` : `${size} B`;
+  return {
+    id,
+    label: `${conns} × ${inflight} × ${bytes} ${type}`,
+    kind: "echo",
+    load: [
+      ...["--conns", String(conns), "--inflight", String(inflight)],
+      ...["--size", String(size), "--type", type],
+    ],
+    score: (r) => r.rate,
+    describe: (r) => `${int(r.rate)} msg/s ${r.mb_per_s.toFixed(1)} MB/s ${latencyText(r)}`,
+  };
+}
+
+const allScenarios: Scenario[] = [
+  echo("a", 100, 1, 32, "text"),
+  echo("b", 100, 16, 32, "binary"),
+  echo("c", 10, 4, 64 * 1024, "binary"),
+  echo("d", 1, 1, 1024 * 1024, "binary"),
+  {
+    id: "e",
+    label: "handshakes, 50 concurrent",
+    kind: "handshake",
+    load: ["--conns", "50"],
+    score: (r) => r.rate,
+    describe: (r) => `${int(r.rate)} handshakes/s ${latencyText(r)}`,
+  },
+  {
+    id: "f",
+    label: `${IDLE_CONNS.toLocaleString("en-US")} idle conns: RSS`,
+    kind: "idle",
+    load: ["--conns", String(IDLE_CONNS)],
+    score: (r) => r.rate,
+    lowerIsBetter: true,
+    describe: (r) =>
+      `${r.rate.toFixed(2)} KiB/conn; RSS ${r.rss_before.toFixed(1)} → ${r.rss_with.toFixed(1)} → ` +
+      `${r.rss_after.toFixed(1)} → ${r.rss_gc.toFixed(1)} after GC; again ${r.rss_with2.toFixed(1)} → ` +
+      `${r.rss_gc2.toFixed(1)} MiB`,
+  },
+  echo("g", 100, 16, 32, "text"),
+  {
+    id: "h",
+    label: "fan-out 1,000 × 256 B / 10 ms",
+    kind: "fanout",
+    load: ["--conns", "1000", "--size", "256", "--interval", "10"],
+    score: (r) => r.p50_ms,
+    lowerIsBetter: true,
+    describe: (r) =>
+      `${int(r.broadcasts_per_s)} broadcasts/s ${int(r.rate)} deliveries/s ${r.missed} missed ${
+        latencyText(r)
+      }`,
+  },
 ];
+
+const pick = <T extends { id: string }>(all: T[], flag: string): T[] => {
+  const ids = flags.get(flag)?.split(",").map((id) => id.trim());
+  const unknown = ids?.filter((id) => !all.some((item) => item.id === id));
+  if (unknown?.length) throw new Error(`--${flag}: unknown ${unknown.join(", ")}`);
+  return ids ? all.filter((item) => ids.includes(item.id)) : all;
+};
+const scenarios = pick(allScenarios, "only");
+const active = pick(servers, "servers");
+
+// ---- Processes --------------------------------------------------------------
+
+const decoder = new TextDecoder();
+
+/** A child's output, kept (up to 1 MiB) and searchable for lines as they arrive. */
+class Output {
+  text = "";
+  ended = false;
+  readonly done: Promise<void>;
+  #waiters: (() => void)[] = [];
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.done = (async () => {
+      try {
+        for await (const chunk of stream) {
+          if (this.text.length < 1 << 20) this.text += decoder.decode(chunk, { stream: true });
+          this.#wake();
+        }
+      } finally {
+        this.ended = true;
+        this.#wake();
+      }
+    })().catch(() => {});
+  }
+
+  #wake(): void {
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  /** The first complete line starting with `prefix`, without it; undefined if the stream ends first. */
+  async line(prefix: string): Promise<string | undefined> {
+    while (true) {
+      const line = this.text.split("\n").slice(0, -1).find((l) => l.startsWith(prefix));
+      if (line !== undefined) return line.slice(prefix.length);
+      if (this.ended) return undefined;
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+  }
+}
+
+/** A process pinned to `cpu`, its open-file limit raised; its PID is the command's (bash and taskset exec it). */
+class Pinned {
+  readonly child: Deno.ChildProcess;
+  readonly stdout: Output;
+  readonly stderr: Output;
+
+  constructor(cpu: number, command: string, args: string[], stdin: "null" | "piped" = "null") {
+    this.child = new Deno.Command("bash", {
+      args: ["-c", 'ulimit -n "$(ulimit -Hn)" && exec taskset -c "$0" "$@"', String(cpu), command, ...args],
+      cwd: root,
+      env: { NO_COLOR: "1" },
+      stdin,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.stdout = new Output(this.child.stdout);
+    this.stderr = new Output(this.child.stderr);
+  }
+
+  /**
+   * The first stdout line starting with `prefix`; an error with the output if the process ends or
+   * `timeout` ms pass first.
+   */
+  async line(prefix: string, what: string, timeout: number): Promise<string> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const line = await Promise.race([
+      this.stdout.line(prefix),
+      new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), timeout)),
+    ]);
+    clearTimeout(timer);
+    if (line === undefined) {
+      const output = this.stdout.text.slice(0, 4000) + this.stderr.text.slice(0, 4000);
+      throw new Error(`${what}: no "${prefix}" line\n${output}`);
+    }
+    return line;
+  }
+
+  /** Kills the process unless it has exited, then waits for it and its output. */
+  async kill(): Promise<Deno.CommandStatus> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    const status = await this.child.status;
+    await Promise.all([this.stdout.done, this.stderr.done]);
+    return status;
+  }
+}
 
 const TICKS_PER_SECOND = 100; // USER_HZ, fixed at 100 on Linux
 /** utime + stime of a process, in seconds. */
@@ -76,122 +313,197 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
 }
 
-let nextPort = 19000 + Math.floor(Math.random() * 500) * 2;
-const decoder = new TextDecoder();
-
-/** Collects a stream's text; resolves `found` once `marker` has appeared. */
-function watch(stream: ReadableStream<Uint8Array>, marker: string) {
-  let text = "";
-  let resolveFound = () => {};
-  const found = new Promise<void>((resolve) => (resolveFound = resolve));
-  const done = (async () => {
-    for await (const chunk of stream) {
-      if (text.length < 1 << 16) text += decoder.decode(chunk, { stream: true });
-      if (text.includes(marker)) resolveFound();
-    }
-  })();
-  return { found, done, text: () => text };
+/** A process's resident set size in MiB. */
+function rssMiB(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)![1]) / 1024;
 }
 
-async function runOnce(server: Server, scenario: Scenario): Promise<Run> {
+const sleep = (seconds: number) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+
+// ---- Runs -------------------------------------------------------------------
+
+let nextPort = 19000 + Math.floor(Math.random() * 500) * 2;
+
+/** bench/load.ts's report. */
+interface LoadReport {
+  rate: number;
+  mb_per_s?: number;
+  p50_ms?: number;
+  p99_ms?: number;
+  cpu_share?: number;
+  broadcasts_per_s?: number;
+  missed?: number;
+}
+
+const noResult: Result = {
+  rate: NaN,
+  mb_per_s: NaN,
+  p50_ms: NaN,
+  p99_ms: NaN,
+  server_cpu: NaN,
+  load_cpu: NaN,
+  broadcasts_per_s: NaN,
+  missed: NaN,
+  rss_before: NaN,
+  rss_with: NaN,
+  rss_after: NaN,
+  rss_gc: NaN,
+  rss_with2: NaN,
+  rss_gc2: NaN,
+};
+
+async function runOnce(server: Server, scenario: Scenario): Promise<Result> {
   const port = nextPort++;
-  const child = new Deno.Command("taskset", {
-    args: ["-c", "0", server.command, ...server.args, "--port", String(port), "--host", "127.0.0.1"],
-    cwd: root,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  // taskset execs the server, so this PID is the server's own.
-  const pid = child.pid;
-  const out = watch(child.stdout, `listening on ws://127.0.0.1:${port}`);
-  const err = watch(child.stderr, "\u0000");
+  const what = `${server.label}, (${scenario.id}) ${scenario.label}`;
+  const mode = scenario.kind === "fanout" ? "broadcast" : "echo";
+  const serverProcess = new Pinned(0, server.command, [
+    ...server.args,
+    ...["--port", String(port), "--host", "127.0.0.1", "--mode", mode],
+  ]);
+  const pid = serverProcess.child.pid;
+  const loadArgs = [
+    "bench/load.ts",
+    ...["--mode", scenario.kind, "--url", `ws://127.0.0.1:${port}/`, ...scenario.load],
+    ...["--seconds", String(SECONDS), "--warmup", String(WARMUP)],
+  ];
+  let load: Pinned | undefined;
   try {
-    const started = await Promise.race([
-      out.found.then(() => true),
-      child.status.then(() => false),
-      new Promise<false>((resolve) => setTimeout(() => resolve(false), 10_000)),
-    ]);
-    if (!started) throw new Error(`${server.label} did not start:\n${out.text()}${err.text()}`);
+    await serverProcess.line(`listening on ws://127.0.0.1:${port}`, `${what}: server start`, 10_000);
+    if (scenario.kind === "idle") {
+      // Two cycles of open, read RSS, close, read RSS, full GC, read RSS.
+      await sleep(SETTLE[0]);
+      const rss = [rssMiB(pid)];
+      load = new Pinned(1, bun, [...loadArgs, "--cycles", "2"], "piped");
+      const input = load.child.stdin.getWriter();
+      for (const cycle of [0, 1]) {
+        if (cycle) await input.write(new TextEncoder().encode("open\n"));
+        await load.line(`IDLE_OPEN ${cycle} `, `${what}: opening`, 90_000);
+        await sleep(SETTLE[1]);
+        rss.push(rssMiB(pid));
+        await input.write(new TextEncoder().encode("close\n"));
+        await load.line(`IDLE_CLOSED ${cycle} `, `${what}: closing`, 60_000);
+        await sleep(SETTLE[2]);
+        rss.push(rssMiB(pid));
+        // Twice: V8 frees ArrayBuffer backing stores only after the GC that found them dead.
+        for (const _ of [0, 1]) {
+          serverProcess.child.kill("SIGUSR2");
+          await sleep(AFTER_GC / 2);
+        }
+        rss.push(rssMiB(pid));
+      }
+      await input.close();
+      await loadReport(load, what, 10_000);
+      const [rss_before, rss_with, rss_after, rss_gc, rss_with2, , rss_gc2] = rss;
+      const kib = (rss_with - rss_before) * 1024 / IDLE_CONNS;
+      return { ...noResult, rate: kib, rss_before, rss_with, rss_after, rss_gc, rss_with2, rss_gc2 };
+    }
     const cpuBefore = cpuSeconds(pid);
     const wallBefore = performance.now();
-    const load = await new Deno.Command("taskset", {
-      args: [
-        "-c",
-        "1",
-        bun,
-        "bench/load.ts",
-        ...["--url", `ws://127.0.0.1:${port}/`, "--conns", String(scenario.conns)],
-        ...["--inflight", String(scenario.inflight), "--size", String(scenario.size)],
-        ...["--type", scenario.type, "--seconds", String(SECONDS), "--warmup", String(WARMUP)],
-      ],
-      cwd: root,
-      env: { NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    // Includes handshakes and warm-up, so a slight underestimate of the loaded share.
-    const serverCpu = (cpuSeconds(pid) - cpuBefore) / ((performance.now() - wallBefore) / 1000);
-    const stdout = decoder.decode(load.stdout);
-    const line = stdout.split("\n").find((l) => l.startsWith("LOAD_JSON "));
-    if (!load.success || !line) {
-      throw new Error(
-        `load against ${server.label} (${scenario.label}) failed:\n${stdout}${decoder.decode(load.stderr)}` +
-          `\nserver stderr:\n${err.text().slice(0, 2000)}`,
-      );
-    }
-    return { ...(JSON.parse(line.slice("LOAD_JSON ".length)) as Load), server_cpu: serverCpu };
+    load = new Pinned(1, bun, loadArgs);
+    const report = await loadReport(load, what, (WARMUP + SECONDS) * 1000 + 60_000);
+    const server_cpu = (cpuSeconds(pid) - cpuBefore) / ((performance.now() - wallBefore) / 1000);
+    return {
+      ...noResult,
+      rate: report.rate,
+      mb_per_s: report.mb_per_s ?? NaN,
+      p50_ms: report.p50_ms ?? NaN,
+      p99_ms: report.p99_ms ?? NaN,
+      broadcasts_per_s: report.broadcasts_per_s ?? NaN,
+      missed: report.missed ?? NaN,
+      load_cpu: report.cpu_share ?? NaN,
+      server_cpu,
+    };
+  } catch (error) {
+    throw new Error(
+      `${error instanceof Error ? error.message : error}\nserver output:\n` +
+        `${serverProcess.stdout.text.slice(0, 2000)}${serverProcess.stderr.text.slice(0, 2000)}`,
+    );
   } finally {
-    try {
-      Deno.kill(pid, "SIGKILL");
-    } catch {
-      // Already gone; child.status below reports how it ended.
-    }
-    await child.status;
-    await Promise.all([out.done, err.done]).catch(() => {});
+    await load?.kill();
+    await serverProcess.kill();
   }
 }
 
-const results = new Map<string, Run[]>();
-const key = (server: Server, scenario: Scenario) => `${server.label}\n${scenario.label}`;
+/** Waits for the generator's `LOAD_JSON` line and its successful exit. */
+async function loadReport(load: Pinned, what: string, timeout: number): Promise<LoadReport> {
+  const json = await load.line("LOAD_JSON ", `${what}: load generator`, timeout);
+  const status = await load.child.status;
+  await load.stderr.done;
+  if (!status.success) throw new Error(`${what}: load generator failed:\n${load.stderr.text.slice(0, 4000)}`);
+  return JSON.parse(json);
+}
+
+// ---- Main -------------------------------------------------------------------
+
+if (scenarios.some((s) => s.kind === "idle")) {
+  const limit = Number(
+    decoder.decode(new Deno.Command("bash", { args: ["-c", "ulimit -Hn"] }).outputSync().stdout),
+  );
+  if (limit < IDLE_CONNS + 1000) {
+    throw new Error(`(f) needs ${IDLE_CONNS + 1000} open files per process, the hard limit is ${limit}`);
+  }
+}
+
+const results = new Map<string, Result[]>();
+const key = (server: Server, scenario: Scenario) => `${server.id} ${scenario.id}`;
 const started = performance.now();
 for (let round = 0; round < rounds; round++) {
   console.log(`round ${round + 1}/${rounds}`);
   for (const [s, scenario] of scenarios.entries()) {
-    for (let i = 0; i < servers.length; i++) {
-      const server = servers[(i + round + s) % servers.length];
-      const run = await runOnce(server, scenario);
-      const runs = results.get(key(server, scenario)) ?? [];
-      runs.push(run);
-      results.set(key(server, scenario), runs);
+    for (let i = 0; i < active.length; i++) {
+      const server = active[(i + round + s) % active.length];
+      const result = await runOnce(server, scenario);
+      results.set(key(server, scenario), [...results.get(key(server, scenario)) ?? [], result]);
+      const cpu = Number.isNaN(result.server_cpu)
+        ? ""
+        : `  cpu: server ${pct(result.server_cpu)} load ${pct(result.load_cpu)}`;
       console.log(
-        `  ${scenario.label.padEnd(30)} ${server.label.padEnd(13)} ` +
-          `${Math.round(run.msgs_per_s).toLocaleString("en-US").padStart(10)} msg/s ` +
-          `${run.mb_per_s.toFixed(1).padStart(8)} MB/s  p50 ${run.p50_ms.toFixed(2)} ms ` +
-          `p99 ${run.p99_ms.toFixed(2)} ms  cpu: server ${Math.round(run.server_cpu * 100)}% ` +
-          `load ${Math.round(run.cpu_share * 100)}%`,
+        `  (${scenario.id}) ${scenario.label.padEnd(30)} ${server.label.padEnd(13)} ${
+          scenario.describe(result)
+        }${cpu}`,
       );
     }
   }
 }
 
+// ---- Tables -----------------------------------------------------------------
+
 function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
+  const s = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+  if (!s.length) return NaN;
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
-const med = (server: Server, scenario: Scenario, field: keyof Run) =>
-  median(results.get(key(server, scenario))!.map((run) => run[field]));
+const has = (server: Server | undefined, scenario: Scenario): server is Server =>
+  !!server && results.has(key(server, scenario));
+const med = (server: Server, scenario: Scenario, field: keyof Result) =>
+  median(results.get(key(server, scenario))!.map((r) => r[field]));
+const score = (server: Server, scenario: Scenario) =>
+  median(results.get(key(server, scenario))!.map(scenario.score));
 
-const int = (v: number) => Math.round(v).toLocaleString("en-US");
-const mb = (v: number) => v.toFixed(v < 100 ? 1 : 0);
-const [sockDeno, sockBun, denoBuiltin, bunBuiltin] = servers;
-const ratio = (a: Server, b: Server, scenario: Scenario) =>
-  `${(med(a, scenario, "msgs_per_s") / med(b, scenario, "msgs_per_s")).toFixed(2)}×`;
+const [sockDeno, sockBun, denoBuiltin, bunBuiltin, wsNode] = servers;
+/** sock's advantage over `other`: above 1 means sock is better. */
+function advantage(sock: Server | undefined, other: Server, scenario: Scenario): number {
+  if (!has(sock, scenario) || !has(other, scenario)) return NaN;
+  const ratio = score(sock, scenario) / score(other, scenario);
+  return scenario.lowerIsBetter ? 1 / ratio : ratio;
+}
+/** The sock server with the better score in `scenario`. */
+function bestSock(scenario: Scenario): Server | undefined {
+  const [first, second] = [sockDeno, sockBun].filter((s) => has(s, scenario));
+  return second && advantage(second, first, scenario) > 1 ? second : first;
+}
+const ratioText = (v: number) => Number.isNaN(v) ? "–" : `${v.toFixed(2)}×`;
+const ratioColumns = ["sock Deno / Deno", "sock Bun / Bun", "best sock / ws"];
+const ratios = (scenario: Scenario) => [
+  ratioText(advantage(sockDeno, denoBuiltin, scenario)),
+  ratioText(advantage(sockBun, bunBuiltin, scenario)),
+  ratioText(advantage(bestSock(scenario), wsNode, scenario)),
+];
 
 function print(title: string, header: string[], rows: string[][]): void {
+  if (!rows.length) return;
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const format = (cells: string[]) =>
     "| " + cells.map((c, i) => i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])).join(" | ") + " |";
@@ -203,31 +515,127 @@ function print(title: string, header: string[], rows: string[][]): void {
   for (const row of rows) console.log(format(row));
 }
 
+const cell = (server: Server, scenario: Scenario, text: () => string) => has(server, scenario) ? text() : "–";
+const name = (scenario: Scenario) => `(${scenario.id}) ${scenario.label}`;
+const loaded = scenarios.filter((s) => s.kind !== "idle");
+const idle = scenarios.filter((s) => s.kind === "idle");
+
 console.log(
-  `\n${rounds} rounds in ${((performance.now() - started) / 1000).toFixed(0)} s; ${SECONDS} s per run ` +
+  `\n${rounds} round(s) in ${((performance.now() - started) / 1000).toFixed(0)} s; ${SECONDS} s per run ` +
     `after ${WARMUP} s warm-up; server on CPU 0, bench/load.ts (Bun) on CPU 1; medians over rounds`,
 );
 print(
-  "throughput: msg/s, payload MB/s (echoed direction); ratios of msg/s, above 1 means sock is faster",
-  ["scenario", ...servers.map((s) => s.label), "sock Deno / Deno", "sock Bun / Bun"],
-  scenarios.map((scenario) => [
-    scenario.label,
-    ...servers.map((server) =>
-      `${int(med(server, scenario, "msgs_per_s"))} · ${mb(med(server, scenario, "mb_per_s"))}`
+  "throughput: (a)–(d), (g) msg/s · payload MB/s (echoed direction); (e) handshakes/s; " +
+    "(h) deliveries/s · missed. Ratios: msg/s and handshakes/s, (h) p50 latency; above 1 means sock is better",
+  ["scenario", ...active.map((s) => s.label), ...ratioColumns],
+  loaded.map((scenario) => [
+    name(scenario),
+    ...active.map((server) =>
+      cell(server, scenario, () => {
+        const rate = int(med(server, scenario, "rate"));
+        if (scenario.kind === "echo") return `${rate} · ${med(server, scenario, "mb_per_s").toFixed(1)}`;
+        if (scenario.kind === "fanout") return `${rate} · ${int(med(server, scenario, "missed"))}`;
+        return rate;
+      })
     ),
-    ratio(sockDeno, denoBuiltin, scenario),
-    ratio(sockBun, bunBuiltin, scenario),
+    ...ratios(scenario),
   ]),
 );
 print(
-  "latency p50 / p99 (ms) and CPU (server / load generator, share of one core)",
-  ["scenario", ...servers.map((s) => s.label)],
-  scenarios.map((scenario) => [
-    scenario.label,
-    ...servers.map((server) =>
-      `${med(server, scenario, "p50_ms").toFixed(2)} / ${med(server, scenario, "p99_ms").toFixed(2)}` +
-      ` · ${Math.round(med(server, scenario, "server_cpu") * 100)}% / ` +
-      `${Math.round(med(server, scenario, "cpu_share") * 100)}%`
+  "latency p50 / p99 (ms) · CPU server / load generator (share of one core)",
+  ["scenario", ...active.map((s) => s.label)],
+  loaded.map((scenario) => [
+    name(scenario),
+    ...active.map((server) =>
+      cell(
+        server,
+        scenario,
+        () =>
+          `${ms(med(server, scenario, "p50_ms"))} / ${ms(med(server, scenario, "p99_ms"))} · ` +
+          `${pct(med(server, scenario, "server_cpu"))} / ${pct(med(server, scenario, "load_cpu"))}`,
+      )
     ),
   ]),
 );
+const mib = (field: keyof Result) => (server: Server, scenario: Scenario) =>
+  med(server, scenario, field).toFixed(1);
+const returned = (server: Server, scenario: Scenario) => {
+  const [before, open, gc] = (["rss_before", "rss_with", "rss_gc"] as const).map((f) =>
+    med(server, scenario, f)
+  );
+  return pct((open - gc) / (open - before));
+};
+for (const scenario of idle) {
+  const rows: [string, (server: Server, scenario: Scenario) => string][] = [
+    ["KiB per idle connection", (server) => med(server, scenario, "rate").toFixed(2)],
+    ["RSS before (MiB)", mib("rss_before")],
+    [`RSS with ${IDLE_CONNS.toLocaleString("en-US")} open`, mib("rss_with")],
+    ["RSS after they closed", mib("rss_after")],
+    ["RSS after a full GC", mib("rss_gc")],
+    ["increase returned after GC", returned],
+    ["RSS with them open again", mib("rss_with2")],
+    ["RSS after closing, GC again", mib("rss_gc2")],
+  ];
+  print(
+    `(${scenario.id}) memory: server RSS (VmRSS); ratios of KiB per connection, above 1 means sock uses less`,
+    ["", ...active.map((s) => s.label), ...ratioColumns],
+    rows.map(([label, value], row) => [
+      label,
+      ...active.map((server) => cell(server, scenario, () => value(server, scenario))),
+      ...row === 0 ? ratios(scenario) : ["", "", ""],
+    ]),
+  );
+}
+
+// The load generator is not the bottleneck if it has CPU to spare, and drives a faster server harder.
+if (loaded.length) {
+  console.log("\nload generator: its CPU share (of one core) driving sock, and the fastest server it drove");
+}
+for (const scenario of loaded) {
+  const measured = active.filter((s) => has(s, scenario));
+  const socks = measured.filter((s) => s === sockDeno || s === sockBun);
+  const rate = (server: Server) => med(server, scenario, "rate");
+  const parts = socks.map((s) => `${pct(med(s, scenario, "load_cpu"))} with ${s.label} at ${int(rate(s))}/s`);
+  const fastest = measured.sort((a, b) => rate(b) - rate(a))[0];
+  if (scenario.kind !== "fanout" && fastest && !socks.includes(fastest)) {
+    const best = Math.max(...socks.map(rate));
+    parts.push(
+      `${pct(med(fastest, scenario, "load_cpu"))} with ${fastest.label} at ${int(rate(fastest))}/s` +
+        (socks.length ? ` (${(rate(fastest) / best).toFixed(1)}× sock's best)` : ""),
+    );
+  }
+  console.log(`  (${scenario.id}) ${parts.join("; ")}`);
+}
+
+// The issue's targets, where both sides were measured.
+interface Target {
+  scenario: Scenario;
+  label: string;
+  /** Above 1 means sock is better. */
+  value: number;
+  min: number;
+}
+function targets(scenario: Scenario): Target[] {
+  const target = (label: string, value: number, min: number) => ({ scenario, label, value, min });
+  if (scenario.kind === "idle") {
+    return [
+      target("sock Deno vs Deno built-in", advantage(sockDeno, denoBuiltin, scenario), 1),
+      target("sock Bun vs 2 KiB/conn", has(sockBun, scenario) ? 2 / score(sockBun, scenario) : NaN, 1),
+    ];
+  }
+  // Many small messages in flight, where the built-in servers' per-message costs show most.
+  const manySmall = scenario.id === "b" || scenario.id === "g";
+  const vsWs = manySmall ? 2 : scenario.id === "a" ? 1.2 : undefined;
+  return [
+    target("sock Deno vs Deno built-in", advantage(sockDeno, denoBuiltin, scenario), manySmall ? 5 : 1),
+    target("sock Bun vs Bun built-in", advantage(sockBun, bunBuiltin, scenario), 1),
+    ...vsWs ? [target("best sock vs ws Node", advantage(bestSock(scenario), wsNode, scenario), vsWs)] : [],
+  ];
+}
+const checked = scenarios.flatMap(targets).filter((t) => !Number.isNaN(t.value));
+if (checked.length) console.log(`\ntargets (medians of ${rounds} round(s)):`);
+for (const { scenario, label, value, min } of checked) {
+  console.log(
+    `  ${value >= min ? "ok  " : "MISS"} (${scenario.id}) ${label.padEnd(27)} ${ratioText(value)} ≥ ${min}×`,
+  );
+}

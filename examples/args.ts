@@ -19,3 +19,13 @@ export function option(name: string, fallback: string): string {
   const at = args.indexOf(`--${name}`);
   return at >= 0 && at + 1 < args.length ? args[at + 1] : fallback;
 }
+
+/**
+ * Whether `--name` is on the command line.
+ *
+ * @param name The flag's name, without dashes.
+ * @returns `true` when present.
+ */
+export function flag(name: string): boolean {
+  return args.includes(`--${name}`);
+}

@@ -5,6 +5,7 @@
  */
 
 import { ClientProtocol } from "./core/client_protocol.ts";
+import { PerMessageDeflateClient, type PerMessageDeflateOptions } from "./core/deflate/permessage_deflate.ts";
 import type { HandshakeResponse, HeadersInit } from "./core/handshake.ts";
 import type { ProtocolEvent, ProtocolOptions } from "./core/protocol.ts";
 import type { HeadLimits } from "./core/http.ts";
@@ -26,6 +27,11 @@ export interface ConnectOptions extends ConnectionOptions, ProtocolOptions, Head
   timeout?: number;
   /** Aborts connecting and the handshake. */
   signal?: AbortSignal;
+  /**
+   * Offer permessage-deflate (RFC 7692): `true` with the defaults, or the
+   * settings. Default `false`.
+   */
+  deflate?: boolean | PerMessageDeflateOptions;
 }
 
 /**
@@ -107,7 +113,9 @@ interface Attempt {
 }
 
 async function open(url: string | URL, options: ConnectOptions, attempt: Attempt): Promise<Connection> {
-  const protocol = new ClientProtocol({ ...options, url });
+  const { deflate } = options;
+  const extensions = deflate ? [new PerMessageDeflateClient(deflate === true ? {} : deflate)] : [];
+  const protocol = new ClientProtocol({ ...options, url, extensions });
   const target = new URL(url);
   const secure = target.protocol === "wss:" || target.protocol === "https:";
   const adapter = options.adapter ?? detectAdapter();

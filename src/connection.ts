@@ -7,7 +7,7 @@
 
 import type { ClientProtocol } from "./core/client_protocol.ts";
 import { CloseCode, type CloseInfo } from "./core/close.ts";
-import type { ClosedEvent, ProtocolEvent } from "./core/protocol.ts";
+import { type ClosedEvent, type ProtocolEvent, ReadyState } from "./core/protocol.ts";
 import type { ServerProtocol } from "./core/server_protocol.ts";
 import type { UpgradeRequest } from "./core/handshake.ts";
 import type { Transport } from "./transport.ts";
@@ -79,6 +79,13 @@ export interface ConnectionOptions {
   idleTimeout?: number;
   /** Bytes `bufferedAmount` may hold before `send()` waits for the socket. Default 65536. */
   sendHighWaterMark?: number;
+  /**
+   * Bytes `bufferedAmount` may hold when `send()` is called. Past it the peer is not
+   * reading fast enough: what is still queued is dropped and the connection is closed
+   * with 1008 (`"send buffer full"`). A single message of any size is always taken;
+   * `Infinity` disables the limit. Default 16 MiB.
+   */
+  maxBufferedAmount?: number;
 }
 
 /** Where a server connection subscribes to topics; see `Sock.publish`. */
@@ -91,6 +98,11 @@ export interface TopicHub {
 
 /** Decodes pong payloads back into the keys `ping()` sent. */
 const pongKeys = new TextDecoder();
+
+/** A failed connection's socket is closed once the peer sent nothing for this long (ms)… */
+const LINGER_QUIET = 100;
+/** …or after this long at most (ms). */
+const LINGER_MAX = 2000;
 
 const NORMAL = new Set<number>([CloseCode.Normal, CloseCode.GoingAway, CloseCode.NoStatusReceived]);
 
@@ -139,6 +151,9 @@ export class Connection implements AsyncIterable<Message> {
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
   #idleTimeout: number;
   #highWaterMark: number;
+  #maxBufferedAmount: number;
+  /** Set while `sendStream()` sends a message; resolves when it is done. */
+  #streaming: Promise<void> | undefined;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #hub: TopicHub | undefined;
   /** Topics this connection is subscribed to. */
@@ -167,6 +182,7 @@ export class Connection implements AsyncIterable<Message> {
     this.#queueSize = options.receiveQueueSize ?? 16;
     this.#idleTimeout = options.idleTimeout ?? 0;
     this.#highWaterMark = options.sendHighWaterMark ?? 65536;
+    this.#maxBufferedAmount = options.maxBufferedAmount ?? 16 * 1024 * 1024;
     this.#hub = hub;
     this.#whenClosed = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#startKeepalive(options.pingInterval ?? 20000, options.pongTimeout ?? 20000);
@@ -220,14 +236,26 @@ export class Connection implements AsyncIterable<Message> {
    * `sendHighWaterMark`, so a burst of sends goes out in one write; past it,
    * resolves only when the bytes are handed to the socket (backpressure).
    *
+   * Never throws: once the connection is closing, or when more than
+   * `maxBufferedAmount` bytes are still waiting (which closes it with 1008), the
+   * promise rejects when the connection has closed.
+   *
    * @param data Text or bytes.
+   * @param options `compress: false` sends it uncompressed under permessage-deflate.
    * @throws {ConnectionClosed} After the connection closed.
    */
-  send(data: Message): Promise<void> {
+  send(data: Message, options?: { compress?: boolean }): Promise<void> {
     if (this.#closed) return Promise.reject(new ConnectionClosed(this.#closed));
-    this.#protocol.send(data);
+    if (this.#protocol.readyState !== ReadyState.Open) return this.#rejectOnceClosed();
+    // A message sent during sendStream() would become one of its frames: it waits its turn.
+    if (this.#streaming) return this.#streaming.then(() => this.send(data, options));
+    if (this.bufferedAmount > this.#maxBufferedAmount) {
+      this.#overflow();
+      return this.#rejectOnceClosed();
+    }
+    this.#protocol.send(data, options);
     const written = this.#flush();
-    if (this.bufferedAmount > this.#highWaterMark) return written;
+    if (this.bufferedAmount > this.#highWaterMark) return this.#settled(written);
     written.catch(() => {}); // A failed write shows up as the connection closing.
     return Promise.resolve();
   }
@@ -238,33 +266,46 @@ export class Connection implements AsyncIterable<Message> {
    * @returns When `bufferedAmount` has drained to 0 (unless more is sent meanwhile).
    */
   drain(): Promise<void> {
-    return this.#flush();
+    return this.#settled(this.#flush());
   }
 
   /**
    * Sends one message made of parts, as a fragmented message: one frame per
    * part, so a large message need not be held in memory whole. Every part
    * must have the type of the first (text or bytes); no parts send an empty
-   * binary message.
+   * binary message. Messages sent meanwhile follow it, as do further streams.
+   * A stream that fails after its first part leaves a message that cannot be
+   * finished, so the connection is closed with 1011.
    *
    * @param parts The parts, in order.
    * @throws {TypeError} When a part's type differs from the first's.
    * @throws {ConnectionClosed} After the connection closed.
    */
   async sendStream(parts: Iterable<Message> | AsyncIterable<Message>): Promise<void> {
+    while (this.#streaming) await this.#streaming;
+    const done = Promise.withResolvers<void>();
+    this.#streaming = done.promise;
     let text: boolean | undefined;
-    for await (const part of parts) {
-      if (this.#closed) throw new ConnectionClosed(this.#closed);
-      text ??= typeof part === "string";
-      if (text !== (typeof part === "string")) {
-        throw new TypeError("every part must have the first part's type");
+    try {
+      for await (const part of parts) {
+        if (this.#closed) throw new ConnectionClosed(this.#closed);
+        text ??= typeof part === "string";
+        if (text !== (typeof part === "string")) {
+          throw new TypeError("every part must have the first part's type");
+        }
+        this.#protocol.send(part, { fin: false });
+        await this.#settled(this.#flush());
       }
-      this.#protocol.send(part, { fin: false });
-      await this.#flush();
+      if (this.#closed) throw new ConnectionClosed(this.#closed);
+      this.#protocol.send(text ? "" : new Uint8Array(0));
+      await this.#settled(this.#flush());
+    } catch (error) {
+      if (text !== undefined && !this.#closed) this.close(1011, "internal error").catch(() => {});
+      throw error;
+    } finally {
+      this.#streaming = undefined;
+      done.resolve();
     }
-    if (this.#closed) throw new ConnectionClosed(this.#closed);
-    this.#protocol.send(text ? "" : new Uint8Array(0));
-    await this.#flush();
   }
 
   /**
@@ -398,10 +439,11 @@ export class Connection implements AsyncIterable<Message> {
     this.#resumeReading?.();
     if (!this.#closed) {
       this.#protocol.close(code, reason);
-      await this.#flush().catch(() => {});
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, this.#closeTimeout));
-      await Promise.race([this.#whenClosed, timeout]);
+      // The timeout also bounds the write: a peer that does not read holds it up forever.
+      const flushed = this.#flush().catch(() => {});
+      await Promise.race([flushed.then(() => this.#whenClosed), timeout]);
       clearTimeout(timer);
       if (!this.#closed) {
         this.#protocol.receiveEof();
@@ -410,6 +452,24 @@ export class Connection implements AsyncIterable<Message> {
     }
     this.#transport.close();
     return this.#whenClosed;
+  }
+
+  /**
+   * The peer does not read fast enough: drop the frames the socket has not taken
+   * yet (whole frames, so the close frame still parses) and close with 1008.
+   */
+  #overflow(): void {
+    this.#protocol.dataToSend();
+    this.close(CloseCode.PolicyViolation, "send buffer full").catch(() => {});
+  }
+
+  /** A write's outcome for the application: a failed write is the connection closing (1006). */
+  #settled(written: Promise<void>): Promise<void> {
+    return written.catch(() => this.#rejectOnceClosed());
+  }
+
+  #rejectOnceClosed(): Promise<never> {
+    return this.#whenClosed.then((closed) => Promise.reject(new ConnectionClosed(closed)));
   }
 
   /** Drops the connection at once, without a close handshake; it is reported as 1006. */
@@ -439,6 +499,7 @@ export class Connection implements AsyncIterable<Message> {
   }
 
   async #readLoop(): Promise<void> {
+    let eof = false;
     try {
       while (!this.#closed) {
         // A full queue stops reading, so a slow consumer pushes back on TCP.
@@ -448,6 +509,7 @@ export class Connection implements AsyncIterable<Message> {
         this.#armIdleTimer();
         const chunk = await this.#transport.read();
         if (chunk === null) {
+          eof = true;
           this.#protocol.receiveEof();
         } else {
           this.#protocol.receiveData(chunk, { transfer: true });
@@ -456,12 +518,38 @@ export class Connection implements AsyncIterable<Message> {
         await this.#flush().catch(() => {});
       }
     } catch {
+      eof = true;
       this.#protocol.receiveEof();
       this.#dispatch();
     }
     // Let the close echo (or our close frame) go out, then release the socket.
     await this.#writing;
+    if (!eof && !this.#closed?.received) await this.#linger();
     this.#transport.close();
+  }
+
+  /**
+   * After failing the connection, reads and discards what the peer still sends (RFC 6455 §7.1.7:
+   * nothing more is processed) until it closes or pauses, for at most `closeTimeout` (2 s at most):
+   * closing with unread bytes resets the connection (RST), and a peer whose writes then fail may
+   * never read the close frame that says why.
+   */
+  async #linger(): Promise<void> {
+    const end = performance.now() + Math.min(this.#closeTimeout, LINGER_MAX);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      for (let left = end - performance.now(); left > 0; left = end - performance.now()) {
+        const pause = new Promise<null>((resolve) =>
+          timer = setTimeout(resolve, Math.min(LINGER_QUIET, left), null)
+        );
+        const chunk = await Promise.race([this.#transport.read(), pause]);
+        clearTimeout(timer);
+        if (chunk === null) break;
+      }
+    } catch {
+      // The transport failed: nothing left to wait for.
+    }
+    clearTimeout(timer);
   }
 
   #dispatch(events = this.#protocol.events() as ProtocolEvent[]): void {
@@ -520,7 +608,11 @@ export class Connection implements AsyncIterable<Message> {
       let size = 0;
       for (const chunk of chunks) size += chunk.length;
       this.#inFlight += size;
-      return this.#transport.write(chunks).finally(() => this.#inFlight -= size);
+      return this.#transport.write(chunks).catch((error) => {
+        // The socket broke: end the connection, so the read loop reports it.
+        this.#transport.close();
+        throw error;
+      }).finally(() => this.#inFlight -= size);
     });
     this.#pendingWrite = write;
     // A failed write fails its callers; the chain itself goes on.

@@ -7,6 +7,7 @@
 import type { HeadersInit, UpgradeRequest } from "./core/handshake.ts";
 import { type ProtocolEvent, ReadyState } from "./core/protocol.ts";
 import { ServerProtocol, type ServerProtocolOptions } from "./core/server_protocol.ts";
+import { type PerMessageDeflateOptions, PerMessageDeflateServer } from "./core/deflate/permessage_deflate.ts";
 import { detectAdapter } from "./adapters/mod.ts";
 import {
   Connection,
@@ -73,6 +74,11 @@ export interface SockOptions extends ServerProtocolOptions, ConnectionOptions {
   fallback?: (request: UpgradeRequest) => HttpResponse | Promise<HttpResponse>;
   /** Called with errors thrown by handlers and hooks. */
   onError?: (error: unknown) => void;
+  /**
+   * Accept permessage-deflate (RFC 7692) offers: `true` with the defaults, or
+   * the settings. Default `false`: offers are declined.
+   */
+  deflate?: boolean | PerMessageDeflateOptions;
 }
 
 /** A request that was upgraded: what its handler needs. */
@@ -122,12 +128,24 @@ export class Sock {
       ws.topics.delete(topic);
     },
   };
+  /** Connections still in the opening handshake: `close()` drops them. */
+  #handshaking = new Set<Transport>();
+  #closing = false;
   /** The open connections. */
   readonly connections: Set<Connection> = new Set();
 
   /** Creates a server with no routes. */
   constructor(options: SockOptions = {}) {
-    this.#options = options;
+    const { deflate } = options;
+    this.#options = deflate
+      ? {
+        ...options,
+        extensions: [
+          new PerMessageDeflateServer(deflate === true ? {} : deflate),
+          ...options.extensions ?? [],
+        ],
+      }
+      : options;
   }
 
   /**
@@ -186,13 +204,16 @@ export class Sock {
   }
 
   /**
-   * Shuts down gracefully: stops listening, closes every connection with 1001,
-   * and drops those still open after `timeout` ms.
+   * Shuts down gracefully: stops listening, drops connections still in the
+   * opening handshake, closes every open connection with 1001, and drops
+   * those still open after `timeout` ms.
    *
    * @param timeout How long to wait for close handshakes. Default 5000.
    */
   async close(timeout = 5000): Promise<void> {
+    this.#closing = true;
     for (const listener of this.#listeners.splice(0)) listener.close();
+    for (const transport of this.#handshaking) transport.close();
     const open = [...this.connections];
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
@@ -204,7 +225,12 @@ export class Sock {
   }
 
   async #serve(transport: Transport): Promise<void> {
+    if (this.#closing) {
+      transport.close();
+      return;
+    }
     const protocol = new ServerProtocol(this.#options);
+    this.#handshaking.add(transport);
     const timer = setTimeout(() => transport.close(), this.#options.handshakeTimeout ?? 10000);
     let opened: Opened | undefined;
     try {
@@ -214,6 +240,12 @@ export class Sock {
       if (protocol.readyState === ReadyState.Connecting) protocol.reject(500, { body: "internal error\n" });
     } finally {
       clearTimeout(timer);
+      this.#handshaking.delete(transport);
+    }
+    if (opened && this.#closing) {
+      // Accepted while the server was shutting down: it never reaches a handler.
+      transport.close();
+      return;
     }
     if (!opened) {
       await transport.write(protocol.dataToSend()).catch(() => {});
@@ -260,6 +292,10 @@ export class Sock {
         return undefined;
       }
       const matched = this.#match(request);
+      if (matched === "malformed") {
+        protocol.reject(400, { body: "malformed percent-encoding in the path\n" });
+        return undefined;
+      }
       if (!matched) {
         protocol.reject(404, { body: "no route for this path\n" });
         return undefined;
@@ -273,17 +309,23 @@ export class Sock {
         ? undefined
         : decision?.protocol ?? options.protocols?.find((p) => request.protocols.includes(p));
       if (!await protocol.accept({ protocol: chosen, headers: decision?.headers })) return undefined;
-      await transport.write(protocol.dataToSend());
+      // A peer gone before the 101 reached it is no server error: its handler sees 1006.
+      await transport.write(protocol.dataToSend()).catch(() => {});
       return { ...matched, events: protocol.events() as ProtocolEvent[], data: decision?.data };
     }
   }
 
-  #match(upgrade: UpgradeRequest): { handler: Handler; request: RouteRequest } | undefined {
+  /** The first route matching the path, `undefined` for none, `"malformed"` for a bad percent-encoding. */
+  #match(upgrade: UpgradeRequest): { handler: Handler; request: RouteRequest } | "malformed" | undefined {
     for (const route of this.#routes) {
       const match = route.pattern.exec(upgrade.path);
       if (!match) continue;
       const params: Record<string, string> = {};
-      route.names.forEach((name, i) => params[name] = decodeURIComponent(match[i + 1]));
+      try {
+        route.names.forEach((name, i) => params[name] = decodeURIComponent(match[i + 1]));
+      } catch {
+        return "malformed"; // decodeURIComponent's URIError: the client's mistake, not the server's.
+      }
       return {
         handler: route.handler,
         request: { path: upgrade.path, query: upgrade.query, params, upgrade },

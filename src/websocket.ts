@@ -143,9 +143,10 @@ function errorEvent(cause: unknown): Event {
  * only when the connection fails (a failed handshake, `close()` while
  * connecting, a protocol error), not when the peer merely drops it. The
  * `error` event is an `ErrorEvent` whose `error` is the cause, where the
- * runtime has `ErrorEvent` (a plain `Event` elsewhere). Differences from
- * browsers: `extensions` is always empty (no extension is offered yet).
- * `close()` without a code sends an empty close frame, which the peer reports
+ * runtime has `ErrorEvent` (a plain `Event` elsewhere). Like browsers, it
+ * offers permessage-deflate (pass `deflate: false` in the options not to).
+ * Differences from browsers: `extensions` lists the agreed extensions' names
+ * without their parameters. `close()` without a code sends an empty close frame, which the peer reports
  * as 1005, as in browsers.
  *
  * @example Echo, in browser style
@@ -202,14 +203,14 @@ export class WebSocket extends EventTarget {
    *
    * @param url A `ws:` or `wss:` URL (`http:` and `https:` are mapped to them), without a fragment.
    * @param protocols Subprotocols to offer, in order of preference.
-   * @param options sock's connect options: the adapter, headers, CA certificates, timeouts.
+   * @param options sock's connect options: the adapter, headers, CA certificates, timeouts, deflate.
    * @throws {DOMException} `SyntaxError` for an invalid URL or subprotocol list.
    */
   constructor(url: string | URL, protocols?: string | string[], options: ConnectOptions = {}) {
     super();
     this.#url = parseUrl(url);
     const offered = parseProtocols(protocols) ?? options.protocols;
-    connect(this.#url, { ...options, protocols: offered }).then(
+    connect(this.#url, { deflate: true, ...options, protocols: offered }).then(
       (connection) => this.#opened(connection),
       (error) => this.#failedToOpen(error),
     );
@@ -247,9 +248,9 @@ export class WebSocket extends EventTarget {
     return this.#connection?.protocol ?? "";
   }
 
-  /** The extensions the server chose: always empty, as none are offered. */
+  /** The extensions the server agreed to, by name; empty before the connection opens and when none. */
   get extensions(): string {
-    return "";
+    return this.#connection?.extensions ?? "";
   }
 
   /** How binary messages are delivered: `"blob"` (the default) or `"arraybuffer"`. Other values are ignored. */

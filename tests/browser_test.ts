@@ -18,6 +18,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { connect } from "../src/client.ts";
 import type { Connection } from "../src/connection.ts";
+import { Sock } from "../src/server.ts";
 import { chatApp } from "../examples/chat/app.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -29,8 +30,40 @@ async function chatServer() {
   const errors: unknown[] = [];
   const app = chatApp((error) => errors.push(error));
   const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
-  return { port, errors, close: () => app.close(2000) };
+  return { app, port, errors, close: () => app.close(2000) };
 }
+
+/** An echo server with permessage-deflate; `extensions` lists what each connection agreed to. */
+async function deflateEcho() {
+  const app = new Sock({ deflate: true, maxMessageSize: 4 << 20 });
+  const extensions: string[] = [];
+  app.route("/echo", async (ws) => {
+    extensions.push(ws.extensions);
+    for await (const message of ws) await ws.send(message);
+  });
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  return { port, extensions, close: () => app.close(2000) };
+}
+
+/** Page script: sends 1 MB of JSON as text and as bytes, and a small message, to the echo server. */
+const exchangeLargeMessages = (port: number) =>
+  `(async () => {
+    const ws = new WebSocket("ws://127.0.0.1:${port}/echo");
+    ws.binaryType = "arraybuffer";
+    await new Promise((resolve, reject) => (ws.onopen = resolve, ws.onerror = () => reject(new Error("no connection"))));
+    let text = "";
+    for (let i = 0; text.length < 1000000; i++) text += JSON.stringify({ i, user: "user" + (i % 50), ok: i % 3 === 0 }) + "\\n";
+    const bytes = new TextEncoder().encode(text);
+    const echoed = [];
+    for (const message of [text, bytes, text.slice(0, 3000)]) {
+      const back = await new Promise((resolve) => (ws.onmessage = (event) => resolve(event.data), ws.send(message)));
+      echoed.push(typeof message === "string"
+        ? back === message
+        : back.byteLength === bytes.length && new Uint8Array(back).every((b, i) => b === bytes[i]));
+    }
+    ws.close();
+    return { extensions: ws.extensions, echoed };
+  })()`;
 
 // ---- A child process on either runtime ----
 
@@ -167,12 +200,12 @@ class Cdp {
     }
   }
 
-  /** Evaluates an expression in a page and returns its value. */
+  /** Evaluates an expression in a page and returns its value (a promise's, once settled). */
   async evaluate(sessionId: string, expression: string): Promise<unknown> {
     const { result, exceptionDetails } = await this.call<{
       result: { value?: unknown };
       exceptionDetails?: { text: string; exception?: { description?: string } };
-    }>("Runtime.evaluate", { expression, returnByValue: true }, sessionId);
+    }>("Runtime.evaluate", { expression, returnByValue: true, awaitPromise: true }, sessionId);
     if (exceptionDetails) {
       throw new CdpError(exceptionDetails.exception?.description ?? exceptionDetails.text);
     }
@@ -323,6 +356,26 @@ if (!existsSync(CHROMIUM)) {
         log.some((line) => line.endsWith("3 online")),
         `the sock client joined tab 2's room: ${JSON.stringify(log)}`,
       );
+
+      // Chromium offers permessage-deflate: the chat server accepts it, and so does an echo server
+      // that large compressible messages cross both ways.
+      const tabConnections = [...server.app.connections].filter((ws) =>
+        ws.request?.headers.get("user-agent")?.includes("Chrome")
+      );
+      assert.deepEqual(tabConnections.map((ws) => ws.extensions), [
+        "permessage-deflate",
+        "permessage-deflate",
+      ]);
+      const echo = await deflateEcho();
+      try {
+        assert.deepEqual(await browser.evaluate(tabs[0], exchangeLargeMessages(echo.port)), {
+          extensions: "permessage-deflate",
+          echoed: [true, true, true],
+        });
+        assert.equal(echo.extensions.join(), "permessage-deflate");
+      } finally {
+        await echo.close();
+      }
 
       const screenshot = process.env.SOCK_BROWSER_SCREENSHOT;
       if (screenshot) {

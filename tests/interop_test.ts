@@ -18,13 +18,12 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
 import { connect } from "../src/client.ts";
 import { type Connection, ConnectionClosed, type Message } from "../src/connection.ts";
 import { Sock, type SockOptions } from "../src/server.ts";
 import type { ClosedEvent } from "../src/core/protocol.ts";
 import { within } from "./_helpers.ts";
+import { loadWs, type WsModule, type WsSocket } from "./_ws.ts";
 
 const RUNTIME = "Bun" in globalThis ? "Bun" : "Deno";
 const HOST = "127.0.0.1";
@@ -241,45 +240,6 @@ function webPeer(socket: WebSocket, echo: boolean): Peer {
 /** Whether this runtime's built-in client can drop a connection without a close frame. */
 const BUILTIN_CAN_TERMINATE =
   typeof (WebSocket.prototype as { terminate?: unknown }).terminate === "function";
-
-// The parts of npm `ws` used here, declared locally.
-interface WsSocket {
-  on(event: string, listener: (...args: never[]) => void): unknown;
-  once(event: string, listener: (...args: never[]) => void): unknown;
-  send(data: string | Uint8Array, options?: { binary?: boolean; fin?: boolean }): void;
-  ping(): void;
-  close(code?: number, reason?: string): void;
-  terminate(): void;
-}
-
-interface WsServer {
-  on(event: string, listener: (...args: never[]) => void): unknown;
-  once(event: string, listener: (...args: never[]) => void): unknown;
-  address(): { port: number };
-  readonly clients: Set<WsSocket>;
-  close(callback?: (error?: Error) => void): void;
-}
-
-interface WsModule {
-  WebSocket: new (url: string) => WsSocket;
-  WebSocketServer: new (options: { port: number; host: string }) => WsServer;
-}
-
-/**
- * Loads npm `ws` from tools/dev. Under Bun, `require("ws")` answers with Bun's built-in
- * re-implementation (backed by Bun's own WebSocket), so the package's entry file is loaded by path.
- */
-function loadWs(): { ws: WsModule; version: string; path: string } | { error: string } {
-  try {
-    const require = createRequire(new URL("../tools/dev/package.json", import.meta.url));
-    const manifest = require.resolve("ws/package.json");
-    const { version } = require(manifest) as { version: string };
-    const path = join(dirname(manifest), "index.js");
-    return { ws: require(path) as WsModule, version, path };
-  } catch (error) {
-    return { error: String(error) };
-  }
-}
 
 const WS = loadWs();
 const WS_NAME = "ws" in WS ? `npm ws ${WS.version}` : "npm ws";

@@ -1,39 +1,50 @@
 /**
  * Bun's built-in WebSocket server (`Bun.serve` with `websocket`) as an echo
- * server, for comparison with examples/echo_server.ts: every message comes back
- * with its type, on any path.
+ * server, for comparison with bench/servers/sock.ts: every message comes back
+ * with its type, on any path. In broadcast mode every message received goes to
+ * every open connection, sender included, through `server.publish` on one
+ * topic all connections subscribe to.
  *
- *   bun bench/servers/bun_builtin.ts --port 9001 [--host 127.0.0.1]
+ *   bun bench/servers/bun_builtin.ts --port 9001 [--host 127.0.0.1] [--mode echo|broadcast]
  *
- * Prints `listening on ws://HOST:PORT` once ready.
+ * Prints `listening on ws://HOST:PORT` once ready; SIGUSR2 runs a full GC (see
+ * gc.ts).
  *
  * @module
  */
 
+import { option } from "../../examples/args.ts";
+import { collectOnSignal } from "./gc.ts";
+
+collectOnSignal();
+
 /** The parts of Bun's API used here, declared locally instead of depending on bun-types. */
 interface BunServerWebSocket {
   send(data: string | Uint8Array): number;
+  subscribe(topic: string): void;
+}
+
+interface BunServer {
+  port: number;
+  upgrade(request: Request): boolean;
+  publish(topic: string, data: string | Uint8Array): number;
 }
 
 interface BunApi {
   serve(options: {
     hostname: string;
     port: number;
-    fetch(request: Request, server: { upgrade(request: Request): boolean }): Response | undefined;
+    fetch(request: Request, server: BunServer): Response | undefined;
     websocket: {
       maxPayloadLength: number;
+      open(ws: BunServerWebSocket): void;
       message(ws: BunServerWebSocket, message: string | Uint8Array): void;
     };
-  }): { hostname: string; port: number };
+  }): BunServer;
 }
 
 const Bun = (globalThis as unknown as { Bun: BunApi }).Bun;
-const args = (globalThis as unknown as { process: { argv: string[] } }).process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const at = args.indexOf(`--${name}`);
-  return at >= 0 && at + 1 < args.length ? args[at + 1] : fallback;
-};
-
+const broadcast = option("mode", "echo") === "broadcast";
 const host = option("host", "127.0.0.1");
 const server = Bun.serve({
   hostname: host,
@@ -43,10 +54,14 @@ const server = Bun.serve({
     return new Response("websocket only", { status: 426 });
   },
   websocket: {
-    // As examples/echo_server.ts allows.
+    // As bench/servers/sock.ts allows.
     maxPayloadLength: 64 * 1024 * 1024,
+    open(ws) {
+      if (broadcast) ws.subscribe("all");
+    },
     message(ws, message) {
-      ws.send(message);
+      if (broadcast) server.publish("all", message);
+      else ws.send(message);
     },
   },
 });

@@ -17,6 +17,7 @@ import { page } from "./page.ts";
 export function chatApp(onError: (error: unknown) => void): Sock {
   const app = new Sock({
     maxMessageSize: 64 * 1024,
+    deflate: true,
     fallback: (request) =>
       request.path === "/"
         ? { headers: { "Content-Type": "text/html; charset=utf-8" }, body: page }

@@ -7,9 +7,14 @@
 
 import type { Adapter, Endpoint, Listener, NetAddress, Transport } from "../transport.ts";
 
+/** The read buffer of a connection receiving little: all an idle connection holds. */
+const SMALL_READ_SIZE = 4096;
+/** The read buffer once reads fill the small one: bulk data is read in large pieces. */
 const READ_SIZE = 65536;
 /** Reads smaller than this are copied out, so the read buffer is reused. */
 const COPY_BELOW = 4096;
+/** How long accepting pauses after an unexpected accept error, in ms. */
+const ACCEPT_RETRY_MS = 100;
 
 function address(addr: Deno.Addr | undefined): NetAddress | undefined {
   return addr && "hostname" in addr ? { hostname: addr.hostname, port: addr.port } : undefined;
@@ -17,7 +22,7 @@ function address(addr: Deno.Addr | undefined): NetAddress | undefined {
 
 class DenoTransport implements Transport {
   #conn: Deno.Conn;
-  #buffer = new Uint8Array(READ_SIZE);
+  #buffer = new Uint8Array(SMALL_READ_SIZE);
   #closed = false;
   readonly remoteAddress: NetAddress | undefined;
   readonly localAddress: NetAddress | undefined;
@@ -37,10 +42,15 @@ class DenoTransport implements Transport {
       return null;
     }
     if (n === null) return null;
-    if (n < COPY_BELOW) return this.#buffer.slice(0, n);
-    // Hand this buffer over and read into a fresh one next time.
+    if (n < COPY_BELOW) {
+      const bytes = this.#buffer.slice(0, n);
+      // Little is arriving: back to the small buffer.
+      if (this.#buffer.length > SMALL_READ_SIZE) this.#buffer = new Uint8Array(SMALL_READ_SIZE);
+      return bytes;
+    }
+    // Hand this buffer over and read into a fresh one next time, a large one once reads fill it.
     const bytes = this.#buffer.subarray(0, n);
-    this.#buffer = new Uint8Array(READ_SIZE);
+    this.#buffer = new Uint8Array(n === this.#buffer.length ? READ_SIZE : this.#buffer.length);
     return bytes;
   }
 
@@ -87,16 +97,31 @@ export const denoAdapter: Adapter = {
     const listener = tls && typeof tls === "object" && "cert" in tls
       ? Deno.listenTls({ hostname, port, cert: tls.cert, key: tls.key })
       : Deno.listen({ hostname, port });
+    let closed = false;
     (async () => {
-      try {
-        for await (const conn of listener) onConnection(new DenoTransport(conn));
-      } catch {
-        // The listener was closed.
+      while (!closed) {
+        let conn: Deno.Conn;
+        try {
+          conn = await listener.accept();
+        } catch (error) {
+          if (closed || error instanceof Deno.errors.BadResource) return;
+          // A client that reset its connection before it was accepted fails this accept only
+          // (ENOTCONN, ECONNABORTED); anything else, such as running out of file descriptors,
+          // pauses accepting briefly rather than spinning.
+          if (
+            !(error instanceof Deno.errors.NotConnected || error instanceof Deno.errors.ConnectionAborted)
+          ) {
+            await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
+          }
+          continue;
+        }
+        onConnection(new DenoTransport(conn));
       }
     })();
     return Promise.resolve({
       address: address(listener.addr)!,
       close() {
+        closed = true;
         try {
           listener.close();
         } catch {

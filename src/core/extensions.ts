@@ -44,9 +44,15 @@ export interface Extension {
    * @param data The piece; must not be modified, and is only valid during the call: copy what must be kept.
    * @param first Whether this is the message's first frame.
    * @param final Whether this is its last frame.
+   * @param compress `false` when the application asked to send this message uncompressed (the `compress` send option); read on the first frame.
    * @returns The bytes to send (owned by the caller) and, for the first frame, the RSV bits to set.
    */
-  encode(data: Uint8Array, first: boolean, final: boolean): { data: Uint8Array; rsv: number };
+  encode(
+    data: Uint8Array,
+    first: boolean,
+    final: boolean,
+    compress: boolean,
+  ): { data: Uint8Array; rsv: number };
 }
 
 /** The server side of an extension: picks an offer and makes the extension. */

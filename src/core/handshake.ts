@@ -183,6 +183,12 @@ function checkUpgrade(request: UpgradeRequest): void {
   if (!connection.some((token) => token.toLowerCase() === "upgrade")) {
     throw status(400, "Connection: upgrade is required");
   }
+  // Bytes after the head are frames: a body would be read as frames here, and a proxy could
+  // read frames as a body. Refused, as python-websockets does.
+  const lengths = headers.getAll("content-length");
+  if (headers.has("transfer-encoding") || lengths.some((value) => value !== "0")) {
+    throw status(400, "an upgrade request cannot have a body");
+  }
   const hosts = headers.getAll("host");
   if (hosts.length !== 1 || hosts[0] === "") throw status(400, "exactly one Host header is required");
   const versions = headers.getAll("sec-websocket-version");

@@ -110,3 +110,10 @@ export {
   type RejectedEvent,
 } from "./client_protocol.ts";
 export { decodeUtf8, encodeUtf8, Utf8StreamDecoder } from "./utf8.ts";
+export { Deflater, type DeflaterOptions } from "./deflate/deflate.ts";
+export { Inflater } from "./deflate/inflate.ts";
+export {
+  PerMessageDeflateClient,
+  type PerMessageDeflateOptions,
+  PerMessageDeflateServer,
+} from "./deflate/permessage_deflate.ts";

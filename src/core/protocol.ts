@@ -164,6 +164,12 @@ export interface ReceiveOptions {
 export interface SendOptions {
   /** `false` sends a piece of a message; more pieces follow, the last with `fin: true`. Default `true`. */
   fin?: boolean;
+  /**
+   * `false` sends the message uncompressed even with permessage-deflate in
+   * effect (read on a message's first piece). Default `true`; messages under
+   * the extension's threshold go uncompressed anyway.
+   */
+  compress?: boolean;
 }
 
 const enum Message {
@@ -365,11 +371,11 @@ export class Protocol<SideEvent = never> implements FrameSink {
         out[i] = c;
       }
       if (bits < 0x80) {
-        this.#sendData(Message.Text, out.subarray(0, n), options?.fin ?? true);
+        this.#sendData(Message.Text, out.subarray(0, n), options);
         return;
       }
     }
-    this.#sendData(Message.Text, encodeUtf8(text), options?.fin ?? true);
+    this.#sendData(Message.Text, encodeUtf8(text), options);
   }
 
   /**
@@ -382,7 +388,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
    * @throws {TypeError} When the connection is not OPEN or a text message is in progress.
    */
   sendBinary(data: Uint8Array, options?: SendOptions): void {
-    this.#sendData(Message.Binary, data, options?.fin ?? true);
+    this.#sendData(Message.Binary, data, options);
   }
 
   /**
@@ -700,8 +706,9 @@ export class Protocol<SideEvent = never> implements FrameSink {
     }
   }
 
-  #sendData(kind: Message, payload: Uint8Array, fin: boolean): void {
+  #sendData(kind: Message, payload: Uint8Array, options: SendOptions | undefined): void {
     this.#checkCanSend();
+    const fin = options?.fin ?? true;
     const first = this.#sending === Message.None;
     if (!first && this.#sending !== kind) {
       throw new TypeError("cannot mix text and binary pieces in one message");
@@ -709,7 +716,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
     let rsv = 0;
     let data = payload;
     for (const extension of this.#extensions) {
-      const encoded = extension.encode(data, first, fin);
+      const encoded = extension.encode(data, first, fin, options?.compress ?? true);
       data = encoded.data;
       if (first) rsv |= encoded.rsv;
     }

@@ -1,0 +1,189 @@
+/**
+ * permessage-deflate engine benchmark: sock's own DEFLATE (src/core/deflate/)
+ * against `node:zlib`'s raw deflate on the same runtime, side by side in one
+ * run, on a JSON corpus the bench generates (chat-like records: repeated keys,
+ * numbers, short strings).
+ *
+ * Two workloads, for window bits 15 and 10:
+ * - stream: the whole corpus (4 MiB) compressed and decompressed in one call;
+ * - messages: the corpus as 2 KiB messages, each compressed and decompressed
+ *   on its own (no context takeover), as a chatty server does.
+ *
+ * Prints MB/s of input for compression and of output for decompression,
+ * and the compression ratio (input / output), then one JSON line.
+ *
+ * Usage: deno run bench/deflate.ts [seconds-per-cell]   or   bun bench/deflate.ts
+ *
+ * @module
+ */
+
+import zlib from "node:zlib";
+import { Deflater, Inflater } from "../mod.ts";
+
+const CORPUS_BYTES = 4 << 20;
+const MESSAGE_BYTES = 2048;
+const seconds = Number((globalThis as { Deno?: { args: string[] } }).Deno?.args[0] ?? 1);
+
+/** Chat-like JSON records, deterministic. */
+function corpus(size: number): Uint8Array {
+  let state = 42;
+  const random = () => (state = (state * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+  const words = [
+    "hello",
+    "world",
+    "ok",
+    "ping",
+    "the",
+    "sock",
+    "deflate",
+    "message",
+    "room",
+    "typing",
+    "seen",
+  ];
+  let text = "";
+  for (let id = 0; text.length < size; id++) {
+    const says = Array.from(
+      { length: 1 + Math.floor(random() * 8) },
+      () => words[Math.floor(random() * words.length)],
+    );
+    text += JSON.stringify({
+      type: "message",
+      id,
+      room: `room-${Math.floor(random() * 20)}`,
+      user: { name: `user${Math.floor(random() * 500)}`, online: random() > 0.3 },
+      text: says.join(" "),
+      at: 1_700_000_000_000 + id * 137,
+      score: Math.round(random() * 10000) / 100,
+    }) + "\n";
+  }
+  return new TextEncoder().encode(text.slice(0, size));
+}
+
+/** Runs `work` (which handles `bytes` bytes) repeatedly for about `seconds`; returns MB/s. */
+function rate(bytes: number, work: () => void): number {
+  work(); // Warm up.
+  let runs = 0;
+  const start = performance.now();
+  let elapsed = 0;
+  do {
+    work();
+    runs++;
+    elapsed = performance.now() - start;
+  } while (elapsed < seconds * 1000);
+  return (bytes * runs) / 1e6 / (elapsed / 1000);
+}
+
+const data = corpus(CORPUS_BYTES);
+const messages: Uint8Array[] = [];
+for (let at = 0; at < data.length; at += MESSAGE_BYTES) messages.push(data.subarray(at, at + MESSAGE_BYTES));
+
+interface Cell {
+  compressMBps: number;
+  decompressMBps: number;
+  ratio: number;
+}
+
+function sockStream(windowBits: number): Cell {
+  const compress = () => new Deflater({ windowBits }).write(data, true);
+  const compressed = compress();
+  const check = new Inflater(windowBits).write(compressed);
+  if (check.length !== data.length) throw new Error("sock round trip failed");
+  return {
+    compressMBps: rate(data.length, compress),
+    decompressMBps: rate(data.length, () => new Inflater(windowBits).write(compressed)),
+    ratio: data.length / compressed.length,
+  };
+}
+
+function zlibStream(windowBits: number): Cell {
+  const options = { windowBits, level: 6, memLevel: 8 };
+  const compress = () => zlib.deflateRawSync(data, options);
+  const compressed = compress();
+  return {
+    compressMBps: rate(data.length, compress),
+    decompressMBps: rate(data.length, () => zlib.inflateRawSync(compressed, { windowBits })),
+    ratio: data.length / compressed.length,
+  };
+}
+
+function sockMessages(windowBits: number): Cell {
+  const deflater = new Deflater({ windowBits });
+  const inflater = new Inflater(windowBits);
+  const compressAll = () =>
+    messages.map((message) => {
+      const out = deflater.write(message, true);
+      deflater.reset();
+      return out;
+    });
+  const compressed = compressAll();
+  const size = compressed.reduce((n, c) => n + c.length - 4, 0); // Less the 4 bytes permessage-deflate strips.
+  return {
+    compressMBps: rate(data.length, compressAll),
+    decompressMBps: rate(data.length, () => {
+      for (const message of compressed) {
+        inflater.write(message);
+        inflater.reset();
+      }
+    }),
+    ratio: data.length / size,
+  };
+}
+
+function zlibMessages(windowBits: number): Cell {
+  const options = { windowBits, level: 6, memLevel: 8, finishFlush: zlib.constants.Z_SYNC_FLUSH };
+  const compressAll = () =>
+    messages.map((message) =>
+      zlib.deflateRawSync(message, { ...options, flush: zlib.constants.Z_SYNC_FLUSH })
+    );
+  const compressed = compressAll();
+  const size = compressed.reduce((n, c) => n + c.length - 4, 0);
+  return {
+    compressMBps: rate(data.length, compressAll),
+    decompressMBps: rate(data.length, () => {
+      for (const message of compressed) zlib.inflateRawSync(message, options);
+    }),
+    ratio: data.length / size,
+  };
+}
+
+const runtime = "Bun" in globalThis
+  ? `Bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`
+  : `Deno ${Deno.version.deno}`;
+console.log(
+  `permessage-deflate engine on ${runtime}: ${CORPUS_BYTES >> 20} MiB JSON corpus, ${seconds} s per cell`,
+);
+console.log(
+  `${"workload".padEnd(22)} ${"impl".padEnd(6)} ${"compress MB/s".padStart(14)} ${
+    "inflate MB/s".padStart(13)
+  } ${"ratio".padStart(7)}`,
+);
+const results: Record<string, Cell> = {};
+for (const windowBits of [15, 10]) {
+  for (
+    const [workload, sock, reference] of [
+      ["stream", sockStream, zlibStream],
+      [`${MESSAGE_BYTES} B messages`, sockMessages, zlibMessages],
+    ] as const
+  ) {
+    const label = `${workload}, ${windowBits} bits`;
+    const cells = { sock: sock(windowBits), zlib: reference(windowBits) };
+    for (const [impl, cell] of Object.entries(cells)) {
+      results[`${label}, ${impl}`] = cell;
+      console.log(
+        `${label.padEnd(22)} ${impl.padEnd(6)} ${cell.compressMBps.toFixed(1).padStart(14)} ${
+          cell.decompressMBps.toFixed(1).padStart(13)
+        } ${cell.ratio.toFixed(2).padStart(7)}`,
+      );
+    }
+    const { sock: s, zlib: z } = cells;
+    console.log(
+      `${"".padEnd(22)} ${"sock/zlib".padEnd(6)} ${
+        (s.compressMBps / z.compressMBps).toFixed(2).padStart(13)
+      }× ${(s.decompressMBps / z.decompressMBps).toFixed(2).padStart(12)}× ${
+        ((s.ratio / z.ratio) * 100).toFixed(1).padStart(6)
+      }%`,
+    );
+  }
+}
+console.log(`BENCH_JSON ${JSON.stringify({ runtime, results })}`);
