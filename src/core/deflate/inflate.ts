@@ -38,14 +38,39 @@ const DIST_TABLE_SIZE = (1 << DIST_ROOT) + 32 * (1 << (15 - DIST_ROOT));
 
 /**
  * Lookup tables for one Huffman code, indexed by the next bits of input
- * (least significant first). An entry is `symbol << 4 | length` for a code, or
- * `offset << 8 | subtableBits << 4` (length 0) linking to a subtable for the
- * bits past the root; 0 marks bits no code starts with.
+ * (least significant first). An entry holds what decoding needs at once:
+ * bits 0–3 the code's length; bits 4–7 the extra bits that follow; bits 8–9
+ * the kind ({@linkcode LITERAL}, {@linkcode MATCH}, {@linkcode END}); bits
+ * 10 and up the value (the literal byte, or the base length or distance).
+ * An entry of length 0 links to a subtable for the bits past the root, with
+ * its offset as the value and its bits as the extra bits; 0 marks bits no code
+ * starts with.
  */
 interface Table {
   entries: Int32Array;
   root: number;
 }
+
+const LITERAL = 0 << 8, MATCH = 1 << 8, END = 2 << 8, INVALID = 3 << 8;
+
+/** What each literal/length symbol decodes to, as entries without a length. */
+const LITLEN_INFO = new Int32Array(288).map((_, symbol) =>
+  symbol < 256
+    ? (symbol << 10) | LITERAL
+    : symbol === END_OF_BLOCK
+    ? END
+    : symbol < 286
+    ? (LENGTH_BASE[symbol - 257] << 10) | (LENGTH_EXTRA[symbol - 257] << 4) | MATCH
+    : INVALID
+);
+
+/** What each distance symbol decodes to. */
+const DIST_INFO = new Int32Array(32).map((_, symbol) =>
+  symbol < 30 ? (DIST_BASE[symbol] << 10) | (DIST_EXTRA[symbol] << 4) | MATCH : INVALID
+);
+
+/** Code length symbols decode to themselves. */
+const CODE_LENGTH_INFO = new Int32Array(19).map((_, symbol) => (symbol << 10) | LITERAL);
 
 const lengthCounts = new Uint16Array(16);
 const nextCode = new Uint16Array(16);
@@ -58,6 +83,7 @@ function buildTable(
   lengths: Uint8Array,
   start: number,
   count: number,
+  info: Int32Array,
   table: Table,
   rootLimit: number,
 ): void {
@@ -88,7 +114,7 @@ function buildTable(
     const length = lengths[start + symbol];
     if (length === 0) continue;
     const reversed = reverseBits(nextCode[length]++, length);
-    const entry = (symbol << 4) | length;
+    const entry = info[symbol] | length;
     if (length <= root) {
       for (let i = reversed; i < rootSize; i += 1 << length) entries[i] = entry;
       continue;
@@ -96,12 +122,12 @@ function buildTable(
     const low = reversed & (rootSize - 1);
     let link = entries[low];
     if (link === 0) {
-      link = (free << 8) | (subBits << 4);
+      link = (free << 10) | (subBits << 4);
       entries[low] = link;
       entries.fill(0, free, free + (1 << subBits));
       free += 1 << subBits;
     }
-    const base = link >>> 8;
+    const base = link >>> 10;
     for (let i = reversed >>> root; i < 1 << subBits; i += 1 << (length - root)) entries[base + i] = entry;
   }
 }
@@ -119,14 +145,14 @@ function corrupt(why: string): ProtocolError {
   return new ProtocolError(`invalid compressed data: ${why}`, CloseCode.InvalidPayloadData);
 }
 
-function fixedTable(lengths: Uint8Array, size: number, root: number): Table {
-  const table = { entries: new Int32Array(size), root: 0 };
-  buildTable(lengths, 0, lengths.length, table, root);
+function fixedTable(lengths: Uint8Array, info: Int32Array, root: number): Table {
+  const table = { entries: new Int32Array(1 << root), root: 0 };
+  buildTable(lengths, 0, lengths.length, info, table, root);
   return table;
 }
 
-const FIXED_LIT = fixedTable(FIXED_LITLEN_LENGTHS, 1 << 9, 9);
-const FIXED_DIST = fixedTable(FIXED_DIST_LENGTHS, 1 << 5, 5);
+const FIXED_LIT = fixedTable(FIXED_LITLEN_LENGTHS, LITLEN_INFO, 9);
+const FIXED_DIST = fixedTable(FIXED_DIST_LENGTHS, DIST_INFO, 5);
 
 /**
  * The tables of the dynamic block being decoded, shared by every inflater:
@@ -378,7 +404,7 @@ export class Inflater {
     }
     this.#bits >>>= length;
     this.#bitCount -= length;
-    return entry >>> 4;
+    return entry >>> 10;
   }
 
   /** Reads a block header and, for a dynamic block, its code; `false` when the input ran out first. */
@@ -428,7 +454,7 @@ export class Inflater {
     lengths.fill(0, 0, 19);
     for (let i = 0; i < codeLengthCount; i++) lengths[CODE_LENGTH_ORDER[i]] = this.#take(3);
     // Decoding is synchronous and a header is decoded whole or started again, so nobody else uses this table meanwhile.
-    buildTable(lengths, 0, 19, shared.codeLengths, 7);
+    buildTable(lengths, 0, 19, CODE_LENGTH_INFO, shared.codeLengths, 7);
     const total = litCount + distCount;
     for (let i = 0; i < total;) {
       const symbol = this.#symbol(shared.codeLengths);
@@ -457,8 +483,8 @@ export class Inflater {
   }
 
   #buildShared(): void {
-    buildTable(this.#lengths, 0, this.#litCount, shared.lit, LIT_ROOT);
-    buildTable(this.#lengths, this.#litCount, this.#distCount, shared.dist, DIST_ROOT);
+    buildTable(this.#lengths, 0, this.#litCount, LITLEN_INFO, shared.lit, LIT_ROOT);
+    buildTable(this.#lengths, this.#litCount, this.#distCount, DIST_INFO, shared.dist, DIST_ROOT);
     shared.owner = this;
     this.#lit = shared.lit;
     this.#dist = shared.dist;
@@ -513,27 +539,35 @@ export class Inflater {
       }
       let entry = lit[bits & litMask];
       if ((entry & 15) === 0 && entry !== 0) {
-        entry = lit[(entry >>> 8) + ((bits >> litRoot) & ((1 << ((entry >>> 4) & 15)) - 1))];
+        entry = lit[(entry >>> 10) + ((bits >> litRoot) & ((1 << ((entry >>> 4) & 15)) - 1))];
       }
       if (entry === 0) {
         if (count >= 15) throw corrupt("invalid literal/length code");
         break;
       }
-      let length = entry & 15;
-      if (length > count) break;
-      bits >>= length;
-      count -= length;
-      const symbol = entry >>> 4;
-      if (symbol < 256) {
+      const codeLength = entry & 15;
+      if (codeLength > count) break;
+      bits >>= codeLength;
+      count -= codeLength;
+      const kind = entry & 0x300;
+      if (kind === LITERAL) {
         if (pos >= room) {
           this.#outLength = pos;
           out = this.#grow(1, limit);
           room = Math.min(out.length, limit);
         }
-        out[pos++] = symbol;
+        out[pos++] = entry >>> 10;
+        // Literals come in runs: take the next one too while its code is already buffered.
+        entry = lit[bits & litMask];
+        if ((entry & 0x30f) > 0 && (entry & 0x300) === LITERAL && (entry & 15) <= count && pos < room) {
+          bits >>= entry & 15;
+          count -= entry & 15;
+          out[pos++] = entry >>> 10;
+        }
         continue;
       }
-      if (symbol === END_OF_BLOCK) {
+      if (kind !== MATCH) {
+        if (kind === INVALID) throw corrupt("invalid length symbol");
         this.#mode = this.#final ? Mode.Done : Mode.Header;
         this.#outLength = pos;
         this.#at = at;
@@ -541,11 +575,9 @@ export class Inflater {
         this.#bitCount = count;
         return true;
       }
-      const index = symbol - 257;
-      if (index >= 29) throw corrupt("invalid length symbol");
-      const lengthExtra = LENGTH_EXTRA[index];
+      const lengthExtra = (entry >>> 4) & 15;
       if (lengthExtra > count) break;
-      length = LENGTH_BASE[index] + (bits & ((1 << lengthExtra) - 1));
+      const length = (entry >>> 10) + (bits & ((1 << lengthExtra) - 1));
       bits >>= lengthExtra;
       count -= lengthExtra;
       while (count <= 23 && at < end) {
@@ -554,7 +586,7 @@ export class Inflater {
       }
       entry = dist[bits & distMask];
       if ((entry & 15) === 0 && entry !== 0) {
-        entry = dist[(entry >>> 8) + ((bits >> distRoot) & ((1 << ((entry >>> 4) & 15)) - 1))];
+        entry = dist[(entry >>> 10) + ((bits >> distRoot) & ((1 << ((entry >>> 4) & 15)) - 1))];
       }
       if (entry === 0) {
         if (count >= 15) throw corrupt("invalid distance code");
@@ -564,9 +596,8 @@ export class Inflater {
       if (distLength > count) break;
       bits >>= distLength;
       count -= distLength;
-      const distSymbol = entry >>> 4;
-      if (distSymbol >= 30) throw corrupt("invalid distance symbol");
-      const distExtra = DIST_EXTRA[distSymbol];
+      if ((entry & 0x300) === INVALID) throw corrupt("invalid distance symbol");
+      const distExtra = (entry >>> 4) & 15;
       if (distExtra > count) {
         while (count <= 23 && at < end) {
           bits |= input[at++] << count;
@@ -574,7 +605,7 @@ export class Inflater {
         }
         if (distExtra > count) break;
       }
-      const distance = DIST_BASE[distSymbol] + (bits & ((1 << distExtra) - 1));
+      const distance = (entry >>> 10) + (bits & ((1 << distExtra) - 1));
       bits >>= distExtra;
       count -= distExtra;
       if (distance > pos || distance > window) throw corrupt("distance too far back");
