@@ -15,6 +15,7 @@ import type { Connection, Message } from "../src/connection.ts";
 import { Sock } from "../src/server.ts";
 import type { PerMessageDeflateOptions } from "../src/core/deflate/permessage_deflate.ts";
 import { within } from "./_helpers.ts";
+import { spawnScript } from "./_hardening.ts";
 import { loadWs, type WsDeflateOptions, type WsModule, type WsSocket } from "./_ws.ts";
 
 const HOST = "127.0.0.1";
@@ -249,6 +250,22 @@ if ("Bun" in globalThis) {
       await connection.close(1000);
     } finally {
       await server.shutdown();
+    }
+  });
+}
+
+for (const deflate of [true, false]) {
+  const args = deflate ? ["--port", "0", "--deflate"] : ["--port", "0"];
+  test(`examples/echo_server.ts ${args.join(" ")} ${deflate ? "accepts" : "declines"} permessage-deflate`, async () => {
+    const child = spawnScript("../examples/echo_server.ts", args);
+    try {
+      const [, url] = await child.line(/^listening on (ws:\/\/\S+)$/, 10_000);
+      const connection = await echoThrough(`${url}/`);
+      assert.equal(connection.extensions, deflate ? "permessage-deflate" : "");
+      await connection.close(1000);
+    } finally {
+      child.kill();
+      await child.exited;
     }
   });
 }
