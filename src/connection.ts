@@ -104,6 +104,15 @@ const LINGER_QUIET = 100;
 /** …or after this long at most (ms). */
 const LINGER_MAX = 2000;
 
+/**
+ * Resolves once the microtasks queued so far have run: handlers that answer
+ * the messages of one read do so in microtasks, and their sends go out in one write.
+ */
+const nextTurn = (): Promise<void> =>
+  new Promise((resolve) =>
+    typeof setImmediate === "function" ? setImmediate(resolve) : setTimeout(resolve, 0)
+  );
+
 const NORMAL = new Set<number>([CloseCode.Normal, CloseCode.GoingAway, CloseCode.NoStatusReceived]);
 
 /**
@@ -437,18 +446,17 @@ export class Connection implements AsyncIterable<Message> {
   async close(code?: number, reason = ""): Promise<ClosedEvent> {
     this.#closing = true;
     this.#resumeReading?.();
+    if (!this.#closed) this.#protocol.close(code, reason);
+    // Our close frame, or the echo of the peer's, goes out first; then the peer's close is awaited.
+    // The timeout also bounds the write: a peer that does not read holds it up forever.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, this.#closeTimeout));
+    const flushed = this.#flush().catch(() => {});
+    await Promise.race([flushed.then(() => this.#whenClosed), timeout]);
+    clearTimeout(timer);
     if (!this.#closed) {
-      this.#protocol.close(code, reason);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, this.#closeTimeout));
-      // The timeout also bounds the write: a peer that does not read holds it up forever.
-      const flushed = this.#flush().catch(() => {});
-      await Promise.race([flushed.then(() => this.#whenClosed), timeout]);
-      clearTimeout(timer);
-      if (!this.#closed) {
-        this.#protocol.receiveEof();
-        this.#dispatch();
-      }
+      this.#protocol.receiveEof();
+      this.#dispatch();
     }
     this.#transport.close();
     return this.#whenClosed;
@@ -601,7 +609,7 @@ export class Connection implements AsyncIterable<Message> {
    */
   #flush(): Promise<void> {
     if (this.#pendingWrite) return this.#pendingWrite;
-    const write = this.#writing.then(() => {
+    const write = this.#writing.then(nextTurn).then(() => {
       this.#pendingWrite = undefined;
       const chunks = this.#protocol.dataToSend();
       if (chunks.length === 0) return;
