@@ -337,3 +337,17 @@ export function within<T>(promise: Promise<T>, label: string, ms = 10000): Promi
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
+
+// ---- permessage-deflate helpers (inflate, permessage-deflate tests) ----
+
+/** Chatty JSON records, the traffic permessage-deflate is for; the same text for the same size and seed. */
+export function jsonRecords(size: number, seed = 1): string {
+  let state = seed;
+  const next = () => (state = (state * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+  let text = "";
+  for (let id = 0; text.length < size; id++) {
+    text += JSON.stringify({ id, user: `user${Math.floor(next() * 50)}`, score: next(), tags: ["a", "b"] }) +
+      "\n";
+  }
+  return text.slice(0, size);
+}

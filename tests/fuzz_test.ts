@@ -8,6 +8,7 @@ import {
   type ServerProtocolOptions,
 } from "../mod.ts";
 import { buildFrame, joinBytes, openClient, openServer, readFrames, sent, toHex } from "./_helpers.ts";
+import { Rng } from "./_hardening.ts";
 
 // Randomized inputs to an open ServerProtocol and ClientProtocol. The only
 // acceptable outcomes: events, or `failed` with a ProtocolError carrying 1002,
@@ -16,36 +17,6 @@ import { buildFrame, joinBytes, openClient, openServer, readFrames, sent, toHex 
 
 const SEED = 0x5eed50c;
 const FAILURE_CODES = [1002, 1007, 1009];
-
-/** mulberry32: a small, seedable PRNG. */
-class Rng {
-  #state: number;
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-  /** A float in [0, 1). */
-  next(): number {
-    let t = (this.#state = (this.#state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  /** An integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)];
-  }
-  bytes(n: number): Uint8Array {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.int(256);
-    return out;
-  }
-}
 
 type Side = "server" | "client";
 type Event = ServerEvent | ClientEvent;

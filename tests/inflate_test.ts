@@ -2,21 +2,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import zlib from "node:zlib";
 import { Inflater, ProtocolError } from "../mod.ts";
-import { joinBytes, splits } from "./_helpers.ts";
+import { joinBytes, jsonRecords, splits } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 const SYNC_TAIL = [0x00, 0x00, 0xff, 0xff];
 
-/** Chatty JSON records, the traffic permessage-deflate is for; the same for the same seed. */
+/** Chatty JSON records as bytes. */
 function json(size: number, seed = 1): Uint8Array {
-  let state = seed;
-  const next = () => (state = (state * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
-  let text = "";
-  for (let id = 0; text.length < size; id++) {
-    text += JSON.stringify({ id, user: `user${Math.floor(next() * 50)}`, score: next(), tags: ["a", "b"] }) +
-      "\n";
-  }
-  return encoder.encode(text.slice(0, size));
+  return encoder.encode(jsonRecords(size, seed));
 }
 
 function inflateAll(inflater: Inflater, chunks: readonly Uint8Array[], limit?: number): Uint8Array {

@@ -20,6 +20,7 @@ import {
   acceptResponseText,
   buildFrame,
   joinBytes,
+  jsonRecords,
   latin1Bytes,
   latin1Text,
   readFrames,
@@ -31,17 +32,7 @@ import {
 
 const encoder = new TextEncoder();
 
-/** Chatty JSON records; the same for the same seed. */
-function json(size: number, seed = 1): string {
-  let state = seed;
-  const next = () => (state = (state * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
-  let text = "";
-  for (let id = 0; text.length < size; id++) {
-    text += JSON.stringify({ id, user: `user${Math.floor(next() * 50)}`, score: next(), tags: ["a", "b"] }) +
-      "\n";
-  }
-  return text.slice(0, size);
-}
+const json = jsonRecords;
 
 // ---- Negotiation ----------------------------------------------------------
 

@@ -953,7 +953,12 @@ function slideWindow(
   }
 }
 
-function checkOption(
+/**
+ * Reads an integer option, refusing values out of range.
+ *
+ * @throws {RangeError} For a value that is not an integer from `min` to `max`.
+ */
+export function checkOption(
   name: string,
   value: number | undefined,
   fallback: number,

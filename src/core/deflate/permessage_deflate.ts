@@ -14,7 +14,7 @@ import type {
   ServerExtensionFactory,
 } from "../extensions.ts";
 import { RSV1 } from "../frame.ts";
-import { Deflater } from "./deflate.ts";
+import { checkOption, Deflater } from "./deflate.ts";
 import { Inflater } from "./inflate.ts";
 
 /** The extension's registered name. */
@@ -116,28 +116,6 @@ function windowBits(value: string | true): number | undefined {
   return typeof value === "string" && /^(?:[89]|1[0-5])$/.test(value) ? Number(value) : undefined;
 }
 
-function checkBits(name: string, value: number | undefined): number {
-  if (value === undefined) return 15;
-  if (!Number.isInteger(value) || value < 8 || value > 15) {
-    throw new RangeError(`${name} must be an integer from 8 to 15, got ${value}`);
-  }
-  return value;
-}
-
-function checkRange(
-  name: string,
-  value: number | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
-  }
-  return value;
-}
-
 /** Options checked once, shared by the factories' extensions. */
 class Settings {
   readonly serverNoContextTakeover: boolean;
@@ -151,11 +129,11 @@ class Settings {
   constructor(options: PerMessageDeflateOptions) {
     this.serverNoContextTakeover = options.serverNoContextTakeover ?? false;
     this.clientNoContextTakeover = options.clientNoContextTakeover ?? false;
-    this.serverMaxWindowBits = checkBits("serverMaxWindowBits", options.serverMaxWindowBits);
-    this.clientMaxWindowBits = checkBits("clientMaxWindowBits", options.clientMaxWindowBits);
-    this.level = checkRange("level", options.level, 6, 0, 9);
-    this.memLevel = checkRange("memLevel", options.memLevel, 8, 1, 9);
-    this.threshold = checkRange("threshold", options.threshold, 1024, 0, Number.MAX_SAFE_INTEGER);
+    this.serverMaxWindowBits = checkOption("serverMaxWindowBits", options.serverMaxWindowBits, 15, 8, 15);
+    this.clientMaxWindowBits = checkOption("clientMaxWindowBits", options.clientMaxWindowBits, 15, 8, 15);
+    this.level = checkOption("level", options.level, 6, 0, 9);
+    this.memLevel = checkOption("memLevel", options.memLevel, 8, 1, 9);
+    this.threshold = checkOption("threshold", options.threshold, 1024, 0, Number.MAX_SAFE_INTEGER);
   }
 
   extension(agreement: Agreement): PerMessageDeflate {
