@@ -179,10 +179,10 @@ const HAND_OVER_MIN = 65536;
  * the last 2^`windowBits` bytes of output as the window for back-references,
  * across pieces and across messages until {@linkcode Inflater.reset}.
  *
- * Memory: while a window is kept, a buffer of twice the window (64 KiB at
- * 15 bits) plus the largest output of one call; 320 bytes of code lengths;
- * the Huffman tables are shared by every inflater. After `reset()` it holds
- * nothing large.
+ * Memory between calls: while a window is kept, a buffer of twice the
+ * window (64 KiB at 15 bits) and 316 bytes of code lengths; the Huffman tables
+ * are shared by every inflater. During a call, room for its output, up to its
+ * limit. After `reset()` it holds nothing.
  *
  * Corrupt data throws a {@linkcode ProtocolError} with code 1007; output past
  * the limit given to `write()` throws one with code 1009 before anything
@@ -243,8 +243,8 @@ export class Inflater {
    * the point where a permessage-deflate message may end.
    */
   get atBoundary(): boolean {
-    return (this.#mode === Mode.Header || this.#mode === Mode.Done) && this.#pending.length === 0 &&
-      (this.#mode === Mode.Done || this.#bitCount < 8);
+    return this.#mode === Mode.Done ||
+      (this.#mode === Mode.Header && this.#pending.length === 0 && this.#bitCount < 8);
   }
 
   /** Bytes held in buffers: the window and room for output. 0 after {@linkcode Inflater.reset}. */
@@ -275,8 +275,11 @@ export class Inflater {
     const start = this.#outLength;
     this.#input = input;
     this.#at = 0;
-    this.#decode(start + maxOutput);
-    this.#input = EMPTY;
+    try {
+      this.#decode(start + maxOutput);
+    } finally {
+      this.#input = EMPTY;
+    }
     const end = this.#outLength;
     if (end - start < HAND_OVER_MIN) {
       const result = this.#out.slice(start, end);
