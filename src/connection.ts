@@ -69,7 +69,10 @@ export class ConnectionClosed extends Error {
 export interface ConnectionOptions {
   /** How long `close()` waits for the peer's close frame, in ms. Default 5000. */
   closeTimeout?: number;
-  /** Send a keepalive ping this often, in ms; 0 disables it. Default 20000. */
+  /**
+   * Send a keepalive ping this often, in ms; 0 disables it. Default 20000. The first goes out
+   * between three quarters of an interval and one interval after the open.
+   */
   pingInterval?: number;
   /** Drop the connection (reported as 1006) when a keepalive pong takes longer, in ms. Default 20000. */
   pongTimeout?: number;
@@ -112,6 +115,49 @@ const nextTurn = (): Promise<void> =>
   new Promise((resolve) =>
     typeof setImmediate === "function" ? setImmediate(resolve) : setTimeout(resolve, 0)
   );
+
+/**
+ * The keepalive timer of every connection with the same ping interval: one timer, which
+ * wakes four times per interval, instead of one per connection. A connection's first ping
+ * goes out three quarters to one interval after it joined, and the next ones one interval
+ * apart, so a dead peer is found within the interval plus the pong timeout.
+ */
+class Keepalive {
+  static #groups = new Map<number, Keepalive>();
+  readonly #interval: number;
+  /** Each connection's tick and when it is due next. */
+  readonly #due = new Map<() => void, number>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  private constructor(interval: number) {
+    this.#interval = interval;
+  }
+
+  static add(interval: number, tick: () => void): Keepalive {
+    let group = Keepalive.#groups.get(interval);
+    if (!group) Keepalive.#groups.set(interval, group = new Keepalive(interval));
+    group.#due.set(tick, performance.now() + interval * 3 / 4);
+    group.#timer ??= setInterval(() => group.#wake(), interval / 4);
+    return group;
+  }
+
+  delete(tick: () => void): void {
+    if (!this.#due.delete(tick) || this.#due.size > 0) return;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    Keepalive.#groups.delete(this.#interval);
+  }
+
+  #wake(): void {
+    const now = performance.now();
+    for (const [tick, due] of this.#due) {
+      if (due > now) continue;
+      // Due half a wake early, so the wake one interval from now fires it despite timer jitter.
+      this.#due.set(tick, now + this.#interval * 7 / 8);
+      tick();
+    }
+  }
+}
 
 const NORMAL = new Set<number>([CloseCode.Normal, CloseCode.GoingAway, CloseCode.NoStatusReceived]);
 
@@ -156,7 +202,8 @@ export class Connection implements AsyncIterable<Message> {
   /** Set by `close()`: keep reading to find the peer's close frame, even with a full queue. */
   #closing = false;
   #resumeReading: (() => void) | undefined;
-  #keepalive: ReturnType<typeof setInterval> | undefined;
+  #keepalive: Keepalive | undefined;
+  #keepaliveTick: (() => void) | undefined;
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
   #idleTimeout: number;
   #highWaterMark: number;
@@ -493,7 +540,7 @@ export class Connection implements AsyncIterable<Message> {
 
   #startKeepalive(interval: number, timeout: number): void {
     if (!(interval > 0)) return;
-    this.#keepalive = setInterval(() => {
+    this.#keepaliveTick = () => {
       // One keepalive ping at a time: its pong clears the timer; without one, the peer is dropped.
       if (this.#closed || this.#pongTimer !== undefined) return;
       this.#pongTimer = setTimeout(() => {
@@ -503,7 +550,8 @@ export class Connection implements AsyncIterable<Message> {
         clearTimeout(this.#pongTimer);
         this.#pongTimer = undefined;
       }, () => {});
-    }, interval);
+    };
+    this.#keepalive = Keepalive.add(interval, this.#keepaliveTick);
   }
 
   async #readLoop(): Promise<void> {
@@ -578,7 +626,7 @@ export class Connection implements AsyncIterable<Message> {
         }
         case "closed":
           this.#closed = event;
-          clearInterval(this.#keepalive);
+          this.#keepalive?.delete(this.#keepaliveTick!);
           clearTimeout(this.#pongTimer);
           clearTimeout(this.#idleTimer);
           for (const topic of this.topics) this.#hub?.unsubscribe(this, topic);

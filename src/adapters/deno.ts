@@ -8,7 +8,7 @@
 import type { Adapter, Endpoint, Listener, NetAddress, Transport } from "../transport.ts";
 
 /** The read buffer of a connection receiving little: all an idle connection holds. */
-const SMALL_READ_SIZE = 4096;
+const SMALL_READ_SIZE = 1024;
 /** The read buffer once reads fill the small one: bulk data is read in large pieces. */
 const READ_SIZE = 65536;
 /** Reads smaller than this are copied out, so the read buffer is reused. */
@@ -44,8 +44,10 @@ class DenoTransport implements Transport {
     if (n === null) return null;
     if (n < COPY_BELOW) {
       const bytes = this.#buffer.slice(0, n);
-      // Little is arriving: back to the small buffer.
-      if (this.#buffer.length > SMALL_READ_SIZE) this.#buffer = new Uint8Array(SMALL_READ_SIZE);
+      // A full small buffer means more is coming: read in large pieces. Else little is arriving:
+      // back to the small buffer.
+      if (n === this.#buffer.length) this.#buffer = new Uint8Array(READ_SIZE);
+      else if (this.#buffer.length > SMALL_READ_SIZE) this.#buffer = new Uint8Array(SMALL_READ_SIZE);
       return bytes;
     }
     // Hand this buffer over and read into a fresh one next time, a large one once reads fill it.

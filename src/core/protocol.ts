@@ -226,7 +226,8 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #binaryLength = 0;
   #scratch = EMPTY;
   #sendScratch = EMPTY;
-  #control = new Uint8Array(MAX_CONTROL_PAYLOAD);
+  /** Created on the first control frame received. */
+  #control = EMPTY;
   #controlLength = 0;
   #lastPiece: TextEvent | BinaryEvent | undefined;
 
@@ -537,6 +538,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
     if (this.#state === ReadyState.Closed) return;
     this.#frameRemaining -= bytes.length;
     if (this.#frameOpcode >= Opcode.Close) {
+      if (this.#control.length === 0) this.#control = new Uint8Array(MAX_CONTROL_PAYLOAD);
       mask(bytes, key, this.#control, this.#controlLength, phase);
       this.#controlLength += bytes.length;
     } else if (this.#messageRsv !== 0) {

@@ -107,7 +107,8 @@ export function unmaskAscii(bytes: Uint8Array, key: number, phase: number): stri
  * ```
  */
 export class Utf8StreamDecoder {
-  #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  /** Created on first use: most connections never see a text split over frames or reads. */
+  #decoder: TextDecoder | undefined;
 
   /**
    * Decodes the next piece.
@@ -118,9 +119,10 @@ export class Utf8StreamDecoder {
    */
   write(bytes: Uint8Array): string {
     try {
+      this.#decoder ??= new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
       return this.#decoder.decode(bytes, { stream: true });
     } catch (cause) {
-      this.#decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+      this.#decoder = undefined;
       throw new ProtocolError("invalid UTF-8 in text", 1007, { cause });
     }
   }
@@ -133,9 +135,9 @@ export class Utf8StreamDecoder {
    */
   end(): string {
     try {
-      return this.#decoder.decode();
+      return this.#decoder?.decode() ?? "";
     } catch (cause) {
-      this.#decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+      this.#decoder = undefined;
       throw new ProtocolError("text ends inside a UTF-8 sequence", 1007, { cause });
     }
   }
