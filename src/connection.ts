@@ -107,14 +107,10 @@ const LINGER_QUIET = 100;
 /** …or after this long at most (ms). */
 const LINGER_MAX = 2000;
 
-/**
- * Resolves once the microtasks queued so far have run: handlers that answer
- * the messages of one read do so in microtasks, and their sends go out in one write.
- */
-const nextTurn = (): Promise<void> =>
-  new Promise((resolve) =>
-    typeof setImmediate === "function" ? setImmediate(resolve) : setTimeout(resolve, 0)
-  );
+/** Calls back once the microtasks queued so far have run. */
+const nextTurn: (callback: () => void) => void = typeof setImmediate === "function"
+  ? (callback) => setImmediate(callback)
+  : (callback) => setTimeout(callback, 0);
 
 /**
  * The keepalive timer of every connection with the same ping interval: one timer, which
@@ -196,6 +192,8 @@ export class Connection implements AsyncIterable<Message> {
   #writing: Promise<void> = Promise.resolve();
   /** A write scheduled but not started: later sends join it. */
   #pendingWrite: Promise<void> | undefined;
+  /** Lets the pending write go before the next turn. */
+  #writeNow: (() => void) | undefined;
   #inFlight = 0;
   #pings = new Map<string, { start: number; resolve: (rtt: number) => void }>();
   #queueSize: number;
@@ -412,6 +410,8 @@ export class Connection implements AsyncIterable<Message> {
       return Promise.resolve(message);
     }
     if (this.#closed) return this.#ended();
+    // Waiting for input, the handler has answered all it read: what it sent can go now.
+    this.#writeNow?.();
     return new Promise((resolve, reject) => {
       const waiter = { resolve, reject };
       this.#waiting.push(waiter);
@@ -651,14 +651,20 @@ export class Connection implements AsyncIterable<Message> {
   }
 
   /**
-   * Writes whatever the core queued once the write in progress is done, so
-   * everything sent meanwhile goes out in one write. Resolves when the bytes
-   * queued before the call are handed to the socket.
+   * Writes whatever the core queued once the write in progress is done and
+   * the handler has answered what it read (it waits for the next message, or
+   * the next turn of the event loop came), so everything sent meanwhile goes
+   * out in one write. Resolves when the bytes queued before the call are
+   * handed to the socket.
    */
   #flush(): Promise<void> {
     if (this.#pendingWrite) return this.#pendingWrite;
-    const write = this.#writing.then(nextTurn).then(() => {
-      this.#pendingWrite = undefined;
+    const ready = new Promise<void>((resolve) => {
+      this.#writeNow = resolve;
+      nextTurn(resolve);
+    });
+    const write = this.#writing.then(() => ready).then(() => {
+      this.#pendingWrite = this.#writeNow = undefined;
       const chunks = this.#protocol.dataToSend();
       if (chunks.length === 0) return;
       let size = 0;
