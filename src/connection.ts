@@ -188,12 +188,16 @@ export class Connection implements AsyncIterable<Message> {
   #closed: ClosedEvent | undefined;
   #whenClosed: Promise<ClosedEvent>;
   #resolveClosed!: (event: ClosedEvent) => void;
-  /** The last write, settled either way. */
-  #writing: Promise<void> = Promise.resolve();
-  /** A write scheduled but not started: later sends join it. */
-  #pendingWrite: Promise<void> | undefined;
-  /** Lets the pending write go before the next turn. */
-  #writeNow: (() => void) | undefined;
+  /** A write is scheduled: later sends join it. */
+  #writeScheduled = false;
+  /** The scheduled write may go: the turn came, or the handler waits for input. */
+  #writeReady = false;
+  /** A turn callback is pending. */
+  #turnPending = false;
+  /** A write is in progress; the next waits for it. */
+  #writeBusy = false;
+  /** Settles when the scheduled write is done; made only when someone waits for it. */
+  #written: PromiseWithResolvers<void> | undefined;
   #inFlight = 0;
   #pings = new Map<string, { start: number; resolve: (rtt: number) => void }>();
   #queueSize: number;
@@ -241,7 +245,7 @@ export class Connection implements AsyncIterable<Message> {
     this.#whenClosed = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#startKeepalive(options.pingInterval ?? 20000, options.pongTimeout ?? 20000);
     this.#dispatch(pending);
-    this.#flush().catch(() => {});
+    this.#scheduleWrite();
     this.#readLoop();
   }
 
@@ -308,9 +312,8 @@ export class Connection implements AsyncIterable<Message> {
       return this.#rejectOnceClosed();
     }
     this.#protocol.send(data, options);
-    const written = this.#flush();
-    if (this.bufferedAmount > this.#highWaterMark) return this.#settled(written);
-    written.catch(() => {}); // A failed write shows up as the connection closing.
+    this.#scheduleWrite(); // A failed write shows up as the connection closing.
+    if (this.bufferedAmount > this.#highWaterMark) return this.#settled(this.#flush());
     return Promise.resolve();
   }
 
@@ -411,7 +414,7 @@ export class Connection implements AsyncIterable<Message> {
     }
     if (this.#closed) return this.#ended();
     // Waiting for input, the handler has answered all it read: what it sent can go now.
-    this.#writeNow?.();
+    if (this.#writeScheduled) this.#writeNow();
     return new Promise((resolve, reject) => {
       const waiter = { resolve, reject };
       this.#waiting.push(waiter);
@@ -579,7 +582,7 @@ export class Connection implements AsyncIterable<Message> {
       this.#dispatch();
     }
     // Let the close echo (or our close frame) go out, then release the socket.
-    await this.#writing;
+    await this.#flush().catch(() => {});
     if (!eof && !this.#closed?.received) await this.#linger();
     this.#transport.close();
   }
@@ -654,31 +657,54 @@ export class Connection implements AsyncIterable<Message> {
    * Writes whatever the core queued once the write in progress is done and
    * the handler has answered what it read (it waits for the next message, or
    * the next turn of the event loop came), so everything sent meanwhile goes
-   * out in one write. Resolves when the bytes queued before the call are
-   * handed to the socket.
+   * out in one write.
    */
+  #scheduleWrite(): void {
+    if (this.#writeScheduled) return;
+    this.#writeScheduled = true;
+    this.#writeReady = false;
+    if (this.#turnPending) return;
+    this.#turnPending = true;
+    nextTurn(this.#onTurn);
+  }
+
+  #onTurn = (): void => {
+    this.#turnPending = false;
+    if (this.#writeScheduled) this.#writeNow();
+  };
+
+  #writeNow(): void {
+    this.#writeReady = true;
+    if (this.#writeBusy) return;
+    this.#writeScheduled = false;
+    const written = this.#written;
+    this.#written = undefined;
+    const chunks = this.#protocol.dataToSend();
+    let size = 0;
+    for (const chunk of chunks) size += chunk.length;
+    if (size === 0) return written?.resolve();
+    this.#inFlight += size;
+    this.#writeBusy = true;
+    this.#transport.write(chunks).then(() => {
+      this.#writeDone(size);
+      written?.resolve();
+    }, (error) => {
+      // The socket broke: end the connection, so the read loop reports it.
+      this.#transport.close();
+      this.#writeDone(size);
+      written?.reject(error);
+    });
+  }
+
+  #writeDone(size: number): void {
+    this.#inFlight -= size;
+    this.#writeBusy = false;
+    if (this.#writeScheduled && this.#writeReady) this.#writeNow();
+  }
+
+  /** Schedules a write; resolves when the bytes queued before the call are handed to the socket. */
   #flush(): Promise<void> {
-    if (this.#pendingWrite) return this.#pendingWrite;
-    const ready = new Promise<void>((resolve) => {
-      this.#writeNow = resolve;
-      nextTurn(resolve);
-    });
-    const write = this.#writing.then(() => ready).then(() => {
-      this.#pendingWrite = this.#writeNow = undefined;
-      const chunks = this.#protocol.dataToSend();
-      if (chunks.length === 0) return;
-      let size = 0;
-      for (const chunk of chunks) size += chunk.length;
-      this.#inFlight += size;
-      return this.#transport.write(chunks).catch((error) => {
-        // The socket broke: end the connection, so the read loop reports it.
-        this.#transport.close();
-        throw error;
-      }).finally(() => this.#inFlight -= size);
-    });
-    this.#pendingWrite = write;
-    // A failed write fails its callers; the chain itself goes on.
-    this.#writing = write.catch(() => {});
-    return write;
+    this.#scheduleWrite();
+    return (this.#written ??= Promise.withResolvers<void>()).promise;
   }
 }

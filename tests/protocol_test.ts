@@ -954,6 +954,24 @@ test("receiveData with transfer unmasks a large message in place and delivers a 
   assert.notEqual(second.data.buffer, chunk.buffer, "a small message is copied, not pinning the chunk");
 });
 
+test("receiveData with transfer delivers small messages as views of a chunk of at most 4 KiB", async () => {
+  const server = await openServer();
+  const payloads = [counting(32), counting(100), counting(5)];
+  const chunk = joinBytes(payloads.map((p) => fromClient(0x82, p)));
+  const original = chunk.slice();
+  server.receiveData(chunk, { transfer: true });
+  const received = server.events();
+  assert.deepEqual(received.map((e) => e.type === "binary" && e.data), payloads);
+  for (const event of received) {
+    assert.ok(event.type === "binary" && event.data.buffer === chunk.buffer, "a view of the small chunk");
+  }
+  // Without transfer, the same bytes are copied and the chunk is untouched.
+  server.receiveData(original, {});
+  const copied = server.events();
+  assert.deepEqual(copied.map((e) => e.type === "binary" && e.data), payloads);
+  for (const event of copied) assert.ok(event.type === "binary" && event.data.buffer !== original.buffer);
+});
+
 test("receiveData with transfer still copies a message split across chunks", async () => {
   const server = await openServer();
   const payload = counting(10000);

@@ -152,8 +152,10 @@ export interface ProtocolOptions {
 /** Options for one `receiveData()` call. */
 export interface ReceiveOptions {
   /**
-   * `true` hands the chunk over to the core: it may unmask large messages in
-   * place and deliver them as views of the chunk instead of copies. Pass it
+   * `true` hands the chunk over to the core: it may unmask whole binary
+   * messages in place and deliver them as views of the chunk instead of
+   * copies (messages of 4 KiB or more, and any message in a buffer of at most
+   * 4 KiB). Pass it
    * only for a buffer read fresh for this call and never touched again.
    * Default `false`: the chunk is neither modified nor kept.
    */
@@ -183,8 +185,12 @@ const EMPTY = new Uint8Array(0);
 /** Below this many UTF-16 units, ASCII text is encoded by hand. */
 const SHORT_TEXT = 128;
 
-/** Transferred binary messages at least this big are delivered in place; smaller ones are copied, so a view never pins a large chunk for a few bytes. */
-const IN_PLACE_MIN = 4096;
+/**
+ * A whole binary message in a transferred chunk is delivered in place when it
+ * or the chunk's buffer is at least / at most this big; otherwise it is
+ * copied, so a few bytes never pin a large buffer.
+ */
+const IN_PLACE_LIMIT = 4096;
 
 /**
  * The connection after the handshake: frames, messages, control frames and
@@ -617,7 +623,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
       this.#piece({ type: "binary", data, final: false });
       return;
     }
-    if (whole && this.#transfer && n >= IN_PLACE_MIN) {
+    if (whole && this.#transfer && (n >= IN_PLACE_LIMIT || bytes.buffer.byteLength <= IN_PLACE_LIMIT)) {
       // A whole message inside a chunk handed over to us: unmask it where it lies.
       mask(bytes, key, bytes, 0, phase);
       this.#binary = bytes;
