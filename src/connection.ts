@@ -372,15 +372,21 @@ export class Connection implements AsyncIterable<Message> {
    * @returns The message, or `undefined` after a normal close.
    * @throws {ConnectionClosed} After an abnormal close.
    */
-  async receive(options: { timeout?: number } = {}): Promise<Message | undefined> {
-    let part = await this.#next(options.timeout);
+  receive(options: { timeout?: number } = {}): Promise<Message | undefined> {
+    // A whole message is waiting: no need to wait for it.
+    if (this.#messages[0]?.final) return Promise.resolve(this.#take()!.data);
+    return this.#receive(options.timeout);
+  }
+
+  async #receive(timeout: number | undefined): Promise<Message | undefined> {
+    let part = await this.#next(timeout);
     if (part === undefined || part.final) return part?.data;
     // Pieces of a streamed message: join them.
     const pieces: Message[] = [];
     while (part !== undefined) {
       pieces.push(part.data);
       if (part.final) break;
-      part = await this.#next(options.timeout);
+      part = await this.#next(timeout);
     }
     if (typeof pieces[0] === "string") return pieces.join("");
     const bytes = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
@@ -406,12 +412,16 @@ export class Connection implements AsyncIterable<Message> {
     return this.#next(options.timeout);
   }
 
-  #next(timeout: number | undefined): Promise<MessagePart | undefined> {
+  /** The next piece received, if one is waiting. */
+  #take(): MessagePart | undefined {
     const message = this.#messages.shift();
-    if (message !== undefined) {
-      if (this.#messages.length < this.#queueSize) this.#resumeReading?.();
-      return Promise.resolve(message);
-    }
+    if (message !== undefined && this.#messages.length < this.#queueSize) this.#resumeReading?.();
+    return message;
+  }
+
+  #next(timeout: number | undefined): Promise<MessagePart | undefined> {
+    const message = this.#take();
+    if (message !== undefined) return Promise.resolve(message);
     if (this.#closed) return this.#ended();
     // Waiting for input, the handler has answered all it read: what it sent can go now.
     if (this.#writeScheduled) this.#writeNow();
@@ -457,12 +467,13 @@ export class Connection implements AsyncIterable<Message> {
   }
 
   /** Iterates messages until a normal close; throws {@linkcode ConnectionClosed} after an abnormal one. */
-  async *[Symbol.asyncIterator](): AsyncIterator<Message> {
-    while (true) {
-      const message = await this.receive();
-      if (message === undefined) return;
-      yield message;
-    }
+  [Symbol.asyncIterator](): AsyncIterator<Message> {
+    return {
+      next: () =>
+        this.receive().then((value) =>
+          value === undefined ? { done: true, value: undefined } : { done: false, value }
+        ),
+    };
   }
 
   /**

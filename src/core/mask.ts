@@ -68,8 +68,9 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /**
  * Copies `source` into `target` at `offset`, XOR-ed with the mask `key`.
  * `phase` is how many payload bytes were masked before `source[0]`, so a
- * payload split over several reads unmasks piece by piece. `source` is never
- * modified; `target` may be `source` itself for an in-place unmask.
+ * payload split over several reads unmasks piece by piece. `target` may be
+ * `source` itself (with `offset` 0) for an in-place unmask; otherwise the two
+ * must not overlap, and `source` is not modified.
  *
  * @param source The bytes to mask or unmask.
  * @param key The mask key, big-endian (key byte 0 is the top byte).
@@ -99,8 +100,8 @@ export function mask(
   const shift = (phase & 3) * 8;
   if (shift !== 0) key = ((key << shift) | (key >>> (32 - shift))) >>> 0;
   const k0 = key >>> 24, k1 = (key >>> 16) & 0xff, k2 = (key >>> 8) & 0xff, k3 = key & 0xff;
-  if (n < SMALL && key !== 0 && target.buffer !== source.buffer) {
-    // Small, between two buffers: copy and XOR in one byte loop, no typed-array view to create.
+  if (n < SMALL && key !== 0) {
+    // Small: copy and XOR in one byte loop, no typed-array view to create.
     let i = 0;
     for (; i + 4 <= n; i += 4) {
       target[offset + i] = source[i] ^ k0;

@@ -154,7 +154,7 @@ export interface ReceiveOptions {
   /**
    * `true` hands the chunk over to the core: it may unmask whole binary
    * messages in place and deliver them as views of the chunk instead of
-   * copies (messages of 4 KiB or more, and any message in a buffer of at most
+   * copies (messages of 4 KiB or more, and any message in a chunk of at most
    * 4 KiB). Pass it
    * only for a buffer read fresh for this call and never touched again.
    * Default `false`: the chunk is neither modified nor kept.
@@ -187,8 +187,8 @@ const SHORT_TEXT = 128;
 
 /**
  * A whole binary message in a transferred chunk is delivered in place when it
- * or the chunk's buffer is at least / at most this big; otherwise it is
- * copied, so a few bytes never pin a large buffer.
+ * is at least this big, or the chunk at most; otherwise it is copied, so a
+ * few bytes never pin a large chunk.
  */
 const IN_PLACE_LIMIT = 4096;
 
@@ -239,6 +239,8 @@ export class Protocol<SideEvent = never> implements FrameSink {
 
   /** Whether the chunk being decoded was transferred to us. */
   #transfer = false;
+  /** Whether that chunk is small enough that a view of it never pins much memory. */
+  #smallChunk = false;
 
   // Outgoing message.
   #sending = Message.None;
@@ -329,6 +331,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
   receiveData(chunk: Uint8Array, options?: ReceiveOptions): void {
     if (this.#state === ReadyState.Closed) return;
     this.#transfer = options?.transfer ?? false;
+    this.#smallChunk = chunk.length <= IN_PLACE_LIMIT;
     try {
       this.#decoder.write(chunk);
     } catch (error) {
@@ -623,7 +626,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
       this.#piece({ type: "binary", data, final: false });
       return;
     }
-    if (whole && this.#transfer && (n >= IN_PLACE_LIMIT || bytes.buffer.byteLength <= IN_PLACE_LIMIT)) {
+    if (whole && this.#transfer && (n >= IN_PLACE_LIMIT || this.#smallChunk)) {
       // A whole message inside a chunk handed over to us: unmask it where it lies.
       mask(bytes, key, bytes, 0, phase);
       this.#binary = bytes;
@@ -731,15 +734,18 @@ export class Protocol<SideEvent = never> implements FrameSink {
     this.#sending = fin ? Message.None : kind;
     let opcode: number = first ? kind : Opcode.Continuation;
     const size = this.#fragmentSize;
-    let offset = 0;
-    // Split into frames of at most `fragmentSize` (an empty message is one empty frame).
-    do {
+    if (data.length <= size) {
+      // One frame (an empty message too).
+      this.#encoder.frame(opcode, data, fin, rsv);
+      return;
+    }
+    // Split into frames of at most `fragmentSize`.
+    for (let offset = 0; offset < data.length; offset += size) {
       const end = Math.min(data.length, offset + size);
       this.#encoder.frame(opcode, data.subarray(offset, end), fin && end === data.length, rsv);
       opcode = Opcode.Continuation;
       rsv = 0;
-      offset = end;
-    } while (offset < data.length);
+    }
   }
 
   #sendControl(opcode: number, data: string | Uint8Array): void {
