@@ -17,7 +17,7 @@ import { ProtocolError } from "./errors.ts";
 import type { Extension } from "./extensions.ts";
 import { FrameDecoder, FrameEncoder, type FrameSink, MAX_CONTROL_PAYLOAD, Opcode } from "./frame.ts";
 import { cryptoRandom, mask, MaskKeys, type RandomSource } from "./mask.ts";
-import { decodeUtf8, encodeUtf8, unmaskAscii, Utf8StreamDecoder } from "./utf8.ts";
+import { decodeUtf8, encodeUtf8, encodeUtf8Into, unmaskAscii, Utf8StreamDecoder } from "./utf8.ts";
 
 /**
  * Connection states, numbered like the web `WebSocket.readyState`.
@@ -182,7 +182,7 @@ const enum Message {
 
 const EMPTY = new Uint8Array(0);
 
-/** Below this many UTF-16 units, ASCII text is encoded by hand. */
+/** Below this many UTF-16 units, text is encoded by hand. */
 const SHORT_TEXT = 128;
 
 /**
@@ -370,20 +370,12 @@ export class Protocol<SideEvent = never> implements FrameSink {
   sendText(text: string, options?: SendOptions): void {
     const n = text.length;
     if (n < SHORT_TEXT && this.#extensions.length === 0) {
-      // Short ASCII text: copy the char codes, skipping TextEncoder (costly per call on some
-      // runtimes). The frame encoder copies a payload this small at once, so the scratch is free again.
-      if (this.#sendScratch.length === 0) this.#sendScratch = new Uint8Array(SHORT_TEXT);
-      const out = this.#sendScratch;
-      let bits = 0;
-      for (let i = 0; i < n; i++) {
-        const c = text.charCodeAt(i);
-        bits |= c;
-        out[i] = c;
-      }
-      if (bits < 0x80) {
-        this.#sendData(Message.Text, out.subarray(0, n), options);
-        return;
-      }
+      // Short text: encoded into a scratch buffer, which is free again at once, as the frame
+      // encoder copies a payload this small.
+      if (this.#sendScratch.length === 0) this.#sendScratch = new Uint8Array(SHORT_TEXT * 3);
+      const length = encodeUtf8Into(text, this.#sendScratch);
+      this.#sendData(Message.Text, this.#sendScratch.subarray(0, length), options);
+      return;
     }
     this.#sendData(Message.Text, encodeUtf8(text), options);
   }
