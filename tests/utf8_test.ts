@@ -1,6 +1,6 @@
-// The hand-written UTF-8 paths for short texts against the platform's TextEncoder and fatal
-// TextDecoder: every 1- and 2-byte input, the edges of every 3- and 4-byte form, and seeded random
-// inputs and strings, lone surrogates included.
+// The UTF-8 paths for short texts (ASCII by hand, the rest by the platform) against TextEncoder and
+// a fatal TextDecoder: every 1- and 2-byte input, the edges of every 3- and 4-byte form, and seeded
+// random inputs and strings, lone surrogates included.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { decodeUtf8, encodeUtf8Into } from "../src/core/utf8.ts";
@@ -64,7 +64,7 @@ test("decodeUtf8 agrees on seeded random short inputs, mostly valid text", () =>
   for (let round = 0; round < 20000; round++) agrees(rng.bytes(1 + rng.int(70)));
 });
 
-test("encodeUtf8Into writes what TextEncoder does, lone surrogates as U+FFFD", () => {
+test("encodeUtf8Into writes what TextEncoder does into 3 bytes per unit, lone surrogates as U+FFFD", () => {
   const rng = new Rng(11);
   const encoder = new TextEncoder();
   const units = [

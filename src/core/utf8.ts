@@ -49,9 +49,17 @@ export function encodeUtf8(text: string): Uint8Array {
  * ```
  */
 export function decodeUtf8(bytes: Uint8Array): string {
-  if (bytes.length < SMALL_TEXT) {
-    const text = decodeSmall(bytes);
-    if (text !== undefined) return text;
+  const n = bytes.length;
+  if (n < SMALL_TEXT) {
+    // A plain array of the exact length: engines spread those into arguments fastest.
+    const codes = CODES[n];
+    let i = 0;
+    for (; i < n; i++) {
+      const c = bytes[i];
+      if (c > 0x7f) break;
+      codes[i] = c;
+    }
+    if (i === n) return String.fromCharCode.apply(null, codes);
   }
   try {
     return fatalDecoder.decode(bytes);
@@ -60,107 +68,16 @@ export function decodeUtf8(bytes: Uint8Array): string {
   }
 }
 
-/** UTF-16 units of a small text being decoded. */
-const UNITS: number[] = new Array<number>(SMALL_TEXT).fill(0);
-
 /**
- * Decodes a small text by hand (a call into TextDecoder costs more than the
- * work on some runtimes); `undefined` when it is not valid UTF-8 (RFC 3629:
- * no overlong forms, no surrogates, nothing past U+10FFFF).
- */
-function decodeSmall(bytes: Uint8Array): string | undefined {
-  const n = bytes.length;
-  let i = 0;
-  while (i < n && bytes[i] < 0x80) i++;
-  // A plain array of the exact length: engines spread those into arguments fastest.
-  if (i === n) return fromCodes(bytes, n);
-  const units = UNITS;
-  for (let k = 0; k < i; k++) units[k] = bytes[k];
-  let u = i;
-  while (i < n) {
-    const b0 = bytes[i];
-    if (b0 < 0x80) {
-      units[u++] = b0;
-      i++;
-      continue;
-    }
-    if (b0 < 0xc2 || b0 > 0xf4) return undefined;
-    if (b0 < 0xe0) {
-      const b1 = bytes[i + 1];
-      if (i + 1 >= n || (b1 & 0xc0) !== 0x80) return undefined;
-      units[u++] = ((b0 & 0x1f) << 6) | (b1 & 0x3f);
-      i += 2;
-      continue;
-    }
-    const b1 = bytes[i + 1];
-    // The second byte's range rules out overlong forms, surrogates and code points past U+10FFFF.
-    const low = b0 === 0xe0 ? 0xa0 : b0 === 0xf0 ? 0x90 : 0x80;
-    const high = b0 === 0xed ? 0x9f : b0 === 0xf4 ? 0x8f : 0xbf;
-    if (i + 1 >= n || b1 < low || b1 > high) return undefined;
-    const b2 = bytes[i + 2];
-    if (i + 2 >= n || (b2 & 0xc0) !== 0x80) return undefined;
-    if (b0 < 0xf0) {
-      units[u++] = ((b0 & 0x0f) << 12) | ((b1 & 0x3f) << 6) | (b2 & 0x3f);
-      i += 3;
-      continue;
-    }
-    const b3 = bytes[i + 3];
-    if (i + 3 >= n || (b3 & 0xc0) !== 0x80) return undefined;
-    const c = (((b0 & 0x07) << 18) | ((b1 & 0x3f) << 12) | ((b2 & 0x3f) << 6) | (b3 & 0x3f)) - 0x10000;
-    units[u++] = 0xd800 | (c >>> 10);
-    units[u++] = 0xdc00 | (c & 0x3ff);
-    i += 4;
-  }
-  return fromCodes(units, u);
-}
-
-/** The string of the first `n` UTF-16 units of `units`. */
-function fromCodes(units: ArrayLike<number>, n: number): string {
-  const codes = CODES[n];
-  for (let k = 0; k < n; k++) codes[k] = units[k];
-  return String.fromCharCode.apply(null, codes);
-}
-
-/**
- * Encodes a short string as UTF-8 into `out` by hand (a call into TextEncoder
- * costs more than the work on some runtimes), as TextEncoder does: a lone
- * surrogate becomes U+FFFD.
+ * Encodes a string as UTF-8 into `out`, as far as it fits.
  *
- * @param text The string; `out` must hold 3 bytes per UTF-16 unit.
+ * @param text The string; all of it fits when `out` holds 3 bytes per UTF-16 unit.
  * @param out Where the bytes go, from index 0.
  * @returns How many bytes were written.
  * @internal
  */
 export function encodeUtf8Into(text: string, out: Uint8Array): number {
-  const n = text.length;
-  let o = 0;
-  for (let i = 0; i < n; i++) {
-    let c = text.charCodeAt(i);
-    if (c < 0x80) {
-      out[o++] = c;
-    } else if (c < 0x800) {
-      out[o++] = 0xc0 | (c >>> 6);
-      out[o++] = 0x80 | (c & 0x3f);
-    } else {
-      if (c >= 0xd800 && c < 0xe000) {
-        const next = i + 1 < n ? text.charCodeAt(i + 1) : 0;
-        if (c < 0xdc00 && next >= 0xdc00 && next < 0xe000) {
-          const p = 0x10000 + ((c - 0xd800) << 10) + (next - 0xdc00);
-          out[o++] = 0xf0 | (p >>> 18);
-          out[o++] = 0x80 | ((p >>> 12) & 0x3f);
-          out[o++] = 0x80 | ((p >>> 6) & 0x3f);
-          out[o++] = 0x80 | (p & 0x3f);
-          i++;
-          continue;
-        }
-        c = 0xfffd;
-      }
-      out[o++] = 0xe0 | (c >>> 12);
-      out[o++] = 0x80 | ((c >>> 6) & 0x3f);
-      out[o++] = 0x80 | (c & 0x3f);
-    }
-  }
-  return o;
+  return encoder.encodeInto(text, out).written;
 }
 
 /**
