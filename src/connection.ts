@@ -107,6 +107,19 @@ const LINGER_QUIET = 100;
 /** …or after this long at most (ms). */
 const LINGER_MAX = 2000;
 
+/** Buffers queued for one write are joined into one while they total at most this many bytes. */
+const JOIN_LIMIT = 256 * 1024;
+
+function join(chunks: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
+}
+
 /** Calls back once the microtasks queued so far have run. */
 const nextTurn: (callback: () => void) => void = typeof setImmediate === "function"
   ? (callback) => setImmediate(callback)
@@ -389,13 +402,7 @@ export class Connection implements AsyncIterable<Message> {
       part = await this.#next(timeout);
     }
     if (typeof pieces[0] === "string") return pieces.join("");
-    const bytes = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const piece of pieces as Uint8Array[]) {
-      bytes.set(piece, at);
-      at += piece.length;
-    }
-    return bytes;
+    return join(pieces as Uint8Array[], pieces.reduce((n, p) => n + p.length, 0));
   }
 
   /**
@@ -690,10 +697,12 @@ export class Connection implements AsyncIterable<Message> {
     this.#writeScheduled = false;
     const written = this.#written;
     this.#written = undefined;
-    const chunks = this.#protocol.dataToSend();
+    let chunks = this.#protocol.dataToSend();
     let size = 0;
     for (const chunk of chunks) size += chunk.length;
     if (size === 0) return written?.resolve();
+    // Headers queued apart from large payloads: a copy costs less than a system call per buffer.
+    if (chunks.length > 1 && size <= JOIN_LIMIT) chunks = [join(chunks, size)];
     this.#inFlight += size;
     this.#writeBusy = true;
     this.#transport.write(chunks).then(() => {
