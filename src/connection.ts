@@ -120,10 +120,21 @@ function join(chunks: Uint8Array[], size: number): Uint8Array {
   return out;
 }
 
+/** Callbacks due on the next turn of the event loop: one timer for all connections. */
+let turnQueue: (() => void)[] = [];
+
+function runTurnQueue(): void {
+  const callbacks = turnQueue;
+  turnQueue = [];
+  for (const callback of callbacks) callback();
+}
+
 /** Calls back once the microtasks queued so far have run. */
-const nextTurn: (callback: () => void) => void = typeof setImmediate === "function"
-  ? (callback) => setImmediate(callback)
-  : (callback) => setTimeout(callback, 0);
+function nextTurn(callback: () => void): void {
+  if (turnQueue.push(callback) > 1) return;
+  if (typeof setImmediate === "function") setImmediate(runTurnQueue);
+  else setTimeout(runTurnQueue, 0);
+}
 
 /**
  * The keepalive timer of every connection with the same ping interval: one timer, which
@@ -697,7 +708,8 @@ export class Connection implements AsyncIterable<Message> {
     this.#writeScheduled = false;
     const written = this.#written;
     this.#written = undefined;
-    let chunks = this.#protocol.dataToSend();
+    // One write at a time: the previous one is done, so its buffers can be filled again.
+    let chunks = this.#protocol.dataToSend({ reuse: true });
     let size = 0;
     for (const chunk of chunks) size += chunk.length;
     if (size === 0) return written?.resolve();

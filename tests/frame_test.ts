@@ -505,6 +505,30 @@ test("FrameEncoder packs a burst of small frames into one buffer, in order", () 
   assert.deepEqual(encoder.take(), []);
 });
 
+test("FrameEncoder.take(true) hands out its buffer and fills the other one until the next call", () => {
+  const encoder = new FrameEncoder();
+  encoder.frame(Opcode.Text, new TextEncoder().encode("one"), true, 0);
+  const [first] = encoder.take(true);
+  assert.deepEqual(first, buildFrame(0x81, new TextEncoder().encode("one")));
+  // Frames queued while `first` is being written do not touch it.
+  encoder.frame(Opcode.Text, new TextEncoder().encode("two"), true, 0);
+  assert.deepEqual(first, buildFrame(0x81, new TextEncoder().encode("one")));
+  const [second] = encoder.take(true);
+  assert.deepEqual(second, buildFrame(0x81, new TextEncoder().encode("two")));
+  assert.notEqual(second.buffer, first.buffer);
+  // The first buffer is free again after that call: the next frames go into it.
+  encoder.frame(Opcode.Text, new TextEncoder().encode("three"), true, 0);
+  const [third] = encoder.take(true);
+  assert.equal(third.buffer, first.buffer);
+  assert.deepEqual(third, buildFrame(0x81, new TextEncoder().encode("three")));
+  assert.deepEqual(second, buildFrame(0x81, new TextEncoder().encode("two")));
+  // Without reuse, a copy: later frames never change what was taken.
+  encoder.frame(Opcode.Text, new TextEncoder().encode("four"), true, 0);
+  const [fourth] = encoder.take();
+  assert.notEqual(fourth.buffer, first.buffer);
+  assert.notEqual(fourth.buffer, second.buffer);
+});
+
 test("FrameEncoder queues a large unmasked payload by reference after its header", () => {
   const encoder = new FrameEncoder();
   encoder.frame(Opcode.Text, new TextEncoder().encode("a"), true, 0);

@@ -295,6 +295,8 @@ export class FrameEncoder {
   #keys: { next(): number } | undefined;
   /** Grown on first use, so an idle connection holds no staging buffer until it sends. */
   #staging = new Uint8Array(0);
+  /** The buffer `take(true)` handed out last; it becomes the staging buffer at the next. */
+  #spare = new Uint8Array(0);
   #used = 0;
   #chunks: Uint8Array[] = [];
   #queued = 0;
@@ -364,9 +366,21 @@ export class FrameEncoder {
   /**
    * Takes everything queued, in order, as few buffers as possible.
    *
+   * @param reuse `true` when the buffers taken the time before are no longer
+   *   needed: the packed small frames then come as a view of a buffer the
+   *   encoder fills again after the next call, instead of as a copy.
    * @returns The buffers to write, in order; empty when nothing is queued.
    */
-  take(): Uint8Array[] {
+  take(reuse = false): Uint8Array[] {
+    if (reuse && this.#used > 0) {
+      this.#chunks.push(this.#staging.subarray(0, this.#used));
+      this.#queued += this.#used;
+      this.#used = 0;
+      // Frames queued from now on go to the other buffer, free since the previous call.
+      const spare = this.#spare;
+      this.#spare = this.#staging;
+      this.#staging = spare;
+    }
     this.#flushStaging();
     const chunks = this.#chunks;
     if (chunks.length === 0) return chunks;

@@ -314,10 +314,13 @@ export class Protocol<SideEvent = never> implements FrameSink {
    * Takes the bytes to write to the transport, in order: handshake, frames,
    * and the replies the protocol owes by itself (pongs, the close echo).
    *
+   * @param options `reuse: true` when every buffer from the previous call has
+   *   been written: the buffers returned may then be reused after the next
+   *   call (no copy per write), so they must be written before it.
    * @returns The buffers to write, in order; empty when there is nothing to send.
    */
-  dataToSend(): Uint8Array[] {
-    return this.#encoder.take();
+  dataToSend(options?: { reuse?: boolean }): Uint8Array[] {
+    return this.#encoder.take(options?.reuse);
   }
 
   /**
