@@ -24,6 +24,8 @@ import { ProtocolError } from "./errors.ts";
  */
 export class HttpHeaders implements Iterable<[string, string]> {
   #fields: [string, string][];
+  /** The field names in lower case, so lookups lower-case only the name asked for. */
+  #names: string[];
 
   /**
    * Creates a header list.
@@ -32,6 +34,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
    */
   constructor(fields: Iterable<[string, string]> = []) {
     this.#fields = [...fields];
+    this.#names = this.#fields.map(([name]) => name.toLowerCase());
   }
 
   /**
@@ -43,7 +46,9 @@ export class HttpHeaders implements Iterable<[string, string]> {
   getAll(name: string): string[] {
     const lower = name.toLowerCase();
     const values: string[] = [];
-    for (const [n, v] of this.#fields) if (n.toLowerCase() === lower) values.push(v);
+    for (let i = 0; i < this.#names.length; i++) {
+      if (this.#names[i] === lower) values.push(this.#fields[i][1]);
+    }
     return values;
   }
 
@@ -76,6 +81,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
    */
   append(name: string, value: string): void {
     this.#fields.push([name, value]);
+    this.#names.push(name.toLowerCase());
   }
 
   /** Name and value pairs in the order received, names as received. */
