@@ -121,7 +121,7 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
     this.#token = "";
     const token = await acceptToken(this.#key);
     this.#token = token;
-    this.sendRaw(this.#request);
+    this.sendRaw(this.#request, true);
   }
 
   /**

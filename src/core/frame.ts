@@ -130,7 +130,8 @@ export class FrameDecoder {
 
   #state = State.Header;
   /** Header bytes carried over from a previous chunk. */
-  #spill = new Uint8Array(14);
+  /** Holds a header split across chunks; made the first time one is. */
+  #spill = new Uint8Array(0);
   #spillLength = 0;
   #maskKey = 0;
   #remaining = 0;
@@ -178,6 +179,7 @@ export class FrameDecoder {
         } else {
           const need = headerSize(chunk, pos);
           if (n - pos < need) {
+            if (this.#spill.length === 0) this.#spill = new Uint8Array(14);
             this.#spill.set(chunk.subarray(pos, n));
             this.#spillLength = n - pos;
             return;
@@ -212,6 +214,7 @@ export class FrameDecoder {
   #fillSpill(chunk: Uint8Array, pos: number, limit = 2): number {
     const take = Math.min(limit - this.#spillLength, chunk.length - pos);
     if (take <= 0) return 0;
+    if (this.#spill.length === 0) this.#spill = new Uint8Array(14);
     this.#spill.set(chunk.subarray(pos, pos + take), this.#spillLength);
     this.#spillLength += take;
     return take;
@@ -357,10 +360,18 @@ export class FrameEncoder {
    * Queues raw bytes, such as an HTTP response, in order with the frames.
    *
    * @param bytes The bytes to send.
+   * @param handOver `true` when the caller never touches `bytes` again: they are
+   *   queued by reference instead of copied.
    */
-  raw(bytes: Uint8Array): void {
-    const at = this.#reserve(bytes.length);
-    this.#staging.set(bytes, at);
+  raw(bytes: Uint8Array, handOver = false): void {
+    if (!handOver) {
+      const at = this.#reserve(bytes.length);
+      this.#staging.set(bytes, at);
+      return;
+    }
+    this.#flushStaging();
+    this.#chunks.push(bytes);
+    this.#queued += bytes.length;
   }
 
   /**

@@ -440,9 +440,9 @@ export class Protocol<SideEvent = never> implements FrameSink {
 
   // ---- For the handshake layers -------------------------------------------
 
-  /** Queues raw bytes (HTTP heads and bodies). */
-  protected sendRaw(bytes: Uint8Array): void {
-    this.#encoder.raw(bytes);
+  /** Queues raw bytes (HTTP heads and bodies); `handOver` when the caller never touches them again. */
+  protected sendRaw(bytes: Uint8Array, handOver = false): void {
+    this.#encoder.raw(bytes, handOver);
   }
 
   /** Adds an event. */

@@ -180,7 +180,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
     this.#answered = true;
     const token = await this.#token!;
     if (this.readyState !== ReadyState.Connecting) return false;
-    this.sendRaw(acceptResponse(request, token, header, options));
+    this.sendRaw(acceptResponse(request, token, header, options), true);
     this.open(options.protocol ?? "", extensions);
     const early = this.#early;
     this.#early = [];
@@ -214,7 +214,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
     }
     if (final) headers.push(["Content-Length", String(body?.length ?? 0)]);
     headers.push(["Connection", "close"]);
-    this.sendRaw(formatResponse(code, headers));
+    this.sendRaw(formatResponse(code, headers), true);
     this.#answered = true;
     this.#rejecting = true;
     this.#early = [];
