@@ -91,12 +91,14 @@ export interface ConnectionOptions {
   maxBufferedAmount?: number;
 }
 
-/** Where a server connection subscribes to topics; see `Sock.publish`. */
+/** The server a connection belongs to: where it subscribes to topics (see `Sock.publish`). */
 export interface TopicHub {
   /** Adds the connection to a topic. */
   subscribe(ws: Connection, topic: string): void;
   /** Removes the connection from a topic. */
   unsubscribe(ws: Connection, topic: string): void;
+  /** The connection closed: it leaves every topic and the server's list. */
+  closed(ws: Connection): void;
 }
 
 /** Decodes pong payloads back into the keys `ping()` sent. */
@@ -210,8 +212,8 @@ export class Connection implements AsyncIterable<Message> {
   #messages: MessagePart[] = [];
   #waiting: { resolve: (m: MessagePart | undefined) => void; reject: (e: unknown) => void }[] = [];
   #closed: ClosedEvent | undefined;
-  #whenClosed: Promise<ClosedEvent>;
-  #resolveClosed!: (event: ClosedEvent) => void;
+  /** Made when someone waits for the close. */
+  #whenClosed: PromiseWithResolvers<ClosedEvent> | undefined;
   /** A write is scheduled: later sends join it. */
   #writeScheduled = false;
   /** The scheduled write may go: the turn came, or the handler waits for input. */
@@ -266,7 +268,6 @@ export class Connection implements AsyncIterable<Message> {
     this.#highWaterMark = options.sendHighWaterMark ?? 65536;
     this.#maxBufferedAmount = options.maxBufferedAmount ?? 16 * 1024 * 1024;
     this.#hub = hub;
-    this.#whenClosed = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#startKeepalive(options.pingInterval ?? 20000, options.pongTimeout ?? 20000);
     this.#dispatch(pending);
     this.#scheduleWrite();
@@ -310,7 +311,11 @@ export class Connection implements AsyncIterable<Message> {
 
   /** Resolves with the final close information once the connection is CLOSED. */
   get closed(): Promise<ClosedEvent> {
-    return this.#whenClosed;
+    if (!this.#whenClosed) {
+      this.#whenClosed = Promise.withResolvers();
+      if (this.#closed) this.#whenClosed.resolve(this.#closed);
+    }
+    return this.#whenClosed.promise;
   }
 
   /**
@@ -531,14 +536,14 @@ export class Connection implements AsyncIterable<Message> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, this.#closeTimeout));
     const flushed = this.#flush().catch(() => {});
-    await Promise.race([flushed.then(() => this.#whenClosed), timeout]);
+    await Promise.race([flushed.then(() => this.closed), timeout]);
     clearTimeout(timer);
     if (!this.#closed) {
       this.#protocol.receiveEof();
       this.#dispatch();
     }
     this.#transport.close();
-    return this.#whenClosed;
+    return this.closed;
   }
 
   /**
@@ -556,7 +561,7 @@ export class Connection implements AsyncIterable<Message> {
   }
 
   #rejectOnceClosed(): Promise<never> {
-    return this.#whenClosed.then((closed) => Promise.reject(new ConnectionClosed(closed)));
+    return this.closed.then((closed) => Promise.reject(new ConnectionClosed(closed)));
   }
 
   /** Drops the connection at once, without a close handshake; it is reported as 1006. */
@@ -661,8 +666,8 @@ export class Connection implements AsyncIterable<Message> {
           this.#keepalive?.delete(this.#keepaliveTick!);
           clearTimeout(this.#pongTimer);
           clearTimeout(this.#idleTimer);
-          for (const topic of this.topics) this.#hub?.unsubscribe(this, topic);
-          this.#resolveClosed(event);
+          this.#hub?.closed(this);
+          this.#whenClosed?.resolve(event);
           for (const waiter of this.#waiting.splice(0)) this.#ended().then(waiter.resolve, waiter.reject);
           break;
       }

@@ -127,6 +127,10 @@ export class Sock {
       if (members?.size === 0) this.#topics.delete(topic);
       ws.topics.delete(topic);
     },
+    closed: (ws) => {
+      for (const topic of ws.topics) this.#hub.unsubscribe(ws, topic);
+      this.connections.delete(ws);
+    },
   };
   /** Connections still in the opening handshake: `close()` drops them. */
   #handshaking = new Set<Transport>();
@@ -225,9 +229,31 @@ export class Sock {
   }
 
   async #serve(transport: Transport): Promise<void> {
+    const open = await this.#open(transport);
+    if (!open) return;
+    const { protocol, opened } = open;
+    const ws = new Connection(protocol, transport, this.#options, opened.events, this.#hub);
+    ws.data = opened.data;
+    if (!ws.closeInfo) this.connections.add(ws);
+    try {
+      await opened.handler(ws, opened.request);
+      await ws.close(1000);
+    } catch (error) {
+      // A handler stopped by its own connection closing under it is no server error.
+      if (error instanceof ConnectionClosed && ws.closeInfo) return;
+      this.#options.onError?.(error);
+      await ws.close(1011, "internal error");
+    }
+  }
+
+  /**
+   * The opening handshake within its timeout; after anything but an accept,
+   * the answer is written and the transport closed.
+   */
+  async #open(transport: Transport): Promise<{ protocol: ServerProtocol; opened: Opened } | undefined> {
     if (this.#closing) {
       transport.close();
-      return;
+      return undefined;
     }
     const protocol = new ServerProtocol(this.#options);
     this.#handshaking.add(transport);
@@ -245,26 +271,14 @@ export class Sock {
     if (opened && this.#closing) {
       // Accepted while the server was shutting down: it never reaches a handler.
       transport.close();
-      return;
+      return undefined;
     }
     if (!opened) {
       await transport.write(protocol.dataToSend()).catch(() => {});
       transport.close();
-      return;
+      return undefined;
     }
-    const ws = new Connection(protocol, transport, this.#options, opened.events, this.#hub);
-    ws.data = opened.data;
-    this.connections.add(ws);
-    ws.closed.then(() => this.connections.delete(ws));
-    try {
-      await opened.handler(ws, opened.request);
-      await ws.close(1000);
-    } catch (error) {
-      // A handler stopped by its own connection closing under it is no server error.
-      if (error instanceof ConnectionClosed && ws.closeInfo) return;
-      this.#options.onError?.(error);
-      await ws.close(1011, "internal error");
-    }
+    return { protocol, opened };
   }
 
   /** Reads until the request is answered; returns what the handler needs after an accept. */
