@@ -10,9 +10,10 @@
  *   on its own (no context takeover), as a chatty server does.
  *
  * Prints MB/s of input for compression and of output for decompression,
- * and the compression ratio (input / output), then one JSON line.
+ * and the compression ratio (input / output), then one JSON line. Each cell
+ * is the median of 5 rounds, sock and zlib alternating within each round.
  *
- * Usage: deno run bench/deflate.ts [seconds-per-cell]   or   bun bench/deflate.ts
+ * Usage: deno run bench/deflate.ts [seconds-per-cell-per-round]   or   bun bench/deflate.ts
  *
  * @module
  */
@@ -22,7 +23,8 @@ import { Deflater, Inflater } from "../mod.ts";
 
 const CORPUS_BYTES = 4 << 20;
 const MESSAGE_BYTES = 2048;
-const seconds = Number((globalThis as { Deno?: { args: string[] } }).Deno?.args[0] ?? 1);
+const ROUNDS = 5;
+const seconds = Number((globalThis as { Deno?: { args: string[] } }).Deno?.args[0] ?? 0.4);
 
 /** Chat-like JSON records, deterministic. */
 function corpus(size: number): Uint8Array {
@@ -72,6 +74,16 @@ function rate(bytes: number, work: () => void): number {
     elapsed = performance.now() - start;
   } while (elapsed < seconds * 1000);
   return (bytes * runs) / 1e6 / (elapsed / 1000);
+}
+
+/** The median of each figure over rounds. */
+function median(cells: Cell[]): Cell {
+  const mid = (values: number[]) => values.sort((a, b) => a - b)[values.length >> 1];
+  return {
+    compressMBps: mid(cells.map((c) => c.compressMBps)),
+    decompressMBps: mid(cells.map((c) => c.decompressMBps)),
+    ratio: mid(cells.map((c) => c.ratio)),
+  };
 }
 
 const data = corpus(CORPUS_BYTES);
@@ -151,7 +163,9 @@ const runtime = "Bun" in globalThis
   ? `Bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`
   : `Deno ${Deno.version.deno}`;
 console.log(
-  `permessage-deflate engine on ${runtime}: ${CORPUS_BYTES >> 20} MiB JSON corpus, ${seconds} s per cell`,
+  `permessage-deflate engine on ${runtime}: ${
+    CORPUS_BYTES >> 20
+  } MiB JSON corpus, medians of ${ROUNDS} rounds of ${seconds} s per cell`,
 );
 console.log(
   `${"workload".padEnd(22)} ${"impl".padEnd(6)} ${"compress MB/s".padStart(14)} ${
@@ -167,7 +181,14 @@ for (const windowBits of [15, 10]) {
     ] as const
   ) {
     const label = `${workload}, ${windowBits} bits`;
-    const cells = { sock: sock(windowBits), zlib: reference(windowBits) };
+    const rounds: Record<"sock" | "zlib", Cell[]> = { sock: [], zlib: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      // Alternating which goes first, so neither always runs on a warmer or more fragmented heap.
+      if (round % 2 === 0) rounds.sock.push(sock(windowBits));
+      rounds.zlib.push(reference(windowBits));
+      if (round % 2 === 1) rounds.sock.push(sock(windowBits));
+    }
+    const cells = { sock: median(rounds.sock), zlib: median(rounds.zlib) };
     for (const [impl, cell] of Object.entries(cells)) {
       results[`${label}, ${impl}`] = cell;
       console.log(
