@@ -115,10 +115,10 @@ interface Attempt {
 async function open(url: string | URL, options: ConnectOptions, attempt: Attempt): Promise<Connection> {
   const { deflate } = options;
   const extensions = deflate ? [new PerMessageDeflateClient(deflate === true ? {} : deflate)] : [];
-  const protocol = new ClientProtocol({ ...options, url, extensions });
+  const adapter = options.adapter ?? detectAdapter();
+  const protocol = new ClientProtocol({ ...adapter.protocolDefaults, ...options, url, extensions });
   const target = new URL(url);
   const secure = target.protocol === "wss:" || target.protocol === "https:";
-  const adapter = options.adapter ?? detectAdapter();
   const transport = await adapter.connect({
     hostname: target.hostname.replace(/^\[|\]$/g, ""),
     port: Number(target.port) || (secure ? 443 : 80),

@@ -185,9 +185,10 @@ export class Sock {
    */
   async listen(endpoint: Partial<Endpoint> = {}): Promise<Listener["address"]> {
     const adapter = this.#options.adapter ?? detectAdapter();
+    const options = { ...adapter.protocolDefaults, ...this.#options };
     const listener = await adapter.listen(
       { hostname: endpoint.hostname ?? "0.0.0.0", port: endpoint.port ?? 0, tls: endpoint.tls },
-      (transport) => this.#serve(transport).catch((error) => this.#options.onError?.(error)),
+      (transport) => this.#serve(transport, options).catch((error) => this.#options.onError?.(error)),
     );
     this.#listeners.push(listener);
     return listener.address;
@@ -228,8 +229,8 @@ export class Sock {
     for (const ws of open) ws.terminate();
   }
 
-  async #serve(transport: Transport): Promise<void> {
-    const open = await this.#open(transport);
+  async #serve(transport: Transport, options: ServerProtocolOptions): Promise<void> {
+    const open = await this.#open(transport, options);
     if (!open) return;
     const { protocol, opened } = open;
     const ws = new Connection(protocol, transport, this.#options, opened.events, this.#hub);
@@ -250,12 +251,15 @@ export class Sock {
    * The opening handshake within its timeout; after anything but an accept,
    * the answer is written and the transport closed.
    */
-  async #open(transport: Transport): Promise<{ protocol: ServerProtocol; opened: Opened } | undefined> {
+  async #open(
+    transport: Transport,
+    options: ServerProtocolOptions,
+  ): Promise<{ protocol: ServerProtocol; opened: Opened } | undefined> {
     if (this.#closing) {
       transport.close();
       return undefined;
     }
-    const protocol = new ServerProtocol(this.#options);
+    const protocol = new ServerProtocol(options);
     this.#handshaking.add(transport);
     const timer = setTimeout(() => transport.close(), this.#options.handshakeTimeout ?? 10000);
     let opened: Opened | undefined;

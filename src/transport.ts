@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { ProtocolOptions } from "./core/protocol.ts";
+
 /** A network address. */
 export interface NetAddress {
   /** The host name or IP address. */
@@ -59,6 +61,8 @@ export interface Endpoint {
 export interface Adapter {
   /** The runtime's name, for diagnostics. */
   readonly name: string;
+  /** Protocol options that suit this runtime; options given to `Sock` or `connect` override them. */
+  readonly protocolDefaults?: ProtocolOptions;
   /**
    * Listens and calls `onConnection` for every accepted connection.
    *

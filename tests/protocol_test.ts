@@ -520,13 +520,23 @@ test("A single-frame text split over reads is decoded, characters cut anywhere",
   await assertEverySplit(openServer, fromClient(0x81, message), [text(message)]);
 });
 
-test("Invalid UTF-8 in a single-frame text message fails with 1007", async () => {
-  for (const bad of ["c0 af", "ed a0 80", "f4 90 80 80", "ff", "80", "61 e2 28 a1"]) {
-    for (const { label, chunks } of splits(fromClient(0x81, hex(bad)))) {
-      assertFails(await openServer(), chunks, 1007).forEach((e) => assert.equal(e.type, "text", label));
+for (const scriptedTextDecoding of [false, true]) {
+  test(`Invalid UTF-8 in a single-frame text message fails with 1007 (scriptedTextDecoding ${scriptedTextDecoding})`, async () => {
+    for (const bad of ["c0 af", "ed a0 80", "f4 90 80 80", "ff", "80", "61 e2 28 a1"]) {
+      for (const { label, chunks } of splits(fromClient(0x81, hex(bad)))) {
+        assertFails(await openServer({ scriptedTextDecoding }), chunks, 1007)
+          .forEach((e) => assert.equal(e.type, "text", label));
+      }
     }
-  }
-});
+  });
+
+  test(`Short and long non-ASCII texts decode (scriptedTextDecoding ${scriptedTextDecoding})`, async () => {
+    const server = await openServer({ scriptedTextDecoding });
+    const texts = ["é", "a€b", "😀 smile", "中".repeat(21), "ü".repeat(40), "x".repeat(63) + "é"];
+    const received = events(server, texts.map((text) => fromClient(0x81, text)));
+    assert.deepEqual(received, texts.map((data) => ({ type: "text", data, final: true })));
+  });
+}
 
 test("A text message that ends inside a multi-byte sequence fails with 1007", async () => {
   assertFails(await openServer(), fromClient(0x81, hex("61 ce")), 1007);

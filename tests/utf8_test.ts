@@ -1,9 +1,9 @@
-// The UTF-8 paths for short texts (ASCII by hand, the rest by the platform) against TextEncoder and
-// a fatal TextDecoder: every 1- and 2-byte input, the edges of every 3- and 4-byte form, and seeded
-// random inputs and strings, lone surrogates included.
+// The UTF-8 paths for short texts (ASCII by hand; the rest by the platform, or in script with
+// scriptedTextDecoding) against TextEncoder and a fatal TextDecoder: every 1- and 2-byte input, the
+// edges of every 3- and 4-byte form, and seeded random inputs and strings, lone surrogates included.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeUtf8, encodeUtf8Into } from "../src/core/utf8.ts";
+import { decodeUtf8, decodeUtf8Scripted, encodeUtf8Into } from "../src/core/utf8.ts";
 import { ProtocolError } from "../src/core/errors.ts";
 import { Rng } from "./_hardening.ts";
 
@@ -20,16 +20,18 @@ function expected(bytes: Uint8Array): string | undefined {
 
 function agrees(bytes: Uint8Array): void {
   const want = expected(bytes);
-  let got: string | undefined;
-  try {
-    got = decodeUtf8(bytes);
-  } catch (error) {
-    assert.ok(error instanceof ProtocolError && error.code === 1007, String(error));
+  for (const decode of [decodeUtf8, decodeUtf8Scripted]) {
+    let got: string | undefined;
+    try {
+      got = decode(bytes);
+    } catch (error) {
+      assert.ok(error instanceof ProtocolError && error.code === 1007, String(error));
+    }
+    assert.equal(got, want, `${decode.name}: bytes ${[...bytes].map((b) => b.toString(16)).join(" ")}`);
   }
-  assert.equal(got, want, `bytes ${[...bytes].map((b) => b.toString(16)).join(" ")}`);
 }
 
-test("decodeUtf8 agrees with the fatal TextDecoder on every 1- and 2-byte input", () => {
+test("decodeUtf8 and decodeUtf8Scripted agree with the fatal TextDecoder on every 1- and 2-byte input", () => {
   for (let a = 0; a < 256; a++) {
     agrees(new Uint8Array([a]));
     for (let b = 0; b < 256; b++) agrees(new Uint8Array([a, b]));

@@ -94,6 +94,8 @@ class DenoTransport implements Transport {
  */
 export const denoAdapter: Adapter = {
   name: "deno",
+  // A TextDecoder call is an op call on Deno: costlier than decoding a short text in script.
+  protocolDefaults: { scriptedTextDecoding: true },
   listen(endpoint: Endpoint, onConnection: (transport: Transport) => void): Promise<Listener> {
     const { hostname, port, tls } = endpoint;
     const listener = tls && typeof tls === "object" && "cert" in tls

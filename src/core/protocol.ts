@@ -17,7 +17,14 @@ import { ProtocolError } from "./errors.ts";
 import type { Extension } from "./extensions.ts";
 import { FrameDecoder, FrameEncoder, type FrameSink, MAX_CONTROL_PAYLOAD, Opcode } from "./frame.ts";
 import { cryptoRandom, mask, MaskKeys, type RandomSource } from "./mask.ts";
-import { decodeUtf8, encodeUtf8, encodeUtf8Into, unmaskAscii, Utf8StreamDecoder } from "./utf8.ts";
+import {
+  decodeUtf8,
+  decodeUtf8Scripted,
+  encodeUtf8,
+  encodeUtf8Into,
+  unmaskAscii,
+  Utf8StreamDecoder,
+} from "./utf8.ts";
 
 /**
  * Connection states, numbered like the web `WebSocket.readyState`.
@@ -147,6 +154,13 @@ export interface ProtocolOptions {
   streamMessages?: boolean;
   /** Random bytes for mask keys and handshake keys. Default `crypto.getRandomValues`. */
   random?: RandomSource;
+  /**
+   * Decode short non-ASCII texts in script instead of with `TextDecoder`:
+   * faster on runtimes where a `TextDecoder` call costs more than the work
+   * (Deno), slower where it is native (Bun). Default `false`; sock's adapters
+   * set what suits their runtime (see `Adapter.protocolDefaults`).
+   */
+  scriptedTextDecoding?: boolean;
 }
 
 /** Options for one `receiveData()` call. */
@@ -155,8 +169,8 @@ export interface ReceiveOptions {
    * `true` hands the chunk over to the core: it may unmask whole binary
    * messages in place and deliver them as views of the chunk instead of
    * copies (messages of 4 KiB or more, and any message in a chunk of at most
-   * 4 KiB). Pass it
-   * only for a buffer read fresh for this call and never touched again.
+   * 4 KiB). Pass it only for a buffer read fresh for this call and never
+   * touched again.
    * Default `false`: the chunk is neither modified nor kept.
    */
   transfer?: boolean;
@@ -213,6 +227,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
   readonly #fragmentSize: number;
   readonly #autoPong: boolean;
   readonly #stream: boolean;
+  readonly #decodeText: (bytes: Uint8Array) => string;
 
   // Incoming frame and message.
   #frameOpcode = 0;
@@ -261,6 +276,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
     this.#fragmentSize = limit("fragmentSize", options.fragmentSize, Infinity, 1);
     this.#autoPong = options.autoPong ?? true;
     this.#stream = options.streamMessages ?? false;
+    this.#decodeText = options.scriptedTextDecoding ? decodeUtf8Scripted : decodeUtf8;
     this.#decoder = new FrameDecoder(this, {
       expectMasked: !isClient,
       maxFrameSize: limit("maxFrameSize", options.maxFrameSize, this.#maxMessageSize, 0),
@@ -603,7 +619,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
     if (this.#message === Message.Text) {
       if (whole && !this.#stream) {
         const ascii = unmaskAscii(bytes, key, phase);
-        this.#text = ascii ?? decodeUtf8(this.#unmaskToScratch(bytes, key, phase));
+        this.#text = ascii ?? this.#decodeText(this.#unmaskToScratch(bytes, key, phase));
         return;
       }
       const part = this.#utf8.write(this.#unmaskToScratch(bytes, key, phase));
