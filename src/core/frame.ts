@@ -129,8 +129,7 @@ export class FrameDecoder {
   maxFrameSize: number;
 
   #state = State.Header;
-  /** Header bytes carried over from a previous chunk. */
-  /** Holds a header split across chunks; made the first time one is. */
+  /** Header bytes carried over from a previous chunk; made the first time a header is split. */
   #spill = new Uint8Array(0);
   #spillLength = 0;
   #maskKey = 0;
