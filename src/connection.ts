@@ -492,10 +492,13 @@ export class Connection implements AsyncIterable<Message> {
   /** Iterates messages until a normal close; throws {@linkcode ConnectionClosed} after an abnormal one. */
   [Symbol.asyncIterator](): AsyncIterator<Message> {
     return {
-      next: () =>
-        this.receive().then((value) =>
+      next: () => {
+        // A whole message is waiting: one promise, not two.
+        if (this.#messages[0]?.final) return Promise.resolve({ done: false, value: this.#take()!.data });
+        return this.receive().then((value) =>
           value === undefined ? { done: true, value: undefined } : { done: false, value }
-        ),
+        );
+      },
     };
   }
 
@@ -650,7 +653,7 @@ export class Connection implements AsyncIterable<Message> {
       switch (event.type) {
         case "text":
         case "binary":
-          this.#deliver({ data: event.data, final: event.final });
+          this.#deliver(event); // Has `data` and `final`: a MessagePart as it is.
           break;
         case "pong": {
           const key = pongKeys.decode(event.data);

@@ -56,7 +56,21 @@ class DenoTransport implements Transport {
     return bytes;
   }
 
-  async write(chunks: Uint8Array[]): Promise<void> {
+  write(chunks: Uint8Array[]): Promise<void> {
+    // One buffer written whole, the usual case: no async function around the op.
+    if (chunks.length !== 1) return this.#writeAll(chunks);
+    const chunk = chunks[0];
+    try {
+      return this.#conn.write(chunk).then((n) =>
+        n < chunk.length ? this.#writeAll([chunk.subarray(n)]) : undefined
+      );
+    } catch (error) {
+      // A closed socket may throw at once: callers see a rejection either way.
+      return Promise.reject(error);
+    }
+  }
+
+  async #writeAll(chunks: Uint8Array[]): Promise<void> {
     for (const chunk of chunks) {
       let at = 0;
       while (at < chunk.length) at += await this.#conn.write(chunk.subarray(at));
