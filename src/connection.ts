@@ -610,7 +610,15 @@ export class Connection implements AsyncIterable<Message> {
         } else {
           this.#protocol.receiveData(chunk, { transfer: true });
         }
-        this.#dispatch();
+        const events = this.#protocol.events() as ProtocolEvent[];
+        this.#dispatch(events);
+        // No message is a view of the chunk: the transport may read into it again.
+        if (
+          chunk && this.#transport.release &&
+          !events.some((e) => e.type === "binary" && e.data.buffer === chunk.buffer)
+        ) {
+          this.#transport.release(chunk);
+        }
         await this.#flush().catch(() => {});
       }
     } catch {

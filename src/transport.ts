@@ -31,6 +31,14 @@ export interface Transport {
    * @param chunks The buffers to write.
    */
   write(chunks: Uint8Array[]): Promise<void>;
+  /**
+   * Optional: takes back a buffer `read()` returned that the caller no longer
+   * holds any part of, so the transport can read into it again instead of
+   * allocating a new one.
+   *
+   * @param chunk The buffer, as `read()` returned it.
+   */
+  release?(chunk: Uint8Array): void;
   /** Closes the connection; pending reads resolve `null`. Safe to call twice. */
   close(): void;
   /** The peer's address, when known. */

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Connection, ServerProtocol, type Transport } from "../mod.ts";
+import { buildFrame, counting, RFC_MASK } from "./_helpers.ts";
 
 /** A transport in memory: records writes, and reads what the test pushes (nothing here). */
 function memoryTransport() {
@@ -65,6 +66,48 @@ test("Connection.send waits for the socket once bufferedAmount passes sendHighWa
   assert.equal(settled, false, "past the mark, send waits for the write");
   await big;
   assert.ok(done.writes >= 1, "past the mark, send resolved only after a write completed");
+  ws.terminate();
+  await ws.closed;
+});
+
+test("Connection gives read buffers back to the transport only when no message is a view of them", async () => {
+  // Reads hand over fresh buffers; a released one is scribbled over at once, as a transport reusing it would.
+  const big = counting(8192), split = counting(6000, 7);
+  const whole = buildFrame(0x82, big, RFC_MASK);
+  const parted = buildFrame(0x82, split, RFC_MASK);
+  const reads = [whole, parted.slice(0, 3000), parted.slice(3000)];
+  const released: Uint8Array[] = [];
+  let pending: ((bytes: Uint8Array | null) => void) | undefined;
+  let closed = false;
+  const transport: Transport = {
+    read: () => {
+      const next = closed ? null : reads.shift();
+      if (next !== undefined) return Promise.resolve(next);
+      return new Promise<Uint8Array | null>((resolve) => pending = resolve);
+    },
+    write: () => Promise.resolve(),
+    release: (chunk) => {
+      released.push(chunk);
+      chunk.fill(0xee);
+    },
+    close: () => {
+      closed = true;
+      pending?.(null);
+    },
+    remoteAddress: undefined,
+    localAddress: undefined,
+  };
+  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0 });
+  const first = await ws.receive({ timeout: 2000 });
+  const second = await ws.receive({ timeout: 2000 });
+  assert.deepEqual(first, big, "the message delivered in place is untouched");
+  assert.deepEqual(second, split, "the message copied out of two reads is untouched");
+  assert.equal(
+    released.length,
+    2,
+    "both reads of the split message came back, the one holding a message did not",
+  );
+  assert.ok(released.every((chunk) => chunk.buffer !== whole.buffer));
   ws.terminate();
   await ws.closed;
 });

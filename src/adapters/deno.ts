@@ -22,7 +22,12 @@ function address(addr: Deno.Addr | undefined): NetAddress | undefined {
 
 class DenoTransport implements Transport {
   #conn: Deno.Conn;
-  #buffer = new Uint8Array(SMALL_READ_SIZE);
+  /** The buffer to read into next; `undefined` after it was handed over. */
+  #buffer: Uint8Array | undefined = new Uint8Array(SMALL_READ_SIZE);
+  /** The size of the next read buffer, once the last was handed over. */
+  #nextSize = SMALL_READ_SIZE;
+  /** A handed-over buffer given back by `release()`. */
+  #spare: Uint8Array | undefined;
   #closed = false;
   readonly remoteAddress: NetAddress | undefined;
   readonly localAddress: NetAddress | undefined;
@@ -35,25 +40,37 @@ class DenoTransport implements Transport {
 
   async read(): Promise<Uint8Array | null> {
     if (this.#closed) return null;
+    let buffer = this.#buffer;
+    if (!buffer) {
+      // The spare given back, or a fresh buffer if none came back.
+      buffer = this.#spare?.length === this.#nextSize ? this.#spare : new Uint8Array(this.#nextSize);
+      this.#buffer = buffer;
+      this.#spare = undefined;
+    }
     let n: number | null;
     try {
-      n = await this.#conn.read(this.#buffer);
+      n = await this.#conn.read(buffer);
     } catch {
       return null;
     }
     if (n === null) return null;
     if (n < COPY_BELOW) {
-      const bytes = this.#buffer.slice(0, n);
+      const bytes = buffer.slice(0, n);
       // A full small buffer means more is coming: read in large pieces. Else little is arriving:
       // back to the small buffer.
-      if (n === this.#buffer.length) this.#buffer = new Uint8Array(READ_SIZE);
-      else if (this.#buffer.length > SMALL_READ_SIZE) this.#buffer = new Uint8Array(SMALL_READ_SIZE);
+      if (n === buffer.length) this.#buffer = new Uint8Array(READ_SIZE);
+      else if (buffer.length > SMALL_READ_SIZE) this.#buffer = new Uint8Array(SMALL_READ_SIZE);
       return bytes;
     }
-    // Hand this buffer over and read into a fresh one next time, a large one once reads fill it.
-    const bytes = this.#buffer.subarray(0, n);
-    this.#buffer = new Uint8Array(n === this.#buffer.length ? READ_SIZE : this.#buffer.length);
-    return bytes;
+    // Hand this buffer over and read into another next time, a large one once reads fill it.
+    this.#buffer = undefined;
+    this.#nextSize = n === buffer.length ? READ_SIZE : buffer.length;
+    return buffer.subarray(0, n);
+  }
+
+  release(chunk: Uint8Array): void {
+    // Only a buffer this transport handed over comes back whole: copies of small reads are left alone.
+    if (chunk.byteOffset === 0 && chunk.length >= COPY_BELOW) this.#spare = new Uint8Array(chunk.buffer);
   }
 
   write(chunks: Uint8Array[]): Promise<void> {
