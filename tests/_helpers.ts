@@ -158,6 +158,26 @@ export function hex(text: string): Uint8Array {
   return out;
 }
 
+/**
+ * The RFC 7692 §7.2.3 compressed payloads of "Hello", as a frame carries them
+ * (without the `00 00 ff ff` a sync flush ends with).
+ */
+export const RFC7692 = {
+  /** §7.2.3.1: one block. */
+  hello: hex("f2 48 cd c9 c9 07 00"),
+  /** §7.2.3.2: the second message, using the first's window. */
+  helloAgain: hex("f2 00 11 00 00"),
+  /** §7.2.3.3: a stored block. */
+  stored: hex("00 05 00 fa ff 48 65 6c 6c 6f 00"),
+  /** §7.2.3.4: the block has BFINAL set. */
+  final: hex("f3 48 cd c9 c9 07 00 00"),
+  /** §7.2.3.5: two blocks. */
+  twoBlocks: hex("f2 48 05 00 00 00 ff ff ca c9 c9 07 00"),
+};
+
+/** The tail of a sync flush, which permessage-deflate strips from each message. */
+export const SYNC_TAIL = hex("00 00 ff ff");
+
 /** Bytes as spaced hex pairs, for readable assertion messages. */
 export function toHex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
@@ -342,12 +362,57 @@ export function within<T>(promise: Promise<T>, label: string, ms = 10000): Promi
 
 /** Chatty JSON records, the traffic permessage-deflate is for; the same text for the same size and seed. */
 export function jsonRecords(size: number, seed = 1): string {
-  let state = seed;
-  const next = () => (state = (state * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+  const rng = new Rng(seed);
+  const next = () => rng.next();
   let text = "";
   for (let id = 0; text.length < size; id++) {
     text += JSON.stringify({ id, user: `user${Math.floor(next() * 50)}`, score: next(), tags: ["a", "b"] }) +
       "\n";
   }
   return text.slice(0, size);
+}
+
+/** mulberry32: a small, seedable PRNG, so every failure reproduces. */
+export class Rng {
+  #state: number;
+  constructor(seed: number) {
+    this.#state = seed >>> 0;
+  }
+  /** A float in [0, 1). */
+  next(): number {
+    let t = (this.#state = (this.#state + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  /** An integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)];
+  }
+  bytes(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = this.int(256);
+    return out;
+  }
+  /** A mask key. */
+  key(): number[] {
+    return [this.int(256), this.int(256), this.int(256), this.int(256)];
+  }
+}
+
+/** Cuts `bytes` into pieces at random points (1 to `max` bytes each). */
+export function randomPieces(rng: Rng, bytes: Uint8Array, max: number): Uint8Array[] {
+  const pieces: Uint8Array[] = [];
+  for (let at = 0; at < bytes.length;) {
+    const n = 1 + rng.int(max);
+    pieces.push(bytes.subarray(at, at + n));
+    at += n;
+  }
+  return pieces;
 }

@@ -2,22 +2,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import zlib from "node:zlib";
 import { Deflater, type DeflaterOptions } from "../src/core/deflate/deflate.ts";
-import { joinBytes } from "./_helpers.ts";
+import { joinBytes, Rng, SYNC_TAIL } from "./_helpers.ts";
 
-const SYNC_TAIL = [0x00, 0x00, 0xff, 0xff];
-
-/** A seeded PRNG (an LCG): the same bytes on every run. */
+/** A seeded integer source: `next(n)` is in [0, n), the same on every run. */
 function prng(seed: number): (n: number) => number {
-  let state = seed >>> 0;
-  return (n) => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return Math.floor((state / 2 ** 32) * n);
-  };
+  const rng = new Rng(seed);
+  return (n) => rng.int(n);
 }
 
 function randomBytes(size: number, seed = 1): Uint8Array {
-  const next = prng(seed);
-  return Uint8Array.from({ length: size }, () => next(256));
+  return new Rng(seed).bytes(size);
 }
 
 /** Chatty JSON: arrays of records with repeated keys, numbers and short strings. */
@@ -166,7 +160,7 @@ function inflateChecked(stream: Uint8Array): { output: Uint8Array; maxDistance: 
 function compressMessages(deflater: Deflater, messages: readonly Uint8Array[]): Uint8Array[] {
   return messages.map((message) => {
     const out = deflater.write(message, true);
-    assert.deepEqual([...out.subarray(-4)], SYNC_TAIL);
+    assert.deepEqual(out.subarray(-4), SYNC_TAIL);
     return out;
   });
 }
@@ -273,7 +267,7 @@ test("empty writes: a flush alone is an empty stored block; without flush, nothi
       new TextDecoder().decode(zlibInflate(joinBytes([new Uint8Array([0x00, ...SYNC_TAIL]), out]))),
       "hello",
     );
-    assert.deepEqual([...deflater.write(new Uint8Array(0), true).subarray(-4)], SYNC_TAIL);
+    assert.deepEqual(deflater.write(new Uint8Array(0), true).subarray(-4), SYNC_TAIL);
   }
 });
 

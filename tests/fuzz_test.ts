@@ -7,8 +7,7 @@ import {
   type ServerEvent,
   type ServerProtocolOptions,
 } from "../mod.ts";
-import { buildFrame, joinBytes, openClient, openServer, readFrames, sent, toHex } from "./_helpers.ts";
-import { Rng } from "./_hardening.ts";
+import { buildFrame, joinBytes, openClient, openServer, readFrames, Rng, sent, toHex } from "./_helpers.ts";
 
 // Randomized inputs to an open ServerProtocol and ClientProtocol. The only
 // acceptable outcomes: events, or `failed` with a ProtocolError carrying 1002,

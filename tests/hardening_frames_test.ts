@@ -9,15 +9,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "../src/client.ts";
 import { Deflater } from "../src/core/deflate/deflate.ts";
-import { buildFrame, frameHeader, joinBytes, openServer } from "./_helpers.ts";
+import { buildFrame, frameHeader, joinBytes, openServer, randomPieces, Rng } from "./_helpers.ts";
 import {
   closeCode,
   closeFrameOf,
   fromEnv,
   mib,
-  randomPieces,
   RawPeer,
-  Rng,
   rss,
   RUNTIME,
   serverFrames,

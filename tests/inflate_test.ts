@@ -2,10 +2,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import zlib from "node:zlib";
 import { Inflater, ProtocolError } from "../mod.ts";
-import { joinBytes, jsonRecords, splits } from "./_helpers.ts";
+import { joinBytes, jsonRecords, randomPieces, RFC7692, Rng, splits, SYNC_TAIL } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
-const SYNC_TAIL = [0x00, 0x00, 0xff, 0xff];
 
 /** Chatty JSON records as bytes. */
 function json(size: number, seed = 1): Uint8Array {
@@ -26,42 +25,14 @@ function rejects(run: () => unknown, code: number, message?: RegExp): void {
 }
 
 test("Inflater decodes the RFC 7692 §7.2.3 examples byte for byte", () => {
-  const cases: [string, number[]][] = [
-    ["§7.2.3.1 one block, sync flush", [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, ...SYNC_TAIL]],
-    ["§7.2.3.3 stored block", [
-      0x00,
-      0x05,
-      0x00,
-      0xfa,
-      0xff,
-      0x48,
-      0x65,
-      0x6c,
-      0x6c,
-      0x6f,
-      0x00,
-      ...SYNC_TAIL,
-    ]],
-    ["§7.2.3.4 BFINAL set", [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00, ...SYNC_TAIL]],
-    ["§7.2.3.5 two blocks", [
-      0xf2,
-      0x48,
-      0x05,
-      0x00,
-      0x00,
-      0x00,
-      0xff,
-      0xff,
-      0xca,
-      0xc9,
-      0xc9,
-      0x07,
-      0x00,
-      ...SYNC_TAIL,
-    ]],
+  const cases: [string, Uint8Array][] = [
+    ["§7.2.3.1 one block, sync flush", RFC7692.hello],
+    ["§7.2.3.3 stored block", RFC7692.stored],
+    ["§7.2.3.4 BFINAL set", RFC7692.final],
+    ["§7.2.3.5 two blocks", RFC7692.twoBlocks],
   ];
   for (const [label, bytes] of cases) {
-    for (const split of splits(new Uint8Array(bytes))) {
+    for (const split of splits(joinBytes([bytes, SYNC_TAIL]))) {
       const inflater = new Inflater();
       assert.equal(
         new TextDecoder().decode(inflateAll(inflater, split.chunks)),
@@ -75,8 +46,8 @@ test("Inflater decodes the RFC 7692 §7.2.3 examples byte for byte", () => {
 
 test("Inflater keeps the window across messages (RFC 7692 §7.2.3.2) and forgets it on reset()", () => {
   const inflater = new Inflater();
-  const first = new Uint8Array([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, ...SYNC_TAIL]);
-  const second = new Uint8Array([0xf2, 0x00, 0x11, 0x00, 0x00, ...SYNC_TAIL]);
+  const first = joinBytes([RFC7692.hello, SYNC_TAIL]);
+  const second = joinBytes([RFC7692.helloAgain, SYNC_TAIL]);
   assert.equal(new TextDecoder().decode(inflater.write(first)), "Hello");
   assert.equal(new TextDecoder().decode(inflater.write(second)), "Hello");
   inflater.reset();
@@ -86,29 +57,23 @@ test("Inflater keeps the window across messages (RFC 7692 §7.2.3.2) and forgets
 
 test("Inflater restarts after a final block and keeps referring to the window", () => {
   const inflater = new Inflater();
-  inflater.write(new Uint8Array([0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00, ...SYNC_TAIL]));
+  inflater.write(joinBytes([RFC7692.final, SYNC_TAIL]));
   // Input after the final block is ignored until restart().
   assert.equal(inflater.write(new Uint8Array([0xf2, 0x48, 0x05, 0x00])).length, 0);
   inflater.restart();
-  const out = inflater.write(new Uint8Array([0xf2, 0x00, 0x11, 0x00, 0x00, ...SYNC_TAIL]));
+  const out = inflater.write(joinBytes([RFC7692.helloAgain, SYNC_TAIL]));
   assert.equal(new TextDecoder().decode(out), "Hello");
 });
 
 test("Inflater decodes zlib's output at every window size and level, whole and in random pieces", () => {
   const data = json(100_000);
-  let seed = 7;
-  const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+  const rng = new Rng(7);
   for (let windowBits = 9; windowBits <= 15; windowBits++) {
     for (const level of [0, 1, 6, 9]) {
       const compressed = new Uint8Array(zlib.deflateRawSync(data, { windowBits, level }));
       const label = `windowBits ${windowBits}, level ${level}`;
       assert.deepEqual(new Inflater(windowBits).write(compressed), data, label);
-      const pieces: Uint8Array[] = [];
-      for (let at = 0; at < compressed.length;) {
-        const n = 1 + Math.floor(random() * 64);
-        pieces.push(compressed.subarray(at, at + n));
-        at += n;
-      }
+      const pieces = randomPieces(rng, compressed, 64);
       assert.deepEqual(inflateAll(new Inflater(windowBits), pieces), data, `${label}, in pieces`);
     }
   }

@@ -10,8 +10,8 @@ import type { Connection, Message } from "../src/connection.ts";
 import { Sock, type SockOptions } from "../src/server.ts";
 import { detectAdapter } from "../src/adapters/mod.ts";
 import type { Transport } from "../src/transport.ts";
-import { buildFrame, joinBytes, within } from "./_helpers.ts";
-import { randomPieces, RawPeer, Rng, sleep } from "./_hardening.ts";
+import { buildFrame, joinBytes, randomPieces, Rng, within } from "./_helpers.ts";
+import { RawPeer, sleep } from "./_hardening.ts";
 
 /** The option sets every case runs with, on both ends. */
 const VARIANTS: { label: string; deflate: boolean }[] = [

@@ -24,6 +24,7 @@ import {
   latin1Bytes,
   latin1Text,
   readFrames,
+  RFC7692,
   RFC_RANDOM,
   sent,
   splits,
@@ -346,55 +347,24 @@ async function deflateClient(answer = "permessage-deflate", options: Partial<Cli
 }
 
 test("the RFC 7692 §7.2.3 frames decode to their messages", async () => {
-  const cases: [string, number[][], string[]][] = [
-    ["§7.2.3.1 one frame", [[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]], ["Hello"]],
-    ["§7.2.3.1 fragmented", [[0x41, 0x03, 0xf2, 0x48, 0xcd], [0x80, 0x04, 0xc9, 0xc9, 0x07, 0x00]], [
+  const { hello, helloAgain, stored, final, twoBlocks } = RFC7692;
+  const cases: [string, Uint8Array[], string[]][] = [
+    ["§7.2.3.1 one frame", [buildFrame(0xc1, hello)], ["Hello"]],
+    ["§7.2.3.1 fragmented", [buildFrame(0x41, hello.subarray(0, 3)), buildFrame(0x80, hello.subarray(3))], [
       "Hello",
     ]],
-    [
-      "§7.2.3.2 shared window",
-      [[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], [0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00]],
-      ["Hello", "Hello"],
-    ],
-    ["§7.2.3.3 stored block", [[
-      0xc1,
-      0x0b,
-      0x00,
-      0x05,
-      0x00,
-      0xfa,
-      0xff,
-      0x48,
-      0x65,
-      0x6c,
-      0x6c,
-      0x6f,
-      0x00,
-    ]], [
-      "Hello",
-    ]],
-    ["§7.2.3.4 BFINAL set", [[0xc1, 0x08, 0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00]], ["Hello"]],
-    [
-      "§7.2.3.5 two blocks",
-      [[0xc1, 0x0d, 0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00]],
-      ["Hello"],
-    ],
+    ["§7.2.3.2 shared window", [buildFrame(0xc1, hello), buildFrame(0xc1, helloAgain)], ["Hello", "Hello"]],
+    ["§7.2.3.3 stored block", [buildFrame(0xc1, stored)], ["Hello"]],
+    ["§7.2.3.4 BFINAL set", [buildFrame(0xc1, final)], ["Hello"]],
+    ["§7.2.3.5 two blocks", [buildFrame(0xc1, twoBlocks)], ["Hello"]],
     [
       "a message after one that ended in a final block, sharing its window",
-      [[0xc1, 0x08, 0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00], [
-        0xc1,
-        0x05,
-        0xf2,
-        0x00,
-        0x11,
-        0x00,
-        0x00,
-      ]],
+      [buildFrame(0xc1, final), buildFrame(0xc1, helloAgain)],
       ["Hello", "Hello"],
     ],
   ];
   for (const [label, frames, expected] of cases) {
-    for (const split of splits(new Uint8Array(frames.flat()))) {
+    for (const split of splits(joinBytes(frames))) {
       const client = await deflateClient();
       for (const chunk of split.chunks) client.receiveData(chunk);
       assert.deepEqual(messages(client.events() as ProtocolEvent[]), expected, `${label}, ${split.label}`);
@@ -448,7 +418,7 @@ test("an RSV1 message without permessage-deflate agreed fails with 1002", async 
   const key = /\r\nSec-WebSocket-Key: ([^\r]+)\r\n/i.exec(latin1Text(client.dataToSend()))![1];
   client.receiveData(latin1Bytes(acceptResponseText(await acceptToken(key))));
   client.events();
-  client.receiveData(new Uint8Array([0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]));
+  client.receiveData(buildFrame(0xc1, RFC7692.hello));
   assert.equal(failure(client.events() as ProtocolEvent[]), 1002);
 });
 

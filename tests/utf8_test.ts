@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { decodeUtf8, decodeUtf8Scripted, encodeUtf8Into } from "../src/core/utf8.ts";
 import { ProtocolError } from "../src/core/errors.ts";
-import { Rng } from "./_hardening.ts";
+import { Rng } from "./_helpers.ts";
 
 const reference = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
