@@ -228,3 +228,41 @@ test("Inflater holds a window only while it keeps one", () => {
   inflater.reset();
   assert.equal(inflater.bufferSize, 0);
 });
+
+/** A dynamic block header whose literal code is complete but whose distance code is over-subscribed. */
+function badDistanceCodeHeader(): Uint8Array {
+  const bytes: number[] = [];
+  let acc = 0, n = 0;
+  const put = (value: number, bits: number) => {
+    acc |= value << n;
+    n += bits;
+    for (; n >= 8; n -= 8, acc >>>= 8) bytes.push(acc & 0xff);
+  };
+  // BFINAL, dynamic; 257 literal/length codes, 3 distance codes, 18 code-length codes.
+  put(1, 1), put(2, 2), put(0, 5), put(2, 5), put(14, 4);
+  const order = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
+  const codeLengths = new Array(19).fill(0);
+  codeLengths[1] = codeLengths[9] = codeLengths[16] = 2; // Symbols 1, 9, 16: codes 00, 01, 10.
+  for (let i = 0; i < 18; i++) put(codeLengths[order[i]], 3);
+  const code = (c: number) => put(((c & 1) << 1) | (c >> 1), 2); // Huffman codes go MSB first.
+  const repeat = (times: number) => (code(2), put(times - 3, 2));
+  // 257 literal/length lengths of 9 bits (complete), then three distance lengths of 1 bit (too many).
+  code(1);
+  for (let i = 0; i < 42; i++) repeat(6);
+  repeat(4);
+  code(0), code(0), code(0);
+  if (n > 0) bytes.push(acc);
+  return new Uint8Array(bytes);
+}
+
+test("Inflater paused in a dynamic block survives another inflater failing to build its tables", () => {
+  const data = json(60_000, 5);
+  const compressed = new Uint8Array(zlib.deflateRawSync(data));
+  const paused = new Inflater();
+  const half = compressed.length >> 1;
+  const first = paused.write(compressed.subarray(0, half));
+  // The shared tables are half rebuilt when the distance code turns out over-subscribed.
+  rejects(() => new Inflater().write(badDistanceCodeHeader()), 1007);
+  const second = paused.write(compressed.subarray(half));
+  assert.deepEqual(joinBytes([first, second]), data);
+});

@@ -70,7 +70,7 @@ const STORED = 0, FIXED = 1 << 1, DYNAMIC = 2 << 1;
  * match are not indexed.
  */
 interface Effort {
-  /** Above this previous match length, search only a quarter of the chain. */
+  /** At or above this previous match length, search only a quarter of the chain. */
   good: number;
   /** Don't look for a better match one byte later if the current one is this long. */
   lazy: number;
@@ -648,6 +648,10 @@ export class Deflater {
   readonly #effort: Effort;
   readonly #windowBits: number;
   readonly #memLevel: number;
+  /** Where spare buffers for these options are kept: windowBits and memLevel. */
+  readonly #spareKey: number;
+  /** Right shift that turns a 32-bit hash into a head index. */
+  readonly #hashShift: number;
   /** How far the window slides; a multiple of W, so positions keep their slots in the hash chains. */
   readonly #slide: number;
   readonly #bufferSize: number;
@@ -684,6 +688,8 @@ export class Deflater {
     this.#windowBits = checkOption("windowBits", options.windowBits, 15, 8, 15);
     this.#memLevel = checkOption("memLevel", options.memLevel, 8, 1, 9);
     this.#level = checkOption("level", options.level, 6, 0, 9);
+    this.#spareKey = (this.#windowBits << 4) | this.#memLevel;
+    this.#hashShift = 32 - (this.#memLevel + 7);
     this.#effort = EFFORT[this.#level];
     const size = 1 << this.#windowBits;
     this.#slide = Math.max(size, Math.min(1 << (this.#memLevel + 7), MAX_SLIDE));
@@ -731,10 +737,9 @@ export class Deflater {
     const buffers = this.#buffers;
     if (buffers !== undefined) {
       this.#buffers = undefined;
-      const key = (this.#windowBits << 4) | this.#memLevel;
-      if (!spareBuffers.has(key)) {
+      if (!spareBuffers.has(this.#spareKey)) {
         this.#clearHeads(buffers);
-        spareBuffers.set(key, buffers);
+        spareBuffers.set(this.#spareKey, buffers);
       }
     }
     this.#slid = false;
@@ -750,8 +755,7 @@ export class Deflater {
   }
 
   #takeBuffers(): Buffers {
-    const key = (this.#windowBits << 4) | this.#memLevel;
-    let buffers = spareBuffers.get(key);
+    let buffers = spareBuffers.get(this.#spareKey);
     if (buffers === undefined) {
       buffers = {
         window: new Uint8Array(this.#bufferSize),
@@ -760,7 +764,7 @@ export class Deflater {
         syms: new Uint32Array(1 << (this.#memLevel + 6)),
       };
     } else {
-      spareBuffers.delete(key);
+      spareBuffers.delete(this.#spareKey);
     }
     return this.#buffers = buffers;
   }
@@ -776,8 +780,7 @@ export class Deflater {
       head.fill(0);
       return;
     }
-    const shift = 32 - (this.#memLevel + 7);
-    for (let at = 0; at + MIN_MATCH <= end; at++) head[hashAt(window, at, shift)] = 0;
+    for (let at = 0; at + MIN_MATCH <= end; at++) head[hashAt(window, at, this.#hashShift)] = 0;
   }
 
   /**
@@ -788,7 +791,7 @@ export class Deflater {
   #compress(buffers: Buffers, input: Uint8Array, flush: boolean): void {
     const { window, prev, head, syms } = buffers;
     const windowMask = prev.length - 1;
-    const hashShift = 32 - (this.#memLevel + 7);
+    const hashShift = this.#hashShift;
     const maxDistance = this.#maxDistance;
     const slide = this.#slide;
     const effort = this.#effort;

@@ -169,6 +169,11 @@ const shared = {
 /** Thrown inside the decoder when the input ends mid-symbol; never escapes. */
 const UNDERFLOW = Symbol("underflow");
 
+/** The input from `at` on, kept for the next call; nothing left needs no copy. */
+function rest(input: Uint8Array, at: number): Uint8Array {
+  return at < input.length ? input.slice(at) : EMPTY;
+}
+
 const EMPTY: Uint8Array = new Uint8Array(0);
 
 /** Outputs at least this big are returned in place instead of copied out. */
@@ -272,6 +277,8 @@ export class Inflater {
     if (this.#out.length === 0) {
       this.#out = new Uint8Array(Math.min(this.#windowSize * 2, Math.max(1024, data.length * 4)));
     }
+    // The window moves to the front once less than a window of room is left: not on every call.
+    if (this.#out.length - this.#outLength < this.#windowSize) this.#keepWindow();
     const start = this.#outLength;
     this.#input = input;
     this.#at = 0;
@@ -283,7 +290,8 @@ export class Inflater {
     const end = this.#outLength;
     if (end - start < HAND_OVER_MIN) {
       const result = this.#out.slice(start, end);
-      this.#keepWindow();
+      // A buffer grown for this call shrinks back to twice the window.
+      if (this.#out.length > this.#windowSize * 2) this.#keepWindow();
       return result;
     }
     // A large output (longer than any window) is handed over as it lies; the window moves to a fresh buffer.
@@ -350,21 +358,16 @@ export class Inflater {
   }
 
   #decode(limit: number): void {
-    try {
-      while (true) {
-        if (this.#mode === Mode.Header) {
-          if (!this.#header()) return;
-        } else if (this.#mode === Mode.Codes) {
-          if (!this.#codes(limit)) return;
-        } else if (this.#mode === Mode.Stored) {
-          if (!this.#stored(limit)) return;
-        } else {
-          this.#at = this.#input.length;
-          return;
-        }
+    while (true) {
+      if (this.#mode === Mode.Header) {
+        if (!this.#header()) return;
+      } else if (this.#mode === Mode.Codes) {
+        if (!this.#codes(limit)) return;
+      } else if (this.#mode === Mode.Stored) {
+        if (!this.#stored(limit)) return;
+      } else {
+        return; // Input after the final block waits for restart().
       }
-    } catch (error) {
-      if (error !== UNDERFLOW) throw error;
     }
   }
 
@@ -395,11 +398,8 @@ export class Inflater {
       this.#bits |= input[this.#at++] << this.#bitCount;
       this.#bitCount += 8;
     }
-    let entry = table.entries[this.#bits & ((1 << table.root) - 1)];
-    if ((entry & 15) === 0 && entry !== 0) {
-      entry =
-        table.entries[(entry >>> 8) + ((this.#bits >>> table.root) & ((1 << ((entry >>> 4) & 15)) - 1))];
-    }
+    // Only code-length codes come here: at most 7 bits, all in the root table.
+    const entry = table.entries[this.#bits & ((1 << table.root) - 1)];
     const length = entry & 15;
     if (entry === 0 || length > this.#bitCount) {
       if (this.#bitCount >= 15) throw corrupt("invalid Huffman code");
@@ -438,8 +438,7 @@ export class Inflater {
     } catch (error) {
       if (error !== UNDERFLOW) throw error;
       // Start the header again once more input arrives.
-      this.#pending = this.#input.slice(at);
-      this.#at = this.#input.length;
+      this.#pending = rest(this.#input, at);
       this.#bits = bits;
       this.#bitCount = bitCount;
       return false;
@@ -486,6 +485,9 @@ export class Inflater {
   }
 
   #buildShared(): void {
+    // The tables change now: an inflater paused in its own block must rebuild them, even if
+    // building these fails halfway.
+    shared.owner = undefined;
     buildTable(this.#lengths, 0, this.#litCount, LITLEN_INFO, shared.lit, LIT_ROOT);
     buildTable(this.#lengths, this.#litCount, this.#distCount, DIST_INFO, shared.dist, DIST_ROOT);
     shared.owner = this;
@@ -556,6 +558,7 @@ export class Inflater {
       if (kind === LITERAL) {
         if (pos >= room) {
           this.#outLength = pos;
+          this.#at = at;
           out = this.#grow(1, limit);
           room = Math.min(out.length, limit);
         }
@@ -614,6 +617,7 @@ export class Inflater {
       if (distance > pos || distance > window) throw corrupt("distance too far back");
       if (pos + length > room) {
         this.#outLength = pos;
+        this.#at = at;
         out = this.#grow(length, limit);
         room = Math.min(out.length, limit);
       }
@@ -637,8 +641,7 @@ export class Inflater {
     }
     // The input ran out mid-symbol: resume from the last whole symbol once more arrives.
     this.#outLength = pos;
-    this.#pending = input.slice(checkAt);
-    this.#at = end;
+    this.#pending = rest(input, checkAt);
     this.#bits = checkBits;
     this.#bitCount = checkCount;
     return false;
