@@ -80,7 +80,7 @@ export interface ConnectionOptions {
   receiveQueueSize?: number;
   /** Close with 1001 when nothing arrives from the peer for this long, in ms; 0 disables it. Default 0. */
   idleTimeout?: number;
-  /** Bytes `bufferedAmount` may hold before `send()` waits for the socket. Default 65536. */
+  /** Bytes `bufferedAmount` may hold before `send()` waits for the socket. Default 1 MiB. */
   sendHighWaterMark?: number;
   /**
    * Bytes `bufferedAmount` may hold when `send()` is called. Past it the peer is not
@@ -265,7 +265,7 @@ export class Connection implements AsyncIterable<Message> {
     this.#closeTimeout = options.closeTimeout ?? 5000;
     this.#queueSize = options.receiveQueueSize ?? 16;
     this.#idleTimeout = options.idleTimeout ?? 0;
-    this.#highWaterMark = options.sendHighWaterMark ?? 65536;
+    this.#highWaterMark = options.sendHighWaterMark ?? 1048576;
     this.#maxBufferedAmount = options.maxBufferedAmount ?? 16 * 1024 * 1024;
     this.#hub = hub;
     this.#startKeepalive(options.pingInterval ?? 20000, options.pongTimeout ?? 20000);
@@ -619,7 +619,7 @@ export class Connection implements AsyncIterable<Message> {
         ) {
           this.#transport.release(chunk);
         }
-        await this.#flush().catch(() => {});
+        await this.#flush(true).catch(() => {});
       }
     } catch {
       eof = true;
@@ -750,9 +750,14 @@ export class Connection implements AsyncIterable<Message> {
     if (this.#writeScheduled && this.#writeReady) this.#writeNow();
   }
 
-  /** Schedules a write; resolves when the bytes queued before the call are handed to the socket. */
-  #flush(): Promise<void> {
+  /**
+   * Resolves when the bytes queued before the call are handed to the socket. The write starts
+   * now, as the caller waits for it, or with `lazy` when the handler has answered what it read.
+   */
+  #flush(lazy = false): Promise<void> {
     this.#scheduleWrite();
-    return (this.#written ??= Promise.withResolvers<void>()).promise;
+    const written = (this.#written ??= Promise.withResolvers<void>()).promise;
+    if (!lazy) this.#writeNow();
+    return written;
   }
 }

@@ -529,17 +529,36 @@ test("FrameEncoder.take(true) hands out its buffer and fills the other one until
   assert.notEqual(fourth.buffer, second.buffer);
 });
 
-test("FrameEncoder queues a large unmasked payload by reference after its header", () => {
+test("FrameEncoder queues a payload of 256 KiB by reference after its header, and copies smaller ones", () => {
   const encoder = new FrameEncoder();
   encoder.frame(Opcode.Text, new TextEncoder().encode("a"), true, 0);
-  const payload = counting(65536);
+  const payload = counting(262144);
   encoder.frame(Opcode.Binary, payload, true, 0);
   encoder.frame(Opcode.Ping, new Uint8Array(0), true, 0);
   const chunks = encoder.take();
   assert.equal(chunks.length, 3);
-  assert.deepEqual(chunks[0], hex("81 01 61 82 7f 00 00 00 00 00 01 00 00"));
+  assert.deepEqual(chunks[0], hex("81 01 61 82 7f 00 00 00 00 00 04 00 00"));
   assert.equal(chunks[1], payload);
   assert.deepEqual(chunks[2], hex("89 00"));
+  const smaller = counting(262143);
+  encoder.frame(Opcode.Binary, smaller, true, 0);
+  const [copied, ...rest] = encoder.take();
+  assert.equal(rest.length, 0);
+  assert.deepEqual(copied.subarray(0, 10), hex("82 7f 00 00 00 00 00 03 ff ff"));
+  assert.deepEqual(copied.subarray(10), smaller);
+});
+
+test("FrameEncoder lets go of a large staging buffer once bursts become small", () => {
+  const encoder = new FrameEncoder();
+  const sizes: number[] = [];
+  for (const length of [200000, 200000, 10, 10, 10]) {
+    encoder.frame(Opcode.Binary, counting(length), true, 0);
+    const [chunk] = encoder.take(true);
+    sizes.push(chunk.buffer.byteLength);
+  }
+  // Two large buffers take turns; once bursts are small, each is replaced by a small one in turn.
+  assert.ok(sizes[0] >= 200000 && sizes[1] >= 200000, `${sizes}`);
+  assert.ok(sizes[3] < 65536 && sizes[4] < 65536, `${sizes}`);
 });
 
 test("FrameEncoder never modifies the caller's payload when masking", () => {

@@ -10,7 +10,7 @@ import type { Adapter, Endpoint, Listener, NetAddress, Transport } from "../tran
 /** The read buffer of a connection receiving little: all an idle connection holds. */
 const SMALL_READ_SIZE = 1024;
 /** The read buffer once reads fill the small one: bulk data is read in large pieces. */
-const READ_SIZE = 65536;
+const READ_SIZE = 262144;
 /** Reads smaller than this are copied out, so the read buffer is reused. */
 const COPY_BELOW = 4096;
 /** How long accepting pauses after an unexpected accept error, in ms. */

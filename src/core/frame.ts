@@ -272,14 +272,19 @@ function headerSize(b: Uint8Array, at = 0): number {
   return 2 + (len === 126 ? 2 : len === 127 ? 8 : 0) + (b1 & 0x80 ? 4 : 0);
 }
 
-/** Payloads at least this big are queued by reference instead of copied (when not masked). */
-const LARGE_PAYLOAD = 65536;
+/**
+ * Payloads at least this big are queued by reference instead of copied (when not masked). Smaller
+ * ones are copied into the staging buffer, which is reused, so a burst of them is one buffer.
+ */
+const LARGE_PAYLOAD = 262144;
 const MIN_STAGING = 1024;
+/** A staging buffer above this size is dropped when a burst uses under an eighth of it. */
+const KEEP_STAGING = 65536;
 
 /**
  * Encodes frames into an outgoing queue. Small frames are packed together
- * into one buffer, so a burst of messages costs one write; a large unmasked
- * payload is queued by reference after its header, without a copy. Masking
+ * into one buffer, so a burst of messages costs one write; an unmasked
+ * payload of 256 KiB or more is queued by reference after its header, without a copy. Masking
  * (a client's job) writes masked bytes into the queue and never touches the
  * caller's buffer.
  *
@@ -386,10 +391,13 @@ export class FrameEncoder {
       this.#chunks.push(this.#staging.subarray(0, this.#used));
       this.#queued += this.#used;
       this.#used = 0;
-      // Frames queued from now on go to the other buffer, free since the previous call.
+      // Frames queued from now on go to the other buffer, free since the previous call, unless a
+      // burst left it much larger than the traffic now needs.
       const spare = this.#spare;
       this.#spare = this.#staging;
-      this.#staging = spare;
+      this.#staging = spare.length > KEEP_STAGING && spare.length > this.#queued * 8
+        ? new Uint8Array(0)
+        : spare;
     }
     this.#flushStaging();
     const chunks = this.#chunks;

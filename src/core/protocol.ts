@@ -408,7 +408,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
 
   /**
    * Sends a binary message, or a piece of one. The bytes are not modified,
-   * but a payload of 64 KiB or more is queued by reference, without a copy:
+   * but a payload of 256 KiB or more is queued by reference, without a copy:
    * leave it unchanged until `dataToSend()` has handed it out and it is written.
    *
    * @param data The bytes.
