@@ -53,9 +53,9 @@ class Recorder implements FrameSink {
     this.frames.push({ fin, rsv, opcode, length, payload: new Uint8Array(0), ended: false });
   }
 
-  framePayload(bytes: Uint8Array, key: number, phase: number): void {
-    const out = new Uint8Array(bytes.length);
-    mask(bytes, key, out, 0, phase);
+  framePayload(chunk: Uint8Array, start: number, end: number, key: number, phase: number): void {
+    const out = new Uint8Array(end - start);
+    mask(chunk, key, out, 0, phase, start, end);
     this.#parts.push(out);
     this.pieces++;
   }
@@ -161,11 +161,11 @@ test("FrameDecoder reads the RFC 6455 §5.7 64 KiB binary frame cut at every one
       starts++;
       ok &&= fin && rsv === 0 && opcode === Opcode.Binary && length === 65536 && received === 0;
     },
-    framePayload(bytes, key) {
+    framePayload(chunk, start, end, key) {
       // The payload counts 0, 1, … 255: check both ends of every piece.
-      ok &&= key === 0 && bytes.length > 0 && bytes[0] === (received & 0xff) &&
-        bytes[bytes.length - 1] === ((received + bytes.length - 1) & 0xff);
-      received += bytes.length;
+      ok &&= key === 0 && end > start && chunk[start] === (received & 0xff) &&
+        chunk[end - 1] === ((received + end - start - 1) & 0xff);
+      received += end - start;
     },
     frameEnd() {
       ends++;
@@ -390,23 +390,21 @@ test("FrameDecoder reads many frames from one chunk, in order, at every split", 
   }
 });
 
-test("FrameDecoder hands out views of the chunk and never modifies it", () => {
+test("FrameDecoder hands out ranges of the chunk itself and never modifies it", () => {
   const frame = maskFrame(RFC_FRAMES.binary256, RFC_MASK);
   const copy = frame.slice();
-  const views: Uint8Array[] = [];
+  const pieces: [Uint8Array, number, number][] = [];
   const decoder = new FrameDecoder({
     frameStart() {},
-    framePayload(bytes) {
-      views.push(bytes);
+    framePayload(chunk, start, end) {
+      pieces.push([chunk, start, end]);
     },
     frameEnd() {},
   }, SERVER);
   decoder.write(frame);
   assert.deepEqual(frame, copy);
-  assert.equal(views.length, 1);
-  assert.equal(views[0].buffer, frame.buffer);
-  assert.equal(views[0].byteOffset, 8);
-  assert.equal(views[0].length, 256);
+  assert.deepEqual(pieces, [[frame, 8, 264]]);
+  assert.equal(pieces[0][0], frame);
 });
 
 test("FrameDecoder passes the mask phase so every split payload unmasks correctly", () => {
@@ -451,6 +449,34 @@ test("mask() matches byte-wise XOR for every length, phase, alignment and offset
             assert.deepEqual(source, before, `source modified: ${where}`);
           }
         }
+      }
+    }
+  }
+});
+
+test("mask() takes a range of the source, into another buffer or in place", () => {
+  const key = 0x9c3f5a17;
+  for (const length of [0, 1, 5, 31, 127, 128, 200, 1000]) {
+    for (const start of [0, 1, 6, 13]) {
+      for (const phase of [0, 1, 3]) {
+        const source = counting(start + length + 7, length);
+        const before = source.slice();
+        const expected = referenceMask(before.subarray(start, start + length), key, phase);
+        const target = new Uint8Array(length + 2).fill(0xee);
+        mask(source, key, target, 1, phase, start, start + length);
+        const where = `length ${length} start ${start} phase ${phase}`;
+        assert.deepEqual(target.subarray(1, 1 + length), expected, where);
+        assert.equal(target[0], 0xee, where);
+        assert.equal(target[length + 1], 0xee, where);
+        assert.deepEqual(source, before, `source modified: ${where}`);
+        mask(source, key, source, start, phase, start, start + length);
+        assert.deepEqual(source.subarray(start, start + length), expected, `in place: ${where}`);
+        assert.deepEqual(source.subarray(0, start), before.subarray(0, start), `in place, before: ${where}`);
+        assert.deepEqual(
+          source.subarray(start + length),
+          before.subarray(start + length),
+          `in place, after: ${where}`,
+        );
       }
     }
   }

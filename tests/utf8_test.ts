@@ -3,8 +3,9 @@
 // edges of every 3- and 4-byte form, and seeded random inputs and strings, lone surrogates included.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeUtf8, decodeUtf8Scripted, encodeUtf8Into } from "../src/core/utf8.ts";
+import { decodeUtf8, decodeUtf8Scripted, encodeUtf8Into, unmaskShortText } from "../src/core/utf8.ts";
 import { ProtocolError } from "../src/core/errors.ts";
+import { mask } from "../src/core/mask.ts";
 import { Rng } from "./_helpers.ts";
 
 const reference = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -66,7 +67,7 @@ test("decodeUtf8 agrees on seeded random short inputs, mostly valid text", () =>
   for (let round = 0; round < 20000; round++) agrees(rng.bytes(1 + rng.int(70)));
 });
 
-test("encodeUtf8Into writes what TextEncoder does into 3 bytes per unit, lone surrogates as U+FFFD", () => {
+test("encodeUtf8Into writes what TextEncoder does, surrogate pairs as 4 bytes, lone surrogates as U+FFFD", () => {
   const rng = new Rng(11);
   const encoder = new TextEncoder();
   const units = [
@@ -90,5 +91,40 @@ test("encodeUtf8Into writes what TextEncoder does into 3 bytes per unit, lone su
     const text = String.fromCharCode(...codes);
     const length = encodeUtf8Into(text, out);
     assert.deepEqual(out.subarray(0, length), encoder.encode(text), `units ${codes.join(",")}`);
+  }
+});
+
+test("unmaskShortText unmasks and decodes as the fatal TextDecoder does, and leaves long texts alone", () => {
+  const rng = new Rng(23);
+  const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  const alphabet = ["a", "Z", "~", "é", "€", "😀", "\u0800", "\uffff"];
+  for (let round = 0; round < 5000; round++) {
+    let text = "";
+    while (text.length < rng.int(40)) text += rng.pick(alphabet);
+    const bytes = new TextEncoder().encode(text);
+    if (rng.chance(0.3) && bytes.length > 0) bytes[rng.int(bytes.length)] = rng.int(256);
+    const key = rng.int(0x100000000) >>> 0;
+    const phase = rng.int(4);
+    const start = rng.int(5);
+    const chunk = new Uint8Array(start + bytes.length + 3);
+    chunk.set(bytes, start);
+    mask(chunk, key, chunk, start, phase, start, start + bytes.length);
+    const before = chunk.slice();
+    let expected: string | number;
+    try {
+      expected = fatal.decode(bytes);
+    } catch {
+      expected = 1007;
+    }
+    for (const scripted of [false, true]) {
+      let got: string | number | undefined;
+      try {
+        got = unmaskShortText(chunk, start, start + bytes.length, key, phase, scripted);
+      } catch (error) {
+        got = (error as ProtocolError).code;
+      }
+      assert.equal(got, bytes.length < 64 ? expected : undefined, `${scripted} ${[...bytes]}`);
+    }
+    assert.deepEqual(chunk, before, "chunk modified");
   }
 });

@@ -22,6 +22,7 @@ interface BunSocket {
 }
 
 interface BunSocketHandler {
+  binaryType: "uint8array";
   open(socket: BunSocket): void;
   data(socket: BunSocket, data: Uint8Array): void;
   drain(socket: BunSocket): void;
@@ -155,13 +156,14 @@ function handler(
   onFail: (error: Error) => void = () => {},
 ): BunSocketHandler {
   return {
+    // Plain Uint8Arrays rather than Buffers, so messages are the same type on every runtime.
+    binaryType: "uint8array",
     open(socket) {
       socket.data = new BunTransport(socket, local());
       onOpen(socket.data);
     },
     connectError: (_socket, error) => onFail(error),
-    // A plain Uint8Array view of Bun's Buffer, so messages are the same type on every runtime.
-    data: (socket, data) => socket.data?.push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)),
+    data: (socket, data) => socket.data?.push(data),
     drain: (socket) => socket.data?.drain(),
     close: (socket) => socket.data ? socket.data.end() : onFail(new Error("closed before it opened")),
     error: (socket, error) => socket.data ? socket.data.end() : onFail(error),

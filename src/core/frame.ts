@@ -60,15 +60,19 @@ export interface FrameSink {
    */
   frameStart(fin: boolean, rsv: number, opcode: number, length: number): void;
   /**
-   * The next piece of the current frame's payload, still masked. Unmask it
-   * with `mask(bytes, key, target, offset, phase)` straight into wherever it
-   * must go. `bytes` is a view of the caller's chunk, valid during the call.
+   * The next piece of the current frame's payload, still masked: the bytes
+   * of the caller's chunk from `start` to `end`, valid during the call (no
+   * view is made, as one costs more than the work for small frames). Unmask
+   * them with `mask(chunk, key, target, offset, phase, start, end)` straight
+   * into wherever they must go.
    *
-   * @param bytes The next piece of the payload, as received.
+   * @param chunk The chunk being decoded, as received.
+   * @param start Where the piece starts in `chunk`.
+   * @param end Where it ends.
    * @param key The frame's mask key, 0 for an unmasked frame.
    * @param phase How many payload bytes came before this piece, modulo 4.
    */
-  framePayload(bytes: Uint8Array, key: number, phase: number): void;
+  framePayload(chunk: Uint8Array, start: number, end: number, key: number, phase: number): void;
   /** The current frame's payload is complete. */
   frameEnd(): void;
 }
@@ -108,9 +112,9 @@ const enum State {
  * const pieces: string[] = [];
  * const sink: FrameSink = {
  *   frameStart(fin, _rsv, opcode, length) { pieces.push(`start ${fin} ${opcode} ${length}`); },
- *   framePayload(bytes, key, phase) {
- *     const out = new Uint8Array(bytes.length);
- *     mask(bytes, key, out, 0, phase);
+ *   framePayload(chunk, start, end, key, phase) {
+ *     const out = new Uint8Array(end - start);
+ *     mask(chunk, key, out, 0, phase, start, end);
  *     pieces.push(new TextDecoder().decode(out));
  *   },
  *   frameEnd() { pieces.push("end"); },
@@ -197,10 +201,9 @@ export class FrameDecoder {
       }
       // Payload.
       const take = Math.min(this.#remaining, n - pos);
-      const piece = chunk.subarray(pos, pos + take);
-      pos += take;
       this.#remaining -= take;
-      this.#sink.framePayload(piece, this.#maskKey, this.#phase);
+      this.#sink.framePayload(chunk, pos, pos + take, this.#maskKey, this.#phase);
+      pos += take;
       this.#phase = (this.#phase + take) & 3;
       if (this.#remaining === 0) {
         this.#state = State.Header;
@@ -329,9 +332,15 @@ export class FrameEncoder {
    * @param payload The payload; not modified.
    * @param fin The FIN bit.
    * @param rsv RSV bits already in place (`0x40` for RSV1).
+   * @param length How many bytes of `payload` to send, from its start. Default all.
    */
-  frame(opcode: number, payload: Uint8Array, fin: boolean, rsv: number): void {
-    const length = payload.length;
+  frame(
+    opcode: number,
+    payload: Uint8Array,
+    fin: boolean,
+    rsv: number,
+    length: number = payload.length,
+  ): void {
     const keys = this.#keys;
     const key = keys ? keys.next() : 0;
     const masked = keys !== undefined;
@@ -342,14 +351,14 @@ export class FrameEncoder {
       const at = this.#reserve(headerLength);
       this.#writeHeader(this.#staging, at, opcode, fin, rsv, length, masked, key);
       this.#flushStaging();
-      this.#chunks.push(payload);
+      this.#chunks.push(length === payload.length ? payload : payload.subarray(0, length));
       this.#queued += length;
       return;
     }
     if (large) {
       const out = new Uint8Array(headerLength + length);
       const at = this.#writeHeader(out, 0, opcode, fin, rsv, length, masked, key);
-      mask(payload, key, out, at, 0);
+      mask(payload, key, out, at, 0, 0, length);
       this.#flushStaging();
       this.#chunks.push(out);
       this.#queued += out.length;
@@ -357,7 +366,7 @@ export class FrameEncoder {
     }
     const at = this.#reserve(headerLength + length);
     const payloadAt = this.#writeHeader(this.#staging, at, opcode, fin, rsv, length, masked, key);
-    mask(payload, key, this.#staging, payloadAt, 0);
+    mask(payload, key, this.#staging, payloadAt, 0, 0, length);
   }
 
   /**

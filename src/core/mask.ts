@@ -66,17 +66,20 @@ const SMALL = 128;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
- * Copies `source` into `target` at `offset`, XOR-ed with the mask `key`.
- * `phase` is how many payload bytes were masked before `source[0]`, so a
- * payload split over several reads unmasks piece by piece. `target` may be
- * `source` itself (with `offset` 0) for an in-place unmask; otherwise the two
- * must not overlap, and `source` is not modified.
+ * Copies `source` (or its bytes from `start` to `end`) into `target` at
+ * `offset`, XOR-ed with the mask `key`. `phase` is how many payload bytes
+ * were masked before `source[start]`, so a payload split over several reads
+ * unmasks piece by piece. `target` may be `source` itself (with `offset`
+ * equal to `start`) for an in-place unmask; otherwise the two must not
+ * overlap, and `source` is not modified.
  *
  * @param source The bytes to mask or unmask.
  * @param key The mask key, big-endian (key byte 0 is the top byte).
  * @param target Where the result goes.
  * @param offset Where in `target` the result starts.
- * @param phase The position in the payload of `source[0]`, modulo 4 is what counts.
+ * @param phase The position in the payload of `source[start]`, modulo 4 is what counts.
+ * @param start Where in `source` the bytes start. Default 0.
+ * @param end Where in `source` they end. Default `source.length`.
  *
  * @example Unmasking the RFC 6455 §5.7 "Hello"
  * ```ts
@@ -95,8 +98,10 @@ export function mask(
   target: Uint8Array,
   offset: number,
   phase: number,
+  start = 0,
+  end: number = source.length,
 ): void {
-  const n = source.length;
+  const n = end - start;
   const shift = (phase & 3) * 8;
   if (shift !== 0) key = ((key << shift) | (key >>> (32 - shift))) >>> 0;
   const k0 = key >>> 24, k1 = (key >>> 16) & 0xff, k2 = (key >>> 8) & 0xff, k3 = key & 0xff;
@@ -104,24 +109,26 @@ export function mask(
     // Small: copy and XOR in one byte loop, no typed-array view to create.
     let i = 0;
     for (; i + 4 <= n; i += 4) {
-      target[offset + i] = source[i] ^ k0;
-      target[offset + i + 1] = source[i + 1] ^ k1;
-      target[offset + i + 2] = source[i + 2] ^ k2;
-      target[offset + i + 3] = source[i + 3] ^ k3;
+      target[offset + i] = source[start + i] ^ k0;
+      target[offset + i + 1] = source[start + i + 1] ^ k1;
+      target[offset + i + 2] = source[start + i + 2] ^ k2;
+      target[offset + i + 3] = source[start + i + 3] ^ k3;
     }
     for (; i < n; i++) {
       const j = i & 3;
-      target[offset + i] = source[i] ^ (j === 0 ? k0 : j === 1 ? k1 : k2);
+      target[offset + i] = source[start + i] ^ (j === 0 ? k0 : j === 1 ? k1 : k2);
     }
     return;
   }
-  if (target !== source || offset !== 0) target.set(source, offset);
+  if (target !== source || offset !== start) {
+    target.set(start === 0 && end === source.length ? source : source.subarray(start, end), offset);
+  }
   if (key === 0 || n === 0) return;
   let i = 0;
-  const start = target.byteOffset + offset;
+  const at = target.byteOffset + offset;
   if (n >= 32) {
     // Byte-wise head until the target is 4-byte aligned, then whole words.
-    const head = (4 - (start & 3)) & 3;
+    const head = (4 - (at & 3)) & 3;
     for (; i < head; i++) target[offset + i] ^= (key >>> (24 - 8 * (i & 3))) & 0xff;
     const wordKeyBE = head === 0 ? key : ((key << (head * 8)) | (key >>> (32 - head * 8))) >>> 0;
     const wordKey = LITTLE_ENDIAN
@@ -129,7 +136,7 @@ export function mask(
         ((wordKeyBE >>> 8) & 0xff00) | (wordKeyBE >>> 24)) | 0
       : wordKeyBE | 0;
     const words = (n - head) >>> 2;
-    const view = new Int32Array(target.buffer, start + head, words);
+    const view = new Int32Array(target.buffer, at + head, words);
     let w = 0;
     // Unrolled: JavaScriptCore runs this about half again as fast; V8 is unaffected.
     for (; w + 8 <= words; w += 8) {

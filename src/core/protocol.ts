@@ -22,7 +22,7 @@ import {
   decodeUtf8Scripted,
   encodeUtf8,
   encodeUtf8Into,
-  unmaskAscii,
+  unmaskShortText,
   Utf8StreamDecoder,
 } from "./utf8.ts";
 
@@ -198,6 +198,8 @@ const EMPTY = new Uint8Array(0);
 
 /** Below this many UTF-16 units, text is encoded into a scratch buffer. */
 const SHORT_TEXT = 128;
+/** That buffer, shared by every connection: the frame encoder copies a payload this small at once. */
+const SEND_SCRATCH = new Uint8Array(SHORT_TEXT * 3);
 
 /**
  * A whole binary message in a transferred chunk is delivered in place when it
@@ -227,6 +229,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
   readonly #fragmentSize: number;
   readonly #autoPong: boolean;
   readonly #stream: boolean;
+  readonly #scriptedText: boolean;
   readonly #decodeText: (bytes: Uint8Array) => string;
 
   // Incoming frame and message.
@@ -246,7 +249,6 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #binary: Uint8Array = EMPTY;
   #binaryLength = 0;
   #scratch = EMPTY;
-  #sendScratch = EMPTY;
   /** Created on the first control frame received. */
   #control = EMPTY;
   #controlLength = 0;
@@ -276,7 +278,8 @@ export class Protocol<SideEvent = never> implements FrameSink {
     this.#fragmentSize = limit("fragmentSize", options.fragmentSize, Infinity, 1);
     this.#autoPong = options.autoPong ?? true;
     this.#stream = options.streamMessages ?? false;
-    this.#decodeText = options.scriptedTextDecoding ? decodeUtf8Scripted : decodeUtf8;
+    this.#scriptedText = options.scriptedTextDecoding ?? false;
+    this.#decodeText = this.#scriptedText ? decodeUtf8Scripted : decodeUtf8;
     this.#decoder = new FrameDecoder(this, {
       expectMasked: !isClient,
       maxFrameSize: limit("maxFrameSize", options.maxFrameSize, this.#maxMessageSize, 0),
@@ -389,18 +392,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
   sendText(text: string, options?: SendOptions): void {
     const n = text.length;
     if (n < SHORT_TEXT && this.#extensions.length === 0) {
-      // Short text: encoded into a scratch buffer, which is free again at once, as the frame
-      // encoder copies a payload this small. ASCII by hand: a TextEncoder call costs more on some runtimes.
-      if (this.#sendScratch.length === 0) this.#sendScratch = new Uint8Array(SHORT_TEXT * 3);
-      const out = this.#sendScratch;
-      let bits = 0;
-      for (let i = 0; i < n; i++) {
-        const c = text.charCodeAt(i);
-        bits |= c;
-        out[i] = c;
-      }
-      const length = bits < 0x80 ? n : encodeUtf8Into(text, out);
-      this.#sendData(Message.Text, out.subarray(0, length), options);
+      this.#sendData(Message.Text, SEND_SCRATCH, options, encodeUtf8Into(text, SEND_SCRATCH));
       return;
     }
     this.#sendData(Message.Text, encodeUtf8(text), options);
@@ -561,17 +553,18 @@ export class Protocol<SideEvent = never> implements FrameSink {
   }
 
   /** @internal */
-  framePayload(bytes: Uint8Array, key: number, phase: number): void {
+  framePayload(chunk: Uint8Array, start: number, end: number, key: number, phase: number): void {
     if (this.#state === ReadyState.Closed) return;
-    this.#frameRemaining -= bytes.length;
+    const n = end - start;
+    this.#frameRemaining -= n;
     if (this.#frameOpcode >= Opcode.Close) {
       if (this.#control.length === 0) this.#control = new Uint8Array(MAX_CONTROL_PAYLOAD);
-      mask(bytes, key, this.#control, this.#controlLength, phase);
-      this.#controlLength += bytes.length;
+      mask(chunk, key, this.#control, this.#controlLength, phase, start, end);
+      this.#controlLength += n;
     } else if (this.#messageRsv !== 0) {
-      this.#decodeExtensions(this.#unmaskToScratch(bytes, key, phase), false);
+      this.#decodeExtensions(this.#unmaskToScratch(chunk, start, end, key, phase), false);
     } else {
-      this.#messagePiece(bytes, key, phase, this.#binaryLength + bytes.length + this.#frameRemaining);
+      this.#messagePiece(chunk, start, end, key, phase, this.#binaryLength + n + this.#frameRemaining);
     }
   }
 
@@ -590,14 +583,15 @@ export class Protocol<SideEvent = never> implements FrameSink {
 
   // ---- Receiving -----------------------------------------------------------
 
-  #unmaskToScratch(bytes: Uint8Array, key: number, phase: number): Uint8Array {
-    if (key === 0) return bytes;
-    if (this.#scratch.length < bytes.length) {
-      this.#scratch = new Uint8Array(Math.max(bytes.length, this.#scratch.length * 2, 1024));
+  /** The bytes of `chunk` from `start` to `end`, unmasked, as a view valid until the next call. */
+  #unmaskToScratch(chunk: Uint8Array, start: number, end: number, key: number, phase: number): Uint8Array {
+    if (key === 0) return chunk.subarray(start, end);
+    const n = end - start;
+    if (this.#scratch.length < n) {
+      this.#scratch = new Uint8Array(Math.max(n, this.#scratch.length * 2, 1024));
     }
-    const out = this.#scratch.subarray(0, bytes.length);
-    mask(bytes, key, out, 0, phase);
-    return out;
+    mask(chunk, key, this.#scratch, 0, phase, start, end);
+    return this.#scratch.subarray(0, n);
   }
 
   #decodeExtensions(bytes: Uint8Array, final: boolean): void {
@@ -610,26 +604,33 @@ export class Protocol<SideEvent = never> implements FrameSink {
     if (this.#decodedSize > this.#maxMessageSize) {
       throw new ProtocolError("decoded message exceeds the size limit", CloseCode.MessageTooBig);
     }
-    if (data.length > 0) this.#messagePiece(data, 0, 0, Infinity);
+    if (data.length > 0) this.#messagePiece(data, 0, data.length, 0, 0, Infinity);
   }
 
   /**
-   * One piece of a data message's payload, still masked with `key`.
+   * One piece of a data message's payload: `chunk` from `start` to `end`, still masked with `key`.
    * `expected` bounds the binary message's size as far as known: buffers grow
    * at most to it, so a peer cannot make us allocate much more than it sent.
    */
-  #messagePiece(bytes: Uint8Array, key: number, phase: number, expected: number): void {
-    const n = bytes.length;
+  #messagePiece(
+    chunk: Uint8Array,
+    start: number,
+    end: number,
+    key: number,
+    phase: number,
+    expected: number,
+  ): void {
+    const n = end - start;
     // The whole message in this one piece, as sent (no extension transformed it).
     const whole = this.#frameFin && this.#fragments === 1 && n === this.#frameLength &&
       this.#messageRsv === 0;
     if (this.#message === Message.Text) {
       if (whole && !this.#stream) {
-        const ascii = unmaskAscii(bytes, key, phase);
-        this.#text = ascii ?? this.#decodeText(this.#unmaskToScratch(bytes, key, phase));
+        this.#text = unmaskShortText(chunk, start, end, key, phase, this.#scriptedText) ??
+          this.#decodeText(this.#unmaskToScratch(chunk, start, end, key, phase));
         return;
       }
-      const part = this.#utf8.write(this.#unmaskToScratch(bytes, key, phase));
+      const part = this.#utf8.write(this.#unmaskToScratch(chunk, start, end, key, phase));
       if (this.#stream) {
         if (part !== "") this.#piece({ type: "text", data: part, final: false });
       } else {
@@ -640,14 +641,14 @@ export class Protocol<SideEvent = never> implements FrameSink {
     }
     if (this.#stream) {
       const data = new Uint8Array(n);
-      mask(bytes, key, data, 0, phase);
+      mask(chunk, key, data, 0, phase, start, end);
       this.#piece({ type: "binary", data, final: false });
       return;
     }
     if (whole && this.#transfer && (n >= IN_PLACE_LIMIT || this.#smallChunk)) {
       // A whole message inside a chunk handed over to us: unmask it where it lies.
-      mask(bytes, key, bytes, 0, phase);
-      this.#binary = bytes;
+      mask(chunk, key, chunk, start, phase, start, end);
+      this.#binary = chunk.subarray(start, end);
       this.#binaryLength = n;
       return;
     }
@@ -663,7 +664,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
       grown.set(this.#binary.subarray(0, this.#binaryLength));
       this.#binary = grown;
     }
-    mask(bytes, key, this.#binary, this.#binaryLength, phase);
+    mask(chunk, key, this.#binary, this.#binaryLength, phase, start, end);
     this.#binaryLength = needed;
   }
 
@@ -735,7 +736,13 @@ export class Protocol<SideEvent = never> implements FrameSink {
     }
   }
 
-  #sendData(kind: Message, payload: Uint8Array, options: SendOptions | undefined): void {
+  /** Sends `payload` (its first `length` bytes) as a message or a piece of one. */
+  #sendData(
+    kind: Message,
+    payload: Uint8Array,
+    options: SendOptions | undefined,
+    length = payload.length,
+  ): void {
     this.#checkCanSend();
     const fin = options?.fin ?? true;
     const first = this.#sending === Message.None;
@@ -744,23 +751,28 @@ export class Protocol<SideEvent = never> implements FrameSink {
     }
     let rsv = 0;
     let data = payload;
-    for (const extension of this.#extensions) {
-      const encoded = extension.encode(data, first, fin, options?.compress ?? true);
-      data = encoded.data;
-      if (first) rsv |= encoded.rsv;
+    let n = length;
+    if (this.#extensions.length > 0) {
+      if (n < data.length) data = data.subarray(0, n);
+      for (const extension of this.#extensions) {
+        const encoded = extension.encode(data, first, fin, options?.compress ?? true);
+        data = encoded.data;
+        if (first) rsv |= encoded.rsv;
+      }
+      n = data.length;
     }
     this.#sending = fin ? Message.None : kind;
     let opcode: number = first ? kind : Opcode.Continuation;
     const size = this.#fragmentSize;
-    if (data.length <= size) {
+    if (n <= size) {
       // One frame (an empty message too).
-      this.#encoder.frame(opcode, data, fin, rsv);
+      this.#encoder.frame(opcode, data, fin, rsv, n);
       return;
     }
     // Split into frames of at most `fragmentSize`.
-    for (let offset = 0; offset < data.length; offset += size) {
-      const end = Math.min(data.length, offset + size);
-      this.#encoder.frame(opcode, data.subarray(offset, end), fin && end === data.length, rsv);
+    for (let offset = 0; offset < n; offset += size) {
+      const end = Math.min(n, offset + size);
+      this.#encoder.frame(opcode, data.subarray(offset, end), fin && end === n, rsv);
       opcode = Opcode.Continuation;
       rsv = 0;
     }

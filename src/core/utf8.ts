@@ -76,18 +76,17 @@ export function decodeUtf8(bytes: Uint8Array): string {
  * @internal
  */
 export function decodeUtf8Scripted(bytes: Uint8Array): string {
-  return (bytes.length < SMALL_TEXT ? decodeSmall(bytes) : undefined) ?? decodeUtf8(bytes);
+  return (bytes.length < SMALL_TEXT ? decodeSmall(bytes, bytes.length) : undefined) ?? decodeUtf8(bytes);
 }
 
 /** UTF-16 units of a small text being decoded. */
 const UNITS: number[] = new Array<number>(SMALL_TEXT).fill(0);
 
 /**
- * A small text decoded in script; `undefined` when it is not valid UTF-8
+ * A small text (the first `n` bytes) decoded in script; `undefined` when it is not valid UTF-8
  * (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF).
  */
-function decodeSmall(bytes: Uint8Array): string | undefined {
-  const n = bytes.length;
+function decodeSmall(bytes: Uint8Array, n: number): string | undefined {
   const units = UNITS;
   let u = 0;
   for (let i = 0; i < n;) {
@@ -130,35 +129,87 @@ function decodeSmall(bytes: Uint8Array): string | undefined {
 }
 
 /**
- * Encodes a string as UTF-8 into `out`, as far as it fits.
+ * Encodes a short string as UTF-8 into `out`, in script: for a few dozen
+ * characters, a `TextEncoder` call costs more than the work. Lone surrogates
+ * become U+FFFD, as with `TextEncoder`.
  *
- * @param text The string; all of it fits when `out` holds 3 bytes per UTF-16 unit.
- * @param out Where the bytes go, from index 0.
+ * @param text The string.
+ * @param out Where the bytes go, from index 0; 3 bytes per UTF-16 unit always suffice.
  * @returns How many bytes were written.
  * @internal
  */
 export function encodeUtf8Into(text: string, out: Uint8Array): number {
-  return encoder.encodeInto(text, out).written;
+  const n = text.length;
+  let j = 0;
+  for (let i = 0; i < n; i++) {
+    let c = text.charCodeAt(i);
+    if (c < 0x80) {
+      out[j++] = c;
+      continue;
+    }
+    if (c < 0x800) {
+      out[j++] = 0xc0 | (c >> 6);
+      out[j++] = 0x80 | (c & 0x3f);
+      continue;
+    }
+    if (c >= 0xd800 && c < 0xe000) {
+      const low = c < 0xdc00 && i + 1 < n ? text.charCodeAt(i + 1) : 0;
+      if (low >= 0xdc00 && low < 0xe000) {
+        i++;
+        c = 0x10000 + ((c - 0xd800) << 10) + (low - 0xdc00);
+        out[j++] = 0xf0 | (c >> 18);
+        out[j++] = 0x80 | ((c >> 12) & 0x3f);
+        out[j++] = 0x80 | ((c >> 6) & 0x3f);
+        out[j++] = 0x80 | (c & 0x3f);
+        continue;
+      }
+      c = 0xfffd;
+    }
+    out[j++] = 0xe0 | (c >> 12);
+    out[j++] = 0x80 | ((c >> 6) & 0x3f);
+    out[j++] = 0x80 | (c & 0x3f);
+  }
+  return j;
 }
 
+/** Small texts being decoded, shared by every connection: decoding is synchronous. */
+const SMALL_BYTES = new Uint8Array(SMALL_TEXT);
+/** A view of SMALL_BYTES per length, made once: a view costs more than decoding a few bytes. */
+const SMALL_VIEWS = Array.from({ length: SMALL_TEXT }, (_, n) => SMALL_BYTES.subarray(0, n));
+
 /**
- * Unmasks and decodes a short text in one pass when it is all ASCII.
+ * Unmasks and decodes a short text (`chunk` from `start` to `end`, masked
+ * with `key` from `phase` on), ASCII in the same pass, the rest in script
+ * (`scripted`) or with `TextDecoder`.
  *
+ * @returns The text, or `undefined` when it is too long for this path.
+ * @throws {ProtocolError} 1007 when the bytes are not valid UTF-8.
  * @internal
  */
-export function unmaskAscii(bytes: Uint8Array, key: number, phase: number): string | undefined {
-  const n = bytes.length;
+export function unmaskShortText(
+  chunk: Uint8Array,
+  start: number,
+  end: number,
+  key: number,
+  phase: number,
+  scripted: boolean,
+): string | undefined {
+  const n = end - start;
   if (n >= SMALL_TEXT) return undefined;
   const shift = (phase & 3) * 8;
   if (shift !== 0) key = ((key << shift) | (key >>> (32 - shift))) >>> 0;
   const codes = CODES[n];
+  const bytes = SMALL_BYTES;
   let bits = 0;
   for (let i = 0; i < n; i++) {
-    const c = bytes[i] ^ ((key >>> (24 - 8 * (i & 3))) & 0xff);
+    const c = chunk[start + i] ^ ((key >>> (24 - 8 * (i & 3))) & 0xff);
     bits |= c;
     codes[i] = c;
+    bytes[i] = c;
   }
-  return bits > 0x7f ? undefined : String.fromCharCode.apply(null, codes);
+  if (bits < 0x80) return String.fromCharCode.apply(null, codes);
+  const text = scripted ? decodeSmall(bytes, n) : undefined;
+  return text ?? decodeUtf8(SMALL_VIEWS[n]);
 }
 
 /**
