@@ -23,7 +23,14 @@
 export * from "./src/core/mod.ts";
 export * from "./src/transport.ts";
 export { detectAdapter } from "./src/adapters/mod.ts";
-export * from "./src/connection.ts";
+export {
+  Connection,
+  ConnectionClosed,
+  type ConnectionOptions,
+  type Message,
+  type MessagePart,
+  type TopicHub,
+} from "./src/connection.ts";
 export * from "./src/server.ts";
 export * from "./src/client.ts";
 export * from "./src/websocket.ts";

@@ -101,6 +101,9 @@ export interface TopicHub {
   closed(ws: Connection): void;
 }
 
+/** What `send()` returns when the message was queued without waiting: one promise for all. */
+export const QUEUED: Promise<void> = Promise.resolve();
+
 /** Decodes pong payloads back into the keys `ping()` sent. */
 const pongKeys = new TextDecoder();
 
@@ -343,7 +346,7 @@ export class Connection implements AsyncIterable<Message> {
     this.#protocol.send(data, options);
     this.#scheduleWrite(); // A failed write shows up as the connection closing.
     if (this.bufferedAmount > this.#highWaterMark) return this.#settled(this.#flush());
-    return Promise.resolve();
+    return QUEUED;
   }
 
   /**
@@ -602,6 +605,8 @@ export class Connection implements AsyncIterable<Message> {
         while (this.#messages.length >= this.#queueSize && !this.#closing) {
           await new Promise<void>((resolve) => this.#resumeReading = resolve);
         }
+        // Replies the peer does not read (pongs to a ping flood, say) stop reading too.
+        if (this.bufferedAmount > this.#highWaterMark) await this.#flush(true).catch(() => {});
         this.#armIdleTimer();
         const chunk = await this.#transport.read();
         if (chunk === null) {
@@ -619,7 +624,9 @@ export class Connection implements AsyncIterable<Message> {
         ) {
           this.#transport.release(chunk);
         }
-        await this.#flush(true).catch(() => {});
+        // What the handler sends in reply goes out with what the core queued; the next read
+        // need not wait for that write.
+        this.#scheduleWrite();
       }
     } catch {
       eof = true;

@@ -34,6 +34,12 @@ class DenoTransport implements Transport {
 
   constructor(conn: Deno.Conn) {
     this.#conn = conn;
+    // Frames go out at once, not held back by Nagle's algorithm (Bun and Deno's own servers do the same).
+    try {
+      (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
+    } catch {
+      // Closed by the peer already: reads and writes will say so.
+    }
     this.remoteAddress = address(conn.remoteAddr);
     this.localAddress = address(conn.localAddr);
   }
