@@ -228,7 +228,8 @@ export class Connection implements AsyncIterable<Message> {
   /** Settles when the scheduled write is done; made only when someone waits for it. */
   #written: PromiseWithResolvers<void> | undefined;
   #inFlight = 0;
-  #pings = new Map<string, { start: number; resolve: (rtt: number) => void }>();
+  /** Pings awaiting their pong; made at the first ping. */
+  #pings: Map<string, { start: number; resolve: (rtt: number) => void }> | undefined;
   #queueSize: number;
   /** Set by `close()`: keep reading to find the peer's close frame, even with a full queue. */
   #closing = false;
@@ -243,8 +244,7 @@ export class Connection implements AsyncIterable<Message> {
   #streaming: Promise<void> | undefined;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #hub: TopicHub | undefined;
-  /** Topics this connection is subscribed to. */
-  readonly topics: Set<string> = new Set();
+  #topics: Set<string> | undefined;
   /** Per-connection data, set by the server's `upgrade` hook. */
   data: unknown;
 
@@ -275,6 +275,11 @@ export class Connection implements AsyncIterable<Message> {
     this.#dispatch(pending);
     this.#scheduleWrite();
     this.#readLoop();
+  }
+
+  /** Topics this connection is subscribed to (made when first asked for: most never subscribe). */
+  get topics(): Set<string> {
+    return this.#topics ??= new Set();
   }
 
   /** The agreed subprotocol; empty when none. */
@@ -520,7 +525,7 @@ export class Connection implements AsyncIterable<Message> {
         reject(error);
         return;
       }
-      this.#pings.set(payload, { start: performance.now(), resolve });
+      (this.#pings ??= new Map()).set(payload, { start: performance.now(), resolve });
       this.#flush().catch(reject);
     });
   }
@@ -672,9 +677,9 @@ export class Connection implements AsyncIterable<Message> {
           break;
         case "pong": {
           const key = pongKeys.decode(event.data);
-          const ping = this.#pings.get(key);
+          const ping = this.#pings?.get(key);
           if (ping) {
-            this.#pings.delete(key);
+            this.#pings!.delete(key);
             ping.resolve(performance.now() - ping.start);
           }
           break;
@@ -740,7 +745,19 @@ export class Connection implements AsyncIterable<Message> {
     if (chunks.length > 1 && size <= JOIN_LIMIT) chunks = [join(chunks, size)];
     this.#inFlight += size;
     this.#writeBusy = true;
-    this.#transport.write(chunks).then(() => {
+    let pending: Promise<void> | void;
+    try {
+      pending = this.#transport.write(chunks);
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    if (!pending) {
+      // All taken at once: no promise to wait for.
+      this.#writeDone(size);
+      written?.resolve();
+      return;
+    }
+    pending.then(() => {
       this.#writeDone(size);
       written?.resolve();
     }, (error) => {

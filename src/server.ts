@@ -283,7 +283,7 @@ export class Sock {
       return undefined;
     }
     if (!opened) {
-      await transport.write(protocol.dataToSend()).catch(() => {});
+      await Promise.resolve(transport.write(protocol.dataToSend())).catch(() => {});
       transport.close();
       return undefined;
     }
@@ -333,7 +333,7 @@ export class Sock {
         : decision?.protocol ?? options.protocols?.find((p) => request.protocols.includes(p));
       if (!await protocol.accept({ protocol: chosen, headers: decision?.headers })) return undefined;
       // A peer gone before the 101 reached it is no server error: its handler sees 1006.
-      await transport.write(protocol.dataToSend()).catch(() => {});
+      await Promise.resolve(transport.write(protocol.dataToSend())).catch(() => {});
       return { ...matched, events: protocol.events() as ProtocolEvent[], data: decision?.data };
     }
   }

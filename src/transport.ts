@@ -25,12 +25,14 @@ export interface Transport {
    */
   read(): Promise<Uint8Array | null>;
   /**
-   * Writes buffers in order. Resolves once the runtime has taken every byte,
-   * so awaiting it is backpressure; the buffers must not change until then.
+   * Writes buffers in order. Returns nothing when the runtime took every byte
+   * at once; otherwise a promise that resolves once it has, so awaiting the
+   * result is backpressure. The buffers must not change until then.
    *
    * @param chunks The buffers to write.
+   * @returns Nothing, or a promise when the bytes are not all taken yet.
    */
-  write(chunks: Uint8Array[]): Promise<void>;
+  write(chunks: Uint8Array[]): Promise<void> | void;
   /**
    * Optional: takes back a buffer `read()` returned that the caller no longer
    * holds any part of, so the transport can read into it again instead of

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Connection, ServerProtocol, type Transport } from "../mod.ts";
-import { buildFrame, counting, RFC_MASK } from "./_helpers.ts";
+import { buildFrame, counting, hex, joinBytes, RFC_MASK } from "./_helpers.ts";
 
 /** A transport in memory: records writes, and reads what the test pushes (nothing here). */
 function memoryTransport() {
@@ -50,6 +50,38 @@ test("Connection batches messages sent in a burst into one write", async () => {
   const total = writes.flat().reduce((n, chunk) => n + chunk.length, 0);
   assert.equal(total, 50 * 2 + [...Array(50).keys()].reduce((n, i) => n + `message ${i}`.length, 0));
   assert.equal(ws.bufferedAmount, 0);
+  ws.terminate();
+  await ws.closed;
+});
+
+test("Connection works with a transport whose writes complete at once (write returns nothing)", async () => {
+  const frames = [
+    buildFrame(0x81, new TextEncoder().encode("one"), RFC_MASK),
+    buildFrame(0x82, counting(3), RFC_MASK),
+  ];
+  const writes: Uint8Array[] = [];
+  let pending: ((bytes: Uint8Array | null) => void) | undefined;
+  const transport: Transport = {
+    read: () => {
+      const next = frames.shift();
+      return next ? Promise.resolve(next) : new Promise((resolve) => pending = resolve);
+    },
+    write: (chunks) => {
+      for (const chunk of chunks) writes.push(chunk.slice());
+    },
+    close: () => pending?.(null),
+    remoteAddress: undefined,
+    localAddress: undefined,
+  };
+  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0, sendHighWaterMark: 4 });
+  for (let i = 0; i < 2; i++) await ws.send((await ws.receive({ timeout: 2000 }))!);
+  await ws.send("past the high-water mark");
+  await ws.drain();
+  assert.equal(ws.bufferedAmount, 0);
+  const sent = joinBytes(writes);
+  const expected = joinBytes([hex("81 03"), new TextEncoder().encode("one"), hex("82 03"), counting(3)]);
+  assert.deepEqual(sent.subarray(0, expected.length), expected);
+  assert.equal(new TextDecoder().decode(sent.subarray(expected.length + 2)), "past the high-water mark");
   ws.terminate();
   await ws.closed;
 });

@@ -181,9 +181,8 @@ test("streamTransport.write resolves only once the sink took every chunk (backpr
   });
   const transport = streamTransport({ readable: new ReadableStream(), writable });
   let done = false;
-  const write = transport.write([new Uint8Array(1), new Uint8Array(0), new Uint8Array(2)]).then(() =>
-    done = true
-  );
+  const write = Promise.resolve(transport.write([new Uint8Array(1), new Uint8Array(0), new Uint8Array(2)]))
+    .then(() => done = true);
   for (const expected of [[1], [1, 2]]) {
     await within(new Promise<void>((resolve) => setTimeout(resolve, 10)), "tick");
     assert.deepEqual(taken, expected, "empty chunks are skipped; the next waits for the sink");
@@ -208,7 +207,7 @@ test("streamTransport.close ends a pending read, closes the writable, calls pair
   transport.close();
   assert.equal(await within(pending, "pending read"), null);
   assert.equal(await transport.read(), null);
-  await assert.rejects(transport.write([new Uint8Array(1)]), TypeError);
+  await assert.rejects(async () => await transport.write([new Uint8Array(1)]), TypeError);
   await within(new Promise<void>((resolve) => setTimeout(resolve, 10)), "tick");
   assert.deepEqual(events, ["cancel", "pair.close", "close writable"]);
 });
@@ -219,7 +218,7 @@ test("streamTransport ends reading on an errored stream, and rejects chunks that
     writable: new WritableStream({ write: () => Promise.reject(new Error("broken pipe")) }),
   });
   assert.equal(await errored.read(), null);
-  await assert.rejects(errored.write([new Uint8Array(1)]), /broken pipe/);
+  await assert.rejects(async () => await errored.write([new Uint8Array(1)]), /broken pipe/);
   errored.close();
 
   const strings = streamTransport({

@@ -125,10 +125,10 @@ class BunTransport implements Transport {
     return new Promise((resolve) => this.#reader = resolve);
   }
 
-  write(chunks: Uint8Array[]): Promise<void> {
-    this.#pending.push(...chunks);
+  write(chunks: Uint8Array[]): Promise<void> | void {
+    for (const chunk of chunks) this.#pending.push(chunk);
     this.#flush();
-    if (this.#pending.length === 0 || this.#ended) return Promise.resolve();
+    if (this.#pending.length === 0 || this.#ended) return;
     return new Promise((resolve) => this.#drained = resolve);
   }
 
