@@ -3,7 +3,7 @@
 // edges of every 3- and 4-byte form, and seeded random inputs and strings, lone surrogates included.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeUtf8, decodeUtf8Scripted, encodeUtf8Into, unmaskShortText } from "../src/core/utf8.ts";
+import { decodeUtf8, encodeUtf8Into, unmaskShortText } from "../src/core/utf8.ts";
 import { ProtocolError } from "../src/core/errors.ts";
 import { mask } from "../src/core/mask.ts";
 import { Rng } from "./_helpers.ts";
@@ -19,9 +19,15 @@ function expected(bytes: Uint8Array): string | undefined {
   }
 }
 
+/** The short-text path (an unmasked frame: key 0), in script or with TextDecoder, else decodeUtf8. */
+const scripted = (bytes: Uint8Array) =>
+  unmaskShortText(bytes, 0, bytes.length, 0, 0, true) ?? decodeUtf8(bytes);
+const platform = (bytes: Uint8Array) =>
+  unmaskShortText(bytes, 0, bytes.length, 0, 0, false) ?? decodeUtf8(bytes);
+
 function agrees(bytes: Uint8Array): void {
   const want = expected(bytes);
-  for (const decode of [decodeUtf8, decodeUtf8Scripted]) {
+  for (const decode of [decodeUtf8, scripted, platform]) {
     let got: string | undefined;
     try {
       got = decode(bytes);
@@ -32,7 +38,7 @@ function agrees(bytes: Uint8Array): void {
   }
 }
 
-test("decodeUtf8 and decodeUtf8Scripted agree with the fatal TextDecoder on every 1- and 2-byte input", () => {
+test("decodeUtf8 and the short-text paths agree with the fatal TextDecoder on every 1- and 2-byte input", () => {
   for (let a = 0; a < 256; a++) {
     agrees(new Uint8Array([a]));
     for (let b = 0; b < 256; b++) agrees(new Uint8Array([a, b]));

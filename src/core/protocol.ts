@@ -17,14 +17,7 @@ import { ProtocolError } from "./errors.ts";
 import type { Extension } from "./extensions.ts";
 import { FrameDecoder, FrameEncoder, type FrameSink, MAX_CONTROL_PAYLOAD, Opcode } from "./frame.ts";
 import { cryptoRandom, mask, MaskKeys, type RandomSource } from "./mask.ts";
-import {
-  decodeUtf8,
-  decodeUtf8Scripted,
-  encodeUtf8,
-  encodeUtf8Into,
-  unmaskShortText,
-  Utf8StreamDecoder,
-} from "./utf8.ts";
+import { decodeUtf8, encodeUtf8, encodeUtf8Into, unmaskShortText, Utf8StreamDecoder } from "./utf8.ts";
 
 /**
  * Connection states, numbered like the web `WebSocket.readyState`.
@@ -230,7 +223,6 @@ export class Protocol<SideEvent = never> implements FrameSink {
   readonly #autoPong: boolean;
   readonly #stream: boolean;
   readonly #scriptedText: boolean;
-  readonly #decodeText: (bytes: Uint8Array) => string;
 
   // Incoming frame and message.
   #frameOpcode = 0;
@@ -279,7 +271,6 @@ export class Protocol<SideEvent = never> implements FrameSink {
     this.#autoPong = options.autoPong ?? true;
     this.#stream = options.streamMessages ?? false;
     this.#scriptedText = options.scriptedTextDecoding ?? false;
-    this.#decodeText = this.#scriptedText ? decodeUtf8Scripted : decodeUtf8;
     this.#decoder = new FrameDecoder(this, {
       expectMasked: !isClient,
       maxFrameSize: limit("maxFrameSize", options.maxFrameSize, this.#maxMessageSize, 0),
@@ -627,7 +618,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
     if (this.#message === Message.Text) {
       if (whole && !this.#stream) {
         this.#text = unmaskShortText(chunk, start, end, key, phase, this.#scriptedText) ??
-          this.#decodeText(this.#unmaskToScratch(chunk, start, end, key, phase));
+          decodeUtf8(this.#unmaskToScratch(chunk, start, end, key, phase));
         return;
       }
       const part = this.#utf8.write(this.#unmaskToScratch(chunk, start, end, key, phase));

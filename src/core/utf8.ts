@@ -68,17 +68,6 @@ export function decodeUtf8(bytes: Uint8Array): string {
   }
 }
 
-/**
- * Decodes complete UTF-8 as {@linkcode decodeUtf8} does, but short texts in
- * script instead of with `TextDecoder`: faster where a `TextDecoder` call
- * costs more than the work (Deno), slower where it is native and fast (Bun).
- *
- * @internal
- */
-export function decodeUtf8Scripted(bytes: Uint8Array): string {
-  return (bytes.length < SMALL_TEXT ? decodeSmall(bytes, bytes.length) : undefined) ?? decodeUtf8(bytes);
-}
-
 /** UTF-16 units of a small text being decoded. */
 const UNITS: number[] = new Array<number>(SMALL_TEXT).fill(0);
 
