@@ -11,8 +11,8 @@ import type { Adapter, Endpoint, Listener, NetAddress, Transport } from "../tran
 const SMALL_READ_SIZE = 1024;
 /** The read buffer once reads fill the small one: bulk data is read in large pieces. */
 const READ_SIZE = 262144;
-/** Reads smaller than this are copied out, so the read buffer is reused. */
-const COPY_BELOW = 4096;
+/** After a read smaller than this, reading goes back to the small buffer. */
+const SHRINK_BELOW = 4096;
 /** How long accepting pauses after an unexpected accept error, in ms. */
 const ACCEPT_RETRY_MS = 100;
 
@@ -60,23 +60,17 @@ class DenoTransport implements Transport {
       return null;
     }
     if (n === null) return null;
-    if (n < COPY_BELOW) {
-      const bytes = buffer.slice(0, n);
-      // A full small buffer means more is coming: read in large pieces. Else little is arriving:
-      // back to the small buffer.
-      if (n === buffer.length) this.#buffer = new Uint8Array(READ_SIZE);
-      else if (buffer.length > SMALL_READ_SIZE) this.#buffer = new Uint8Array(SMALL_READ_SIZE);
-      return bytes;
-    }
-    // Hand this buffer over and read into another next time, a large one once reads fill it.
+    // Hand this buffer over, without a copy (on Deno, allocating even a small buffer costs more than
+    // the rest of the read), and read into the one `release()` gives back, or else a new one: a
+    // large one once reads fill their buffer, the small one again once they are small.
     this.#buffer = undefined;
-    this.#nextSize = n === buffer.length ? READ_SIZE : buffer.length;
+    this.#nextSize = n === buffer.length ? READ_SIZE : n < SHRINK_BELOW ? SMALL_READ_SIZE : buffer.length;
     return buffer.subarray(0, n);
   }
 
   release(chunk: Uint8Array): void {
-    // Only a buffer this transport handed over comes back whole: copies of small reads are left alone.
-    if (chunk.byteOffset === 0 && chunk.length >= COPY_BELOW) this.#spare = new Uint8Array(chunk.buffer);
+    // Only what read() returned: a view from the start of one of this transport's buffers.
+    if (chunk.byteOffset === 0) this.#spare = new Uint8Array(chunk.buffer);
   }
 
   write(chunks: Uint8Array[]): Promise<void> {
