@@ -9,7 +9,10 @@ import type { Adapter, Endpoint, Listener, NetAddress, Transport } from "../tran
 
 /** The read buffer of a connection receiving little: all an idle connection holds. */
 const SMALL_READ_SIZE = 1024;
-/** The read buffer once reads fill the small one: bulk data is read in large pieces. */
+/**
+ * The largest read buffer: bulk data is read in large pieces. Each read that fills its buffer
+ * makes the next one 16 times larger, up to this.
+ */
 const READ_SIZE = 262144;
 /** After a read smaller than this, reading goes back to the small buffer. */
 const SHRINK_BELOW = 4096;
@@ -62,9 +65,13 @@ class DenoTransport implements Transport {
     if (n === null) return null;
     // Hand this buffer over, without a copy (on Deno, allocating even a small buffer costs more than
     // the rest of the read), and read into the one `release()` gives back, or else a new one: a
-    // large one once reads fill their buffer, the small one again once they are small.
+    // larger one once reads fill their buffer, the small one again once they are small.
     this.#buffer = undefined;
-    this.#nextSize = n === buffer.length ? READ_SIZE : n < SHRINK_BELOW ? SMALL_READ_SIZE : buffer.length;
+    this.#nextSize = n === buffer.length
+      ? Math.min(buffer.length * 16, READ_SIZE)
+      : n < SHRINK_BELOW
+      ? SMALL_READ_SIZE
+      : buffer.length;
     return buffer.subarray(0, n);
   }
 
