@@ -415,15 +415,18 @@ export class Connection implements AsyncIterable<Message> {
     return this.#receive(options.timeout);
   }
 
-  async #receive(timeout: number | undefined): Promise<Message | undefined> {
-    let part = await this.#next(timeout);
-    if (part === undefined || part.final) return part?.data;
-    // Pieces of a streamed message: join them.
+  #receive(timeout: number | undefined): Promise<Message | undefined> {
+    return this.#next(timeout).then((part) =>
+      part === undefined || part.final ? part?.data : this.#joinRest(part, timeout)
+    );
+  }
+
+  /** The pieces of a streamed message from `first` on, joined. */
+  async #joinRest(first: MessagePart, timeout: number | undefined): Promise<Message> {
     const pieces: Message[] = [];
-    while (part !== undefined) {
+    for (let part: MessagePart | undefined = first; part !== undefined; part = await this.#next(timeout)) {
       pieces.push(part.data);
       if (part.final) break;
-      part = await this.#next(timeout);
     }
     if (typeof pieces[0] === "string") return pieces.join("");
     return join(pieces as Uint8Array[], pieces.reduce((n, p) => n + p.length, 0));
@@ -503,9 +506,11 @@ export class Connection implements AsyncIterable<Message> {
       next: () => {
         // A whole message is waiting: one promise, not two.
         if (this.#messages[0]?.final) return Promise.resolve({ done: false, value: this.#take()!.data });
-        return this.receive().then((value) =>
-          value === undefined ? { done: true, value: undefined } : { done: false, value }
-        );
+        return this.#next(undefined).then((part) => {
+          if (part === undefined) return { done: true, value: undefined };
+          if (part.final) return { done: false, value: part.data };
+          return this.#joinRest(part, undefined).then((value) => ({ done: false, value }));
+        });
       },
     };
   }
