@@ -982,6 +982,25 @@ test("receiveData with transfer delivers small messages as views of a chunk of a
   for (const event of copied) assert.ok(event.type === "binary" && event.data.buffer !== original.buffer);
 });
 
+test("copySmallMessages delivers small messages of a transferred chunk as exact copies, large ones in place", async () => {
+  const server = await openServer({ copySmallMessages: true });
+  // A chunk of at most 4 KiB: without the option, these would be views of it (see above).
+  const payloads = [counting(32), counting(100), counting(5)];
+  const chunk = joinBytes(payloads.map((p) => fromClient(0x82, p)));
+  server.receiveData(chunk, { transfer: true });
+  const received = server.events();
+  assert.deepEqual(received.map((e) => e.type === "binary" && e.data), payloads);
+  received.forEach((event, i) => {
+    assert.ok(event.type === "binary" && event.data.buffer !== chunk.buffer, `message ${i} is a copy`);
+    assert.equal(event.data.buffer.byteLength, payloads[i].length, `message ${i} holds only its bytes`);
+  });
+  const large = fromClient(0x82, counting(5000));
+  server.receiveData(large, { transfer: true });
+  const [event] = server.events();
+  assert.ok(event.type === "binary" && event.data.buffer === large.buffer, "4 KiB or more stays in place");
+  assert.deepEqual(event.data, counting(5000));
+});
+
 test("receiveData with transfer still copies a message split across chunks", async () => {
   const server = await openServer();
   const payload = counting(10000);

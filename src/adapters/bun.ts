@@ -196,6 +196,8 @@ function handler(
  */
 export const bunAdapter: Adapter = {
   name: "bun",
+  // On JavaScriptCore a view of a fresh buffer costs more than a copy of a small message.
+  protocolDefaults: { copySmallMessages: true },
   listen(endpoint: Endpoint, onConnection: (transport: Transport) => void): Promise<Listener> {
     const { hostname, port, tls } = endpoint;
     const listener = bun().listen({

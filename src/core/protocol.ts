@@ -154,6 +154,13 @@ export interface ProtocolOptions {
    * set what suits their runtime (see `Adapter.protocolDefaults`).
    */
   scriptedTextDecoding?: boolean;
+  /**
+   * Deliver binary messages under 4 KiB in a chunk received with `transfer`
+   * as copies, not as views of the chunk: faster where allocating a small
+   * buffer costs less than making a view (Bun), slower where it costs more
+   * (Deno). Default `false`; sock's adapters set what suits their runtime.
+   */
+  copySmallMessages?: boolean;
 }
 
 /** Options for one `receiveData()` call. */
@@ -223,6 +230,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
   readonly #autoPong: boolean;
   readonly #stream: boolean;
   readonly #scriptedText: boolean;
+  readonly #copySmall: boolean;
 
   // Incoming frame and message.
   #frameOpcode = 0;
@@ -271,6 +279,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
     this.#autoPong = options.autoPong ?? true;
     this.#stream = options.streamMessages ?? false;
     this.#scriptedText = options.scriptedTextDecoding ?? false;
+    this.#copySmall = options.copySmallMessages ?? false;
     this.#decoder = new FrameDecoder(this, {
       expectMasked: !isClient,
       maxFrameSize: limit("maxFrameSize", options.maxFrameSize, this.#maxMessageSize, 0),
@@ -636,7 +645,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
       this.#piece({ type: "binary", data, final: false });
       return;
     }
-    if (whole && this.#transfer && (n >= IN_PLACE_LIMIT || this.#smallChunk)) {
+    if (whole && this.#transfer && (n >= IN_PLACE_LIMIT || (this.#smallChunk && !this.#copySmall))) {
       // A whole message inside a chunk handed over to us: unmask it where it lies.
       mask(chunk, key, chunk, start, phase, start, end);
       this.#binary = chunk.subarray(start, end);
@@ -652,7 +661,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
       let capacity = expected <= needed * 16 ? expected : Math.min(doubled, expected);
       if (!this.#frameFin) capacity = Math.max(capacity, doubled);
       const grown = new Uint8Array(Math.max(capacity, needed));
-      grown.set(this.#binary.subarray(0, this.#binaryLength));
+      if (this.#binaryLength > 0) grown.set(this.#binary.subarray(0, this.#binaryLength));
       this.#binary = grown;
     }
     mask(chunk, key, this.#binary, this.#binaryLength, phase, start, end);
