@@ -1001,6 +1001,23 @@ test("copySmallMessages delivers small messages of a transferred chunk as exact 
   assert.deepEqual(event.data, counting(5000));
 });
 
+test("receiveData with transfer never lets a message pin more than 16 times its size of the buffer under the chunk", async () => {
+  const server = await openServer();
+  for (const [length, inPlace] of [[5, false], [5000, false], [16384, true], [20000, true]] as const) {
+    // A short read into a large read buffer: the chunk is a view of its start.
+    const frame = fromClient(0x82, counting(length));
+    const buffer = new Uint8Array(262144);
+    buffer.set(frame);
+    const chunk = buffer.subarray(0, frame.length);
+    server.receiveData(chunk, { transfer: true });
+    const [event] = server.events();
+    assert.ok(event.type === "binary");
+    assert.deepEqual(event.data, counting(length));
+    assert.equal(event.data.buffer === buffer.buffer, inPlace, `${length} bytes in place: ${inPlace}`);
+    if (!inPlace) assert.equal(event.data.buffer.byteLength, length, "the copy holds only the message");
+  }
+});
+
 test("receiveData with transfer still copies a message split across chunks", async () => {
   const server = await openServer();
   const payload = counting(10000);

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect, HandshakeRejected } from "../src/client.ts";
-import { ConnectionClosed } from "../src/connection.ts";
+import { type Connection, ConnectionClosed } from "../src/connection.ts";
 import { Sock } from "../src/server.ts";
 import { detectAdapter } from "../src/adapters/mod.ts";
 import type { Transport } from "../src/transport.ts";
@@ -82,6 +82,25 @@ test("Sock answers an unknown path with 404 and a failing handler with 1011", as
   } finally {
     server.stop();
   }
+});
+
+test("a connection still knows its peer's address after its socket closed", async () => {
+  const app = new Sock();
+  const opened = Promise.withResolvers<Connection>();
+  app.route("/", (ws) => {
+    opened.resolve(ws);
+    return ws.closed.then(() => {});
+  });
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  const ws = await connect(`ws://127.0.0.1:${port}/`);
+  const server = await opened.promise;
+  await ws.close();
+  await server.closed;
+  await app.close();
+  await new Promise((resolve) => setTimeout(resolve, 50)); // The socket's own close has run by now.
+  const address = server.remoteAddress;
+  assert.equal(address?.hostname, "127.0.0.1");
+  assert.ok(Number.isInteger(address?.port) && address!.port > 0, `port ${address?.port}`);
 });
 
 test("Connection.ping resolves with the round-trip time", async () => {

@@ -66,22 +66,14 @@ class BunTransport implements Transport {
   #reader: ((bytes: Uint8Array | null) => void) | undefined;
   #pending: Uint8Array[] = [];
   #drained: (() => void) | undefined;
-  #local: string;
-  #remoteAddress: NetAddress | undefined;
-  #localAddress: NetAddress | undefined;
+  // Read at once, though each costs a system call: Bun forgets them once the socket closes.
+  readonly remoteAddress: NetAddress | undefined;
+  readonly localAddress: NetAddress | undefined;
 
   constructor(socket: BunSocket, local: string) {
     this.#socket = socket;
-    this.#local = local;
-  }
-
-  // Read when asked for: each is a system call, which most connections never need.
-  get remoteAddress(): NetAddress {
-    return this.#remoteAddress ??= { hostname: this.#socket.remoteAddress, port: this.#socket.remotePort };
-  }
-
-  get localAddress(): NetAddress {
-    return this.#localAddress ??= { hostname: this.#local, port: this.#socket.localPort };
+    this.remoteAddress = { hostname: socket.remoteAddress, port: socket.remotePort };
+    this.localAddress = { hostname: local, port: socket.localPort };
   }
 
   /** Bun's `data` callback: each call brings a fresh buffer, which can be handed over as is. */

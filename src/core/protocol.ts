@@ -168,9 +168,9 @@ export interface ReceiveOptions {
   /**
    * `true` hands the chunk over to the core: it may unmask whole binary
    * messages in place and deliver them as views of the chunk instead of
-   * copies (messages of 4 KiB or more, and any message in a chunk of at most
-   * 4 KiB). Pass it only for a buffer read fresh for this call and never
-   * touched again.
+   * copies (a message at least a sixteenth of the chunk's `ArrayBuffer`, and
+   * any message when that buffer holds at most 4 KiB). Pass it only for a
+   * buffer read fresh for this call and never touched again.
    * Default `false`: the chunk is neither modified nor kept.
    */
   transfer?: boolean;
@@ -203,8 +203,9 @@ const SEND_SCRATCH = new Uint8Array(SHORT_TEXT * 3);
 
 /**
  * A whole binary message in a transferred chunk is delivered in place when it
- * is at least this big, or the chunk at most; otherwise it is copied, so a
- * few bytes never pin a large chunk.
+ * is at least a sixteenth of the buffer under the chunk, or that buffer holds
+ * at most this many bytes; otherwise it is copied, so a few bytes never pin a
+ * large buffer.
  */
 const IN_PLACE_LIMIT = 4096;
 
@@ -256,8 +257,6 @@ export class Protocol<SideEvent = never> implements FrameSink {
 
   /** Whether the chunk being decoded was transferred to us. */
   #transfer = false;
-  /** Whether that chunk is small enough that a view of it never pins much memory. */
-  #smallChunk = false;
 
   // Outgoing message.
   #sending = Message.None;
@@ -353,7 +352,6 @@ export class Protocol<SideEvent = never> implements FrameSink {
   receiveData(chunk: Uint8Array, options?: ReceiveOptions): void {
     if (this.#state === ReadyState.Closed) return;
     this.#transfer = options?.transfer ?? false;
-    this.#smallChunk = chunk.length <= IN_PLACE_LIMIT;
     try {
       this.#decoder.write(chunk);
     } catch (error) {
@@ -645,7 +643,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
       this.#piece({ type: "binary", data, final: false });
       return;
     }
-    if (whole && this.#transfer && (n >= IN_PLACE_LIMIT || (this.#smallChunk && !this.#copySmall))) {
+    if (whole && this.#transfer && this.#inPlace(chunk, n)) {
       // A whole message inside a chunk handed over to us: unmask it where it lies.
       mask(chunk, key, chunk, start, phase, start, end);
       this.#binary = chunk.subarray(start, end);
@@ -666,6 +664,13 @@ export class Protocol<SideEvent = never> implements FrameSink {
     }
     mask(chunk, key, this.#binary, this.#binaryLength, phase, start, end);
     this.#binaryLength = needed;
+  }
+
+  /** Whether a whole message of `n` bytes in a transferred `chunk` is delivered in place (see IN_PLACE_LIMIT). */
+  #inPlace(chunk: Uint8Array, n: number): boolean {
+    if (n < IN_PLACE_LIMIT && this.#copySmall) return false;
+    const size = chunk.buffer.byteLength;
+    return n * 16 >= size || size <= IN_PLACE_LIMIT;
   }
 
   #piece(event: TextEvent | BinaryEvent): void {
