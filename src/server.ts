@@ -96,6 +96,15 @@ interface Route {
   handler: Handler;
 }
 
+/** Writes the handshake's answer; a peer gone by then is no server error (its handler, if any, sees 1006). */
+async function writeQuietly(transport: Transport, chunks: Uint8Array[]): Promise<void> {
+  try {
+    await transport.write(chunks);
+  } catch {
+    // Nothing to report.
+  }
+}
+
 /**
  * A WebSocket server with routes. The same code runs on Deno and Bun.
  *
@@ -283,7 +292,7 @@ export class Sock {
       return undefined;
     }
     if (!opened) {
-      await Promise.resolve(transport.write(protocol.dataToSend())).catch(() => {});
+      await writeQuietly(transport, protocol.dataToSend());
       transport.close();
       return undefined;
     }
@@ -333,7 +342,7 @@ export class Sock {
         : decision?.protocol ?? options.protocols?.find((p) => request.protocols.includes(p));
       if (!await protocol.accept({ protocol: chosen, headers: decision?.headers })) return undefined;
       // A peer gone before the 101 reached it is no server error: its handler sees 1006.
-      await Promise.resolve(transport.write(protocol.dataToSend())).catch(() => {});
+      await writeQuietly(transport, protocol.dataToSend());
       return { ...matched, events: protocol.events() as ProtocolEvent[], data: decision?.data };
     }
   }

@@ -574,6 +574,14 @@ test("FrameEncoder queues a payload of 256 KiB by reference after its header, an
   assert.deepEqual(copied.subarray(10), smaller);
 });
 
+test("FrameEncoder sends the first `length` bytes of a payload, and refuses a length past its end", () => {
+  const encoder = new FrameEncoder();
+  encoder.frame(Opcode.Text, new TextEncoder().encode("Hello, world"), true, 0, 5);
+  assert.deepEqual(encoder.take(), [hex("81 05 48 65 6c 6c 6f")]);
+  assert.throws(() => encoder.frame(Opcode.Binary, new Uint8Array(4), true, 0, 5), RangeError);
+  assert.equal(encoder.pending, 0, "nothing queued by the refused frame");
+});
+
 test("FrameEncoder lets go of a large staging buffer once bursts become small", () => {
   const encoder = new FrameEncoder();
   const sizes: number[] = [];

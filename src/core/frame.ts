@@ -333,6 +333,7 @@ export class FrameEncoder {
    * @param fin The FIN bit.
    * @param rsv RSV bits already in place (`0x40` for RSV1).
    * @param length How many bytes of `payload` to send, from its start. Default all.
+   * @throws {RangeError} When `length` exceeds the payload.
    */
   frame(
     opcode: number,
@@ -341,6 +342,9 @@ export class FrameEncoder {
     rsv: number,
     length: number = payload.length,
   ): void {
+    if (!(length <= payload.length)) {
+      throw new RangeError(`length ${length} exceeds the payload's ${payload.length}`);
+    }
     const keys = this.#keys;
     const key = keys ? keys.next() : 0;
     const masked = keys !== undefined;
