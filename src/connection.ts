@@ -594,6 +594,8 @@ export class Connection implements AsyncIterable<Message> {
   #startKeepalive(interval: number, timeout: number): void {
     if (!(interval > 0)) return;
     this.#keepaliveTick = () => {
+      // Nothing being written: large send buffers a past burst left can go (made again if needed).
+      if (!this.#writeBusy && !this.#writeScheduled) this.#protocol.shrinkBuffers();
       // One keepalive ping at a time: its pong clears the timer; without one, the peer is dropped.
       if (this.#closed || this.#pongTimer !== undefined) return;
       this.#pongTimer = setTimeout(() => {

@@ -574,6 +574,21 @@ test("FrameEncoder queues a payload of 256 KiB by reference after its header, an
   assert.deepEqual(copied.subarray(10), smaller);
 });
 
+test("FrameEncoder.shrink lets go of large staging buffers once everything taken is written", () => {
+  const encoder = new FrameEncoder();
+  const burst = (length: number) => {
+    encoder.frame(Opcode.Binary, counting(length), true, 0);
+    const [chunk] = encoder.take(true);
+    return chunk.buffer.byteLength;
+  };
+  burst(200000);
+  burst(200000);
+  encoder.shrink();
+  // Bursts of 30,000 bytes would reuse a 200 KB buffer kept (it is under 8 times their size): both are gone.
+  assert.ok(burst(30000) < 65536);
+  assert.ok(burst(30000) < 65536);
+});
+
 test("FrameEncoder sends the first `length` bytes of a payload, and refuses a length past its end", () => {
   const encoder = new FrameEncoder();
   encoder.frame(Opcode.Text, new TextEncoder().encode("Hello, world"), true, 0, 5);

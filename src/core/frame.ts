@@ -281,7 +281,7 @@ function headerSize(b: Uint8Array, at = 0): number {
  */
 const LARGE_PAYLOAD = 262144;
 const MIN_STAGING = 1024;
-/** A staging buffer above this size is dropped when a burst uses under an eighth of it. */
+/** A staging buffer above this size is dropped when a burst uses under an eighth of it, or by `shrink()`. */
 const KEEP_STAGING = 65536;
 
 /**
@@ -323,6 +323,15 @@ export class FrameEncoder {
   /** Bytes queued and not yet taken. */
   get pending(): number {
     return this.#queued + this.#used;
+  }
+
+  /**
+   * Lets go of staging buffers above 64 KiB that a past burst left, so a connection gone quiet
+   * holds no large buffer. Call it only when every buffer taken has been written.
+   */
+  shrink(): void {
+    if (this.#spare.length > KEEP_STAGING) this.#spare = new Uint8Array(0);
+    if (this.#used === 0 && this.#staging.length > KEEP_STAGING) this.#staging = new Uint8Array(0);
   }
 
   /**

@@ -317,6 +317,15 @@ export class Protocol<SideEvent = never> implements FrameSink {
   }
 
   /**
+   * Lets go of send buffers above 64 KiB that a past burst left. Call it when
+   * the connection has gone quiet and every buffer `dataToSend()` returned has
+   * been written.
+   */
+  shrinkBuffers(): void {
+    this.#encoder.shrink();
+  }
+
+  /**
    * Takes the events produced since the last call, in order.
    *
    * @returns The events; empty when there are none.
