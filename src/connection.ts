@@ -506,11 +506,9 @@ export class Connection implements AsyncIterable<Message> {
       next: () => {
         // A whole message is waiting: one promise, not two.
         if (this.#messages[0]?.final) return Promise.resolve({ done: false, value: this.#take()!.data });
-        return this.#next(undefined).then((part) => {
-          if (part === undefined) return { done: true, value: undefined };
-          if (part.final) return { done: false, value: part.data };
-          return this.#joinRest(part, undefined).then((value) => ({ done: false, value }));
-        });
+        return this.#receive(undefined).then((value) =>
+          value === undefined ? { done: true, value: undefined } : { done: false, value }
+        );
       },
     };
   }

@@ -284,6 +284,11 @@ const MIN_STAGING = 1024;
 /** A staging buffer above this size is dropped when a burst uses under an eighth of it, or by `shrink()`. */
 const KEEP_STAGING = 65536;
 
+/** `buffer`, or an empty one when it is above KEEP_STAGING and over 8 times the `needed` bytes. */
+function trimmed(buffer: Uint8Array<ArrayBuffer>, needed: number): Uint8Array<ArrayBuffer> {
+  return buffer.length > KEEP_STAGING && buffer.length > needed * 8 ? new Uint8Array(0) : buffer;
+}
+
 /**
  * Encodes frames into an outgoing queue. Small frames are packed together
  * into one buffer, so a burst of messages costs one write; an unmasked
@@ -330,8 +335,8 @@ export class FrameEncoder {
    * holds no large buffer. Call it only when every buffer taken has been written.
    */
   shrink(): void {
-    if (this.#spare.length > KEEP_STAGING) this.#spare = new Uint8Array(0);
-    if (this.#used === 0 && this.#staging.length > KEEP_STAGING) this.#staging = new Uint8Array(0);
+    this.#spare = trimmed(this.#spare, 0);
+    if (this.#used === 0) this.#staging = trimmed(this.#staging, 0);
   }
 
   /**
@@ -417,9 +422,7 @@ export class FrameEncoder {
       // burst left it much larger than the traffic now needs.
       const spare = this.#spare;
       this.#spare = this.#staging;
-      this.#staging = spare.length > KEEP_STAGING && spare.length > this.#queued * 8
-        ? new Uint8Array(0)
-        : spare;
+      this.#staging = trimmed(spare, this.#queued);
     }
     this.#flushStaging();
     const chunks = this.#chunks;

@@ -750,7 +750,10 @@ export class Protocol<SideEvent = never> implements FrameSink {
     }
   }
 
-  /** Sends `payload` (its first `length` bytes) as a message or a piece of one. */
+  /**
+   * Sends `payload` as a message or a piece of one: its first `length` bytes, where a length short
+   * of the payload comes only from callers that run no extension.
+   */
   #sendData(
     kind: Message,
     payload: Uint8Array,
@@ -766,14 +769,11 @@ export class Protocol<SideEvent = never> implements FrameSink {
     let rsv = 0;
     let data = payload;
     let n = length;
-    if (this.#extensions.length > 0) {
-      if (n < data.length) data = data.subarray(0, n);
-      for (const extension of this.#extensions) {
-        const encoded = extension.encode(data, first, fin, options?.compress ?? true);
-        data = encoded.data;
-        if (first) rsv |= encoded.rsv;
-      }
+    for (const extension of this.#extensions) {
+      const encoded = extension.encode(data, first, fin, options?.compress ?? true);
+      data = encoded.data;
       n = data.length;
+      if (first) rsv |= encoded.rsv;
     }
     this.#sending = fin ? Message.None : kind;
     let opcode: number = first ? kind : Opcode.Continuation;

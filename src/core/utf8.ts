@@ -61,6 +61,11 @@ export function decodeUtf8(bytes: Uint8Array): string {
     }
     if (i === n) return String.fromCharCode.apply(null, codes);
   }
+  return decodeFatal(bytes);
+}
+
+/** `TextDecoder`, failing with 1007. */
+function decodeFatal(bytes: Uint8Array): string {
   try {
     return fatalDecoder.decode(bytes);
   } catch (cause) {
@@ -197,8 +202,8 @@ export function unmaskShortText(
     bytes[i] = c;
   }
   if (bits < 0x80) return String.fromCharCode.apply(null, codes);
-  const text = scripted ? decodeSmall(bytes, n) : undefined;
-  return text ?? decodeUtf8(SMALL_VIEWS[n]);
+  // Not ASCII: in script, or by TextDecoder (which also reports what the script found invalid).
+  return (scripted ? decodeSmall(bytes, n) : undefined) ?? decodeFatal(SMALL_VIEWS[n]);
 }
 
 /**
