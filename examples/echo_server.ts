@@ -21,9 +21,8 @@ const app = new Sock({
   deflate: flag("deflate"),
   onError: (error) => console.error("handler failed:", error),
 });
-app.route("/*", async (ws) => {
-  for await (const message of ws) await ws.send(message);
-});
+// forEach passes each message on as it is read: no promise per message, unlike `for await`.
+app.route("/*", (ws) => ws.forEach((message) => ws.send(message)));
 const host = option("host", "127.0.0.1");
 const { port } = await app.listen({ hostname: host, port: Number(option("port", "9001")) });
 console.log(`listening on ws://${host}:${port}`);

@@ -489,17 +489,10 @@ export class WebSocket extends EventTarget {
   }
 
   async #receive(connection: Connection): Promise<void> {
-    while (true) {
-      let message: Message | undefined;
-      try {
-        message = await connection.receive();
-      } catch {
-        message = undefined;
-      }
-      if (message === undefined) break;
+    await connection.forEach((message) => {
       // Messages after close() was called are dropped, as in browsers.
       if (this.#state === OPEN) this.#deliver(message);
-    }
+    }).catch(() => {});
     this.#finish(await connection.closed);
   }
 

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Connection, ServerProtocol, type Transport } from "../mod.ts";
-import { buildFrame, counting, hex, joinBytes, RFC_MASK } from "./_helpers.ts";
+import { buildFrame, counting, hex, joinBytes, readFrames, RFC_MASK } from "./_helpers.ts";
 
 /** A transport in memory: records writes, and reads what the test pushes (nothing here). */
 function memoryTransport() {
@@ -142,4 +142,125 @@ test("Connection gives read buffers back to the transport only when no message i
   assert.ok(released.every((chunk) => chunk.buffer !== whole.buffer));
   ws.terminate();
   await ws.closed;
+});
+
+/** A transport that reads the given chunks, then waits for more (`push`), and records every write. */
+function scriptedTransport(chunks: Uint8Array[]) {
+  const writes: Uint8Array[][] = [];
+  let pending: ((bytes: Uint8Array | null) => void) | undefined;
+  let closed = false;
+  const transport: Transport = {
+    read: () => {
+      const next = closed ? null : chunks.shift();
+      if (next !== undefined) return Promise.resolve(next);
+      return new Promise((resolve) => pending = resolve);
+    },
+    write: (written) => {
+      writes.push(written.map((chunk) => chunk.slice()));
+    },
+    close: () => {
+      closed = true;
+      pending?.(null);
+    },
+    remoteAddress: undefined,
+    localAddress: undefined,
+  };
+  const push = (chunk: Uint8Array | null) => {
+    const resolve = pending;
+    pending = undefined;
+    if (resolve) resolve(chunk);
+    else if (chunk) chunks.push(chunk);
+    else closed = true;
+  };
+  return { transport, writes, push };
+}
+
+const text = (s: string) => buildFrame(0x81, new TextEncoder().encode(s), RFC_MASK);
+const closeFrame = (code: number) => buildFrame(0x88, hex(code.toString(16).padStart(4, "0")), RFC_MASK);
+
+test("Connection.forEach passes messages in order, answers a read in one write, and resolves after a normal close", async () => {
+  const { transport, writes, push } = scriptedTransport([joinBytes([text("a"), text("b"), text("c")])]);
+  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0 });
+  const seen: string[] = [];
+  const done = ws.forEach((message, final) => {
+    assert.equal(final, true);
+    seen.push(message as string);
+    return ws.send((message as string).toUpperCase());
+  });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.deepEqual(seen, ["a", "b", "c"]);
+  assert.equal(writes.length, 1, "three replies to one read went out in one write");
+  assert.deepEqual(readFrames(writes[0]).map((f) => new TextDecoder().decode(f.payload)), ["A", "B", "C"]);
+  push(text("d"));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  push(closeFrame(1000));
+  assert.equal(await done, undefined);
+  assert.deepEqual(seen, ["a", "b", "c", "d"]);
+  assert.equal((await ws.closed).code, 1000);
+  await assert.rejects(ws.forEach(() => {}), TypeError, "a second forEach is refused");
+});
+
+test("Connection.forEach waits for a promise the callback returns before the next message", async () => {
+  const { transport, push } = scriptedTransport([joinBytes([text("1"), text("2"), text("3")])]);
+  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0 });
+  // Read before forEach is called: these queued messages come first.
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  const log: string[] = [];
+  let running = 0;
+  const done = ws.forEach(async (message) => {
+    assert.equal(running++, 0, "one callback at a time");
+    log.push(`start ${message}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    log.push(`end ${message}`);
+    running--;
+  });
+  push(text("4"));
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  push(closeFrame(1000));
+  await done;
+  assert.deepEqual(log, ["1", "2", "3", "4"].flatMap((n) => [`start ${n}`, `end ${n}`]));
+});
+
+test("Connection.forEach rejects with what the callback threw and closes with 1011", async () => {
+  for (const fail of ["throw", "reject"]) {
+    const { transport, writes } = scriptedTransport([joinBytes([text("x"), text("y")])]);
+    const ws = new Connection(await openProtocol(), transport, { pingInterval: 0, closeTimeout: 50 });
+    const seen: unknown[] = [];
+    const error = new Error(fail);
+    const done = ws.forEach((message) => {
+      seen.push(message);
+      if (fail === "throw") throw error;
+      return Promise.reject(error);
+    });
+    await assert.rejects(done, (e) => e === error);
+    const closed = await ws.closed;
+    assert.deepEqual(seen, ["x"], `${fail}: no message after the failure reaches the callback`);
+    assert.equal(closed.sent?.code, 1011);
+    const frames = readFrames(writes.flat());
+    assert.equal(frames.at(-1)?.first, 0x88);
+    assert.deepEqual(frames.at(-1)?.payload.subarray(0, 2), hex("03 f3"));
+  }
+});
+
+test("Connection.forEach rejects with ConnectionClosed after an abnormal close, and passes pieces with streamMessages", async () => {
+  const protocol = new ServerProtocol({ streamMessages: true });
+  protocol.receiveData(new TextEncoder().encode(
+    "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+  ));
+  protocol.events();
+  await protocol.accept();
+  protocol.dataToSend();
+  const first = buildFrame(0x02, counting(3), RFC_MASK), last = buildFrame(0x80, counting(2, 3), RFC_MASK);
+  const { transport, push } = scriptedTransport([joinBytes([first, last])]);
+  const ws = new Connection(protocol, transport, { pingInterval: 0 });
+  const pieces: [number[], boolean][] = [];
+  const done = ws.forEach((data, final) => {
+    pieces.push([[...(data as Uint8Array)], final]);
+  });
+  push(null);
+  const error = await done.catch((e) => e);
+  assert.equal(error?.name, "ConnectionClosed");
+  assert.equal(error.code, 1006);
+  assert.deepEqual(pieces, [[[0, 1, 2], false], [[3, 4], true]]);
 });

@@ -84,6 +84,31 @@ test("Sock answers an unknown path with 404 and a failing handler with 1011", as
   }
 });
 
+test("A forEach route echoes, and a forEach callback that throws reaches onError and the client as 1011", async () => {
+  const errors: unknown[] = [];
+  const app = new Sock({ onError: (e) => errors.push(e) });
+  app.route("/", (ws) =>
+    ws.forEach((message) => {
+      if (message === "fail") throw new Error("callback failed");
+      return ws.send(message);
+    }));
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const ws = await connect(`ws://127.0.0.1:${port}/`);
+    for (const message of ["one", new Uint8Array([1, 2, 3]), "two"]) await ws.send(message);
+    assert.equal(await ws.receive({ timeout: 5000 }), "one");
+    assert.deepEqual(await ws.receive({ timeout: 5000 }), new Uint8Array([1, 2, 3]));
+    assert.equal(await ws.receive({ timeout: 5000 }), "two");
+    await ws.send("fail");
+    const error = await ws.receive({ timeout: 5000 }).then(() => undefined, (e) => e);
+    assert.ok(error instanceof ConnectionClosed);
+    assert.equal(error.code, 1011);
+    assert.deepEqual(errors.map((e) => (e as Error).message), ["callback failed"]);
+  } finally {
+    await app.close();
+  }
+});
+
 test("a connection still knows its peer's address after its socket closed", async () => {
   const app = new Sock();
   const opened = Promise.withResolvers<Connection>();

@@ -27,13 +27,12 @@ const app = new Sock({
   maxFragments: 100_000,
   onError: (error) => console.error("handler failed:", error),
 });
-app.route("/*", async (ws) => {
-  if (broadcast) {
-    ws.subscribe("all");
-    for await (const message of ws) app.publish("all", message);
-  } else {
-    for await (const message of ws) await ws.send(message);
-  }
+app.route("/*", (ws) => {
+  if (!broadcast) return ws.forEach((message) => ws.send(message));
+  ws.subscribe("all");
+  return ws.forEach((message) => {
+    app.publish("all", message);
+  });
 });
 const host = option("host", "127.0.0.1");
 const { port } = await app.listen({ hostname: host, port: Number(option("port", "9001")) });
