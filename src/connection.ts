@@ -726,8 +726,12 @@ export class Connection implements AsyncIterable<Message> {
         // What the handler sends in reply goes out with what the core queued: now, when a
         // forEach() callback has answered every message, else once the handler waits for input
         // or the turn ends. The next read need not wait for that write.
-        this.#scheduleWrite();
-        if (this.#consumer?.busy === false) this.#writeNow();
+        if (this.#consumer?.busy === false) {
+          this.#writeScheduled = true;
+          this.#writeNow();
+        } else {
+          this.#scheduleWrite();
+        }
       }
     } catch {
       eof = true;

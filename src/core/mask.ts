@@ -105,8 +105,8 @@ export function mask(
   const shift = (phase & 3) * 8;
   if (shift !== 0) key = ((key << shift) | (key >>> (32 - shift))) >>> 0;
   const k0 = key >>> 24, k1 = (key >>> 16) & 0xff, k2 = (key >>> 8) & 0xff, k3 = key & 0xff;
-  if (n < SMALL && key !== 0) {
-    // Small: copy and XOR in one byte loop, no typed-array view to create.
+  if (n < SMALL) {
+    // Small: copy and XOR (with 0 when unmasked) in one byte loop, no typed-array view to create.
     let i = 0;
     for (; i + 4 <= n; i += 4) {
       target[offset + i] = source[start + i] ^ k0;
