@@ -555,6 +555,33 @@ test("FrameEncoder.take(true) hands out its buffer and fills the other one until
   assert.notEqual(fourth.buffer, second.buffer);
 });
 
+test("FrameEncoder.take(true) hands out the same view of a buffer again for the same length, with the new bytes", () => {
+  const encoder = new FrameEncoder();
+  const take = (text: string) => {
+    encoder.frame(Opcode.Text, new TextEncoder().encode(text), true, 0);
+    const [chunk] = encoder.take(true);
+    assert.deepEqual(chunk, buildFrame(0x81, new TextEncoder().encode(text)));
+    return chunk;
+  };
+  const first = take("one"), second = take("two");
+  const third = take("six");
+  assert.equal(third, first, "same buffer, same length: the view made before");
+  assert.deepEqual(first, buildFrame(0x81, new TextEncoder().encode("six")));
+  assert.equal(take("ten"), second);
+  const longer = take("seven");
+  assert.notEqual(longer, first, "another length: another view");
+  assert.equal(longer.buffer, first.buffer);
+  // A staging buffer that grows (a large frame) is a new buffer: no stale view of the old one.
+  encoder.frame(Opcode.Binary, counting(5000), true, 0);
+  const [large] = encoder.take(true);
+  assert.equal(large.length, 5004);
+  assert.notEqual(large.buffer, second.buffer);
+  assert.equal(take("abcde").buffer, longer.buffer);
+  const after = take("xyz");
+  assert.equal(after.buffer, large.buffer);
+  assert.deepEqual(after, buildFrame(0x81, new TextEncoder().encode("xyz")));
+});
+
 test("FrameEncoder queues a payload of 256 KiB by reference after its header, and copies smaller ones", () => {
   const encoder = new FrameEncoder();
   encoder.frame(Opcode.Text, new TextEncoder().encode("a"), true, 0);

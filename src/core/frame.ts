@@ -312,6 +312,9 @@ export class FrameEncoder {
   #staging = new Uint8Array(0);
   /** The buffer `take(true)` handed out last; it becomes the staging buffer at the next. */
   #spare = new Uint8Array(0);
+  /** The last view `take(true)` made of each buffer, handed out again for the same length: a view costs. */
+  #stagingView: Uint8Array | undefined;
+  #spareView: Uint8Array | undefined;
   #used = 0;
   #chunks: Uint8Array[] = [];
   #queued = 0;
@@ -335,8 +338,11 @@ export class FrameEncoder {
    * holds no large buffer. Call it only when every buffer taken has been written.
    */
   shrink(): void {
-    this.#spare = trimmed(this.#spare, 0);
-    if (this.#used === 0) this.#staging = trimmed(this.#staging, 0);
+    const spare = this.#spare, staging = this.#staging;
+    this.#spare = trimmed(spare, 0);
+    if (this.#used === 0) this.#staging = trimmed(staging, 0);
+    if (this.#spare !== spare) this.#spareView = undefined;
+    if (this.#staging !== staging) this.#stagingView = undefined;
   }
 
   /**
@@ -415,14 +421,18 @@ export class FrameEncoder {
    */
   take(reuse = false): Uint8Array[] {
     if (reuse && this.#used > 0) {
-      this.#chunks.push(this.#staging.subarray(0, this.#used));
+      let view = this.#stagingView;
+      if (view?.length !== this.#used) view = this.#staging.subarray(0, this.#used);
+      this.#chunks.push(view);
       this.#queued += this.#used;
       this.#used = 0;
       // Frames queued from now on go to the other buffer, free since the previous call, unless a
       // burst left it much larger than the traffic now needs.
-      const spare = this.#spare;
+      const spare = this.#spare, spareView = this.#spareView;
       this.#spare = this.#staging;
+      this.#spareView = view;
       this.#staging = trimmed(spare, this.#queued);
+      this.#stagingView = this.#staging === spare ? spareView : undefined;
     }
     this.#flushStaging();
     const chunks = this.#chunks;
@@ -446,6 +456,7 @@ export class FrameEncoder {
       const grown = new Uint8Array(Math.max(this.#staging.length * 2, at + size, MIN_STAGING));
       grown.set(this.#staging.subarray(0, at));
       this.#staging = grown;
+      this.#stagingView = undefined;
     }
     this.#used = at + size;
     return at;
