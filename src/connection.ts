@@ -631,6 +631,9 @@ export class Connection implements AsyncIterable<Message> {
    * @returns The final close information.
    */
   async close(code?: number, reason = ""): Promise<ClosedEvent> {
+    // Closed with nothing left to write, the usual case once a handler returns: the read loop
+    // releases the transport, and there is nothing to wait for.
+    if (this.#closed && this.bufferedAmount === 0) return this.#closed;
     this.#closing = true;
     this.#resumeReading?.();
     if (!this.#closed) this.#protocol.close(code, reason);

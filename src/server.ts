@@ -142,8 +142,10 @@ export class Sock {
       this.connections.delete(ws);
     },
   };
-  /** Connections still in the opening handshake: `close()` drops them. */
-  #handshaking = new Set<Transport>();
+  /** Connections still in the opening handshake, with when they are dropped: `close()` drops them at once. */
+  #handshaking = new Map<Transport, number>();
+  /** Drops handshakes past their deadline; runs while there are any. */
+  #sweeper: ReturnType<typeof setInterval> | undefined;
   #closing = false;
   /** The open connections. */
   readonly connections: Set<Connection> = new Set();
@@ -232,7 +234,8 @@ export class Sock {
   async close(timeout = 5000): Promise<void> {
     this.#closing = true;
     for (const listener of this.#listeners.splice(0)) listener.close();
-    for (const transport of this.#handshaking) transport.close();
+    for (const transport of this.#handshaking.keys()) transport.close();
+    clearInterval(this.#sweeper);
     const open = [...this.connections];
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
@@ -274,8 +277,7 @@ export class Sock {
       return undefined;
     }
     const protocol = new ServerProtocol(options);
-    this.#handshaking.add(transport);
-    const timer = setTimeout(() => transport.close(), this.#options.handshakeTimeout ?? 10000);
+    this.#watch(transport);
     let opened: Opened | undefined;
     try {
       opened = await this.#handshake(protocol, transport);
@@ -283,7 +285,6 @@ export class Sock {
       this.#options.onError?.(error);
       if (protocol.readyState === ReadyState.Connecting) protocol.reject(500, { body: "internal error\n" });
     } finally {
-      clearTimeout(timer);
       this.#handshaking.delete(transport);
     }
     if (opened && this.#closing) {
@@ -299,6 +300,29 @@ export class Sock {
     return { protocol, opened };
   }
 
+  /**
+   * Drops the transport if its handshake outlives `handshakeTimeout`. One timer serves every
+   * handshake: it wakes eight times per timeout, so a drop comes at most an eighth of it late.
+   */
+  #watch(transport: Transport): void {
+    const timeout = this.#options.handshakeTimeout ?? 10000;
+    this.#handshaking.set(transport, performance.now() + timeout);
+    this.#sweeper ??= setInterval(() => {
+      if (this.#handshaking.size === 0) {
+        clearInterval(this.#sweeper);
+        this.#sweeper = undefined;
+        return;
+      }
+      const now = performance.now();
+      // In the order they started, so in deadline order.
+      for (const [late, deadline] of this.#handshaking) {
+        if (deadline > now) break;
+        late.close();
+        this.#handshaking.delete(late);
+      }
+    }, timeout / 8);
+  }
+
   /** Reads until the request is answered; returns what the handler needs after an accept. */
   async #handshake(protocol: ServerProtocol, transport: Transport): Promise<Opened | undefined> {
     const options = this.#options;
@@ -306,6 +330,8 @@ export class Sock {
       const chunk = await transport.read();
       if (chunk === null) return undefined;
       protocol.receiveData(chunk);
+      // The core kept no part of it (not transferred): the transport may read into it again.
+      transport.release?.(chunk);
       const first = protocol.events()[0];
       if (!first) continue;
       if (first.type !== "request") return undefined;

@@ -58,6 +58,29 @@ test("acceptToken() matches SHA-1 computed elsewhere for other keys", async () =
   assert.equal(await acceptToken("AQIDBAUGBwgJCgsMDQ4PEA=="), "C/0nmHhBztSRGR1CwL6Tf4ZjwpY=");
 });
 
+test("acceptToken() gives each key its own answer when computed at once, whatever the key's length", async () => {
+  const tokens = await Promise.all([
+    acceptToken("AAAAAAAAAAAAAAAAAAAAAA=="),
+    acceptToken("AAECAwQFBgcICQoLDA0ODw=="),
+    acceptToken("AQIDBAUGBwgJCgsMDQ4PEA=="),
+    acceptToken("dGhlIHNhbXBsZSBub25jZQ=="),
+  ]);
+  assert.deepEqual(tokens, [
+    "ICX+Yqv66kxgM0FcWaLWlFLwTAI=",
+    "Bz3qJYTGdOe8gUSpLosEdiLKDrk=",
+    "C/0nmHhBztSRGR1CwL6Tf4ZjwpY=",
+    "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+  ]);
+  // Not a 24-character ASCII key: the same SHA-1 of key and GUID, through the general path.
+  const expected = async (key: string) => {
+    const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(key + WEBSOCKET_GUID));
+    return btoa(String.fromCharCode(...new Uint8Array(digest)));
+  };
+  for (const key of ["short", "é".repeat(24), "x".repeat(25)]) {
+    assert.equal(await acceptToken(key), await expected(key), key);
+  }
+});
+
 test("generateKey() is base64 of the 16 bytes its random source gives", () => {
   assert.equal(generateKey((b) => b.fill(0)), "AAAAAAAAAAAAAAAAAAAAAA==");
   assert.equal(generateKey((b) => b.fill(0xff)), "/////////////////////w==");

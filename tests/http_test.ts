@@ -82,6 +82,18 @@ test("HeadReader gives the same head and rest for a head split at every offset",
   }
 });
 
+test("HeadReader keeps no part of a chunk it was given: a head spanning chunks is copied", () => {
+  const expected = summary(readInPieces(REQUEST, []));
+  for (const cut of [1, 20, REQUEST.length - 1]) {
+    const bytes = latin1Bytes(REQUEST);
+    const reader = new HeadReader(true);
+    const first = bytes.slice(0, cut);
+    assert.equal(reader.write(first), undefined);
+    first.fill(0x58); // The caller reuses its buffer.
+    assert.deepEqual(summary(reader.write(bytes.slice(cut))), expected, `split at ${cut}`);
+  }
+});
+
 test("HeadReader gives the same head for a head fed one byte at a time", () => {
   const bytes = latin1Bytes(REQUEST);
   const reader = new HeadReader(true);

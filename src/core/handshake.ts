@@ -32,8 +32,22 @@ const encoder = new TextEncoder();
  * ```
  */
 export async function acceptToken(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-1", encoder.encode(key + WEBSOCKET_GUID));
+  const digest = await crypto.subtle.digest("SHA-1", tokenInput(key));
   return base64(new Uint8Array(digest));
+}
+
+/** `key` and the GUID as bytes, for a 24-character ASCII key (all valid ones) in one shared buffer. */
+const TOKEN_INPUT = encoder.encode("x".repeat(24) + WEBSOCKET_GUID);
+
+function tokenInput(key: string): Uint8Array<ArrayBuffer> {
+  if (key.length !== 24) return encoder.encode(key + WEBSOCKET_GUID);
+  for (let i = 0; i < 24; i++) {
+    const c = key.charCodeAt(i);
+    if (c > 0x7f) return encoder.encode(key + WEBSOCKET_GUID);
+    TOKEN_INPUT[i] = c;
+  }
+  // digest() copies its input before it returns, so the buffer can be filled again at once.
+  return TOKEN_INPUT;
 }
 
 const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

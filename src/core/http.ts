@@ -138,7 +138,8 @@ export class HeadReader {
   #maxHeadSize: number;
   #maxLineLength: number;
   #maxHeaders: number;
-  #buffer: Uint8Array;
+  /** The head so far, when it spans chunks; made then. */
+  #buffer: Uint8Array | undefined;
   #length = 0;
   /** Where scanning for line ends resumes. */
   #scanned = 0;
@@ -156,7 +157,6 @@ export class HeadReader {
     this.#maxHeadSize = limits.maxHeadSize ?? 16384;
     this.#maxLineLength = limits.maxLineLength ?? 8192;
     this.#maxHeaders = limits.maxHeaders ?? 128;
-    this.#buffer = new Uint8Array(Math.min(1024, this.#maxHeadSize));
   }
 
   /**
@@ -167,19 +167,21 @@ export class HeadReader {
    * @throws {ProtocolError} With `status` 400, 414 or 431.
    */
   write(chunk: Uint8Array): { head: ParsedHead; rest: Uint8Array } | undefined {
-    const room = this.#maxHeadSize - this.#length;
-    const take = Math.min(chunk.length, room);
-    this.#append(chunk.subarray(0, take));
-    const b = this.#buffer;
-    for (let i = this.#scanned; i < this.#length; i++) {
+    const take = Math.min(chunk.length, this.#maxHeadSize - this.#length);
+    // A head that starts in this chunk is scanned where it is: bytes are copied only when it spans chunks.
+    const inPlace = this.#length === 0;
+    if (!inPlace) this.#append(chunk, take);
+    const b = inPlace ? chunk : this.#buffer!;
+    const length = inPlace ? take : this.#length;
+    for (let i = this.#scanned; i < length; i++) {
       const c = b[i];
       if (c === LF) {
         if (i === 0 || b[i - 1] !== CR) throw badRequest("bare LF in the head");
         const lineLength = i - 1 - this.#lineStart;
         if (lineLength === 0) {
           if (this.#lines === 0) throw badRequest("the head starts with an empty line");
-          const head = this.#parse(i - 3);
-          const rest = chunk.subarray(take - (this.#length - i - 1));
+          const head = this.#parse(b, i - 3);
+          const rest = chunk.subarray(take - (length - i - 1));
           return { head, rest };
         }
         this.#lines++;
@@ -188,35 +190,40 @@ export class HeadReader {
         }
         this.#lineStart = i + 1;
       } else if (c === CR) {
-        if (i + 1 < this.#length && b[i + 1] !== LF) throw badRequest("bare CR in the head");
-        if (i + 1 === this.#length) break; // Decided when the next byte arrives.
+        if (i + 1 < length && b[i + 1] !== LF) throw badRequest("bare CR in the head");
+        if (i + 1 === length) break; // Decided when the next byte arrives.
       } else if ((c < 0x20 && c !== 0x09) || c === 0x7f) {
         throw badRequest(`control character 0x${c.toString(16)} in the head`);
       } else if (i - this.#lineStart >= this.#maxLineLength) {
         throw lineTooLong(this.#lines === 0 && this.#isRequest);
       }
     }
-    this.#scanned = b[this.#length - 1] === CR ? this.#length - 1 : this.#length;
-    if (take < chunk.length || this.#length === this.#maxHeadSize) {
+    this.#scanned = b[length - 1] === CR ? length - 1 : length;
+    if (take < chunk.length || length === this.#maxHeadSize) {
       throw new ProtocolError("HTTP head too large", 1002, { status: 431 });
     }
+    if (inPlace && take > 0) this.#append(chunk, take);
     return undefined;
   }
 
-  #append(bytes: Uint8Array): void {
-    const needed = this.#length + bytes.length;
-    if (needed > this.#buffer.length) {
-      const grown = new Uint8Array(Math.min(this.#maxHeadSize, Math.max(needed, this.#buffer.length * 2)));
-      grown.set(this.#buffer.subarray(0, this.#length));
+  /** Keeps the first `take` bytes of `chunk` after the head so far. */
+  #append(chunk: Uint8Array, take: number): void {
+    const needed = this.#length + take;
+    const buffer = this.#buffer;
+    if (buffer === undefined || needed > buffer.length) {
+      const grown = new Uint8Array(
+        Math.min(this.#maxHeadSize, Math.max(needed, (buffer?.length ?? 512) * 2)),
+      );
+      if (buffer !== undefined) grown.set(buffer.subarray(0, this.#length));
       this.#buffer = grown;
     }
-    this.#buffer.set(bytes, this.#length);
+    this.#buffer!.set(take === chunk.length ? chunk : chunk.subarray(0, take), this.#length);
     this.#length = needed;
   }
 
-  /** Parses the head's lines, which end (without their final CRLF) at `end`. */
-  #parse(end: number): ParsedHead {
-    const text = latin1(this.#buffer, 0, end);
+  /** Parses the head's lines in `b`, which end (without their final CRLF) at `end`. */
+  #parse(b: Uint8Array, end: number): ParsedHead {
+    const text = latin1(b, 0, end);
     const lines = text.split("\r\n");
     const startLine = lines[0];
     const first = startLine.indexOf(" ");
