@@ -144,9 +144,8 @@ export function parseUpgradeRequest(head: ParsedHead): UpgradeRequest {
   const [method, target, version] = head.startLine;
   const headers = head.headers;
   if (!isToken(method)) throw status(400, "malformed request method");
-  const versionMatch = /^HTTP\/(\d)\.(\d)$/.exec(version);
-  if (!versionMatch) throw status(400, "malformed HTTP version");
-  if (versionMatch[1] !== "1") throw status(505, `HTTP version ${version} is not supported`);
+  if (!/^HTTP\/\d\.\d$/.test(version)) throw status(400, "malformed HTTP version");
+  if (version[5] !== "1") throw status(505, `HTTP version ${version} is not supported`);
   const path = requestPath(target);
   const queryAt = path.indexOf("?");
   const request: UpgradeRequest = {
