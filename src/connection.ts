@@ -499,7 +499,9 @@ export class Connection implements AsyncIterable<Message> {
    * messages wait, and while more than `sendHighWaterMark` bytes are unsent,
    * so replies sent from the callback push back on the peer. With
    * `streamMessages`, the callback gets pieces, and `final` marks each
-   * message's last.
+   * message's last. When the callback throws (or its promise rejects), the
+   * connection is closed with 1011 and the returned promise rejects with that
+   * error, so a route handler returning it reports the error as a thrown one.
    *
    * Use it instead of `receive()` and iteration, not next to them.
    *
@@ -522,8 +524,6 @@ export class Connection implements AsyncIterable<Message> {
    * @returns Resolves after a normal close, once every message has been passed on.
    * @throws {ConnectionClosed} After an abnormal close.
    * @throws {TypeError} When `forEach()` was already called.
-   * Also rejects with what the callback threw (or its promise rejected with), after closing the
-   * connection with 1011.
    */
   forEach(callback: (data: Message, final: boolean) => unknown): Promise<void> {
     if (this.#consumer) return Promise.reject(new TypeError("forEach() was already called"));
