@@ -284,7 +284,7 @@ export class Connection implements AsyncIterable<Message> {
     this.#startKeepalive(options.pingInterval ?? 20000, options.pongTimeout ?? 20000);
     this.#dispatch(pending);
     this.#scheduleWrite();
-    this.#readLoop();
+    this.#startReading();
   }
 
   /** Topics this connection is subscribed to (made when first asked for: most never subscribe). */
@@ -699,49 +699,102 @@ export class Connection implements AsyncIterable<Message> {
     this.#keepalive = Keepalive.add(interval, this.#keepaliveTick);
   }
 
+  /** Reads through the transport's push mode when it has one, else with a read loop. */
+  #startReading(): void {
+    const transport = this.#transport;
+    if (!transport.receive || !transport.pause || !transport.resume || this.#closed) {
+      this.#readLoop();
+      return;
+    }
+    transport.receive(this.#onData);
+    if (!this.#closed) this.#readOn();
+  }
+
   async #readLoop(): Promise<void> {
     let eof = false;
     try {
       while (!this.#closed) {
-        // A full queue stops reading, so a slow consumer pushes back on TCP.
-        while (this.#messages.length >= this.#queueSize && !this.#closing) {
-          await new Promise<void>((resolve) => this.#resumeReading = resolve);
-        }
-        // Replies the peer does not read (pongs to a ping flood, say) stop reading too.
-        if (this.bufferedAmount > this.#highWaterMark) await this.#flush(true).catch(() => {});
+        for (let wait = this.#mustWait(); wait; wait = this.#mustWait()) await wait;
         this.#armIdleTimer();
         const chunk = await this.#transport.read();
-        if (chunk === null) {
-          eof = true;
-          this.#protocol.receiveEof();
-        } else {
-          this.#protocol.receiveData(chunk, { transfer: true });
-        }
-        const events = this.#protocol.events() as ProtocolEvent[];
-        this.#dispatch(events);
-        // No message is a view of the chunk: the transport may read into it again.
-        if (
-          chunk && this.#transport.release &&
-          !events.some((e) => e.type === "binary" && e.data.buffer === chunk.buffer)
-        ) {
-          this.#transport.release(chunk);
-        }
-        // What the handler sends in reply goes out with what the core queued: now, when a
-        // forEach() callback has answered every message, else once the handler waits for input
-        // or the turn ends. The next read need not wait for that write.
-        if (this.#consumer?.busy === false) {
-          this.#writeScheduled = true;
-          this.#writeNow();
-        } else {
-          this.#scheduleWrite();
-        }
+        eof = chunk === null;
+        this.#process(chunk);
       }
     } catch {
       eof = true;
       this.#protocol.receiveEof();
       this.#dispatch();
     }
-    // Let the close echo (or our close frame) go out, then release the socket.
+    await this.#finish(eof);
+  }
+
+  /** Push mode: a chunk the transport read, or `null` at the end of the stream. */
+  #onData = (chunk: Uint8Array | null): void => {
+    if (this.#closed) return;
+    try {
+      this.#process(chunk);
+    } catch {
+      chunk = null;
+      this.#protocol.receiveEof();
+      this.#dispatch();
+    }
+    if (!this.#closed) return this.#readOn();
+    // Reading is over: what the peer still sends goes to read(), for #linger.
+    this.#transport.receive!(undefined);
+    this.#finish(chunk === null);
+  };
+
+  /** Push mode: pauses the transport while reading must wait, and resumes it after. */
+  #readOn(): void {
+    const wait = this.#mustWait();
+    if (!wait) return this.#armIdleTimer();
+    this.#transport.pause!();
+    wait.then(async () => {
+      for (let more = this.#mustWait(); more; more = this.#mustWait()) await more;
+      if (this.#closed) return;
+      this.#transport.resume!();
+      this.#armIdleTimer();
+    }).catch(() => this.terminate());
+  }
+
+  /**
+   * What reading must wait for: room in a full receive queue, so a slow consumer pushes back on
+   * TCP, or the socket taking replies the peer does not read (pongs to a ping flood, say).
+   */
+  #mustWait(): Promise<void> | undefined {
+    if (this.#messages.length >= this.#queueSize && !this.#closing) {
+      return new Promise<void>((resolve) => this.#resumeReading = resolve);
+    }
+    if (this.bufferedAmount > this.#highWaterMark) return this.#flush(true).catch(() => {});
+    return undefined;
+  }
+
+  /** Feeds what was read to the core, passes on what it produced, and sends the replies. */
+  #process(chunk: Uint8Array | null): void {
+    if (chunk === null) this.#protocol.receiveEof();
+    else this.#protocol.receiveData(chunk, { transfer: true });
+    const events = this.#protocol.events() as ProtocolEvent[];
+    this.#dispatch(events);
+    // No message is a view of the chunk: the transport may read into it again.
+    if (
+      chunk && this.#transport.release &&
+      !events.some((e) => e.type === "binary" && e.data.buffer === chunk.buffer)
+    ) {
+      this.#transport.release(chunk);
+    }
+    // What the handler sends in reply goes out with what the core queued: now, when a
+    // forEach() callback has answered every message, else once the handler waits for input
+    // or the turn ends. The next read need not wait for that write.
+    if (this.#consumer?.busy === false) {
+      this.#writeScheduled = true;
+      this.#writeNow();
+    } else {
+      this.#scheduleWrite();
+    }
+  }
+
+  /** After the close: lets the close echo (or our close frame) go out, then releases the socket. */
+  async #finish(eof: boolean): Promise<void> {
     await this.#flush().catch(() => {});
     if (!eof && !this.#closed?.received) await this.#linger();
     this.#transport.close();

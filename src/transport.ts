@@ -41,6 +41,19 @@ export interface Transport {
    * @param chunk The buffer, as `read()` returned it.
    */
   release?(chunk: Uint8Array): void;
+  /**
+   * Optional push mode, for runtimes whose sockets call back with what they read (with `pause`
+   * and `resume`): from this call on, every chunk read goes to `receiver` as it arrives, and
+   * `null` at the end of the stream, instead of to `read()`; the receiver may keep and modify
+   * the chunk. Called with `undefined`, chunks go to `read()` again.
+   *
+   * @param receiver Called with each chunk, then with `null`; or `undefined` to stop.
+   */
+  receive?(receiver: ((chunk: Uint8Array | null) => void) | undefined): void;
+  /** Push mode: stops reading (TCP pushes back on the peer) until `resume()`. */
+  pause?(): void;
+  /** Push mode: reads again after `pause()`. */
+  resume?(): void;
   /** Closes the connection; pending reads resolve `null`. Safe to call twice. */
   close(): void;
   /** The peer's address, when known. */

@@ -229,3 +229,39 @@ test(`Peers vanishing mid-handshake, mid-frame and mid-close, by FIN or RST (${R
     await server.stop();
   }
 });
+
+test(`A handler that stops consuming stops reading (${RUNTIME}): the peer's bytes wait on its side, and none is lost`, async () => {
+  const app = new Sock({ receiveQueueSize: 4, maxMessageSize: MB });
+  let consume!: () => void;
+  const consuming = new Promise<void>((resolve) => consume = resolve);
+  const received: number[] = [];
+  app.route("/", async (ws) => {
+    await consuming;
+    await ws.forEach((message) => {
+      received.push((message as Uint8Array)[0] | ((message as Uint8Array)[1] << 8));
+    });
+  });
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  const ws = await connect(`ws://127.0.0.1:${port}/`, { maxBufferedAmount: Infinity });
+  try {
+    const count = 2000, size = 16 * 1024; // 32 MB: more than loopback buffers hold
+    for (let i = 0; i < count; i++) {
+      const message = new Uint8Array(size);
+      message[0] = i & 0xff;
+      message[1] = i >> 8;
+      ws.send(message);
+    }
+    await sleep(500);
+    const waiting = ws.bufferedAmount;
+    console.log(`stopped consumer (${RUNTIME}): ${mib(waiting)} still on the sending side after 500 ms`);
+    assert.ok(waiting > 8 * MB, `the server kept reading: only ${mib(waiting)} left unsent`);
+    consume();
+    await ws.drain();
+    for (let waited = 0; received.length < count && waited < 10000; waited += 20) await sleep(20);
+    assert.equal(received.length, count);
+    assert.ok(received.every((n, i) => n === i), "in order, none lost");
+  } finally {
+    await ws.close();
+    await app.close();
+  }
+});

@@ -1,8 +1,8 @@
 /**
  * The Bun adapter: `Bun.listen` and `Bun.connect`, with and without TLS, as
- * sock transports. Bun pushes data to callbacks; this adapter queues it for
- * `read()`, pauses the socket while the queue is full, and finishes partial
- * writes on `drain`.
+ * sock transports. Bun pushes data to callbacks; this adapter hands it to a
+ * receiver (push mode), or queues it for `read()` and pauses the socket while
+ * the queue is full, and finishes partial writes on `drain`.
  *
  * @module
  */
@@ -61,9 +61,13 @@ class BunTransport implements Transport {
   #socket: BunSocket;
   #queue: Uint8Array[] = [];
   #queued = 0;
+  /** Paused because the queue is full. */
   #paused = false;
+  /** Paused by the receiver (push mode). */
+  #held = false;
   #ended = false;
   #reader: ((bytes: Uint8Array | null) => void) | undefined;
+  #receiver: ((bytes: Uint8Array | null) => void) | undefined;
   #pending: Uint8Array[] = [];
   #drained: (() => void) | undefined;
   // Read at once, though each costs a system call: Bun forgets them once the socket closes.
@@ -78,6 +82,7 @@ class BunTransport implements Transport {
 
   /** Bun's `data` callback: each call brings a fresh buffer, which can be handed over as is. */
   push(bytes: Uint8Array): void {
+    if (this.#receiver) return this.#receiver(bytes);
     if (this.#reader) {
       const reader = this.#reader;
       this.#reader = undefined;
@@ -88,15 +93,50 @@ class BunTransport implements Transport {
     this.#queued += bytes.length;
     if (this.#queued > HIGH_WATER && !this.#paused) {
       this.#paused = true;
-      this.#socket.pause();
+      if (!this.#held) this.#socket.pause();
     }
   }
 
   end(): void {
+    if (this.#ended) return;
     this.#ended = true;
     this.#reader?.(null);
     this.#reader = undefined;
     this.#drained?.();
+    // Later, not from inside close(), which the receiver may have called while handling a chunk.
+    const receiver = this.#receiver;
+    if (receiver) queueMicrotask(() => this.#receiver === receiver && receiver(null));
+  }
+
+  receive(receiver: ((bytes: Uint8Array | null) => void) | undefined): void {
+    this.#receiver = receiver;
+    if (receiver === undefined) {
+      // Back to read(), which must see what follows.
+      this.resume();
+      return;
+    }
+    for (let bytes = this.#queue.shift(); bytes; bytes = this.#queue.shift()) {
+      this.#queued -= bytes.length;
+      receiver(bytes);
+      if (this.#receiver !== receiver) return;
+    }
+    if (this.#paused) {
+      this.#paused = false;
+      if (!this.#held) this.#socket.resume();
+    }
+    if (this.#ended) queueMicrotask(() => this.#receiver === receiver && receiver(null));
+  }
+
+  pause(): void {
+    if (this.#held) return;
+    this.#held = true;
+    if (!this.#paused && !this.#ended) this.#socket.pause();
+  }
+
+  resume(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    if (!this.#paused && !this.#ended) this.#socket.resume();
   }
 
   drain(): void {
@@ -109,7 +149,7 @@ class BunTransport implements Transport {
       this.#queued -= bytes.length;
       if (this.#paused && this.#queued <= HIGH_WATER / 2) {
         this.#paused = false;
-        this.#socket.resume();
+        if (!this.#held) this.#socket.resume();
       }
       return Promise.resolve(bytes);
     }
