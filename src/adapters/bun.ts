@@ -59,7 +59,8 @@ const HIGH_WATER = 1 << 20;
 
 class BunTransport implements Transport {
   #socket: BunSocket;
-  #queue: Uint8Array[] = [];
+  /** What arrived before `read()` asked (made on first use: in push mode, never). */
+  #queue: Uint8Array[] | undefined;
   #queued = 0;
   /** Paused because the queue is full. */
   #paused = false;
@@ -68,7 +69,8 @@ class BunTransport implements Transport {
   #ended = false;
   #reader: ((bytes: Uint8Array | null) => void) | undefined;
   #receiver: ((bytes: Uint8Array | null) => void) | undefined;
-  #pending: Uint8Array[] = [];
+  /** Buffers Bun has not taken yet, waiting for `drain` (made on first use: Bun usually takes all). */
+  #pending: Uint8Array[] | undefined;
   #drained: (() => void) | undefined;
   // Read at once, though each costs a system call: Bun forgets them once the socket closes.
   readonly remoteAddress: NetAddress | undefined;
@@ -89,7 +91,7 @@ class BunTransport implements Transport {
       reader(bytes);
       return;
     }
-    this.#queue.push(bytes);
+    (this.#queue ??= []).push(bytes);
     this.#queued += bytes.length;
     if (this.#queued > HIGH_WATER && !this.#paused) {
       this.#paused = true;
@@ -115,7 +117,7 @@ class BunTransport implements Transport {
       this.resume();
       return;
     }
-    for (let bytes = this.#queue.shift(); bytes; bytes = this.#queue.shift()) {
+    for (let bytes = this.#queue?.shift(); bytes; bytes = this.#queue?.shift()) {
       this.#queued -= bytes.length;
       receiver(bytes);
       if (this.#receiver !== receiver) return;
@@ -139,12 +141,8 @@ class BunTransport implements Transport {
     if (!this.#paused && !this.#ended) this.#socket.resume();
   }
 
-  drain(): void {
-    this.#flush();
-  }
-
   read(): Promise<Uint8Array | null> {
-    const bytes = this.#queue.shift();
+    const bytes = this.#queue?.shift();
     if (bytes) {
       this.#queued -= bytes.length;
       if (this.#paused && this.#queued <= HIGH_WATER / 2) {
@@ -158,27 +156,38 @@ class BunTransport implements Transport {
   }
 
   write(chunks: Uint8Array[]): Promise<void> | void {
-    for (const chunk of chunks) this.#pending.push(chunk);
-    this.#flush();
-    if (this.#pending.length === 0 || this.#ended) return;
+    if (this.#pending) {
+      for (const chunk of chunks) this.#pending.push(chunk);
+    } else {
+      for (let i = 0; i < chunks.length; i++) {
+        const chunk = chunks[i];
+        const written = this.#socket.write(chunk);
+        if (written === chunk.length) continue;
+        if (written < 0) return; // Closed: reading reports it.
+        this.#pending = chunks.slice(i);
+        this.#pending[0] = chunk.subarray(written);
+        break;
+      }
+      if (!this.#pending) return;
+    }
+    if (this.#ended) return;
     return new Promise((resolve) => this.#drained = resolve);
   }
 
-  /** Writes what Bun takes; the rest waits for `drain`. */
-  #flush(): void {
-    while (this.#pending.length > 0) {
-      const chunk = this.#pending[0];
+  /** Bun's `drain`: writes what Bun takes of what waits; the rest waits for the next. */
+  drain(): void {
+    const pending = this.#pending;
+    while (pending && pending.length > 0) {
+      const chunk = pending[0];
       const written = this.#socket.write(chunk);
-      if (written < 0) {
-        this.#pending = [];
-        break;
-      }
+      if (written < 0) break;
       if (written < chunk.length) {
-        this.#pending[0] = chunk.subarray(written);
+        pending[0] = chunk.subarray(written);
         return;
       }
-      this.#pending.shift();
+      pending.shift();
     }
+    this.#pending = undefined;
     const drained = this.#drained;
     this.#drained = undefined;
     drained?.();

@@ -8,6 +8,9 @@
 import { ProtocolError } from "./errors.ts";
 import { mask } from "./mask.ts";
 
+/** The zero-length buffer every decoder and encoder starts with: nothing is ever written to it. */
+const NONE: Uint8Array<ArrayBuffer> = new Uint8Array(0);
+
 /**
  * Frame opcodes (RFC 6455 §5.2). 0x3–0x7 and 0xB–0xF are reserved.
  *
@@ -134,7 +137,7 @@ export class FrameDecoder {
 
   #state = State.Header;
   /** Header bytes carried over from a previous chunk; made the first time a header is split. */
-  #spill = new Uint8Array(0);
+  #spill = NONE;
   #spillLength = 0;
   #maskKey = 0;
   #remaining = 0;
@@ -286,7 +289,7 @@ const KEEP_STAGING = 65536;
 
 /** `buffer`, or an empty one when it is above KEEP_STAGING and over 8 times the `needed` bytes. */
 function trimmed(buffer: Uint8Array<ArrayBuffer>, needed: number): Uint8Array<ArrayBuffer> {
-  return buffer.length > KEEP_STAGING && buffer.length > needed * 8 ? new Uint8Array(0) : buffer;
+  return buffer.length > KEEP_STAGING && buffer.length > needed * 8 ? NONE : buffer;
 }
 
 /**
@@ -309,9 +312,9 @@ function trimmed(buffer: Uint8Array<ArrayBuffer>, needed: number): Uint8Array<Ar
 export class FrameEncoder {
   #keys: { next(): number } | undefined;
   /** Grown on first use, so an idle connection holds no staging buffer until it sends. */
-  #staging = new Uint8Array(0);
+  #staging = NONE;
   /** The buffer `take(true)` handed out last; it becomes the staging buffer at the next. */
-  #spare = new Uint8Array(0);
+  #spare = NONE;
   /** The last view `take(true)` made of each buffer, handed out again for the same length: a view costs. */
   #stagingView: Uint8Array | undefined;
   #spareView: Uint8Array | undefined;

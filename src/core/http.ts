@@ -23,9 +23,10 @@ import { ProtocolError } from "./errors.ts";
  * ```
  */
 export class HttpHeaders implements Iterable<[string, string]> {
-  #fields: [string, string][];
+  /** Each field's name as received, then its value: one array, not one per field, as every connection keeps its request's. */
+  #fields: string[] = [];
   /** The field names in lower case, so lookups lower-case only the name asked for. */
-  #names: string[];
+  #names: string[] = [];
 
   /**
    * Creates a header list.
@@ -33,8 +34,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
    * @param fields Name and value pairs, names in any case.
    */
   constructor(fields: Iterable<[string, string]> = []) {
-    this.#fields = [...fields];
-    this.#names = this.#fields.map(([name]) => name.toLowerCase());
+    for (const [name, value] of fields) this.append(name, value);
   }
 
   /**
@@ -47,7 +47,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
     const lower = name.toLowerCase();
     const values: string[] = [];
     for (let i = 0; i < this.#names.length; i++) {
-      if (this.#names[i] === lower) values.push(this.#fields[i][1]);
+      if (this.#names[i] === lower) values.push(this.#fields[2 * i + 1]);
     }
     return values;
   }
@@ -80,13 +80,14 @@ export class HttpHeaders implements Iterable<[string, string]> {
    * @param value The field value.
    */
   append(name: string, value: string): void {
-    this.#fields.push([name, value]);
+    this.#fields.push(name, value);
     this.#names.push(name.toLowerCase());
   }
 
   /** Name and value pairs in the order received, names as received. */
-  [Symbol.iterator](): Iterator<[string, string]> {
-    return this.#fields[Symbol.iterator]();
+  *[Symbol.iterator](): Iterator<[string, string]> {
+    const fields = this.#fields;
+    for (let i = 0; i < fields.length; i += 2) yield [fields[i], fields[i + 1]];
   }
 }
 
