@@ -175,8 +175,10 @@ export class ServerProtocol extends Protocol<RequestEvent> {
       options.extensions ?? this.#factories,
       request.extensions,
     );
-    // Checks the subprotocol and headers before anything is committed.
-    acceptResponse(request, "", header, options);
+    // Checks the subprotocol and headers, if any, before anything is committed.
+    if (options.protocol !== undefined || options.headers !== undefined) {
+      acceptResponse(request, "", header, options);
+    }
     this.#answered = true;
     const token = await this.#token!;
     if (this.readyState !== ReadyState.Connecting) return false;
