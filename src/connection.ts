@@ -502,6 +502,8 @@ export class Connection implements AsyncIterable<Message> {
    * message's last. When the callback throws (or its promise rejects), the
    * connection is closed with 1011 and the returned promise rejects with that
    * error, so a route handler returning it reports the error as a thrown one.
+   * As with `for await` and `await ws.send()`, a callback returning a `send()`
+   * made once the connection is closing rejects it with `ConnectionClosed`.
    *
    * Use it instead of `receive()` and iteration, not next to them.
    *
@@ -546,17 +548,19 @@ export class Connection implements AsyncIterable<Message> {
   }
 
   #consume(consumer: Consumer, message: MessagePart): void {
-    let result;
+    let pending: PromiseLike<unknown> | undefined;
     try {
-      result = consumer.callback(message.data, message.final);
+      const result = consumer.callback(message.data, message.final) as
+        | PromiseLike<unknown>
+        | null
+        | undefined;
+      if (result != null && result !== QUEUED && typeof result.then === "function") pending = result;
     } catch (error) {
       return this.#consumerFailed(consumer, error);
     }
-    if (
-      result === undefined || result === QUEUED || typeof (result as Promise<unknown>).then !== "function"
-    ) return;
+    if (pending === undefined) return;
     consumer.busy = true;
-    (result as Promise<unknown>).then(() => {
+    Promise.resolve(pending).then(() => {
       consumer.busy = false;
       this.#feed(consumer);
     }, (error) => this.#consumerFailed(consumer, error));
@@ -631,9 +635,11 @@ export class Connection implements AsyncIterable<Message> {
    * @returns The final close information.
    */
   async close(code?: number, reason = ""): Promise<ClosedEvent> {
-    // Closed with nothing left to write, the usual case once a handler returns: the read loop
-    // releases the transport, and there is nothing to wait for.
-    if (this.#closed && this.bufferedAmount === 0) return this.#closed;
+    // Closed with nothing left to write, the usual case once a handler returns: nothing to wait for.
+    if (this.#closed && this.bufferedAmount === 0) {
+      this.#transport.close();
+      return this.#closed;
+    }
     this.#closing = true;
     this.#resumeReading?.();
     if (!this.#closed) this.#protocol.close(code, reason);

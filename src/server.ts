@@ -236,6 +236,7 @@ export class Sock {
     for (const listener of this.#listeners.splice(0)) listener.close();
     for (const transport of this.#handshaking.keys()) transport.close();
     clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
     const open = [...this.connections];
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
@@ -283,7 +284,11 @@ export class Sock {
       opened = await this.#handshake(protocol, transport);
     } catch (error) {
       this.#options.onError?.(error);
-      if (protocol.readyState === ReadyState.Connecting) protocol.reject(500, { body: "internal error\n" });
+      try {
+        if (protocol.readyState === ReadyState.Connecting) protocol.reject(500, { body: "internal error\n" });
+      } catch {
+        // Answered already (accept() failed after committing): the connection is just closed.
+      }
     } finally {
       this.#handshaking.delete(transport);
     }

@@ -34,11 +34,11 @@ export interface Transport {
    */
   write(chunks: Uint8Array[]): Promise<void> | void;
   /**
-   * Optional: takes back a buffer `read()` returned that the caller no longer
-   * holds any part of, so the transport can read into it again instead of
-   * allocating a new one.
+   * Optional: takes back a buffer `read()` returned (or the receiver was given)
+   * that the caller no longer holds any part of, so the transport can read into
+   * it again instead of allocating a new one.
    *
-   * @param chunk The buffer, as `read()` returned it.
+   * @param chunk The buffer, as it was handed over.
    */
   release?(chunk: Uint8Array): void;
   /**

@@ -489,10 +489,18 @@ export class WebSocket extends EventTarget {
   }
 
   async #receive(connection: Connection): Promise<void> {
-    await connection.forEach((message) => {
+    // One message per task turn, as in browsers: what a listener queued runs before the next event.
+    while (true) {
+      let message: Message | undefined;
+      try {
+        message = await connection.receive();
+      } catch {
+        message = undefined;
+      }
+      if (message === undefined) break;
       // Messages after close() was called are dropped, as in browsers.
       if (this.#state === OPEN) this.#deliver(message);
-    }).catch(() => {});
+    }
     this.#finish(await connection.closed);
   }
 

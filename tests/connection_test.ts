@@ -264,3 +264,35 @@ test("Connection.forEach rejects with ConnectionClosed after an abnormal close, 
   assert.equal(error.code, 1006);
   assert.deepEqual(pieces, [[[0, 1, 2], false], [[3, 4], true]]);
 });
+
+test("Connection.forEach takes any value a callback returns: only a thenable holds the next message back", async () => {
+  const { transport, push } = scriptedTransport([joinBytes([text("a"), text("b"), text("c"), text("d")])]);
+  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0 });
+  const seen: string[] = [];
+  const results: unknown[] = [null, 0, "", { then: (resolve: () => void) => setTimeout(resolve, 5) }];
+  const done = ws.forEach((message) => {
+    seen.push(message as string);
+    return results[seen.length - 1];
+  });
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assert.deepEqual(seen, ["a", "b", "c", "d"]);
+  assert.equal(ws.readyState, 1, "still open");
+  push(closeFrame(1000));
+  assert.equal(await done, undefined);
+});
+
+test("Connection.close() on a connection that failed closes its transport at once", async () => {
+  // A reserved opcode: the core fails the connection with 1002.
+  const { transport } = scriptedTransport([buildFrame(0x83, new Uint8Array(0), RFC_MASK)]);
+  let closes = 0;
+  const close = transport.close;
+  transport.close = () => {
+    closes++;
+    close();
+  };
+  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0 });
+  assert.equal((await ws.closed).code, 1002);
+  const before = closes;
+  await ws.close();
+  assert.ok(closes > before, "close() closed the transport");
+});

@@ -559,3 +559,19 @@ test("A client and a server agree on the toy extension and exchange messages thr
   assert.ok(serverCalls.decode.length >= 2);
   assert.ok(clientCalls.decode.length >= 1);
 });
+
+test("accept() checks the extension header before committing: a bad one leaves the request to reject", async () => {
+  const bad: ServerExtensionFactory = {
+    name: NAME,
+    accept: () => ({
+      response: { name: NAME, params: [["p", "a\rb"]] },
+      extension: { name: NAME, rsv: 0, decode: (data) => data, encode: (data) => ({ data, rsv: 0 }) },
+    }),
+  };
+  const server = new ServerProtocol({ extensions: [bad] });
+  server.receiveData(latin1Bytes(upgradeRequest({ extra: [["Sec-WebSocket-Extensions", NAME]] })));
+  server.events();
+  await assert.rejects(server.accept(), TypeError);
+  server.reject(500);
+  assert.match(latin1Text(server.dataToSend()), /^HTTP\/1\.1 500 /);
+});

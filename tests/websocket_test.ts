@@ -490,3 +490,31 @@ test("WebSocket over the streams adapter (options.adapter), with arraybuffer mes
     await s.stop();
   }
 });
+
+test("WebSocket: what a message listener queues runs before the next message event, as in browsers", async () => {
+  const app = new Sock();
+  app.route("/", async (ws) => {
+    ws.send("m1");
+    ws.send("m2"); // One write: both arrive in one read.
+    await ws.closed;
+  });
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  const log: string[] = [];
+  const client = new SockWebSocket(`ws://127.0.0.1:${port}/`);
+  try {
+    await within(
+      new Promise<void>((resolve) => {
+        client.onmessage = (event: MessageEvent) => {
+          log.push(event.data);
+          queueMicrotask(() => log.push(`after ${event.data}`));
+          if (event.data === "m2") setTimeout(resolve, 10);
+        };
+      }),
+      "both messages",
+    );
+    assert.deepEqual(log, ["m1", "after m1", "m2", "after m2"]);
+  } finally {
+    client.close();
+    await app.close();
+  }
+});

@@ -84,7 +84,8 @@ class BunTransport implements Transport {
 
   /** Bun's `data` callback: each call brings a fresh buffer, which can be handed over as is. */
   push(bytes: Uint8Array): void {
-    if (this.#receiver) return this.#receiver(bytes);
+    // To the receiver, unless it holds reads back or earlier chunks still wait (order is kept).
+    if (this.#receiver && !this.#held && !this.#queue?.length) return this.#receiver(bytes);
     if (this.#reader) {
       const reader = this.#reader;
       this.#reader = undefined;
@@ -106,27 +107,32 @@ class BunTransport implements Transport {
     this.#reader = undefined;
     this.#drained?.();
     // Later, not from inside close(), which the receiver may have called while handling a chunk.
-    const receiver = this.#receiver;
-    if (receiver) queueMicrotask(() => this.#receiver === receiver && receiver(null));
+    if (this.#receiver) queueMicrotask(() => this.#deliver());
   }
 
   receive(receiver: ((bytes: Uint8Array | null) => void) | undefined): void {
     this.#receiver = receiver;
-    if (receiver === undefined) {
-      // Back to read(), which must see what follows.
-      this.resume();
-      return;
-    }
-    for (let bytes = this.#queue?.shift(); bytes; bytes = this.#queue?.shift()) {
+    // Back to read(), which must see what follows; or to the receiver, from what waits.
+    if (receiver === undefined) this.resume();
+    else this.#deliver();
+  }
+
+  /** Push mode: hands the receiver what waits while it does not hold reads back, then the end. */
+  #deliver(): void {
+    const receiver = this.#receiver;
+    const queue = this.#queue;
+    while (receiver && this.#receiver === receiver && !this.#held && queue?.length) {
+      const bytes = queue.shift()!;
       this.#queued -= bytes.length;
       receiver(bytes);
-      if (this.#receiver !== receiver) return;
     }
-    if (this.#paused) {
+    if (this.#paused && this.#queued <= HIGH_WATER / 2) {
       this.#paused = false;
       if (!this.#held) this.#socket.resume();
     }
-    if (this.#ended) queueMicrotask(() => this.#receiver === receiver && receiver(null));
+    if (this.#ended && receiver && !this.#held && !queue?.length) {
+      queueMicrotask(() => this.#receiver === receiver && receiver(null));
+    }
   }
 
   pause(): void {
@@ -139,6 +145,7 @@ class BunTransport implements Transport {
     if (!this.#held) return;
     this.#held = false;
     if (!this.#paused && !this.#ended) this.#socket.resume();
+    this.#deliver();
   }
 
   read(): Promise<Uint8Array | null> {

@@ -176,7 +176,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
       request.extensions,
     );
     // Checks the subprotocol and headers, if any, before anything is committed.
-    if (options.protocol !== undefined || options.headers !== undefined) {
+    if (options.protocol !== undefined || options.headers !== undefined || header !== undefined) {
       acceptResponse(request, "", header, options);
     }
     this.#answered = true;
