@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Connection, ServerProtocol, type Transport } from "../mod.ts";
+import { Connection, ServerProtocol, type ServerProtocolOptions, type Transport } from "../mod.ts";
 import { buildFrame, counting, hex, joinBytes, readFrames, RFC_MASK } from "./_helpers.ts";
 
 /** A transport in memory: records writes, and reads what the test pushes (nothing here). */
@@ -26,8 +26,8 @@ function memoryTransport() {
   return { transport, writes, done };
 }
 
-async function openProtocol(): Promise<ServerProtocol> {
-  const protocol = new ServerProtocol();
+async function openProtocol(options: ServerProtocolOptions = {}): Promise<ServerProtocol> {
+  const protocol = new ServerProtocol(options);
   protocol.receiveData(new TextEncoder().encode(
     "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
@@ -243,14 +243,7 @@ test("Connection.forEach rejects with what the callback threw and closes with 10
 });
 
 test("Connection.forEach rejects with ConnectionClosed after an abnormal close, and passes pieces with streamMessages", async () => {
-  const protocol = new ServerProtocol({ streamMessages: true });
-  protocol.receiveData(new TextEncoder().encode(
-    "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-  ));
-  protocol.events();
-  await protocol.accept();
-  protocol.dataToSend();
+  const protocol = await openProtocol({ streamMessages: true });
   const first = buildFrame(0x02, counting(3), RFC_MASK), last = buildFrame(0x80, counting(2, 3), RFC_MASK);
   const { transport, push } = scriptedTransport([joinBytes([first, last])]);
   const ws = new Connection(protocol, transport, { pingInterval: 0 });
