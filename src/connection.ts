@@ -747,7 +747,7 @@ export class Connection implements AsyncIterable<Message> {
     if (!this.#closed) return this.#readOn();
     // Reading is over: what the peer still sends goes to read(), for #linger.
     this.#transport.receive!(undefined);
-    this.#finish(chunk === null);
+    this.#finish(chunk === null).catch(() => {});
   };
 
   /** Push mode: pauses the transport while reading must wait, and resumes it after. */
