@@ -720,7 +720,8 @@ export class Connection implements AsyncIterable<Message> {
     let eof = false;
     try {
       while (!this.#closed) {
-        for (let wait = this.#mustWait(); wait; wait = this.#mustWait()) await wait;
+        const wait = this.#mustWait();
+        if (wait) await wait;
         this.#armIdleTimer();
         const chunk = await this.#transport.read();
         eof = chunk === null;
@@ -755,8 +756,7 @@ export class Connection implements AsyncIterable<Message> {
     const wait = this.#mustWait();
     if (!wait) return this.#armIdleTimer();
     this.#transport.pause!();
-    wait.then(async () => {
-      for (let more = this.#mustWait(); more; more = this.#mustWait()) await more;
+    wait.then(() => {
       if (this.#closed) return;
       this.#transport.resume!();
       this.#armIdleTimer();
@@ -764,15 +764,19 @@ export class Connection implements AsyncIterable<Message> {
   }
 
   /**
-   * What reading must wait for: room in a full receive queue, so a slow consumer pushes back on
-   * TCP, or the socket taking replies the peer does not read (pongs to a ping flood, say).
+   * What reading must wait for, `undefined` for nothing: room in a full receive queue, so a slow
+   * consumer pushes back on TCP, and the socket taking replies the peer does not read (pongs to a
+   * ping flood, say).
    */
   #mustWait(): Promise<void> | undefined {
+    let wait: Promise<void> | undefined;
     if (this.#messages.length >= this.#queueSize && !this.#closing) {
-      return new Promise<void>((resolve) => this.#resumeReading = resolve);
+      wait = new Promise<void>((resolve) => this.#resumeReading = resolve);
+    } else if (this.bufferedAmount > this.#highWaterMark) {
+      wait = this.#flush(true).catch(() => {});
     }
-    if (this.bufferedAmount > this.#highWaterMark) return this.#flush(true).catch(() => {});
-    return undefined;
+    // Settles once nothing holds reading back any more.
+    return wait?.then(() => this.#mustWait());
   }
 
   /** Feeds what was read to the core, passes on what it produced, and sends the replies. */

@@ -38,112 +38,6 @@ async function openProtocol(options: ServerProtocolOptions = {}): Promise<Server
   return protocol;
 }
 
-test("Connection batches messages sent in a burst into one write", async () => {
-  const { transport, writes } = memoryTransport();
-  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0 });
-  const sends = [];
-  for (let i = 0; i < 50; i++) sends.push(ws.send(`message ${i}`));
-  assert.ok(ws.bufferedAmount > 0, "queued bytes are counted");
-  await Promise.all(sends);
-  await ws.drain();
-  assert.ok(writes.length <= 2, `50 sends took ${writes.length} writes`);
-  const total = writes.flat().reduce((n, chunk) => n + chunk.length, 0);
-  assert.equal(total, 50 * 2 + [...Array(50).keys()].reduce((n, i) => n + `message ${i}`.length, 0));
-  assert.equal(ws.bufferedAmount, 0);
-  ws.terminate();
-  await ws.closed;
-});
-
-test("Connection works with a transport whose writes complete at once (write returns nothing)", async () => {
-  const frames = [
-    buildFrame(0x81, new TextEncoder().encode("one"), RFC_MASK),
-    buildFrame(0x82, counting(3), RFC_MASK),
-  ];
-  const writes: Uint8Array[] = [];
-  let pending: ((bytes: Uint8Array | null) => void) | undefined;
-  const transport: Transport = {
-    read: () => {
-      const next = frames.shift();
-      return next ? Promise.resolve(next) : new Promise((resolve) => pending = resolve);
-    },
-    write: (chunks) => {
-      for (const chunk of chunks) writes.push(chunk.slice());
-    },
-    close: () => pending?.(null),
-    remoteAddress: undefined,
-    localAddress: undefined,
-  };
-  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0, sendHighWaterMark: 4 });
-  for (let i = 0; i < 2; i++) await ws.send((await ws.receive({ timeout: 2000 }))!);
-  await ws.send("past the high-water mark");
-  await ws.drain();
-  assert.equal(ws.bufferedAmount, 0);
-  const sent = joinBytes(writes);
-  const expected = joinBytes([hex("81 03"), new TextEncoder().encode("one"), hex("82 03"), counting(3)]);
-  assert.deepEqual(sent.subarray(0, expected.length), expected);
-  assert.equal(new TextDecoder().decode(sent.subarray(expected.length + 2)), "past the high-water mark");
-  ws.terminate();
-  await ws.closed;
-});
-
-test("Connection.send waits for the socket once bufferedAmount passes sendHighWaterMark", async () => {
-  const { transport, done } = memoryTransport();
-  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0, sendHighWaterMark: 1000 });
-  let settled = false;
-  const small = ws.send("x".repeat(100));
-  await small;
-  assert.equal(done.writes, 0, "under the mark, send resolves before the socket took the bytes");
-  const big = ws.send(new Uint8Array(5000)).then(() => settled = true);
-  await new Promise((resolve) => setTimeout(resolve, 1));
-  assert.equal(settled, false, "past the mark, send waits for the write");
-  await big;
-  assert.ok(done.writes >= 1, "past the mark, send resolved only after a write completed");
-  ws.terminate();
-  await ws.closed;
-});
-
-test("Connection gives read buffers back to the transport only when no message is a view of them", async () => {
-  // Reads hand over fresh buffers; a released one is scribbled over at once, as a transport reusing it would.
-  const big = counting(8192), split = counting(6000, 7);
-  const whole = buildFrame(0x82, big, RFC_MASK);
-  const parted = buildFrame(0x82, split, RFC_MASK);
-  const reads = [whole, parted.slice(0, 3000), parted.slice(3000)];
-  const released: Uint8Array[] = [];
-  let pending: ((bytes: Uint8Array | null) => void) | undefined;
-  let closed = false;
-  const transport: Transport = {
-    read: () => {
-      const next = closed ? null : reads.shift();
-      if (next !== undefined) return Promise.resolve(next);
-      return new Promise<Uint8Array | null>((resolve) => pending = resolve);
-    },
-    write: () => Promise.resolve(),
-    release: (chunk) => {
-      released.push(chunk);
-      chunk.fill(0xee);
-    },
-    close: () => {
-      closed = true;
-      pending?.(null);
-    },
-    remoteAddress: undefined,
-    localAddress: undefined,
-  };
-  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0 });
-  const first = await ws.receive({ timeout: 2000 });
-  const second = await ws.receive({ timeout: 2000 });
-  assert.deepEqual(first, big, "the message delivered in place is untouched");
-  assert.deepEqual(second, split, "the message copied out of two reads is untouched");
-  assert.equal(
-    released.length,
-    2,
-    "both reads of the split message came back, the one holding a message did not",
-  );
-  assert.ok(released.every((chunk) => chunk.buffer !== whole.buffer));
-  ws.terminate();
-  await ws.closed;
-});
-
 /** A transport that reads the given chunks, then waits for more (`push`), and records every write. */
 function scriptedTransport(chunks: Uint8Array[]) {
   const writes: Uint8Array[][] = [];
@@ -174,6 +68,84 @@ function scriptedTransport(chunks: Uint8Array[]) {
   };
   return { transport, writes, push };
 }
+
+test("Connection batches messages sent in a burst into one write", async () => {
+  const { transport, writes } = memoryTransport();
+  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0 });
+  const sends = [];
+  for (let i = 0; i < 50; i++) sends.push(ws.send(`message ${i}`));
+  assert.ok(ws.bufferedAmount > 0, "queued bytes are counted");
+  await Promise.all(sends);
+  await ws.drain();
+  assert.ok(writes.length <= 2, `50 sends took ${writes.length} writes`);
+  const total = writes.flat().reduce((n, chunk) => n + chunk.length, 0);
+  assert.equal(total, 50 * 2 + [...Array(50).keys()].reduce((n, i) => n + `message ${i}`.length, 0));
+  assert.equal(ws.bufferedAmount, 0);
+  ws.terminate();
+  await ws.closed;
+});
+
+test("Connection works with a transport whose writes complete at once (write returns nothing)", async () => {
+  const frames = [
+    buildFrame(0x81, new TextEncoder().encode("one"), RFC_MASK),
+    buildFrame(0x82, counting(3), RFC_MASK),
+  ];
+  const { transport, writes } = scriptedTransport(frames);
+  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0, sendHighWaterMark: 4 });
+  for (let i = 0; i < 2; i++) await ws.send((await ws.receive({ timeout: 2000 }))!);
+  await ws.send("past the high-water mark");
+  await ws.drain();
+  assert.equal(ws.bufferedAmount, 0);
+  const sent = joinBytes(writes.flat());
+  const expected = joinBytes([hex("81 03"), new TextEncoder().encode("one"), hex("82 03"), counting(3)]);
+  assert.deepEqual(sent.subarray(0, expected.length), expected);
+  assert.equal(new TextDecoder().decode(sent.subarray(expected.length + 2)), "past the high-water mark");
+  ws.terminate();
+  await ws.closed;
+});
+
+test("Connection.send waits for the socket once bufferedAmount passes sendHighWaterMark", async () => {
+  const { transport, done } = memoryTransport();
+  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0, sendHighWaterMark: 1000 });
+  let settled = false;
+  const small = ws.send("x".repeat(100));
+  await small;
+  assert.equal(done.writes, 0, "under the mark, send resolves before the socket took the bytes");
+  const big = ws.send(new Uint8Array(5000)).then(() => settled = true);
+  await new Promise((resolve) => setTimeout(resolve, 1));
+  assert.equal(settled, false, "past the mark, send waits for the write");
+  await big;
+  assert.ok(done.writes >= 1, "past the mark, send resolved only after a write completed");
+  ws.terminate();
+  await ws.closed;
+});
+
+test("Connection gives read buffers back to the transport only when no message is a view of them", async () => {
+  // Reads hand over fresh buffers; a released one is scribbled over at once, as a transport reusing it would.
+  const big = counting(8192), split = counting(6000, 7);
+  const whole = buildFrame(0x82, big, RFC_MASK);
+  const parted = buildFrame(0x82, split, RFC_MASK);
+  const reads = [whole, parted.slice(0, 3000), parted.slice(3000)];
+  const released: Uint8Array[] = [];
+  const { transport } = scriptedTransport(reads);
+  transport.release = (chunk) => {
+    released.push(chunk);
+    chunk.fill(0xee);
+  };
+  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0 });
+  const first = await ws.receive({ timeout: 2000 });
+  const second = await ws.receive({ timeout: 2000 });
+  assert.deepEqual(first, big, "the message delivered in place is untouched");
+  assert.deepEqual(second, split, "the message copied out of two reads is untouched");
+  assert.equal(
+    released.length,
+    2,
+    "both reads of the split message came back, the one holding a message did not",
+  );
+  assert.ok(released.every((chunk) => chunk.buffer !== whole.buffer));
+  ws.terminate();
+  await ws.closed;
+});
 
 const text = (s: string) => buildFrame(0x81, new TextEncoder().encode(s), RFC_MASK);
 const closeFrame = (code: number) => buildFrame(0x88, hex(code.toString(16).padStart(4, "0")), RFC_MASK);
