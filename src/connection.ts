@@ -133,20 +133,26 @@ function join(chunks: Uint8Array[], size: number): Uint8Array {
   return out;
 }
 
-/** Callbacks due on the next turn of the event loop: one timer for all connections. */
-let turnQueue: (() => void)[] = [];
+/** Calls `callback` once the microtasks queued so far have run: one timer for every call in a turn. */
+class NextTurn<T> {
+  #queue: T[] = [];
+  readonly #callback: (item: T) => void;
 
-function runTurnQueue(): void {
-  const callbacks = turnQueue;
-  turnQueue = [];
-  for (const callback of callbacks) callback();
-}
+  constructor(callback: (item: T) => void) {
+    this.#callback = callback;
+  }
 
-/** Calls back once the microtasks queued so far have run. */
-function nextTurn(callback: () => void): void {
-  if (turnQueue.push(callback) > 1) return;
-  if (typeof setImmediate === "function") setImmediate(runTurnQueue);
-  else setTimeout(runTurnQueue, 0);
+  add(item: T): void {
+    if (this.#queue.push(item) > 1) return;
+    if (typeof setImmediate === "function") setImmediate(this.#run);
+    else setTimeout(this.#run, 0);
+  }
+
+  #run = (): void => {
+    const items = this.#queue;
+    this.#queue = [];
+    for (const item of items) this.#callback(item);
+  };
 }
 
 /**
@@ -158,24 +164,27 @@ function nextTurn(callback: () => void): void {
 class Keepalive {
   static #groups = new Map<number, Keepalive>();
   readonly #interval: number;
-  /** Each connection's tick and when it is due next. */
-  readonly #due = new Map<() => void, number>();
+  readonly #tick: (ws: Connection) => void;
+  /** Each connection and when its tick is due next. */
+  readonly #due = new Map<Connection, number>();
   #timer: ReturnType<typeof setInterval> | undefined;
 
-  private constructor(interval: number) {
+  private constructor(interval: number, tick: (ws: Connection) => void) {
     this.#interval = interval;
+    this.#tick = tick;
   }
 
-  static add(interval: number, tick: () => void): Keepalive {
+  /** Ticks `ws` every `interval` ms: `tick` is a shared function, the same for every connection. */
+  static add(interval: number, ws: Connection, tick: (ws: Connection) => void): Keepalive {
     let group = Keepalive.#groups.get(interval);
-    if (!group) Keepalive.#groups.set(interval, group = new Keepalive(interval));
-    group.#due.set(tick, performance.now() + interval * 3 / 4);
+    if (!group) Keepalive.#groups.set(interval, group = new Keepalive(interval, tick));
+    group.#due.set(ws, performance.now() + interval * 3 / 4);
     group.#timer ??= setInterval(() => group.#wake(), interval / 4);
     return group;
   }
 
-  delete(tick: () => void): void {
-    if (!this.#due.delete(tick) || this.#due.size > 0) return;
+  delete(ws: Connection): void {
+    if (!this.#due.delete(ws) || this.#due.size > 0) return;
     clearInterval(this.#timer);
     this.#timer = undefined;
     Keepalive.#groups.delete(this.#interval);
@@ -183,11 +192,11 @@ class Keepalive {
 
   #wake(): void {
     const now = performance.now();
-    for (const [tick, due] of this.#due) {
+    for (const [ws, due] of this.#due) {
       if (due > now) continue;
       // Due half a wake early, so the wake one interval from now fires it despite timer jitter.
-      this.#due.set(tick, now + this.#interval * 7 / 8);
-      tick();
+      this.#due.set(ws, now + this.#interval * 7 / 8);
+      this.#tick(ws);
     }
   }
 }
@@ -220,8 +229,8 @@ export class Connection implements AsyncIterable<Message> {
   #transport: Transport;
   #closeTimeout: number;
   /** Received messages, or pieces of them with `streamMessages`. */
-  #messages: MessagePart[] = [];
-  #waiting: { resolve: (m: MessagePart | undefined) => void; reject: (e: unknown) => void }[] = [];
+  #messages: MessagePart[] | undefined;
+  #waiting: { resolve: (m: MessagePart | undefined) => void; reject: (e: unknown) => void }[] | undefined;
   /** Set by `forEach()`: messages go to it as they are read, not to `#messages`. */
   #consumer: Consumer | undefined;
   #closed: ClosedEvent | undefined;
@@ -245,7 +254,7 @@ export class Connection implements AsyncIterable<Message> {
   #closing = false;
   #resumeReading: (() => void) | undefined;
   #keepalive: Keepalive | undefined;
-  #keepaliveTick: (() => void) | undefined;
+  #pongTimeout: number;
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
   #idleTimeout: number;
   #highWaterMark: number;
@@ -281,7 +290,9 @@ export class Connection implements AsyncIterable<Message> {
     this.#highWaterMark = options.sendHighWaterMark ?? 1048576;
     this.#maxBufferedAmount = options.maxBufferedAmount ?? 16 * 1024 * 1024;
     this.#hub = hub;
-    this.#startKeepalive(options.pingInterval ?? 20000, options.pongTimeout ?? 20000);
+    this.#pongTimeout = options.pongTimeout ?? 20000;
+    const interval = options.pingInterval ?? 20000;
+    if (interval > 0) this.#keepalive = Keepalive.add(interval, this, Connection.#keepaliveTick);
     this.#dispatch(pending);
     this.#scheduleWrite();
     this.#startReading();
@@ -421,7 +432,7 @@ export class Connection implements AsyncIterable<Message> {
    */
   receive(options: { timeout?: number } = {}): Promise<Message | undefined> {
     // A whole message is waiting: no need to wait for it.
-    if (this.#messages[0]?.final) return Promise.resolve(this.#take()!.data);
+    if (this.#messages?.[0]?.final) return Promise.resolve(this.#take()!.data);
     return this.#receive(options.timeout);
   }
 
@@ -458,8 +469,8 @@ export class Connection implements AsyncIterable<Message> {
 
   /** The next piece received, if one is waiting. */
   #take(): MessagePart | undefined {
-    const message = this.#messages.shift();
-    if (message !== undefined && this.#messages.length < this.#queueSize) this.#resumeReading?.();
+    const message = this.#messages?.shift();
+    if (message !== undefined && this.#messages!.length < this.#queueSize) this.#resumeReading?.();
     return message;
   }
 
@@ -471,12 +482,12 @@ export class Connection implements AsyncIterable<Message> {
     if (this.#writeScheduled) this.#writeNow();
     return new Promise((resolve, reject) => {
       const waiter = { resolve, reject };
-      this.#waiting.push(waiter);
+      (this.#waiting ??= []).push(waiter);
       if (timeout === undefined) return;
       const timer = setTimeout(() => {
-        const at = this.#waiting.indexOf(waiter);
+        const at = this.#waiting!.indexOf(waiter);
         if (at < 0) return;
-        this.#waiting.splice(at, 1);
+        this.#waiting!.splice(at, 1);
         reject(new DOMException(`no message within ${timeout} ms`, "TimeoutError"));
       }, timeout);
       waiter.resolve = (m) => {
@@ -542,7 +553,7 @@ export class Connection implements AsyncIterable<Message> {
       if (message === undefined) break;
       this.#consume(consumer, message);
     }
-    if (this.#closed && !consumer.busy && this.#messages.length === 0) {
+    if (this.#closed && !consumer.busy && !this.#messages?.length) {
       this.#ended().then(consumer.done.resolve, consumer.done.reject);
     }
   }
@@ -598,7 +609,7 @@ export class Connection implements AsyncIterable<Message> {
     return {
       next: () => {
         // A whole message is waiting: one promise, not two.
-        if (this.#messages[0]?.final) return Promise.resolve({ done: false, value: this.#take()!.data });
+        if (this.#messages?.[0]?.final) return Promise.resolve({ done: false, value: this.#take()!.data });
         return this.#receive(undefined).then((value) =>
           value === undefined ? { done: true, value: undefined } : { done: false, value }
         );
@@ -687,22 +698,19 @@ export class Connection implements AsyncIterable<Message> {
     this.#idleTimer = setTimeout(() => this.close(1001, "idle timeout").catch(() => {}), this.#idleTimeout);
   }
 
-  #startKeepalive(interval: number, timeout: number): void {
-    if (!(interval > 0)) return;
-    this.#keepaliveTick = () => {
-      // Nothing being written: large send buffers a past burst left can go (made again if needed).
-      if (!this.#writeBusy && !this.#writeScheduled) this.#protocol.shrinkBuffers();
-      // One keepalive ping at a time: its pong clears the timer; without one, the peer is dropped.
-      if (this.#closed || this.#pongTimer !== undefined) return;
-      this.#pongTimer = setTimeout(() => {
-        if (!this.#closed) this.terminate();
-      }, timeout);
-      this.ping().then(() => {
-        clearTimeout(this.#pongTimer);
-        this.#pongTimer = undefined;
-      }, () => {});
-    };
-    this.#keepalive = Keepalive.add(interval, this.#keepaliveTick);
+  /** A keepalive tick: a shared function rather than a closure per connection. */
+  static #keepaliveTick(ws: Connection): void {
+    // Nothing being written: large send buffers a past burst left can go (made again if needed).
+    if (!ws.#writeBusy && !ws.#writeScheduled) ws.#protocol.shrinkBuffers();
+    // One keepalive ping at a time: its pong clears the timer; without one, the peer is dropped.
+    if (ws.#closed || ws.#pongTimer !== undefined) return;
+    ws.#pongTimer = setTimeout(() => {
+      if (!ws.#closed) ws.terminate();
+    }, ws.#pongTimeout);
+    ws.ping().then(() => {
+      clearTimeout(ws.#pongTimer);
+      ws.#pongTimer = undefined;
+    }, () => {});
   }
 
   /** Reads through the transport's push mode when it has one, else with a read loop. */
@@ -770,7 +778,7 @@ export class Connection implements AsyncIterable<Message> {
    */
   #mustWait(): Promise<void> | undefined {
     let wait: Promise<void> | undefined;
-    if (this.#messages.length >= this.#queueSize && !this.#closing) {
+    if ((this.#messages?.length ?? 0) >= this.#queueSize && !this.#closing) {
       wait = new Promise<void>((resolve) => this.#resumeReading = resolve);
     } else if (this.bufferedAmount > this.#highWaterMark) {
       wait = this.#flush(true).catch(() => {});
@@ -852,12 +860,14 @@ export class Connection implements AsyncIterable<Message> {
         }
         case "closed":
           this.#closed = event;
-          this.#keepalive?.delete(this.#keepaliveTick!);
+          this.#keepalive?.delete(this);
           clearTimeout(this.#pongTimer);
           clearTimeout(this.#idleTimer);
           this.#hub?.closed(this);
           this.#whenClosed?.resolve(event);
-          for (const waiter of this.#waiting.splice(0)) this.#ended().then(waiter.resolve, waiter.reject);
+          for (const waiter of this.#waiting?.splice(0) ?? []) {
+            this.#ended().then(waiter.resolve, waiter.reject);
+          }
           if (this.#consumer) this.#feed(this.#consumer);
           break;
       }
@@ -867,9 +877,9 @@ export class Connection implements AsyncIterable<Message> {
   #deliver(message: MessagePart): void {
     const consumer = this.#consumer;
     if (consumer !== undefined && !consumer.busy) return this.#consume(consumer, message);
-    const waiter = this.#waiting.shift();
+    const waiter = this.#waiting?.shift();
     if (waiter) waiter.resolve(message);
-    else this.#messages.push(message);
+    else (this.#messages ??= []).push(message);
   }
 
   #ended(): Promise<undefined> {
@@ -891,13 +901,14 @@ export class Connection implements AsyncIterable<Message> {
     this.#writeReady = false;
     if (this.#turnPending) return;
     this.#turnPending = true;
-    nextTurn(this.#onTurn);
+    Connection.#turns.add(this);
   }
 
-  #onTurn = (): void => {
-    this.#turnPending = false;
-    if (this.#writeScheduled) this.#writeNow();
-  };
+  /** Connections whose scheduled write waits for the next turn. */
+  static #turns = new NextTurn<Connection>((ws) => {
+    ws.#turnPending = false;
+    if (ws.#writeScheduled) ws.#writeNow();
+  });
 
   #writeNow(): void {
     this.#writeReady = true;

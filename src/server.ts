@@ -147,6 +147,8 @@ export class Sock {
   /** Drops handshakes past their deadline; runs while there are any. */
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #closing = false;
+  /** Passes an error to `onError`: one function for every connection. */
+  #reportError = (error: unknown): void => this.#options.onError?.(error);
   /** The open connections. */
   readonly connections: Set<Connection> = new Set();
 
@@ -200,7 +202,7 @@ export class Sock {
     const options = { ...adapter.protocolDefaults, ...this.#options };
     const listener = await adapter.listen(
       { hostname: endpoint.hostname ?? "0.0.0.0", port: endpoint.port ?? 0, tls: endpoint.tls },
-      (transport) => this.#serve(transport, options).catch((error) => this.#options.onError?.(error)),
+      (transport) => this.#serve(transport, options).catch(this.#reportError),
     );
     this.#listeners.push(listener);
     return listener.address;

@@ -543,10 +543,10 @@ test("FrameEncoder.take(true) hands out its buffer and fills the other one until
   assert.deepEqual(second, buildFrame(0x81, new TextEncoder().encode("two")));
   assert.notEqual(second.buffer, first.buffer);
   // The first buffer is free again after that call: the next frames go into it.
-  encoder.frame(Opcode.Text, new TextEncoder().encode("three"), true, 0);
+  encoder.frame(Opcode.Text, new TextEncoder().encode("six"), true, 0);
   const [third] = encoder.take(true);
   assert.equal(third.buffer, first.buffer);
-  assert.deepEqual(third, buildFrame(0x81, new TextEncoder().encode("three")));
+  assert.deepEqual(third, buildFrame(0x81, new TextEncoder().encode("six")));
   assert.deepEqual(second, buildFrame(0x81, new TextEncoder().encode("two")));
   // Without reuse, a copy: later frames never change what was taken.
   encoder.frame(Opcode.Text, new TextEncoder().encode("four"), true, 0);
@@ -568,15 +568,15 @@ test("FrameEncoder.take(true) hands out the same view of a buffer again for the 
   assert.equal(third, first, "same buffer, same length: the view made before");
   assert.deepEqual(first, buildFrame(0x81, new TextEncoder().encode("six")));
   assert.equal(take("ten"), second);
-  const longer = take("seven");
-  assert.notEqual(longer, first, "another length: another view");
-  assert.equal(longer.buffer, first.buffer);
+  const shorter = take("hi");
+  assert.notEqual(shorter, first, "another length: another view");
+  assert.equal(shorter.buffer, first.buffer);
   // A staging buffer that grows (a large frame) is a new buffer: no stale view of the old one.
   encoder.frame(Opcode.Binary, counting(5000), true, 0);
   const [large] = encoder.take(true);
   assert.equal(large.length, 5004);
   assert.notEqual(large.buffer, second.buffer);
-  assert.equal(take("abcde").buffer, longer.buffer);
+  assert.equal(take("abc").buffer, shorter.buffer);
   const after = take("xyz");
   assert.equal(after.buffer, large.buffer);
   assert.deepEqual(after, buildFrame(0x81, new TextEncoder().encode("xyz")));
@@ -614,6 +614,25 @@ test("FrameEncoder.shrink lets go of large staging buffers once everything taken
   // Bursts of 30,000 bytes would reuse a 200 KB buffer kept (it is under 8 times their size): both are gone.
   assert.ok(burst(30000) < 65536);
   assert.ok(burst(30000) < 65536);
+});
+
+test("FrameEncoder packs a quiet connection's odd frame into a buffer its size, and shrink() lets go of any", () => {
+  const encoder = new FrameEncoder();
+  const send = (length: number) => {
+    encoder.frame(Opcode.Ping, counting(length), true, 0);
+    const [chunk] = encoder.take(true);
+    return chunk.buffer.byteLength;
+  };
+  assert.equal(send(20), 22, "the first buffer holds just the first frame");
+  assert.equal(send(20), 22, "and so does the other one");
+  // Two frames in one burst: a buffer grows to 1 KiB at least, not to each frame's size.
+  encoder.frame(Opcode.Ping, counting(20), true, 0);
+  assert.equal(send(20), 1024);
+  assert.equal(send(20), 22);
+  assert.equal(send(20), 1024, "the grown buffer is kept while bursts use it");
+  encoder.shrink();
+  assert.equal(send(10), 12, "after shrink(), new buffers as small as the frames");
+  assert.equal(send(10), 12);
 });
 
 test("FrameEncoder sends the first `length` bytes of a payload, and refuses a length past its end", () => {

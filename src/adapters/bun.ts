@@ -248,11 +248,13 @@ export const bunAdapter: Adapter = {
   protocolDefaults: { copySmallMessages: true },
   listen(endpoint: Endpoint, onConnection: (transport: Transport) => void): Promise<Listener> {
     const { hostname, port, tls } = endpoint;
+    let local: string | undefined;
     const listener = bun().listen({
       hostname,
       port,
       tls: tls && typeof tls === "object" && "cert" in tls ? { cert: tls.cert, key: tls.key } : undefined,
-      socket: handler(() => listener.hostname, onConnection),
+      // One string for every connection, not one per call.
+      socket: handler(() => local ??= listener.hostname, onConnection),
     });
     return Promise.resolve({
       address: { hostname: listener.hostname, port: listener.port },

@@ -283,8 +283,12 @@ function headerSize(b: Uint8Array, at = 0): number {
  * ones are copied into the staging buffer, which is reused, so a burst of them is one buffer.
  */
 const LARGE_PAYLOAD = 262144;
+/**
+ * A staging buffer grows to at least this size. The first one is as large as its first frame,
+ * so a connection that sends only the odd ping or close frame holds a few bytes.
+ */
 const MIN_STAGING = 1024;
-/** A staging buffer above this size is dropped when a burst uses under an eighth of it, or by `shrink()`. */
+/** A staging buffer above this size is dropped when a burst uses under an eighth of it. */
 const KEEP_STAGING = 65536;
 
 /** `buffer`, or an empty one when it is above KEEP_STAGING and over 8 times the `needed` bytes. */
@@ -337,15 +341,16 @@ export class FrameEncoder {
   }
 
   /**
-   * Lets go of staging buffers above 64 KiB that a past burst left, so a connection gone quiet
-   * holds no large buffer. Call it only when every buffer taken has been written.
+   * Lets go of the staging buffers, which a past burst may have left large, so a connection
+   * gone quiet holds none; frames sent later make new ones. Call it only when every buffer
+   * taken has been written.
    */
   shrink(): void {
-    const spare = this.#spare, staging = this.#staging;
-    this.#spare = trimmed(spare, 0);
-    if (this.#used === 0) this.#staging = trimmed(staging, 0);
-    if (this.#spare !== spare) this.#spareView = undefined;
-    if (this.#staging !== staging) this.#stagingView = undefined;
+    this.#spare = NONE;
+    this.#spareView = undefined;
+    if (this.#used > 0) return;
+    this.#staging = NONE;
+    this.#stagingView = undefined;
   }
 
   /**
@@ -456,7 +461,8 @@ export class FrameEncoder {
   #reserve(size: number): number {
     const at = this.#used;
     if (at + size > this.#staging.length) {
-      const grown = new Uint8Array(Math.max(this.#staging.length * 2, at + size, MIN_STAGING));
+      const length = this.#staging.length;
+      const grown = new Uint8Array(length === 0 ? size : Math.max(length * 2, at + size, MIN_STAGING));
       grown.set(this.#staging.subarray(0, at));
       this.#staging = grown;
       this.#stagingView = undefined;

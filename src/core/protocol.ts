@@ -195,6 +195,8 @@ const enum Message {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Shared by every connection without extensions, most of them. */
+const NO_EXTENSIONS: readonly Extension[] = Object.freeze([]);
 
 /** Below this many UTF-16 units, text is encoded into a scratch buffer. */
 const SHORT_TEXT = 128;
@@ -222,7 +224,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #events: (ProtocolEvent | SideEvent)[] = [];
   #decoder: FrameDecoder;
   #encoder: FrameEncoder;
-  #extensions: Extension[] = [];
+  #extensions = NO_EXTENSIONS;
   #protocol = "";
 
   readonly #maxMessageSize: number;
@@ -317,9 +319,9 @@ export class Protocol<SideEvent = never> implements FrameSink {
   }
 
   /**
-   * Lets go of send buffers above 64 KiB that a past burst left. Call it when
-   * the connection has gone quiet and every buffer `dataToSend()` returned has
-   * been written.
+   * Lets go of the buffers frames are packed into, which a past burst may have
+   * left large; frames sent later make new ones. Call it when the connection
+   * has gone quiet and every buffer `dataToSend()` returned has been written.
    */
   shrinkBuffers(): void {
     this.#encoder.shrink();
@@ -475,7 +477,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
   /** Moves to OPEN with the agreed subprotocol and extensions. */
   protected open(protocol: string, extensions: Extension[]): void {
     this.#protocol = protocol;
-    this.#extensions = extensions;
+    this.#extensions = extensions.length > 0 ? extensions : NO_EXTENSIONS;
     let rsv = 0;
     for (const extension of extensions) rsv |= extension.rsv;
     this.#decoder.allowedRsv = rsv;
