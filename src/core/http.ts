@@ -7,6 +7,26 @@
 
 import { ProtocolError } from "./errors.ts";
 
+/** Field names most handshakes carry, lower-cased: every request keeps these strings, not its own. */
+const COMMON_NAMES = new Map(
+  [
+    "host",
+    "upgrade",
+    "connection",
+    "origin",
+    "user-agent",
+    "pragma",
+    "cache-control",
+    "accept-encoding",
+    "accept-language",
+    "cookie",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-extensions",
+    "sec-websocket-protocol",
+  ].map((name) => [name, name]),
+);
+
 /**
  * HTTP header fields in the order received, looked up case-insensitively.
  * Unlike the Fetch `Headers`, repeated fields stay separate.
@@ -81,7 +101,8 @@ export class HttpHeaders implements Iterable<[string, string]> {
    */
   append(name: string, value: string): void {
     this.#fields.push(name, value);
-    this.#names.push(name.toLowerCase());
+    const lower = name.toLowerCase();
+    this.#names.push(COMMON_NAMES.get(lower) ?? lower);
   }
 
   /** Name and value pairs in the order received, names as received. */
