@@ -195,8 +195,6 @@ const enum Message {
 }
 
 const EMPTY = new Uint8Array(0);
-/** Shared by every connection without extensions, most of them. */
-const NO_EXTENSIONS: readonly Extension[] = Object.freeze([]);
 
 /** Below this many UTF-16 units, text is encoded into a scratch buffer. */
 const SHORT_TEXT = 128;
@@ -224,7 +222,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #events: (ProtocolEvent | SideEvent)[] = [];
   #decoder: FrameDecoder;
   #encoder: FrameEncoder;
-  #extensions = NO_EXTENSIONS;
+  #extensions: Extension[] = [];
   #protocol = "";
 
   readonly #maxMessageSize: number;
@@ -477,7 +475,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
   /** Moves to OPEN with the agreed subprotocol and extensions. */
   protected open(protocol: string, extensions: Extension[]): void {
     this.#protocol = protocol;
-    this.#extensions = extensions.length > 0 ? extensions : NO_EXTENSIONS;
+    this.#extensions = extensions;
     let rsv = 0;
     for (const extension of extensions) rsv |= extension.rsv;
     this.#decoder.allowedRsv = rsv;
