@@ -133,28 +133,6 @@ function join(chunks: Uint8Array[], size: number): Uint8Array {
   return out;
 }
 
-/** Calls `callback` once the microtasks queued so far have run: one timer for every call in a turn. */
-class NextTurn<T> {
-  #queue: T[] = [];
-  readonly #callback: (item: T) => void;
-
-  constructor(callback: (item: T) => void) {
-    this.#callback = callback;
-  }
-
-  add(item: T): void {
-    if (this.#queue.push(item) > 1) return;
-    if (typeof setImmediate === "function") setImmediate(this.#run);
-    else setTimeout(this.#run, 0);
-  }
-
-  #run = (): void => {
-    const items = this.#queue;
-    this.#queue = [];
-    for (const item of items) this.#callback(item);
-  };
-}
-
 /**
  * The keepalive timer of every connection with the same ping interval: one timer, which
  * wakes four times per interval, instead of one per connection. A connection's first ping
@@ -901,14 +879,23 @@ export class Connection implements AsyncIterable<Message> {
     this.#writeReady = false;
     if (this.#turnPending) return;
     this.#turnPending = true;
-    Connection.#turns.add(this);
+    if (Connection.#turnQueue.push(this) > 1) return;
+    // Once the microtasks queued so far have run: one timer for every connection in the turn.
+    if (typeof setImmediate === "function") setImmediate(Connection.#runTurn);
+    else setTimeout(Connection.#runTurn, 0);
   }
 
   /** Connections whose scheduled write waits for the next turn. */
-  static #turns = new NextTurn<Connection>((ws) => {
-    ws.#turnPending = false;
-    if (ws.#writeScheduled) ws.#writeNow();
-  });
+  static #turnQueue: Connection[] = [];
+
+  static #runTurn = (): void => {
+    const queue = Connection.#turnQueue;
+    Connection.#turnQueue = [];
+    for (const ws of queue) {
+      ws.#turnPending = false;
+      if (ws.#writeScheduled) ws.#writeNow();
+    }
+  };
 
   #writeNow(): void {
     this.#writeReady = true;

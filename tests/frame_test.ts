@@ -601,13 +601,16 @@ test("FrameEncoder queues a payload of 256 KiB by reference after its header, an
   assert.deepEqual(copied.subarray(10), smaller);
 });
 
+/** Sends one frame of `length` bytes through `encoder.take(true)`; returns the size of the buffer it went out in. */
+function sentInBuffer(encoder: FrameEncoder, opcode: number, length: number): number {
+  encoder.frame(opcode, counting(length), true, 0);
+  const [chunk] = encoder.take(true);
+  return chunk.buffer.byteLength;
+}
+
 test("FrameEncoder.shrink lets go of large staging buffers once everything taken is written", () => {
   const encoder = new FrameEncoder();
-  const burst = (length: number) => {
-    encoder.frame(Opcode.Binary, counting(length), true, 0);
-    const [chunk] = encoder.take(true);
-    return chunk.buffer.byteLength;
-  };
+  const burst = (length: number) => sentInBuffer(encoder, Opcode.Binary, length);
   burst(200000);
   burst(200000);
   encoder.shrink();
@@ -618,11 +621,7 @@ test("FrameEncoder.shrink lets go of large staging buffers once everything taken
 
 test("FrameEncoder packs a quiet connection's odd frame into a buffer its size, and shrink() lets go of any", () => {
   const encoder = new FrameEncoder();
-  const send = (length: number) => {
-    encoder.frame(Opcode.Ping, counting(length), true, 0);
-    const [chunk] = encoder.take(true);
-    return chunk.buffer.byteLength;
-  };
+  const send = (length: number) => sentInBuffer(encoder, Opcode.Ping, length);
   assert.equal(send(20), 22, "the first buffer holds just the first frame");
   assert.equal(send(20), 22, "and so does the other one");
   // Two frames in one burst: a buffer grows to 1 KiB at least, not to each frame's size.
@@ -645,12 +644,7 @@ test("FrameEncoder sends the first `length` bytes of a payload, and refuses a le
 
 test("FrameEncoder lets go of a large staging buffer once bursts become small", () => {
   const encoder = new FrameEncoder();
-  const sizes: number[] = [];
-  for (const length of [200000, 200000, 10, 10, 10]) {
-    encoder.frame(Opcode.Binary, counting(length), true, 0);
-    const [chunk] = encoder.take(true);
-    sizes.push(chunk.buffer.byteLength);
-  }
+  const sizes = [200000, 200000, 10, 10, 10].map((length) => sentInBuffer(encoder, Opcode.Binary, length));
   // Two large buffers take turns; once bursts are small, each is replaced by a small one in turn.
   assert.ok(sizes[0] >= 200000 && sizes[1] >= 200000, `${sizes}`);
   assert.ok(sizes[3] < 65536 && sizes[4] < 65536, `${sizes}`);

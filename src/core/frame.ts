@@ -291,11 +291,6 @@ const MIN_STAGING = 1024;
 /** A staging buffer above this size is dropped when a burst uses under an eighth of it. */
 const KEEP_STAGING = 65536;
 
-/** `buffer`, or an empty one when it is above KEEP_STAGING and over 8 times the `needed` bytes. */
-function trimmed(buffer: Uint8Array<ArrayBuffer>, needed: number): Uint8Array<ArrayBuffer> {
-  return buffer.length > KEEP_STAGING && buffer.length > needed * 8 ? NONE : buffer;
-}
-
 /**
  * Encodes frames into an outgoing queue. Small frames are packed together
  * into one buffer, so a burst of messages costs one write; an unmasked
@@ -439,7 +434,7 @@ export class FrameEncoder {
       const spare = this.#spare, spareView = this.#spareView;
       this.#spare = this.#staging;
       this.#spareView = view;
-      this.#staging = trimmed(spare, this.#queued);
+      this.#staging = spare.length > KEEP_STAGING && spare.length > this.#queued * 8 ? NONE : spare;
       this.#stagingView = this.#staging === spare ? spareView : undefined;
     }
     this.#flushStaging();
