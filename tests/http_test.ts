@@ -115,8 +115,9 @@ test("HeadReader hands back the bytes after the head as a view of the chunk, wit
 test("HeadReader parses a status line with and without a reason phrase", () => {
   const full = new HeadReader(false).write(latin1Bytes("HTTP/1.1 404 Not Found\r\nX: 1\r\n\r\n"));
   assert.deepEqual(full?.head.startLine, ["HTTP/1.1", "404", "Not Found"]);
-  const bare = new HeadReader(false).write(latin1Bytes("HTTP/1.1 101\r\nX: 1\r\n\r\n"));
+  const bare = new HeadReader(false).write(latin1Bytes("HTTP/1.1 101\r\nX: a b\r\n\r\n"));
   assert.deepEqual(bare?.head.startLine, ["HTTP/1.1", "101", ""]);
+  assert.equal(bare?.head.headers.get("x"), "a b");
 });
 
 test("HeadReader trims optional whitespace around values and keeps inner tabs and obs-text", () => {
@@ -206,6 +207,7 @@ const MALFORMED: [string, string][] = [
   ["a field name that is not a token", "GET / HTTP/1.1\r\nX(y): a\r\n\r\n"],
   ["an empty line before the request line", "\r\nGET / HTTP/1.1\r\n\r\n"],
   ["a request line without a version", "GET /\r\nHost: a\r\n\r\n"],
+  ["a request line without a version, then a value with a space", "GET /\r\nUser-Agent: a b\r\n\r\n"],
   ["a request line with two spaces in a row", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n"],
   ["a request line with a fourth part", "GET / HTTP/1.1 x\r\nHost: a\r\n\r\n"],
 ];
@@ -258,6 +260,26 @@ test("HttpHeaders looks up fields case-insensitively and keeps repeated fields a
   assert.equal(headers.has("origin"), false);
   assert.equal(headers.get("origin"), null);
   assert.deepEqual(headers.getAll("origin"), []);
+});
+
+test("HttpHeaders from a parsed head looks up fields case-insensitively and takes appended fields", () => {
+  const headers = new HeadReader(true).write(latin1Bytes(REQUEST))!.head.headers;
+  assert.deepEqual(headers.getAll("SEC-WEBSOCKET-PROTOCOL"), ["chat", "superchat"]);
+  assert.equal(headers.get("host"), "server.example.com");
+  assert.equal(headers.has("Sec-WebSocket-Key"), false);
+  headers.append("X-Extra", "1");
+  assert.equal(headers.get("x-extra"), "1");
+  assert.deepEqual([...headers].at(-1), ["X-Extra", "1"]);
+  assert.equal([...headers].length, 6);
+});
+
+test("HttpHeaders ignores the case of letters only", () => {
+  const headers = new HttpHeaders([["A@[", "1"], ["\xc9", "2"]]);
+  assert.equal(headers.get("a@["), "1");
+  assert.equal(headers.get("A`["), null);
+  assert.equal(headers.get("A@{"), null);
+  assert.equal(headers.get("\xc9"), "2");
+  assert.equal(headers.get("\xe9"), null, "only ASCII letters fold, as names are tokens");
 });
 
 test("HttpHeaders iterates in order with names as given, appended fields last", () => {

@@ -7,25 +7,8 @@
 
 import { ProtocolError } from "./errors.ts";
 
-/** Field names most handshakes carry, lower-cased: every request keeps these strings, not its own. */
-const COMMON_NAMES = new Map(
-  [
-    "host",
-    "upgrade",
-    "connection",
-    "origin",
-    "user-agent",
-    "pragma",
-    "cache-control",
-    "accept-encoding",
-    "accept-language",
-    "cookie",
-    "sec-websocket-key",
-    "sec-websocket-version",
-    "sec-websocket-extensions",
-    "sec-websocket-protocol",
-  ].map((name) => [name, name]),
-);
+/** Hands a parsed head's text and field spans to a new HttpHeaders, which turns them into strings only when asked. */
+let adopt: (headers: HttpHeaders, text: string, spans: number[]) => void;
 
 /**
  * HTTP header fields in the order received, looked up case-insensitively.
@@ -43,10 +26,20 @@ const COMMON_NAMES = new Map(
  * ```
  */
 export class HttpHeaders implements Iterable<[string, string]> {
-  /** Each field's name as received, then its value: one array, not one per field, as every connection keeps its request's. */
-  #fields: string[] = [];
-  /** The field names in lower case, so lookups lower-case only the name asked for. */
-  #names: string[] = [];
+  /**
+   * The text the fields are in: a parsed head's, or the appended names and values one after another.
+   * Every connection keeps its request's headers, so they are one string, not two per field.
+   */
+  #text = "";
+  /** Four numbers per field: where its name starts and ends in `#text`, then where its value does. */
+  #spans: number[] = [];
+
+  static {
+    adopt = (headers, text, spans) => {
+      headers.#text = text;
+      headers.#spans = spans;
+    };
+  }
 
   /**
    * Creates a header list.
@@ -64,10 +57,10 @@ export class HttpHeaders implements Iterable<[string, string]> {
    * @returns The values; empty when absent.
    */
   getAll(name: string): string[] {
-    const lower = name.toLowerCase();
+    const text = this.#text, spans = this.#spans;
     const values: string[] = [];
-    for (let i = 0; i < this.#names.length; i++) {
-      if (this.#names[i] === lower) values.push(this.#fields[2 * i + 1]);
+    for (let i = 0; i < spans.length; i += 4) {
+      if (sameName(text, spans[i], spans[i + 1], name)) values.push(text.slice(spans[i + 2], spans[i + 3]));
     }
     return values;
   }
@@ -90,7 +83,9 @@ export class HttpHeaders implements Iterable<[string, string]> {
    * @returns `true` when at least one value is present.
    */
   has(name: string): boolean {
-    return this.getAll(name).length > 0;
+    const text = this.#text, spans = this.#spans;
+    for (let i = 0; i < spans.length; i += 4) if (sameName(text, spans[i], spans[i + 1], name)) return true;
+    return false;
   }
 
   /**
@@ -100,16 +95,30 @@ export class HttpHeaders implements Iterable<[string, string]> {
    * @param value The field value.
    */
   append(name: string, value: string): void {
-    this.#fields.push(name, value);
-    const lower = name.toLowerCase();
-    this.#names.push(COMMON_NAMES.get(lower) ?? lower);
+    const start = this.#text.length, colon = start + name.length;
+    this.#text += name + value;
+    this.#spans.push(start, colon, colon, this.#text.length);
   }
 
   /** Name and value pairs in the order received, names as received. */
   *[Symbol.iterator](): Iterator<[string, string]> {
-    const fields = this.#fields;
-    for (let i = 0; i < fields.length; i += 2) yield [fields[i], fields[i + 1]];
+    const text = this.#text, spans = this.#spans;
+    for (let i = 0; i < spans.length; i += 4) {
+      yield [text.slice(spans[i], spans[i + 1]), text.slice(spans[i + 2], spans[i + 3])];
+    }
   }
+}
+
+/** Whether `text` from `start` to `end` is the field name `name`, ASCII letters compared without case (RFC 9110 §5.1). */
+function sameName(text: string, start: number, end: number, name: string): boolean {
+  if (end - start !== name.length) return false;
+  for (let i = 0; i < name.length; i++) {
+    const a = text.charCodeAt(start + i), b = name.charCodeAt(i);
+    if (a === b) continue;
+    const folded = a | 0x20;
+    if (folded !== (b | 0x20) || folded < 0x61 || folded > 0x7a) return false;
+  }
+  return true;
 }
 
 /** Limits on an HTTP head, all checked while the bytes arrive. */
@@ -246,32 +255,46 @@ export class HeadReader {
   /** Parses the head's lines in `b`, which end (without their final CRLF) at `end`. */
   #parse(b: Uint8Array, end: number): ParsedHead {
     const text = latin1(b, 0, end);
-    const lines = text.split("\r\n");
-    const startLine = lines[0];
-    const first = startLine.indexOf(" ");
-    const second = first < 0 ? -1 : startLine.indexOf(" ", first + 1);
+    let lineEnd = text.indexOf("\r\n");
+    if (lineEnd < 0) lineEnd = text.length;
+    const first = text.indexOf(" ");
+    const space = first < 0 || first >= lineEnd ? -1 : text.indexOf(" ", first + 1);
+    const second = space < lineEnd ? space : -1;
     // A status line may omit the reason phrase and its space.
-    const stop = second < 0 && !this.#isRequest ? startLine.length : second;
-    if (first <= 0 || stop <= first + 1) throw badRequest("malformed start line");
+    const stop = second < 0 && !this.#isRequest ? lineEnd : second;
+    if (first <= 0 || first >= lineEnd || stop <= first + 1) throw badRequest("malformed start line");
     const parts: [string, string, string] = [
-      startLine.slice(0, first),
-      startLine.slice(first + 1, stop),
-      startLine.slice(stop + 1),
+      common(text.slice(0, first)),
+      text.slice(first + 1, stop),
+      common(text.slice(stop + 1, lineEnd)),
     ];
     if (this.#isRequest && parts[2].includes(" ")) throw badRequest("malformed request line");
-    const headers = new HttpHeaders();
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i];
-      const c0 = line.charCodeAt(0);
+    const spans: number[] = [];
+    for (let start = lineEnd + 2; start < text.length;) {
+      let stop = text.indexOf("\r\n", start);
+      if (stop < 0) stop = text.length;
+      const c0 = text.charCodeAt(start);
       if (c0 === 0x20 || c0 === 0x09) throw badRequest("obsolete line folding");
-      const colon = line.indexOf(":");
-      if (colon <= 0) throw badRequest("header line without a colon");
-      const name = line.slice(0, colon);
-      if (!isToken(name)) throw badRequest("invalid header name");
-      headers.append(name, trimOws(line.slice(colon + 1)));
+      const colon = text.indexOf(":", start);
+      if (colon <= start || colon > stop) throw badRequest("header line without a colon");
+      for (let i = start; i < colon; i++) {
+        if (!isTokenCode(text.charCodeAt(i))) throw badRequest("invalid header name");
+      }
+      let valueStart = colon + 1, valueEnd = stop;
+      while (valueStart < valueEnd && isOws(text.charCodeAt(valueStart))) valueStart++;
+      while (valueEnd > valueStart && isOws(text.charCodeAt(valueEnd - 1))) valueEnd--;
+      spans.push(start, colon, valueStart, valueEnd);
+      start = stop + 2;
     }
+    const headers = new HttpHeaders();
+    adopt(headers, text, spans);
     return { startLine: parts, headers };
   }
+}
+
+/** The usual method and version as constants, so a request kept for its connection's life does not keep its own copies. */
+function common(part: string): string {
+  return part === "GET" ? "GET" : part === "HTTP/1.1" ? "HTTP/1.1" : part;
 }
 
 function badRequest(message: string): ProtocolError {
