@@ -715,8 +715,7 @@ export class Connection implements AsyncIterable<Message> {
       }
     } catch {
       eof = true;
-      this.#protocol.receiveEof();
-      this.#dispatch();
+      this.#readFailed();
     }
     await this.#finish(eof);
   }
@@ -728,14 +727,19 @@ export class Connection implements AsyncIterable<Message> {
       this.#process(chunk);
     } catch {
       chunk = null;
-      this.#protocol.receiveEof();
-      this.#dispatch();
+      this.#readFailed();
     }
     if (!this.#closed) return this.#readOn();
     // Reading is over: what the peer still sends goes to read(), for #linger.
     this.#transport.receive!(undefined);
     this.#finish(chunk === null).catch(() => {});
   };
+
+  /** The transport failed mid-read: the stream ends there, as the core is told. */
+  #readFailed(): void {
+    this.#protocol.receiveEof();
+    this.#dispatch();
+  }
 
   /** Push mode: pauses the transport while reading must wait, and resumes it after. */
   #readOn(): void {

@@ -374,7 +374,6 @@ export class Sock {
         ? undefined
         : decision?.protocol ?? options.protocols?.find((p) => request.protocols.includes(p));
       if (!await protocol.accept({ protocol: chosen, headers: decision?.headers })) return undefined;
-      // A peer gone before the 101 reached it is no server error: its handler sees 1006.
       await writeQuietly(transport, protocol.dataToSend());
       return { ...matched, events: protocol.events() as ProtocolEvent[], data: decision?.data };
     }

@@ -122,17 +122,23 @@ class BunTransport implements Transport {
     const receiver = this.#receiver;
     const queue = this.#queue;
     while (receiver && this.#receiver === receiver && !this.#held && queue?.length) {
-      const bytes = queue.shift()!;
-      this.#queued -= bytes.length;
-      receiver(bytes);
-    }
-    if (this.#paused && this.#queued <= HIGH_WATER / 2) {
-      this.#paused = false;
-      if (!this.#held) this.#socket.resume();
+      receiver(this.#unqueue()!);
     }
     if (this.#ended && receiver && !this.#held && !queue?.length) {
       queueMicrotask(() => this.#receiver === receiver && receiver(null));
     }
+  }
+
+  /** The oldest chunk waiting, if any; reading resumes once the queue is down to half its limit. */
+  #unqueue(): Uint8Array | undefined {
+    const bytes = this.#queue?.shift();
+    if (bytes === undefined) return undefined;
+    this.#queued -= bytes.length;
+    if (this.#paused && this.#queued <= HIGH_WATER / 2) {
+      this.#paused = false;
+      if (!this.#held) this.#socket.resume();
+    }
+    return bytes;
   }
 
   pause(): void {
@@ -149,15 +155,8 @@ class BunTransport implements Transport {
   }
 
   read(): Promise<Uint8Array | null> {
-    const bytes = this.#queue?.shift();
-    if (bytes) {
-      this.#queued -= bytes.length;
-      if (this.#paused && this.#queued <= HIGH_WATER / 2) {
-        this.#paused = false;
-        if (!this.#held) this.#socket.resume();
-      }
-      return Promise.resolve(bytes);
-    }
+    const bytes = this.#unqueue();
+    if (bytes) return Promise.resolve(bytes);
     if (this.#ended) return Promise.resolve(null);
     return new Promise((resolve) => this.#reader = resolve);
   }
