@@ -9,6 +9,7 @@
 
 import { connect, type ConnectOptions } from "./client.ts";
 import type { Connection, Message } from "./connection.ts";
+import { ProtocolError } from "./core/errors.ts";
 import type { ClosedEvent } from "./core/protocol.ts";
 
 /**
@@ -141,7 +142,10 @@ function errorEvent(cause: unknown): Event {
  * 1000 and 3000–4999; a connection that fails reports close code 1006; data
  * sent once closing is dropped and counted in `bufferedAmount`; `error` fires
  * only when the connection fails (a failed handshake, `close()` while
- * connecting, a protocol error), not when the peer merely drops it. The
+ * connecting, a protocol error), not when the peer merely drops it. When
+ * subprotocols were offered and the server chose none, the connection fails
+ * (`error`, then `close` with 1006), as WHATWG requires; {@linkcode connect}
+ * accepts that answer, as RFC 6455 allows. The
  * `error` event is an `ErrorEvent` whose `error` is the cause, where the
  * runtime has `ErrorEvent` (a plain `Event` elsewhere). Like browsers, it
  * offers permessage-deflate (pass `deflate: false` in the options not to).
@@ -197,6 +201,8 @@ export class WebSocket extends EventTarget {
   /** Set by `close()` once OPEN: a missing close frame from the peer is then a timeout, not a failure. */
   #closeCalled = false;
   #handlers: { [K in keyof WebSocketEventMap]?: WebSocketEventHandler<K> } = {};
+  /** Whether subprotocols were offered: the server must then choose one. */
+  #offeredProtocols: boolean;
 
   /**
    * Starts connecting. Events report the outcome; the constructor throws only for bad arguments.
@@ -210,6 +216,7 @@ export class WebSocket extends EventTarget {
     super();
     this.#url = parseUrl(url);
     const offered = parseProtocols(protocols) ?? options.protocols;
+    this.#offeredProtocols = (offered?.length ?? 0) > 0;
     connect(this.#url, { deflate: true, ...options, protocols: offered }).then(
       (connection) => this.#opened(connection),
       (error) => this.#failedToOpen(error),
@@ -475,6 +482,14 @@ export class WebSocket extends EventTarget {
     if (this.#state !== CONNECTING) {
       // close() was called while connecting; its events already fired or are about to.
       connection.terminate();
+      return;
+    }
+    if (this.#offeredProtocols && connection.protocol === "") {
+      // WHATWG WebSockets (Fetch, "establish a WebSocket connection"): subprotocols were offered and
+      // the response has no Sec-WebSocket-Protocol, so the connection fails. connect() accepts it, as
+      // RFC 6455 §4.1 lets a client; browsers do not.
+      connection.terminate();
+      this.#finish(undefined, new ProtocolError("the server chose none of the offered subprotocols", 1002));
       return;
     }
     this.#connection = connection;
