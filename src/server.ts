@@ -71,7 +71,10 @@ export interface SockOptions extends ServerProtocolOptions, ConnectionOptions {
   origins?: string[];
   /** Sees each routed request before the upgrade: accept with settings, or reject. */
   upgrade?: (request: RouteRequest) => UpgradeDecision | undefined | Promise<UpgradeDecision | undefined>;
-  /** Answers plain HTTP requests (no upgrade), e.g. to serve a page; without it they get 426. */
+  /**
+   * Answers plain HTTP requests (no upgrade), e.g. to serve a page; without it they get 426.
+   * A HEAD request gets the response's head only, its `Content-Length` that of the body.
+   */
   fallback?: (request: UpgradeRequest) => HttpResponse | Promise<HttpResponse>;
   /** Called with errors thrown by handlers and hooks. */
   onError?: (error: unknown) => void;

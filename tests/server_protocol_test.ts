@@ -533,6 +533,29 @@ test("ServerProtocol.reject() with final: false sends the body in parts through 
   assert.throws(() => server.rejectData("more"), TypeError);
 });
 
+test("ServerProtocol.reject() answers a HEAD request without a body, with the Content-Length a GET gets", () => {
+  const { server } = serverFor({ method: "HEAD" });
+  server.reject(200, { body: "<p>page</p>" });
+  const response = parseResponse(server.dataToSend());
+  assert.equal(response.status, 200);
+  assert.deepEqual(response.get("content-length"), ["11"]);
+  assert.equal(response.body, "");
+  assert.deepEqual(types(server.events()), ["closed"]);
+  // In parts, too: rejectData() sends nothing for HEAD.
+  const parts = serverFor({ method: "HEAD" }).server;
+  parts.reject(200, { body: "first ", final: false });
+  parts.rejectData("second", true);
+  assert.equal(parseResponse(parts.dataToSend()).body, "");
+  assert.deepEqual(types(parts.events()), ["closed"]);
+  // And the error response for early data beyond the limit.
+  const early = serverFor({ method: "HEAD" }).server;
+  early.receiveData(new Uint8Array(65537));
+  const failed = parseResponse(early.dataToSend());
+  assert.equal(failed.status, 400);
+  assert.notEqual(failed.get("content-length")[0], "0");
+  assert.equal(failed.body, "");
+});
+
 test("ServerProtocol.reject() refuses header injection with TypeError and sends nothing", () => {
   for (
     const headers of [

@@ -5,6 +5,7 @@ import { type Connection, ConnectionClosed } from "../src/connection.ts";
 import { Sock } from "../src/server.ts";
 import { detectAdapter } from "../src/adapters/mod.ts";
 import type { Transport } from "../src/transport.ts";
+import { RawPeer } from "./_hardening.ts";
 
 /** An echo server on a free loopback port, stopped by `stop()`. */
 async function echoServer() {
@@ -176,6 +177,26 @@ test("Sock serves plain HTTP through fallback, and answers it with 426 without o
   } finally {
     await app.close();
     await bare.close();
+  }
+});
+
+test("Sock's fallback answers HEAD with the head a GET gets and no body", async () => {
+  const app = new Sock({ fallback: () => ({ body: "<p>page</p>" }) });
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const answers: string[] = [];
+    for (const method of ["GET", "HEAD"]) {
+      const peer = await RawPeer.open(port);
+      await peer.write(`${method} /index.html HTTP/1.1\r\nHost: example.com\r\n\r\n`);
+      assert.ok(await peer.endedWithin(10000), "the server closes after answering");
+      answers.push(peer.text);
+      peer.destroy();
+    }
+    const [get, head] = answers;
+    assert.match(get, /^HTTP\/1\.1 200 OK\r\n[^]*Content-Length: 11\r\n[^]*\r\n\r\n<p>page<\/p>$/);
+    assert.equal(head, get.slice(0, get.indexOf("\r\n\r\n") + 4), "the same head, and nothing after it");
+  } finally {
+    await app.close();
   }
 });
 

@@ -100,6 +100,8 @@ export class ServerProtocol extends Protocol<RequestEvent> {
   /** `accept()` or `reject()` has been called. */
   #answered = false;
   #rejecting = false;
+  /** The request is a HEAD: a rejection sends its head only (RFC 9110 §9.3.2). */
+  #headOnly = false;
 
   /**
    * Creates the server side of one connection, waiting for the request.
@@ -145,6 +147,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
       this.#reader = undefined;
       const request = parseUpgradeRequest(result.head);
       this.#request = request;
+      this.#headOnly = request.method === "HEAD";
       if (!request.error) {
         // Start hashing now, so accept() usually finds the token ready; a failure
         // surfaces in accept(), never as an unhandled rejection.
@@ -193,7 +196,9 @@ export class ServerProtocol extends Protocol<RequestEvent> {
   /**
    * Rejects the upgrade with an HTTP response. Without a status, answers a
    * request that is not a valid upgrade with its error's status (400, 405,
-   * 426 …) and a valid one with 403.
+   * 426 …) and a valid one with 403. A HEAD request gets the head only: the
+   * body is not sent, though `Content-Length` is the one a GET would get
+   * (RFC 9110 §9.3.2).
    *
    * @param status The HTTP status.
    * @param options Headers and body.
@@ -225,7 +230,8 @@ export class ServerProtocol extends Protocol<RequestEvent> {
 
   /**
    * Sends more of a rejection body started with `reject(status, { final: false })`.
-   * The body ends when the connection closes.
+   * The body ends when the connection closes. For a HEAD request the data is
+   * dropped: the response has no body.
    *
    * @param data The next part of the body.
    * @param final Whether this is the last part. Default `false`.
@@ -236,7 +242,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
       throw new TypeError("no rejection body is in progress");
     }
     const bytes = typeof data === "string" ? encodeUtf8(data) : data;
-    if (bytes.length > 0) this.sendRaw(bytes);
+    if (bytes.length > 0 && !this.#headOnly) this.sendRaw(bytes);
     if (final) this.finish();
   }
 
@@ -257,7 +263,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
         ["Content-Length", String(body.length)],
         ["Connection", "close"],
       ]));
-      this.sendRaw(body);
+      if (!this.#headOnly) this.sendRaw(body);
     }
     this.#answered = true;
     this.fail(error);
