@@ -333,53 +333,70 @@ export class Sock {
     }, timeout / 8);
   }
 
-  /** Reads until the request is answered; returns what the handler needs after an accept. */
+  /**
+   * Reads until the request head is complete, then answers it; returns what the handler needs after an
+   * accept. Nothing more is read before the answer: the core keeps what came with the head (at most one
+   * read) as early data, so the answer does not depend on how the runtime cut its reads.
+   */
   async #handshake(protocol: ServerProtocol, transport: Transport): Promise<Opened | undefined> {
     const options = this.#options;
-    while (true) {
+    // Over without an answer from here: the core failed it (and queued its own answer), or the
+    // handshake timeout or close() dropped the transport while a hook ran.
+    const over = () => protocol.readyState !== ReadyState.Connecting || this.#dropped(transport);
+    let request: UpgradeRequest | undefined;
+    while (!request) {
       const chunk = await transport.read();
       if (chunk === null) return undefined;
       protocol.receiveData(chunk);
       // The core kept no part of it (not transferred): the transport may read into it again.
       transport.release?.(chunk);
-      const first = protocol.events()[0];
-      if (!first) continue;
-      if (first.type !== "request") return undefined;
-      const { request } = first;
-      if (request.error) {
-        if (options.fallback && !request.headers.has("upgrade")) {
-          const response = await options.fallback(request);
-          protocol.reject(response.status ?? 200, response);
-        } else {
-          protocol.reject();
-        }
-        return undefined;
+      // Every event: the request may come with a failure queued behind it (too much early data).
+      for (const event of protocol.events()) {
+        if (event.type !== "request") return undefined;
+        request = event.request;
       }
-      if (options.origins && !options.origins.includes(request.headers.get("origin") ?? "")) {
-        protocol.reject(403, { body: "origin not allowed\n" });
-        return undefined;
-      }
-      const matched = this.#match(request);
-      if (matched === "malformed") {
-        protocol.reject(400, { body: "malformed percent-encoding in the path\n" });
-        return undefined;
-      }
-      if (!matched) {
-        protocol.reject(404, { body: "no route for this path\n" });
-        return undefined;
-      }
-      const decision = await options.upgrade?.(matched.request);
-      if (decision && "reject" in decision) {
-        protocol.reject(decision.reject.status ?? 403, decision.reject);
-        return undefined;
-      }
-      const chosen = decision?.protocol === null
-        ? undefined
-        : decision?.protocol ?? options.protocols?.find((p) => request.protocols.includes(p));
-      if (!await protocol.accept({ protocol: chosen, headers: decision?.headers })) return undefined;
-      await writeQuietly(transport, protocol.dataToSend());
-      return { ...matched, events: protocol.events() as ProtocolEvent[], data: decision?.data };
     }
+    if (request.error) {
+      if (options.fallback && !request.headers.has("upgrade")) {
+        const response = await options.fallback(request);
+        if (over()) return undefined;
+        protocol.reject(response.status ?? 200, response);
+      } else {
+        protocol.reject();
+      }
+      return undefined;
+    }
+    if (options.origins && !options.origins.includes(request.headers.get("origin") ?? "")) {
+      protocol.reject(403, { body: "origin not allowed\n" });
+      return undefined;
+    }
+    const matched = this.#match(request);
+    if (matched === "malformed") {
+      protocol.reject(400, { body: "malformed percent-encoding in the path\n" });
+      return undefined;
+    }
+    if (!matched) {
+      protocol.reject(404, { body: "no route for this path\n" });
+      return undefined;
+    }
+    const decision = await options.upgrade?.(matched.request);
+    if (over()) return undefined;
+    if (decision && "reject" in decision) {
+      protocol.reject(decision.reject.status ?? 403, decision.reject);
+      return undefined;
+    }
+    const chosen = decision?.protocol === null
+      ? undefined
+      : decision?.protocol ?? options.protocols?.find((p) => request.protocols.includes(p));
+    if (!await protocol.accept({ protocol: chosen, headers: decision?.headers })) return undefined;
+    if (this.#dropped(transport)) return undefined;
+    await writeQuietly(transport, protocol.dataToSend());
+    return { ...matched, events: protocol.events() as ProtocolEvent[], data: decision?.data };
+  }
+
+  /** Whether the handshake timeout or `close()` dropped this transport before its answer. */
+  #dropped(transport: Transport): boolean {
+    return this.#closing || !this.#handshaking.has(transport);
   }
 
   /** The first route matching the path, `undefined` for none, `"malformed"` for a bad percent-encoding. */

@@ -60,8 +60,15 @@ export interface RejectOptions {
   final?: boolean;
 }
 
-/** Bytes a client may send before its handshake is answered (it should send none). */
-const MAX_EARLY_DATA = 65536;
+/**
+ * Bytes a client may send before its handshake is answered. It should send none (RFC 6455 §4.1), but
+ * a client pipelining frames behind its request is served. The limit covers the largest single read
+ * of every adapter (Bun hands over at most 512 KiB at a time, Deno reads at most 256 KiB, the streams
+ * adapter 64 KiB from a byte stream), and `Sock` reads nothing more once the head is complete: what
+ * the core holds is the rest of the read that completed the head, so the answer never depends on how
+ * a runtime cuts its reads. A driver that keeps reading before it answers meets the limit.
+ */
+const MAX_EARLY_DATA = 524288;
 
 /**
  * The server side of a WebSocket connection, without I/O.
