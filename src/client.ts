@@ -116,7 +116,13 @@ async function open(url: string | URL, options: ConnectOptions, attempt: Attempt
   const { deflate } = options;
   const extensions = deflate ? [new PerMessageDeflateClient(deflate === true ? {} : deflate)] : [];
   const adapter = options.adapter ?? detectAdapter();
-  const protocol = new ClientProtocol({ ...adapter.protocolDefaults, ...options, url, extensions });
+  const protocol = new ClientProtocol({
+    ...adapter.protocolDefaults,
+    ...options,
+    url,
+    extensions,
+    holdEndings: true, // Connection tells the core when the application has answered.
+  });
   const target = new URL(url);
   const secure = target.protocol === "wss:" || target.protocol === "https:";
   const transport = await adapter.connect({

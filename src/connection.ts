@@ -7,6 +7,7 @@
 
 import type { ClientProtocol } from "./core/client_protocol.ts";
 import { CloseCode, type CloseInfo } from "./core/close.ts";
+import { ProtocolError } from "./core/errors.ts";
 import { type ClosedEvent, type ProtocolEvent, ReadyState } from "./core/protocol.ts";
 import type { ServerProtocol } from "./core/server_protocol.ts";
 import type { UpgradeRequest } from "./core/handshake.ts";
@@ -103,6 +104,18 @@ export interface TopicHub {
 
 /** What `send()` returns when the message was queued without waiting: one promise for all. */
 export const QUEUED: Promise<void> = Promise.resolve();
+
+const ignore = (): void => {};
+
+/**
+ * Marks a promise the public API hands out as handled, so that a call nobody awaits (a
+ * fire-and-forget `send()` after the peer left, say) never becomes an unhandled rejection that
+ * ends the process; a caller that awaits it still gets the rejection.
+ */
+function quiet<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(ignore);
+  return promise;
+}
 
 /** A `forEach()` callback and the promise it returned. */
 interface Consumer {
@@ -226,7 +239,23 @@ export class Connection implements AsyncIterable<Message> {
   #written: PromiseWithResolvers<void> | undefined;
   #inFlight = 0;
   /** Pings awaiting their pong; made at the first ping. */
-  #pings: Map<string, { start: number; resolve: (rtt: number) => void }> | undefined;
+  #pings:
+    | Map<string, { start: number; resolve: (rtt: number) => void; reject: (e: unknown) => void }>
+    | undefined;
+  /** What every send, drain or ping made once the connection is closing settles with: one promise. */
+  #rejection: Promise<never> | undefined;
+  /** The application has read (or iterated, or called `forEach()`): its replies are worth waiting for. */
+  #reading = false;
+  /** Bytes arrived since the last keepalive ping: the peer is alive even if its pong is late. */
+  #heard = false;
+  /** The transport reported the end of the stream. */
+  #eof = false;
+  /** Reading is over and the socket is being released. */
+  #finishing = false;
+  /** Bounds how long an ending waits for the application's replies (see `#hold`). */
+  #holdTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Reading waits on this while the core holds an ending. */
+  #holdWait: PromiseWithResolvers<void> | undefined;
   #queueSize: number;
   /** Set by `close()`: keep reading to find the peer's close frame, even with a full queue. */
   #closing = false;
@@ -272,6 +301,7 @@ export class Connection implements AsyncIterable<Message> {
     const interval = options.pingInterval ?? 20000;
     if (interval > 0) this.#keepalive = Keepalive.add(interval, this, Connection.#keepaliveTick);
     this.#dispatch(pending);
+    if (protocol.endingHeld) this.#hold();
     this.#scheduleWrite();
     this.#startReading();
   }
@@ -316,8 +346,17 @@ export class Connection implements AsyncIterable<Message> {
     return this.#protocol.bufferedAmount + this.#inFlight;
   }
 
-  /** Resolves with the final close information once the connection is CLOSED. */
+  /**
+   * Resolves with the final close information once the connection is CLOSED. Waiting for it
+   * tells the connection that the application has answered what it read, as waiting for a
+   * message does: an ending held back for its replies (see `receive()`) takes effect.
+   */
   get closed(): Promise<ClosedEvent> {
+    this.#answered();
+    return this.#whenClosedPromise();
+  }
+
+  #whenClosedPromise(): Promise<ClosedEvent> {
     if (!this.#whenClosed) {
       this.#whenClosed = Promise.withResolvers();
       if (this.#closed) this.#whenClosed.resolve(this.#closed);
@@ -331,18 +370,18 @@ export class Connection implements AsyncIterable<Message> {
    * resolves only when the bytes are handed to the socket (backpressure).
    *
    * Never throws: once the connection is closing, or when more than
-   * `maxBufferedAmount` bytes are still waiting (which closes it with 1008), the
-   * promise rejects when the connection has closed.
+   * `maxBufferedAmount` bytes are still waiting (which fails it with 1008), the
+   * promise rejects when the connection has closed. A promise nobody awaits never
+   * becomes an unhandled rejection, so fire-and-forget sends are safe.
    *
    * @param data Text or bytes.
    * @param options `compress: false` sends it uncompressed under permessage-deflate.
    * @throws {ConnectionClosed} After the connection closed.
    */
   send(data: Message, options?: { compress?: boolean }): Promise<void> {
-    if (this.#closed) return Promise.reject(new ConnectionClosed(this.#closed));
     if (this.#protocol.readyState !== ReadyState.Open) return this.#rejectOnceClosed();
     // A message sent during sendStream() would become one of its frames: it waits its turn.
-    if (this.#streaming) return this.#streaming.then(() => this.send(data, options));
+    if (this.#streaming) return quiet(this.#streaming.then(() => this.send(data, options)));
     if (this.bufferedAmount > this.#maxBufferedAmount) {
       this.#overflow();
       return this.#rejectOnceClosed();
@@ -374,7 +413,11 @@ export class Connection implements AsyncIterable<Message> {
    * @throws {TypeError} When a part's type differs from the first's.
    * @throws {ConnectionClosed} After the connection closed.
    */
-  async sendStream(parts: Iterable<Message> | AsyncIterable<Message>): Promise<void> {
+  sendStream(parts: Iterable<Message> | AsyncIterable<Message>): Promise<void> {
+    return quiet(this.#sendStream(parts));
+  }
+
+  async #sendStream(parts: Iterable<Message> | AsyncIterable<Message>): Promise<void> {
     while (this.#streaming) await this.#streaming;
     const done = Promise.withResolvers<void>();
     this.#streaming = done.promise;
@@ -411,7 +454,7 @@ export class Connection implements AsyncIterable<Message> {
   receive(options: { timeout?: number } = {}): Promise<Message | undefined> {
     // A whole message is waiting: no need to wait for it.
     if (this.#messages?.[0]?.final) return Promise.resolve(this.#take()!.data);
-    return this.#receive(options.timeout);
+    return quiet(this.#receive(options.timeout));
   }
 
   #receive(timeout: number | undefined): Promise<Message | undefined> {
@@ -442,7 +485,7 @@ export class Connection implements AsyncIterable<Message> {
    * @throws {ConnectionClosed} After an abnormal close.
    */
   receivePart(options: { timeout?: number } = {}): Promise<MessagePart | undefined> {
-    return this.#next(options.timeout);
+    return quiet(this.#next(options.timeout));
   }
 
   /** The next piece received, if one is waiting. */
@@ -453,11 +496,14 @@ export class Connection implements AsyncIterable<Message> {
   }
 
   #next(timeout: number | undefined): Promise<MessagePart | undefined> {
+    this.#reading = true;
     const message = this.#take();
     if (message !== undefined) return Promise.resolve(message);
-    if (this.#closed) return this.#ended();
-    // Waiting for input, the handler has answered all it read: what it sent can go now.
+    // Waiting for input, the handler has answered all it read: what it sent can go now,
+    // and an ending held back for its replies follows them.
+    this.#answered();
     if (this.#writeScheduled) this.#writeNow();
+    if (this.#closed) return this.#ended();
     return new Promise((resolve, reject) => {
       const waiter = { resolve, reject };
       (this.#waiting ??= []).push(waiter);
@@ -520,8 +566,9 @@ export class Connection implements AsyncIterable<Message> {
     if (this.#consumer) return Promise.reject(new TypeError("forEach() was already called"));
     const consumer: Consumer = { callback, busy: false, done: Promise.withResolvers() };
     this.#consumer = consumer;
+    this.#reading = true;
     this.#feed(consumer);
-    return consumer.done.promise;
+    return quiet(consumer.done.promise);
   }
 
   /** Passes queued messages to the consumer until one returns a promise; settles it after the close. */
@@ -531,6 +578,7 @@ export class Connection implements AsyncIterable<Message> {
       if (message === undefined) break;
       this.#consume(consumer, message);
     }
+    if (!consumer.busy && this.#consumer === consumer) this.#answered();
     if (this.#closed && !consumer.busy && !this.#messages?.length) {
       this.#ended().then(consumer.done.resolve, consumer.done.reject);
     }
@@ -588,8 +636,10 @@ export class Connection implements AsyncIterable<Message> {
       next: () => {
         // A whole message is waiting: one promise, not two.
         if (this.#messages?.[0]?.final) return Promise.resolve({ done: false, value: this.#take()!.data });
-        return this.#receive(undefined).then((value) =>
-          value === undefined ? { done: true, value: undefined } : { done: false, value }
+        return quiet(
+          this.#receive(undefined).then((value) =>
+            value === undefined ? { done: true, value: undefined } : { done: false, value }
+          ),
         );
       },
     };
@@ -602,17 +652,15 @@ export class Connection implements AsyncIterable<Message> {
    * @returns The round-trip time.
    */
   ping(data?: string): Promise<number> {
+    if (this.#protocol.readyState !== ReadyState.Open) return this.#rejectOnceClosed();
     const payload = data ?? `${Date.now()}:${Math.random().toString(36).slice(2)}`;
-    return new Promise((resolve, reject) => {
-      try {
-        this.#protocol.ping(payload);
-      } catch (error) {
-        reject(error);
-        return;
-      }
-      (this.#pings ??= new Map()).set(payload, { start: performance.now(), resolve });
-      this.#flush().catch(reject);
-    });
+    return quiet(
+      new Promise((resolve, reject) => {
+        this.#protocol.ping(payload); // Throws only for a payload over 125 bytes: the caller's mistake.
+        (this.#pings ??= new Map()).set(payload, { start: performance.now(), resolve, reject });
+        this.#flush().catch(ignore); // A failed write closes the connection, which rejects the ping.
+      }),
+    );
   }
 
   /**
@@ -623,7 +671,11 @@ export class Connection implements AsyncIterable<Message> {
    * @param reason Close reason, up to 123 bytes; needs a code.
    * @returns The final close information.
    */
-  async close(code?: number, reason = ""): Promise<ClosedEvent> {
+  close(code?: number, reason = ""): Promise<ClosedEvent> {
+    return quiet(this.#close(code, reason));
+  }
+
+  async #close(code: number | undefined, reason: string): Promise<ClosedEvent> {
     // Closed with nothing left to write, the usual case once a handler returns: nothing to wait for.
     if (this.#closed && this.bufferedAmount === 0) {
       this.#transport.close();
@@ -632,6 +684,8 @@ export class Connection implements AsyncIterable<Message> {
     this.#closing = true;
     this.#resumeReading?.();
     if (!this.#closed) this.#protocol.close(code, reason);
+    // The application is done: an ending held back for its replies takes effect.
+    this.#answered();
     // Our close frame, or the echo of the peer's, goes out first; then the peer's close is awaited.
     // The timeout also bounds the write: a peer that does not read holds it up forever.
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -648,21 +702,32 @@ export class Connection implements AsyncIterable<Message> {
   }
 
   /**
-   * The peer does not read fast enough: drop the frames the socket has not taken
-   * yet (whole frames, so the close frame still parses) and close with 1008.
+   * The peer does not read fast enough: drop the frames the socket has not taken yet (whole
+   * frames, so the close frame still parses) and fail the connection with 1008. The close frame
+   * goes out once the write in progress is done, if the peer reads within the close timeout;
+   * either way the application learns the code we sent.
    */
   #overflow(): void {
     this.#protocol.dataToSend();
-    this.close(CloseCode.PolicyViolation, "send buffer full").catch(() => {});
+    this.#protocol.fail(new ProtocolError("send buffer full", CloseCode.PolicyViolation));
+    this.#dispatch();
+    this.close().catch(ignore);
   }
 
   /** A write's outcome for the application: a failed write is the connection closing (1006). */
   #settled(written: Promise<void>): Promise<void> {
-    return written.catch(() => this.#rejectOnceClosed());
+    return quiet(written.then(undefined, () => this.#rejectOnceClosed()));
   }
 
+  /**
+   * Settles once the connection has closed, with `ConnectionClosed`: one promise per connection,
+   * however many sends wait on it, so tens of thousands of sends to a closing connection cost
+   * one rejection, not a storm of them.
+   */
   #rejectOnceClosed(): Promise<never> {
-    return this.closed.then((closed) => Promise.reject(new ConnectionClosed(closed)));
+    return this.#rejection ??= quiet(
+      this.#whenClosedPromise().then((closed) => Promise.reject(new ConnectionClosed(closed))),
+    );
   }
 
   /** Drops the connection at once, without a close handshake; it is reported as 1006. */
@@ -682,13 +747,19 @@ export class Connection implements AsyncIterable<Message> {
     if (!ws.#writeBusy && !ws.#writeScheduled) ws.#protocol.shrinkBuffers();
     // One keepalive ping at a time: its pong clears the timer; without one, the peer is dropped.
     if (ws.#closed || ws.#pongTimer !== undefined) return;
-    ws.#pongTimer = setTimeout(() => {
-      if (!ws.#closed) ws.terminate();
-    }, ws.#pongTimeout);
-    ws.ping().then(() => {
-      clearTimeout(ws.#pongTimer);
+    // Bytes arriving count as a sign of life too: a peer in the middle of sending a large frame
+    // cannot answer a ping until it is done.
+    ws.#heard = false;
+    const timer = setTimeout(() => {
       ws.#pongTimer = undefined;
-    }, () => {});
+      if (!ws.#heard && !ws.#closed) ws.terminate();
+    }, ws.#pongTimeout);
+    ws.#pongTimer = timer;
+    ws.ping().then(() => {
+      if (ws.#pongTimer !== timer) return;
+      clearTimeout(timer);
+      ws.#pongTimer = undefined;
+    }, ignore);
   }
 
   /** Reads through the transport's push mode when it has one, else with a read loop. */
@@ -703,21 +774,18 @@ export class Connection implements AsyncIterable<Message> {
   }
 
   async #readLoop(): Promise<void> {
-    let eof = false;
     try {
       while (!this.#closed) {
         const wait = this.#mustWait();
         if (wait) await wait;
+        if (this.#closed) break;
         this.#armIdleTimer();
-        const chunk = await this.#transport.read();
-        eof = chunk === null;
-        this.#process(chunk);
+        this.#process(await this.#transport.read());
       }
     } catch {
-      eof = true;
       this.#readFailed();
     }
-    await this.#finish(eof);
+    await this.#finish();
   }
 
   /** Push mode: a chunk the transport read, or `null` at the end of the stream. */
@@ -726,31 +794,36 @@ export class Connection implements AsyncIterable<Message> {
     try {
       this.#process(chunk);
     } catch {
-      chunk = null;
       this.#readFailed();
     }
-    if (!this.#closed) return this.#readOn();
-    // Reading is over: what the peer still sends goes to read(), for #linger.
-    this.#transport.receive!(undefined);
-    this.#finish(chunk === null).catch(() => {});
+    this.#readOn();
   };
 
   /** The transport failed mid-read: the stream ends there, as the core is told. */
   #readFailed(): void {
+    this.#eof = true;
     this.#protocol.receiveEof();
+    this.#answered(); // Nothing can be written either: nothing to hold an ending back for.
     this.#dispatch();
   }
 
-  /** Push mode: pauses the transport while reading must wait, and resumes it after. */
+  /** Push mode: pauses the transport while reading must wait, resumes it after, and finishes once closed. */
   #readOn(): void {
+    if (this.#closed) return this.#stopPush();
     const wait = this.#mustWait();
     if (!wait) return this.#armIdleTimer();
     this.#transport.pause!();
     wait.then(() => {
-      if (this.#closed) return;
+      if (this.#closed) return this.#stopPush();
       this.#transport.resume!();
       this.#armIdleTimer();
     }).catch(() => this.terminate());
+  }
+
+  /** Push mode is over: what the peer still sends goes to read(), for #linger. */
+  #stopPush(): void {
+    this.#transport.receive!(undefined);
+    this.#finish().catch(ignore);
   }
 
   /**
@@ -759,8 +832,11 @@ export class Connection implements AsyncIterable<Message> {
    * ping flood, say).
    */
   #mustWait(): Promise<void> | undefined {
+    if (this.#closed) return undefined;
     let wait: Promise<void> | undefined;
-    if ((this.#messages?.length ?? 0) >= this.#queueSize && !this.#closing) {
+    if (this.#protocol.endingHeld) {
+      wait = (this.#holdWait ??= Promise.withResolvers()).promise;
+    } else if ((this.#messages?.length ?? 0) >= this.#queueSize && !this.#closing) {
       wait = new Promise<void>((resolve) => this.#resumeReading = resolve);
     } else if (this.bufferedAmount > this.#highWaterMark) {
       wait = this.#flush(true).catch(() => {});
@@ -771,8 +847,13 @@ export class Connection implements AsyncIterable<Message> {
 
   /** Feeds what was read to the core, passes on what it produced, and sends the replies. */
   #process(chunk: Uint8Array | null): void {
-    if (chunk === null) this.#protocol.receiveEof();
-    else this.#protocol.receiveData(chunk, { transfer: true });
+    this.#heard = true;
+    if (chunk === null) {
+      this.#eof = true;
+      this.#protocol.receiveEof();
+    } else {
+      this.#protocol.receiveData(chunk, { transfer: true });
+    }
     const events = this.#protocol.events() as ProtocolEvent[];
     this.#dispatch(events);
     // No message is a view of the chunk: the transport may read into it again.
@@ -786,17 +867,62 @@ export class Connection implements AsyncIterable<Message> {
     // forEach() callback has answered every message, else once the handler waits for input
     // or the turn ends. The next read need not wait for that write.
     if (this.#consumer?.busy === false) {
+      // A forEach() callback answered every message: an ending held back for its replies follows them.
+      this.#answered();
       this.#writeScheduled = true;
       this.#writeNow();
     } else {
       this.#scheduleWrite();
+      if (this.#protocol.endingHeld) this.#hold();
     }
   }
 
-  /** After the close: lets the close echo (or our close frame) go out, then releases the socket. */
-  async #finish(eof: boolean): Promise<void> {
-    await this.#flush().catch(() => {});
-    if (!eof && !this.#closed?.received) await this.#linger();
+  /**
+   * The core holds back an ending (a violation, the peer's close frame, EOF) that follows
+   * messages the application has not answered: it takes effect when the application next waits
+   * for a message (`#answered`), or after the close timeout if it does not (RFC 6455 §5.5.1
+   * allows finishing the current message before answering a close).
+   */
+  #hold(): void {
+    if (this.#holdTimer !== undefined) return;
+    // Not reading yet: a handler about to start reads within this turn; one that never reads
+    // gets no wait.
+    this.#holdTimer = setTimeout(() => {
+      this.#holdTimer = undefined;
+      if (!this.#reading) return this.#answered();
+      this.#holdTimer = setTimeout(() => this.#answered(), this.#closeTimeout);
+    }, this.#reading ? this.#closeTimeout : 0);
+  }
+
+  /** The application waits for input, having answered all it read: a held ending takes effect. */
+  #answered(): void {
+    const protocol = this.#protocol;
+    if (!protocol.endingHeld) return protocol.answered();
+    protocol.answered();
+    clearTimeout(this.#holdTimer);
+    this.#holdTimer = undefined;
+    this.#dispatch();
+    // The replies and then the close frame, in one write when possible.
+    this.#writeScheduled = true;
+    this.#writeNow();
+    this.#holdWait?.resolve();
+    this.#holdWait = undefined;
+  }
+
+  /**
+   * After the close: lets the close echo (or our close frame) go out, within the close timeout
+   * (a peer that does not read holds the write up forever), then releases the socket.
+   */
+  async #finish(): Promise<void> {
+    if (this.#finishing) return;
+    this.#finishing = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#flush().catch(ignore),
+      new Promise<void>((resolve) => timer = setTimeout(resolve, this.#closeTimeout)),
+    ]);
+    clearTimeout(timer);
+    if (!this.#eof && !this.#closed?.received) await this.#linger();
     this.#transport.close();
   }
 
@@ -840,11 +966,18 @@ export class Connection implements AsyncIterable<Message> {
           }
           break;
         }
-        case "closed":
+        case "closed": {
           this.#closed = event;
           this.#keepalive?.delete(this);
           clearTimeout(this.#pongTimer);
           clearTimeout(this.#idleTimer);
+          clearTimeout(this.#holdTimer);
+          // Every waiter settles: pings whose pong can no longer come reject.
+          if (this.#pings?.size) {
+            const error = new ConnectionClosed(event);
+            for (const ping of this.#pings.values()) ping.reject(error);
+            this.#pings.clear();
+          }
           this.#hub?.closed(this);
           this.#whenClosed?.resolve(event);
           for (const waiter of this.#waiting?.splice(0) ?? []) {
@@ -852,6 +985,7 @@ export class Connection implements AsyncIterable<Message> {
           }
           if (this.#consumer) this.#feed(this.#consumer);
           break;
+        }
       }
     }
   }

@@ -161,6 +161,17 @@ export interface ProtocolOptions {
    * (Deno). Default `false`; sock's adapters set what suits their runtime.
    */
   copySmallMessages?: boolean;
+  /**
+   * Hold back a protocol violation, the peer's close frame or the end of input (EOF) that
+   * follows messages the application has not answered yet: the events up to it are delivered,
+   * the connection stays OPEN so replies can be sent, the rest of the input is ignored, and the
+   * ending takes effect (close frame queued behind the replies, then `failed` / `close` and
+   * `closed`) when the driver calls {@linkcode Protocol.answered}. RFC 6455 §5.5.1 lets an
+   * endpoint finish sending its current message before it answers a close. For drivers that
+   * know when the application has answered what it read (sock's `Connection` does, bounded by
+   * its close timeout). Default `false`: every ending takes effect at once.
+   */
+  holdEndings?: boolean;
 }
 
 /** Options for one `receiveData()` call. */
@@ -195,6 +206,15 @@ const enum Message {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** How the input ended: a violation, the peer's close frame, or EOF. */
+type Ending =
+  | { kind: "failed"; error: unknown }
+  | { kind: "close"; info: CloseInfo }
+  | { kind: "eof" };
+
+/** Thrown inside the frame decoder to stop it at a held close frame; never escapes `receiveData()`. */
+const HELD = Symbol("held");
 
 /** Below this many UTF-16 units, text is encoded into a scratch buffer. */
 const SHORT_TEXT = 128;
@@ -232,6 +252,11 @@ export class Protocol<SideEvent = never> implements FrameSink {
   readonly #stream: boolean;
   readonly #scriptedText: boolean;
   readonly #copySmall: boolean;
+  readonly #holdEndings: boolean;
+  /** A message was delivered since the driver last called `answered()`. */
+  #unanswered = false;
+  /** An ending held back until the messages before it are answered. */
+  #held: Ending | undefined;
 
   // Incoming frame and message.
   #frameOpcode = 0;
@@ -279,6 +304,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
     this.#stream = options.streamMessages ?? false;
     this.#scriptedText = options.scriptedTextDecoding ?? false;
     this.#copySmall = options.copySmallMessages ?? false;
+    this.#holdEndings = options.holdEndings ?? false;
     this.#decoder = new FrameDecoder(this, {
       expectMasked: !isClient,
       maxFrameSize: limit("maxFrameSize", options.maxFrameSize, this.#maxMessageSize, 0),
@@ -309,6 +335,14 @@ export class Protocol<SideEvent = never> implements FrameSink {
   /** Our close frame, once sent. */
   get closeSent(): CloseInfo | undefined {
     return this.#closeSent;
+  }
+
+  /**
+   * Whether an ending (violation, close frame, EOF) is held back until the driver calls
+   * `answered()` (see `holdEndings`). Input is ignored meanwhile.
+   */
+  get endingHeld(): boolean {
+    return this.#held !== undefined;
   }
 
   /** Bytes queued in `dataToSend()` and not yet taken. */
@@ -359,22 +393,78 @@ export class Protocol<SideEvent = never> implements FrameSink {
    * @param options `transfer: true` to hand the chunk over (see {@linkcode ReceiveOptions}).
    */
   receiveData(chunk: Uint8Array, options?: ReceiveOptions): void {
-    if (this.#state === ReadyState.Closed) return;
+    if (this.#state === ReadyState.Closed || this.#held) return;
     this.#transfer = options?.transfer ?? false;
     try {
       this.#decoder.write(chunk);
     } catch (error) {
-      this.fail(error);
+      if (error !== HELD) this.#end({ kind: "failed", error });
     }
     this.#transfer = false;
   }
 
   /**
    * Reports that the transport has no more bytes to give (EOF, reset).
-   * Without a completed close handshake this ends the connection as 1006.
+   * Without a completed close handshake this ends the connection as 1006
+   * (held back with `holdEndings` while messages are unanswered).
    */
   receiveEof(): void {
-    this.finish();
+    if (!this.#held) this.#end({ kind: "eof" });
+  }
+
+  /**
+   * Tells the core that the application has answered every message delivered so far (with
+   * `holdEndings`): an ending held back for them takes effect now, its close frame queued
+   * behind the replies. Call it when the application waits for the next message, or gives up
+   * waiting for it to do so.
+   *
+   * @example A reply goes out before the close frame that follows its message
+   * ```ts
+   * import { ServerProtocol } from "@sock/sock";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const server = new ServerProtocol({ holdEndings: true });
+   * server.receiveData(new TextEncoder().encode(
+   *   "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+   *     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+   * ));
+   * server.events();
+   * await server.accept();
+   * server.dataToSend();
+   * // An unmasked "Hi" (a violation: client frames must be masked) after a masked "Hello".
+   * server.receiveData(new Uint8Array([
+   *   0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+   *   0x81, 0x02, 0x48, 0x69,
+   * ]));
+   * assertEquals(server.events(), [{ type: "text", data: "Hello", final: true }]);
+   * server.send("Hello"); // Still OPEN: the reply is queued first.
+   * server.answered();
+   * assertEquals(server.events().map((event) => event.type), ["failed", "closed"]);
+   * const [bytes] = server.dataToSend();
+   * assertEquals([bytes[0], bytes[7], bytes[9], bytes[10]], [0x81, 0x88, 0x03, 0xea]); // Text, then close 1002.
+   * ```
+   */
+  answered(): void {
+    this.#unanswered = false;
+    const held = this.#held;
+    if (held === undefined) return;
+    this.#held = undefined;
+    this.#enact(held);
+  }
+
+  /** The input ended: at once, or once the messages before it are answered (`holdEndings`). */
+  #end(ending: Ending): void {
+    if (this.#holdEndings && this.#unanswered && this.#state === ReadyState.Open) {
+      this.#held = ending;
+      return;
+    }
+    this.#enact(ending);
+  }
+
+  #enact(ending: Ending): void {
+    if (ending.kind === "failed") this.fail(ending.error);
+    else if (ending.kind === "close") this.#peerClosed(ending.info);
+    else this.finish();
   }
 
   /**
@@ -484,11 +574,31 @@ export class Protocol<SideEvent = never> implements FrameSink {
 
   /**
    * Fails the connection (RFC 6455 §7.1.7): queues a close frame with the
-   * error's code when still OPEN, reports `failed`, then ends the connection.
+   * error's code when still OPEN, reports `failed`, then ends the connection,
+   * which reports that code. The core calls it for what the peer sent; a
+   * driver may call it for a failure it finds itself, such as a peer that
+   * does not read (1008). Input is ignored from then on.
+   *
+   * @example Failing a connection whose peer does not keep up
+   * ```ts
+   * import { ProtocolError, ServerProtocol } from "@sock/sock";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const server = new ServerProtocol();
+   * server.receiveData(new TextEncoder().encode(
+   *   "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+   *     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+   * ));
+   * server.events();
+   * await server.accept();
+   * server.fail(new ProtocolError("send buffer full", 1008));
+   * const closed = server.events().find((event) => event.type === "closed");
+   * assertEquals(closed?.code, 1008);
+   * ```
    *
    * @param error The error; anything that is not a {@linkcode ProtocolError} becomes 1011.
    */
-  protected fail(error: unknown): void {
+  fail(error: unknown): void {
     if (this.#state === ReadyState.Closed) return;
     // Anything but our own error with a code fit for the wire becomes 1011, with no internals.
     const failure = error instanceof ProtocolError && isValidCloseCode(error.code)
@@ -683,11 +793,13 @@ export class Protocol<SideEvent = never> implements FrameSink {
   }
 
   #piece(event: TextEvent | BinaryEvent): void {
+    this.#unanswered = true;
     this.#lastPiece = event;
     this.emit(event);
   }
 
   #endMessage(): void {
+    this.#unanswered = true;
     const kind = this.#message;
     this.#message = Message.None;
     if (this.#stream) {
@@ -729,17 +841,22 @@ export class Protocol<SideEvent = never> implements FrameSink {
     } else if (opcode === Opcode.Pong) {
       this.emit({ type: "pong", data: payload });
     } else {
-      const info = parseClosePayload(payload);
-      this.#closeReceived = info;
-      this.emit({ type: "close", code: info.code, reason: info.reason });
-      if (this.#state === ReadyState.Open) {
-        // Echo the code (RFC 6455 §5.5.1); an empty close is answered with an empty one.
-        const code = info.code === CloseCode.NoStatusReceived ? undefined : info.code;
-        this.#encoder.frame(Opcode.Close, encodeClosePayload(code), true, 0);
-        this.#closeSent = { code: info.code, reason: "" };
-      }
-      this.finish();
+      this.#end({ kind: "close", info: parseClosePayload(payload) });
+      // Nothing after a close frame is read (RFC 6455 §5.5.1): stop the decoder here.
+      throw HELD;
     }
+  }
+
+  #peerClosed(info: CloseInfo): void {
+    this.#closeReceived = info;
+    this.emit({ type: "close", code: info.code, reason: info.reason });
+    if (this.#state === ReadyState.Open) {
+      // Echo the code (RFC 6455 §5.5.1); an empty close is answered with an empty one.
+      const code = info.code === CloseCode.NoStatusReceived ? undefined : info.code;
+      this.#encoder.frame(Opcode.Close, encodeClosePayload(code), true, 0);
+      this.#closeSent = { code: info.code, reason: "" };
+    }
+    this.finish();
   }
 
   // ---- Sending -------------------------------------------------------------
