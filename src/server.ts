@@ -25,7 +25,7 @@ export interface RouteRequest {
   path: string;
   /** The query string without `?`. */
   query: string;
-  /** Route parameters, e.g. `{ room: "lobby" }` for `/rooms/:room`. */
+  /** Route parameters, percent-decoded, e.g. `{ room: "lobby" }` for `/rooms/:room` (what they may hold: {@linkcode Sock.route}). */
   params: Record<string, string>;
   /** The full parsed request. */
   upgrade: UpgradeRequest;
@@ -97,6 +97,26 @@ interface Route {
   pattern: RegExp;
   names: string[];
   handler: Handler;
+}
+
+/** Whether `value` holds a backslash or a control character (U+0000–U+001F, U+007F). */
+function hasUnsafeCharacter(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f || c === 0x5c) return true;
+  }
+  return false;
+}
+
+/** Whether a decoded `:name` parameter is one plain segment: no `/`, `\` or control character, not `.` or `..`. */
+function isSafeSegment(value: string): boolean {
+  return !hasUnsafeCharacter(value) && !value.includes("/") && value !== "." && value !== "..";
+}
+
+/** Whether a decoded `*` parameter is plain segments: `/` allowed, but no `.` or `..` segment. */
+function isSafeRest(value: string): boolean {
+  return !hasUnsafeCharacter(value) &&
+    !value.split("/").some((segment) => segment === "." || segment === "..");
 }
 
 /** Writes the handshake's answer; a peer gone by then is no server error (its handler, if any, sees 1006). */
@@ -172,6 +192,23 @@ export class Sock {
   /**
    * Adds a route. `:name` segments match one path segment and reach the handler as `params.name`;
    * a last segment `*` matches the rest of the path (`params["*"]`). The first matching route wins.
+   *
+   * Parameters are percent-decoded, and a request is answered 400 (before the `upgrade` hook or a
+   * handler runs) when a decoded parameter could leave its place if used in a file path, a key or a
+   * log line: a `:name` parameter holding `/`, `\`, or a control character (U+0000–U+001F, U+007F),
+   * or being exactly `.` or `..`; the `*` parameter holding `\` or a control character, or a
+   * segment (between `/`s) that is `.` or `..`. `*` may hold `/`. A percent-encoding that does not
+   * decode as UTF-8 is answered 400 too.
+   *
+   * @example Routes with parameters
+   * ```ts
+   * import { Sock } from "./server.ts";
+   *
+   * const app = new Sock()
+   *   .route("/rooms/:room", (ws, request) => ws.subscribe(request.params.room))
+   *   // "/files/a/b.txt" gives params["*"] === "a/b.txt"; "/files/%2e%2e/secret" is answered 400.
+   *   .route("/files/*", async (ws, request) => await ws.send(request.params["*"]));
+   * ```
    *
    * @param path The path pattern, e.g. `/rooms/:room`.
    * @param handler The connection handler.
@@ -371,8 +408,8 @@ export class Sock {
       return undefined;
     }
     const matched = this.#match(request);
-    if (matched === "malformed") {
-      protocol.reject(400, { body: "malformed percent-encoding in the path\n" });
+    if (typeof matched === "string") {
+      protocol.reject(400, { body: matched });
       return undefined;
     }
     if (!matched) {
@@ -399,16 +436,28 @@ export class Sock {
     return this.#closing || !this.#handshaking.has(transport);
   }
 
-  /** The first route matching the path, `undefined` for none, `"malformed"` for a bad percent-encoding. */
-  #match(upgrade: UpgradeRequest): { handler: Handler; request: RouteRequest } | "malformed" | undefined {
+  /**
+   * The first route matching the path, `undefined` for none, or why its parameters are refused (the
+   * 400's body): a bad percent-encoding, or a decoded value that `route()` does not allow.
+   */
+  #match(upgrade: UpgradeRequest): { handler: Handler; request: RouteRequest } | string | undefined {
     for (const route of this.#routes) {
       const match = route.pattern.exec(upgrade.path);
       if (!match) continue;
       const params: Record<string, string> = {};
-      try {
-        route.names.forEach((name, i) => params[name] = decodeURIComponent(match[i + 1]));
-      } catch {
-        return "malformed"; // decodeURIComponent's URIError: the client's mistake, not the server's.
+      for (let i = 0; i < route.names.length; i++) {
+        const name = route.names[i];
+        let value: string;
+        try {
+          value = decodeURIComponent(match[i + 1]);
+        } catch {
+          // decodeURIComponent's URIError: the client's mistake, not the server's.
+          return "malformed percent-encoding in the path\n";
+        }
+        if (name === "*" ? !isSafeRest(value) : !isSafeSegment(value)) {
+          return "a route parameter holds a character or segment that is not allowed\n";
+        }
+        params[name] = value;
       }
       return {
         handler: route.handler,

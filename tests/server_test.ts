@@ -6,6 +6,7 @@ import { Sock } from "../src/server.ts";
 import { detectAdapter } from "../src/adapters/mod.ts";
 import type { Transport } from "../src/transport.ts";
 import { RawPeer } from "./_hardening.ts";
+import { upgradeRequest } from "./_helpers.ts";
 
 /** An echo server on a free loopback port, stopped by `stop()`. */
 async function echoServer() {
@@ -155,6 +156,61 @@ test("Sock routes match :name segments and a trailing * in order", async () => {
     assert.deepEqual(seen, [{ room: "lobby one" }, { "*": "any/deeper/path" }, { "*": "" }]);
   } finally {
     app.close();
+  }
+});
+
+test("Sock refuses route parameters that decode to /, \\, control characters, . or .. with 400", async () => {
+  const seen: Record<string, string>[] = [];
+  const app = new Sock({ upgrade: (request) => void seen.push(request.params) });
+  app.route("/rooms/:room", () => {});
+  app.route("/files/*", () => {});
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  /** The status Sock answers a raw upgrade request for `target` with. */
+  const statusFor = async (target: string) => {
+    const peer = await RawPeer.open(port);
+    try {
+      await peer.write(upgradeRequest({ target }));
+      await peer.until((text) => text.includes("\r\n\r\n"), 5000);
+      return Number(/^HTTP\/1\.1 (\d{3})/.exec(peer.text)?.[1] ?? 0);
+    } finally {
+      peer.destroy();
+    }
+  };
+  try {
+    const refused = [
+      "/rooms/a%2Fb",
+      "/rooms/a%5Cb",
+      "/rooms/a%5cb",
+      "/rooms/%2e%2e",
+      "/rooms/..",
+      "/rooms/.",
+      "/rooms/%2E",
+      "/rooms/a%00b",
+      "/rooms/a%0D%0Ab",
+      "/rooms/a%1Fb",
+      "/rooms/a%7Fb",
+      "/files/a/%2e%2e/b",
+      "/files/../secret",
+      "/files/a/..",
+      "/files/./a",
+      "/files/%2e%2e%2fsecret",
+      "/files/a%5C..%5Cb",
+      "/files/a%0Ab",
+      "/files/a%00",
+    ];
+    for (const target of refused) assert.equal(await statusFor(target), 400, target);
+    assert.deepEqual(seen, [], "no upgrade hook ran for a refused parameter");
+    const allowed = ["/rooms/lobby%20one", "/rooms/...", "/rooms/.hidden", "/files/a/b%2Fc/..d", "/files/"];
+    for (const target of allowed) assert.equal(await statusFor(target), 101, target);
+    assert.deepEqual(seen, [
+      { room: "lobby one" },
+      { room: "..." },
+      { room: ".hidden" },
+      { "*": "a/b/c/..d" },
+      { "*": "" },
+    ]);
+  } finally {
+    await app.close();
   }
 });
 
@@ -442,16 +498,19 @@ test("A handler ended by its peer vanishing is not reported as a server error", 
 });
 
 test("Keepalive keeps a peer that answers its pings", async () => {
-  const app = new Sock({ pingInterval: 20, pongTimeout: 60 });
+  // Pings go out every 50 ms; a pong may come as late as a busy machine makes it, up to a second.
+  // A server that ignored pongs would drop the peer 1.05 s after the open; it is kept 2.5 s.
+  const pingInterval = 50, pongTimeout = 1000;
+  const app = new Sock({ pingInterval, pongTimeout });
   app.route("/*", async (ws) => {
     for await (const message of ws) await ws.send(message);
   });
   const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
   try {
     const ws = await connect(`ws://127.0.0.1:${port}/`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    await new Promise((resolve) => setTimeout(resolve, 2 * (pingInterval + pongTimeout) + 400));
     await ws.send("still here");
-    assert.equal(await ws.receive({ timeout: 2000 }), "still here");
+    assert.equal(await ws.receive({ timeout: 10000 }), "still here");
     assert.equal((await ws.close(1000)).code, 1000);
   } finally {
     await app.close();
