@@ -239,7 +239,8 @@ export class Sock {
    */
   async listen(endpoint: Partial<Endpoint> = {}): Promise<Listener["address"]> {
     const adapter = this.#options.adapter ?? detectAdapter();
-    const options = { ...adapter.protocolDefaults, ...this.#options };
+    // Connection tells the core when a handler has answered: endings wait for its replies.
+    const options = { ...adapter.protocolDefaults, ...this.#options, holdEndings: true };
     const listener = await adapter.listen(
       { hostname: endpoint.hostname ?? "0.0.0.0", port: endpoint.port ?? 0, tls: endpoint.tls },
       (transport) => this.#serve(transport, options).catch(this.#reportError),
