@@ -342,7 +342,78 @@ test("formatResponse() writes the status line with its reason and the headers", 
     "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\n\r\n",
   );
   assert.match(latin1Text(formatResponse(431)), /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n\r\n$/);
-  assert.match(latin1Text(formatResponse(599)), /^HTTP\/1\.1 599 \S.*\r\n\r\n$/);
+  // A status without a registered reason phrase gets none (RFC 9112 §4), not a made-up one.
+  assert.equal(latin1Text(formatResponse(599)), "HTTP/1.1 599 \r\n\r\n");
+  assert.equal(latin1Text(formatResponse(418)), "HTTP/1.1 418 \r\n\r\n");
+});
+
+test("formatResponse() writes the standard reason phrase of every RFC 9110 status and the registered ones", () => {
+  // RFC 9110 §15 (306 and 418 are unused there), then others from the IANA HTTP Status Code Registry.
+  const reasons: Record<number, string> = {
+    100: "Continue",
+    101: "Switching Protocols",
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    203: "Non-Authoritative Information",
+    204: "No Content",
+    205: "Reset Content",
+    206: "Partial Content",
+    300: "Multiple Choices",
+    301: "Moved Permanently",
+    302: "Found",
+    303: "See Other",
+    304: "Not Modified",
+    305: "Use Proxy",
+    307: "Temporary Redirect",
+    308: "Permanent Redirect",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    409: "Conflict",
+    410: "Gone",
+    411: "Length Required",
+    412: "Precondition Failed",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    415: "Unsupported Media Type",
+    416: "Range Not Satisfiable",
+    417: "Expectation Failed",
+    421: "Misdirected Request",
+    422: "Unprocessable Content",
+    426: "Upgrade Required",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
+    102: "Processing",
+    103: "Early Hints",
+    207: "Multi-Status",
+    208: "Already Reported",
+    226: "IM Used",
+    423: "Locked",
+    424: "Failed Dependency",
+    425: "Too Early",
+    428: "Precondition Required",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    451: "Unavailable For Legal Reasons",
+    506: "Variant Also Negotiates",
+    507: "Insufficient Storage",
+    508: "Loop Detected",
+    511: "Network Authentication Required",
+  };
+  for (const [status, reason] of Object.entries(reasons)) {
+    assert.equal(latin1Text(formatResponse(Number(status))), `HTTP/1.1 ${status} ${reason}\r\n\r\n`);
+  }
 });
 
 test("formatResponse() refuses a status outside 100–599 with RangeError", () => {

@@ -226,23 +226,79 @@ function status(code: number, message: string, headers?: [string, string][]): Pr
   return new ProtocolError(message, 1002, { status: code, headers });
 }
 
-/** Reason phrases for the statuses the core writes by itself. */
+/**
+ * The reason phrases of every status RFC 9110 §15 defines, and of the others in the IANA HTTP Status
+ * Code Registry that are in use (102, 103, 207, 208, 226, 423–425, 428, 429, 431, 451, 506–508, 511).
+ * The one table for every response the core writes; a status without an entry (418, 599 …) goes out
+ * with an empty reason phrase, which RFC 9112 §4 allows.
+ */
 const REASONS: Record<number, string> = {
+  100: "Continue",
   101: "Switching Protocols",
+  102: "Processing",
+  103: "Early Hints",
   200: "OK",
+  201: "Created",
+  202: "Accepted",
+  203: "Non-Authoritative Information",
+  204: "No Content",
+  205: "Reset Content",
+  206: "Partial Content",
+  207: "Multi-Status",
+  208: "Already Reported",
+  226: "IM Used",
+  300: "Multiple Choices",
+  301: "Moved Permanently",
+  302: "Found",
+  303: "See Other",
+  304: "Not Modified",
+  305: "Use Proxy",
+  307: "Temporary Redirect",
+  308: "Permanent Redirect",
   400: "Bad Request",
   401: "Unauthorized",
+  402: "Payment Required",
   403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
+  406: "Not Acceptable",
+  407: "Proxy Authentication Required",
+  408: "Request Timeout",
+  409: "Conflict",
+  410: "Gone",
+  411: "Length Required",
+  412: "Precondition Failed",
+  413: "Content Too Large",
   414: "URI Too Long",
+  415: "Unsupported Media Type",
+  416: "Range Not Satisfiable",
+  417: "Expectation Failed",
+  421: "Misdirected Request",
+  422: "Unprocessable Content",
+  423: "Locked",
+  424: "Failed Dependency",
+  425: "Too Early",
   426: "Upgrade Required",
+  428: "Precondition Required",
   429: "Too Many Requests",
   431: "Request Header Fields Too Large",
+  451: "Unavailable For Legal Reasons",
   500: "Internal Server Error",
+  501: "Not Implemented",
+  502: "Bad Gateway",
   503: "Service Unavailable",
+  504: "Gateway Timeout",
   505: "HTTP Version Not Supported",
+  506: "Variant Also Negotiates",
+  507: "Insufficient Storage",
+  508: "Loop Detected",
+  511: "Network Authentication Required",
 };
+
+/** A response's status line: the reason phrase from {@linkcode REASONS}, or none. */
+function statusLine(statusCode: number): string {
+  return `HTTP/1.1 ${statusCode} ${REASONS[statusCode] ?? ""}`;
+}
 
 /** Header fields as pairs, a record, or our own class. */
 export type HeadersInit = Iterable<[string, string]> | Record<string, string>;
@@ -276,7 +332,8 @@ function formatHead(startLine: string, headers: [string, string][]): Uint8Array 
 }
 
 /**
- * Formats an HTTP response head.
+ * Formats an HTTP response head, with the status's standard reason phrase (RFC 9110 §15 and the
+ * IANA registry; empty for a status without one).
  *
  * @param statusCode The status, 100–599.
  * @param headers The header fields.
@@ -298,7 +355,7 @@ export function formatResponse(statusCode: number, headers: HeadersInit = []): U
   if (!Number.isInteger(statusCode) || statusCode < 100 || statusCode > 599) {
     throw new RangeError(`invalid HTTP status ${statusCode}`);
   }
-  return formatHead(`HTTP/1.1 ${statusCode} ${REASONS[statusCode] ?? "Status"}`, headerPairs(headers));
+  return formatHead(statusLine(statusCode), headerPairs(headers));
 }
 
 /** What the server agrees to in its 101 response. */
@@ -355,7 +412,7 @@ export function acceptResponse(
   }
   if (extensionsHeader !== undefined) headers.push(["Sec-WebSocket-Extensions", extensionsHeader]);
   headers.push(...headerPairs(options.headers));
-  return formatHead("HTTP/1.1 101 Switching Protocols", headers);
+  return formatHead(statusLine(101), headers);
 }
 
 /** What a client asks for in its opening request. */
