@@ -65,7 +65,11 @@ export interface SockOptions extends ServerProtocolOptions, ConnectionOptions {
   adapter?: Adapter;
   /** How long a client may take to send its request head, in ms. Default 10000. */
   handshakeTimeout?: number;
-  /** Subprotocols the server speaks, preferred first: the first one the client offered is chosen. */
+  /**
+   * Subprotocols the server speaks, preferred first: the first one in this list that the client
+   * offered is chosen, whatever the client's own order (the `upgrade` hook can decide otherwise).
+   * None is chosen when the client offered none of them.
+   */
   protocols?: string[];
   /** Allowed `Origin` values; others (and a missing Origin) get 403. Default: any. */
   origins?: string[];

@@ -428,7 +428,8 @@ export class WebSocket extends EventTarget {
    * connection: `error` then `close` with 1006 follow). Does nothing once
    * closing or closed.
    *
-   * @param code 1000 or 3000–4999. Default: 1000.
+   * @param code 1000 or 3000–4999. Without one, the close frame is empty, as browsers send it: the peer
+   *   sees 1005 (no status received), and so does this side's `close` event when the peer echoes it.
    * @param reason Up to 123 bytes of UTF-8.
    * @throws {DOMException} `InvalidAccessError` for another code, `SyntaxError` for a longer reason.
    */

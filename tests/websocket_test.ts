@@ -7,7 +7,7 @@ import { Sock } from "../src/server.ts";
 import { detectAdapter } from "../src/adapters/mod.ts";
 import { streamAdapter } from "../src/adapters/streams.ts";
 import { WebSocket as SockWebSocket } from "../src/websocket.ts";
-import { within } from "./_helpers.ts";
+import { eventually, within } from "./_helpers.ts";
 
 /** The runtime's built-in client, for the conformance comparisons. */
 const NativeWebSocket = globalThis.WebSocket;
@@ -290,8 +290,22 @@ test("WebSocket: the server sees the client's close code and reason", async () =
     const ws = new SockWebSocket(`${s.url}/echo`);
     const closed = record(ws, (type) => type === "open" && ws.close(4002, "see you"));
     await within(closed, "close");
-    await within(new Promise<void>((resolve) => setTimeout(resolve, 20)), "tick");
+    // The server's handler records it once its side has closed, in its own time.
+    await eventually(() => s.closes.length > 0, "the server's close");
     assert.deepEqual(s.closes, [{ code: 4002, reason: "see you" }]);
+  } finally {
+    await s.stop();
+  }
+});
+
+test("WebSocket: close() without a code sends an empty close frame, which the server sees as 1005", async () => {
+  const s = await server();
+  try {
+    const ws = new SockWebSocket(`${s.url}/echo`);
+    const lines = await within(record(ws, (type) => type === "open" && ws.close()), "events");
+    await within(new Promise<void>((resolve) => setTimeout(resolve, 20)), "tick");
+    assert.deepEqual(s.closes, [{ code: 1005, reason: "" }]);
+    assert.deepEqual(lines.at(-1), 'close 1005 "" wasClean true, readyState 3');
   } finally {
     await s.stop();
   }
