@@ -175,6 +175,26 @@ export function tcpSockets(pid: number): number {
   return count;
 }
 
+/**
+ * Whether every byte sent on the loopback connection from `clientPort` to `serverPort` has been read
+ * by the server's process: the client's send queue is empty (all acknowledged) and so is the
+ * server's receive queue (`/proc/net/tcp`, which lists the sockets of every process on this host).
+ */
+export function delivered(clientPort: number, serverPort: number): boolean {
+  let sending: number | undefined, unread: number | undefined;
+  for (const file of ["tcp", "tcp6"]) {
+    for (const line of readFileSync(`/proc/self/net/${file}`, "utf8").split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 5) continue;
+      const local = parseInt(fields[1].split(":")[1], 16), remote = parseInt(fields[2].split(":")[1], 16);
+      const [tx, rx] = fields[4].split(":").map((n) => parseInt(n, 16));
+      if (local === clientPort && remote === serverPort) sending = tx;
+      if (local === serverPort && remote === clientPort) unread = rx;
+    }
+  }
+  return sending === 0 && unread === 0;
+}
+
 /** `tests/fixtures/hardening_server.ts` running in a child process. */
 export interface ServerChild extends Child {
   port: number;
@@ -227,8 +247,12 @@ export type Ending = "fin" | "reset" | "closed";
  */
 export class RawPeer {
   #socket: net.Socket;
-  #chunks: Uint8Array[] = [];
+  /** Everything received, in its first `#size` bytes; grows by doubling, so each byte is copied about once. */
+  #buffer = new Uint8Array(4096);
   #size = 0;
+  /** `#buffer`'s first `#decoded` bytes as text: only what arrived since is decoded on the next read of `text`. */
+  #text = "";
+  #decoded = 0;
   #changed = Promise.withResolvers<void>();
   #ending: Ending | undefined;
   /** Resolves when the connection ended, and how. */
@@ -244,7 +268,12 @@ export class RawPeer {
       this.#notify();
     };
     socket.on("data", (data: Uint8Array) => {
-      this.#chunks.push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      if (this.#size + data.byteLength > this.#buffer.length) {
+        const grown = new Uint8Array(Math.max(this.#buffer.length * 2, this.#size + data.byteLength));
+        grown.set(this.#buffer.subarray(0, this.#size));
+        this.#buffer = grown;
+      }
+      this.#buffer.set(data, this.#size);
       this.#size += data.byteLength;
       this.#notify();
     });
@@ -283,23 +312,26 @@ export class RawPeer {
     this.#changed = Promise.withResolvers<void>();
   }
 
-  /** Everything received, joined. */
+  /**
+   * Everything received, joined: a view that later bytes do not change (they go after its end, or
+   * into a larger buffer).
+   */
   get received(): Uint8Array {
-    if (this.#chunks.length > 1) {
-      const all = new Uint8Array(this.#size);
-      let at = 0;
-      for (const chunk of this.#chunks) {
-        all.set(chunk, at);
-        at += chunk.length;
-      }
-      this.#chunks = [all];
-    }
-    return this.#chunks[0] ?? new Uint8Array(0);
+    return this.#buffer.subarray(0, this.#size);
   }
 
   /** Everything received, as ISO-8859-1 text. */
   get text(): string {
-    return latin1Text(this.received);
+    if (this.#decoded < this.#size) {
+      this.#text += latin1Text(this.#buffer.subarray(this.#decoded, this.#size));
+      this.#decoded = this.#size;
+    }
+    return this.#text;
+  }
+
+  /** The local port of this peer's connection. */
+  get localPort(): number {
+    return this.#socket.localPort!;
   }
 
   /** How the connection ended, once it did. */

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Connection, ServerProtocol, type ServerProtocolOptions, type Transport } from "../mod.ts";
-import { buildFrame, counting, hex, joinBytes, readFrames, RFC_MASK } from "./_helpers.ts";
+import { buildFrame, counting, eventually, hex, joinBytes, readFrames, RFC_MASK } from "./_helpers.ts";
 
 /** A transport in memory: records writes, and reads what the test pushes (nothing here). */
 function memoryTransport() {
@@ -159,12 +159,13 @@ test("Connection.forEach passes messages in order, answers a read in one write, 
     seen.push(message as string);
     return ws.send((message as string).toUpperCase());
   });
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  // Wait for the first write, in however many turns it takes here: it must carry all three replies.
+  await eventually(() => writes.length > 0, "the replies' write");
   assert.deepEqual(seen, ["a", "b", "c"]);
   assert.equal(writes.length, 1, "three replies to one read went out in one write");
   assert.deepEqual(readFrames(writes[0]).map((f) => new TextDecoder().decode(f.payload)), ["A", "B", "C"]);
   push(text("d"));
-  await new Promise((resolve) => setTimeout(resolve, 10));
+  await eventually(() => seen.length === 4, "d reached the callback");
   push(closeFrame(1000));
   assert.equal(await done, undefined);
   assert.deepEqual(seen, ["a", "b", "c", "d"]);
@@ -187,7 +188,7 @@ test("Connection.forEach waits for a promise the callback returns before the nex
     running--;
   });
   push(text("4"));
-  await new Promise((resolve) => setTimeout(resolve, 60));
+  await eventually(() => log.length === 8, "the callback ended for 4");
   push(closeFrame(1000));
   await done;
   assert.deepEqual(log, ["1", "2", "3", "4"].flatMap((n) => [`start ${n}`, `end ${n}`]));
@@ -239,7 +240,8 @@ test("Connection.forEach takes any value a callback returns: only a thenable hol
     seen.push(message as string);
     return results[seen.length - 1];
   });
-  await new Promise((resolve) => setTimeout(resolve, 30));
+  // Had null, 0 or "" held the next message back, the rest would never come.
+  await eventually(() => seen.length === 4, "all four messages reached the callback");
   assert.deepEqual(seen, ["a", "b", "c", "d"]);
   assert.equal(ws.readyState, 1, "still open");
   push(closeFrame(1000));
