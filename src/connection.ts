@@ -490,6 +490,7 @@ export class Connection implements AsyncIterable<Message> {
 
   /** The next piece received, if one is waiting. */
   #take(): MessagePart | undefined {
+    this.#reading = true;
     const message = this.#messages?.shift();
     if (message !== undefined && this.#messages!.length < this.#queueSize) this.#resumeReading?.();
     return message;
