@@ -198,6 +198,13 @@ const NORMAL = new Set<number>([CloseCode.Normal, CloseCode.GoingAway, CloseCode
  * An open WebSocket connection: `send`, `receive` (or `for await`), `ping`,
  * `close`. The same object on Deno and Bun, server and client side.
  *
+ * Nothing the peer sent is lost to an ending that follows it: when a protocol
+ * violation, the peer's close frame or the end of the stream comes behind
+ * messages the application has not answered yet, those messages are still
+ * delivered, and what the application sends until it next waits for a message
+ * (`receive()`, iteration, an idle `forEach()` callback, `closed` or `close()`)
+ * goes out before our close frame; the ending waits at most `closeTimeout`.
+ *
  * @example An echo handler and a client
  * ```ts
  * import { connect, Sock } from "@sock/sock";

@@ -2,7 +2,7 @@
 // (each kind of protocol violation, a close frame, or EOF). Every valid message reaches the
 // application, and the replies it sends before it next waits for a message reach the peer before
 // our close frame (with the right code) or before the connection closes: server and client role,
-// forEach and for-await handlers. The peers are raw TCP sockets (node:net), so the bytes are exact.
+// forEach, for-await and receive() handlers. The peers are raw TCP sockets (node:net), so the bytes are exact.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -71,11 +71,18 @@ const ENDINGS: Ending[] = [
   { name: "EOF (FIN)", bytes: () => new Uint8Array(0), sent: undefined, reported: 1006 },
 ];
 
-type Style = "forEach" | "for await";
+type Style = "forEach" | "for await" | "receive()";
 
-/** Echoes every message; the for-await one waits a little before each reply, so replies cross turns. */
+/** Echoes every message; the others wait a little before each reply, so replies cross turns. */
 async function echo(ws: Connection, style: Style): Promise<void> {
   if (style === "forEach") return ws.forEach((message) => ws.send(message));
+  if (style === "receive()") {
+    for (let message = await ws.receive(); message !== undefined; message = await ws.receive()) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      ws.send(message); // Not awaited: it goes out when the loop next waits.
+    }
+    return;
+  }
   for await (const message of ws) {
     await new Promise((resolve) => setTimeout(resolve, 10));
     await ws.send(message);
@@ -135,7 +142,7 @@ function assertRepliesFirst(frames: ReturnType<typeof readFrames>, ending: Endin
   assert.equal((payload[0] << 8) | payload[1], ending.sent, `${label}: close code`);
 }
 
-for (const style of ["forEach", "for await"] as Style[]) {
+for (const style of ["forEach", "for await", "receive()"] as Style[]) {
   test(`Server role, ${style} handler: replies to every message before a following ending go out before our close`, async () => {
     const reported: number[] = [];
     const app = new Sock({ maxMessageSize: MAX_MESSAGE, pingInterval: 0, closeTimeout: CLOSE_TIMEOUT });
