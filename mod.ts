@@ -22,6 +22,13 @@
 
 export * from "./src/core/mod.ts";
 export * from "./src/transport.ts";
+export {
+  ConnectError,
+  type ConnectErrorCode,
+  ListenError,
+  type ListenErrorCode,
+  type NetErrorOptions,
+} from "./src/net_errors.ts";
 export { detectAdapter } from "./src/adapters/mod.ts";
 export {
   Connection,

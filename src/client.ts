@@ -11,7 +11,8 @@ import type { ProtocolEvent, ProtocolOptions } from "./core/protocol.ts";
 import type { HeadLimits } from "./core/http.ts";
 import { detectAdapter } from "./adapters/mod.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
-import type { Adapter, Transport } from "./transport.ts";
+import { ConnectError, hostPort } from "./net_errors.ts";
+import type { Adapter, Endpoint, Transport } from "./transport.ts";
 
 /** Options of {@linkcode connect}. */
 export interface ConnectOptions extends ConnectionOptions, ProtocolOptions, HeadLimits {
@@ -23,7 +24,10 @@ export interface ConnectOptions extends ConnectionOptions, ProtocolOptions, Head
   adapter?: Adapter;
   /** CA certificates to trust for `wss:`. */
   caCerts?: string[];
-  /** Gives up on connecting and the handshake after this many ms. Default 30000. */
+  /**
+   * Gives up on connecting and the handshake after this many ms, with a `DOMException` named
+   * `TimeoutError`, as `AbortSignal.timeout()` would. Default 30000.
+   */
   timeout?: number;
   /** Aborts connecting and the handshake. */
   signal?: AbortSignal;
@@ -71,8 +75,14 @@ export class HandshakeRejected extends Error {
  * @param url A `ws:` or `wss:` URL.
  * @param options Subprotocols, headers, TLS and the adapter.
  * @returns The open connection.
+ * @throws {ConnectError} When the connection cannot be opened (refused, name not found, TLS
+ *   certificate…) or is closed before the handshake finished (`ECONNRESET`); `code` tells why, the
+ *   same on every runtime.
  * @throws {HandshakeRejected} When the server answers with another status.
- * @throws {DOMException} A `TimeoutError` after `timeout`, or the signal's reason when aborted.
+ * @throws {ProtocolError} When the server's answer breaks RFC 6455.
+ * @throws {DOMException} A `TimeoutError` once `timeout` passes (naming the host and port), or the
+ *   signal's reason when aborted. The caller's own deadlines are not `ConnectError`s: `timeout` and
+ *   `signal: AbortSignal.timeout(ms)` fail the same way.
  *
  * @example Echo round trip
  * ```ts ignore
@@ -85,13 +95,21 @@ export class HandshakeRejected extends Error {
  * ```
  */
 export function connect(url: string | URL, options: ConnectOptions = {}): Promise<Connection> {
-  const { signal } = options;
+  const { signal, timeout = 30000 } = options;
   if (signal?.aborted) return Promise.reject(signal.reason);
+  let endpoint: Endpoint;
+  try {
+    endpoint = endpointOf(url, options);
+  } catch (error) {
+    return Promise.reject(error);
+  }
   const gaveUp = Promise.withResolvers<never>();
-  const timer = setTimeout(
-    () => gaveUp.reject(new DOMException("the WebSocket handshake timed out", "TimeoutError")),
-    options.timeout ?? 30000,
-  );
+  // The caller's deadline, reported as AbortSignal.timeout() would, so that both fail alike. (A
+  // ConnectError ETIMEDOUT is the system giving up on a TCP connection.)
+  const timer = setTimeout(() => {
+    const message = `connecting to ${hostPort(endpoint)}: not open within ${timeout} ms`;
+    gaveUp.reject(new DOMException(message, "TimeoutError"));
+  }, timeout);
   const abort = () => gaveUp.reject(signal!.reason);
   signal?.addEventListener("abort", abort, { once: true });
   // Giving up closes the transport, which ends whatever read or write is pending.
@@ -100,7 +118,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
     attempt.cancelled = true;
     attempt.transport?.close();
   });
-  return Promise.race([open(url, options, attempt), gaveUp.promise]).finally(() => {
+  return Promise.race([open(url, endpoint, options, attempt), gaveUp.promise]).finally(() => {
     clearTimeout(timer);
     signal?.removeEventListener("abort", abort);
   });
@@ -112,7 +130,28 @@ interface Attempt {
   transport: Transport | undefined;
 }
 
-async function open(url: string | URL, options: ConnectOptions, attempt: Attempt): Promise<Connection> {
+/** Where a URL points: host, port and TLS settings. */
+function endpointOf(url: string | URL, options: ConnectOptions): Endpoint {
+  const target = new URL(url);
+  const secure = target.protocol === "wss:" || target.protocol === "https:";
+  return {
+    hostname: target.hostname.replace(/^\[|\]$/g, ""),
+    port: Number(target.port) || (secure ? 443 : 80),
+    tls: secure ? (options.caCerts ? { caCerts: options.caCerts } : true) : undefined,
+  };
+}
+
+/** Closed or reset by the peer before the WebSocket handshake finished. */
+function closedEarly(endpoint: Endpoint, cause?: unknown): ConnectError {
+  return new ConnectError("ECONNRESET", endpoint, { reason: "during the WebSocket handshake", cause });
+}
+
+async function open(
+  url: string | URL,
+  endpoint: Endpoint,
+  options: ConnectOptions,
+  attempt: Attempt,
+): Promise<Connection> {
   const { deflate } = options;
   const extensions = deflate ? [new PerMessageDeflateClient(deflate === true ? {} : deflate)] : [];
   const adapter = options.adapter ?? detectAdapter();
@@ -123,18 +162,16 @@ async function open(url: string | URL, options: ConnectOptions, attempt: Attempt
     extensions,
     holdEndings: true, // Connection tells the core when the application has answered.
   });
-  const target = new URL(url);
-  const secure = target.protocol === "wss:" || target.protocol === "https:";
-  const transport = await adapter.connect({
-    hostname: target.hostname.replace(/^\[|\]$/g, ""),
-    port: Number(target.port) || (secure ? 443 : 80),
-    tls: secure ? (options.caCerts ? { caCerts: options.caCerts } : true) : undefined,
-  });
+  // Adapters reject with a ConnectError.
+  const transport = await adapter.connect(endpoint);
   attempt.transport = transport;
   if (attempt.cancelled) transport.close();
   try {
     await protocol.sendRequest();
-    await transport.write(protocol.dataToSend());
+    // A write fails only once the connection is gone (reads just end, below).
+    await Promise.resolve(transport.write(protocol.dataToSend())).catch((error) => {
+      throw closedEarly(endpoint, error);
+    });
     while (true) {
       const chunk = await transport.read();
       if (chunk === null) protocol.receiveEof();
@@ -147,7 +184,7 @@ async function open(url: string | URL, options: ConnectOptions, attempt: Attempt
         }
         if (event.type === "rejected") throw new HandshakeRejected(event.response, event.body);
         if (event.type === "failed") throw event.error;
-        if (event.type === "closed") throw new Error("connection closed during the handshake");
+        if (event.type === "closed") throw closedEarly(endpoint);
       }
     }
   } catch (error) {

@@ -92,13 +92,17 @@ export interface Adapter {
    * @param endpoint Where to listen.
    * @param onConnection Called with each new connection.
    * @returns The listener.
+   * @throws {ListenError} When it cannot listen there (the promise rejects), with the same `code` on
+   *   every runtime.
    */
   listen(endpoint: Endpoint, onConnection: (transport: Transport) => void): Promise<Listener>;
   /**
    * Opens a connection.
    *
    * @param endpoint Where to connect.
-   * @returns The connection.
+   * @returns The connection, once TCP is connected and, with TLS, the TLS handshake is done.
+   * @throws {ConnectError} When the connection or the TLS handshake fails (the promise rejects), with
+   *   the same `code` on every runtime.
    */
   connect(endpoint: Endpoint): Promise<Transport>;
 }

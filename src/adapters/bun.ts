@@ -8,6 +8,14 @@
  */
 
 import type { Adapter, Endpoint, Listener, NetAddress, Transport } from "../transport.ts";
+import {
+  ConnectError,
+  type ConnectErrorCode,
+  ListenError,
+  type ListenErrorCode,
+  SYSTEM_CONNECT_CODES,
+  systemCode,
+} from "../net_errors.ts";
 
 /** The parts of Bun's socket API used here, declared locally instead of depending on bun-types. */
 interface BunSocket {
@@ -26,9 +34,11 @@ interface BunSocketHandler {
   open(socket: BunSocket): void;
   data(socket: BunSocket, data: Uint8Array): void;
   drain(socket: BunSocket): void;
-  close(socket: BunSocket): void;
+  close(socket: BunSocket, error?: Error): void;
   error(socket: BunSocket, error: Error): void;
   connectError(socket: BunSocket, error: Error): void;
+  /** TLS only. When present, Bun calls `open` before the TLS handshake, and this after it. */
+  handshake?(socket: BunSocket, success: boolean, authorizationError: Error | null): void;
 }
 
 interface BunListenerLike {
@@ -53,6 +63,56 @@ interface BunApi {
 }
 
 const bun = () => (globalThis as unknown as { Bun: BunApi }).Bun;
+
+const LISTEN_CODES: ListenErrorCode[] = ["EADDRINUSE", "EADDRNOTAVAIL", "EACCES", "ENOTFOUND"];
+/** Bun's (OpenSSL's and Node's) codes for certificate errors, by sock's code. */
+const CERT_CODES: [ConnectErrorCode, string[]][] = [
+  ["CERT_UNTRUSTED", [
+    "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+    "DEPTH_ZERO_SELF_SIGNED_CERT",
+    "SELF_SIGNED_CERT_IN_CHAIN",
+    "UNABLE_TO_GET_ISSUER_CERT",
+    "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+    "CERT_UNTRUSTED",
+  ]],
+  ["CERT_HOSTNAME_MISMATCH", ["ERR_TLS_CERT_ALTNAME_INVALID", "HOSTNAME_MISMATCH"]],
+  ["CERT_EXPIRED", ["CERT_HAS_EXPIRED", "CERT_NOT_YET_VALID"]],
+];
+
+const reasonOf = (error: unknown) => error instanceof Error ? error.message : String(error);
+
+/** A failure of `Bun.connect` in sock's terms. */
+function connectFailed(error: unknown, endpoint: Endpoint): ConnectError {
+  // Bun puts Node's system error `code` on its errors.
+  const code = systemCode(error, SYSTEM_CONNECT_CODES) ?? "UNKNOWN";
+  return new ConnectError(code, endpoint, {
+    reason: code === "UNKNOWN" ? reasonOf(error) : undefined,
+    cause: error,
+  });
+}
+
+/** A failed TLS handshake, from what Bun's `handshake` callback reports, in sock's terms. */
+function handshakeFailed(error: Error | null, endpoint: Endpoint): ConnectError {
+  const bunCode = (error as { code?: unknown } | null)?.code;
+  if (bunCode === "ECONNRESET") {
+    return new ConnectError("ECONNRESET", endpoint, { reason: "during the TLS handshake", cause: error });
+  }
+  const code = CERT_CODES.find(([, codes]) => codes.includes(bunCode as string))?.[0] ??
+    "TLS_HANDSHAKE_FAILED";
+  const reason = error
+    ? (typeof bunCode === "string" ? `${bunCode}: ${error.message}` : error.message)
+    : undefined;
+  return new ConnectError(code, endpoint, { reason, cause: error ?? undefined });
+}
+
+/** A failure of `Bun.listen` in sock's terms (Bun's own message names the address but not the port). */
+function listenFailed(error: unknown, endpoint: Endpoint): ListenError {
+  const code = systemCode(error, LISTEN_CODES) ?? "UNKNOWN";
+  return new ListenError(code, endpoint, {
+    reason: code === "UNKNOWN" ? reasonOf(error) : undefined,
+    cause: error,
+  });
+}
 
 /** Reads queued beyond this many bytes pause the socket until the reader catches up. */
 const HIGH_WATER = 1 << 20;
@@ -209,7 +269,6 @@ class BunTransport implements Transport {
 function handler(
   local: () => string,
   onOpen: (transport: BunTransport) => void,
-  onFail: (error: Error) => void = () => {},
 ): BunSocketHandler {
   return {
     // Plain Uint8Arrays rather than Buffers, so messages are the same type on every runtime.
@@ -218,11 +277,12 @@ function handler(
       socket.data = new BunTransport(socket, local());
       onOpen(socket.data);
     },
-    connectError: (_socket, error) => onFail(error),
+    // Bun.connect() rejects with the same error, which connect() maps.
+    connectError: () => {},
     data: (socket, data) => socket.data?.push(data),
     drain: (socket) => socket.data?.drain(),
-    close: (socket) => socket.data ? socket.data.end() : onFail(new Error("closed before it opened")),
-    error: (socket, error) => socket.data ? socket.data.end() : onFail(error),
+    close: (socket) => socket.data?.end(),
+    error: (socket) => socket.data?.end(),
   };
 }
 
@@ -248,13 +308,18 @@ export const bunAdapter: Adapter = {
   listen(endpoint: Endpoint, onConnection: (transport: Transport) => void): Promise<Listener> {
     const { hostname, port, tls } = endpoint;
     let local: string | undefined;
-    const listener = bun().listen({
-      hostname,
-      port,
-      tls: tls && typeof tls === "object" && "cert" in tls ? { cert: tls.cert, key: tls.key } : undefined,
-      // One string for every connection, not one per call.
-      socket: handler(() => local ??= listener.hostname, onConnection),
-    });
+    let listener: BunListenerLike;
+    try {
+      listener = bun().listen({
+        hostname,
+        port,
+        tls: tls && typeof tls === "object" && "cert" in tls ? { cert: tls.cert, key: tls.key } : undefined,
+        // One string for every connection, not one per call.
+        socket: handler(() => local ??= listener.hostname, onConnection),
+      });
+    } catch (error) {
+      return Promise.reject(listenFailed(error, endpoint));
+    }
     return Promise.resolve({
       address: { hostname: listener.hostname, port: listener.port },
       close: () => listener.stop(false),
@@ -262,16 +327,54 @@ export const bunAdapter: Adapter = {
   },
   async connect(endpoint: Endpoint): Promise<Transport> {
     const { hostname, port, tls } = endpoint;
-    // With TLS, Bun calls `open` only after the TLS handshake, which may come after connect() resolves.
+    // The transport, once the TCP connection and any TLS handshake are done: with TLS that may come
+    // after Bun.connect() resolves.
     const opened = Promise.withResolvers<BunTransport>();
-    // When connect() itself rejects, nobody awaits `opened`: keep its rejection handled.
+    let settled = false;
+    const open = (transport: BunTransport) => {
+      settled = true;
+      opened.resolve(transport);
+    };
+    const fail = (error: () => ConnectError) => {
+      if (settled) return;
+      settled = true;
+      opened.reject(error());
+    };
+    // When Bun.connect() itself rejects, nobody awaits `opened`: keep its rejection handled.
     opened.promise.catch(() => {});
-    await bun().connect({
-      hostname,
-      port,
-      tls: tls ? (typeof tls === "object" && "caCerts" in tls ? { ca: tls.caCerts } : true) : undefined,
-      socket: handler(() => hostname, opened.resolve, opened.reject),
-    });
+    const handlers = handler(() => hostname, tls ? () => {} : open);
+    const { close, error } = handlers;
+    // Closed, or failed, before it opened (TLS: before the handshake finished): reset by the peer.
+    handlers.close = (socket, cause) => {
+      close(socket, cause);
+      fail(() =>
+        new ConnectError("ECONNRESET", endpoint, {
+          reason: tls ? "during the TLS handshake" : undefined,
+          cause,
+        })
+      );
+    };
+    handlers.error = (socket, cause) => {
+      error(socket, cause);
+      fail(() => tls ? handshakeFailed(cause, endpoint) : connectFailed(cause, endpoint));
+    };
+    // With this callback, Bun calls `open` before the TLS handshake and tells here how it went: the
+    // only place that says why a certificate was refused (without it, the socket just closes).
+    handlers.handshake = (socket, success, authorizationError) => {
+      if (success && !authorizationError) return open(socket.data!);
+      fail(() => handshakeFailed(authorizationError, endpoint));
+      socket.end();
+    };
+    try {
+      await bun().connect({
+        hostname,
+        port,
+        tls: tls ? (typeof tls === "object" && "caCerts" in tls ? { ca: tls.caCerts } : true) : undefined,
+        socket: handlers,
+      });
+    } catch (error) {
+      throw connectFailed(error, endpoint);
+    }
     return opened.promise;
   },
 };

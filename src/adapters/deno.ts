@@ -6,6 +6,14 @@
  */
 
 import type { Adapter, Endpoint, Listener, NetAddress, Transport } from "../transport.ts";
+import {
+  ConnectError,
+  type ConnectErrorCode,
+  ListenError,
+  type ListenErrorCode,
+  SYSTEM_CONNECT_CODES,
+  systemCode,
+} from "../net_errors.ts";
 
 /** The read buffer of a connection receiving little: all an idle connection holds. */
 const SMALL_READ_SIZE = 1024;
@@ -18,6 +26,67 @@ const READ_SIZE = 262144;
 const SHRINK_BELOW = 4096;
 /** How long accepting pauses after an unexpected accept error, in ms. */
 const ACCEPT_RETRY_MS = 100;
+
+const LISTEN_CODES: ListenErrorCode[] = ["EADDRINUSE", "EADDRNOTAVAIL", "EACCES"];
+/** A failed name lookup is a plain `Error` on Deno, with no code: its message tells. */
+const LOOKUP_FAILED = /failed to lookup address/i;
+
+const reasonOf = (error: unknown) => error instanceof Error ? error.message : String(error);
+
+/**
+ * A failure of `Deno.connect`, `Deno.connectTls` or (`duringTls`) the TLS handshake in sock's terms.
+ * TLS failures are told apart by rustls' reason (Deno has one error class for all of them):
+ * `UnknownIssuer`, `NotValidForName` ("certificate not valid for name"), `Expired` or `NotValidYet`.
+ */
+function connectFailed(error: unknown, endpoint: Endpoint, duringTls: boolean): ConnectError {
+  const reason = reasonOf(error);
+  const { errors } = Deno;
+  // Deno puts a system error code on many of its errors.
+  let code: ConnectErrorCode = systemCode(error, SYSTEM_CONNECT_CODES) ??
+    (error instanceof errors.ConnectionRefused
+      ? "ECONNREFUSED"
+      : error instanceof errors.TimedOut
+      ? "ETIMEDOUT"
+      : error instanceof errors.ConnectionReset || error instanceof errors.UnexpectedEof ||
+          error instanceof errors.BrokenPipe || error instanceof errors.ConnectionAborted
+      ? "ECONNRESET"
+      : LOOKUP_FAILED.test(reason)
+      ? "ENOTFOUND"
+      : "UNKNOWN");
+  if (code === "ECONNRESET") {
+    return new ConnectError(code, endpoint, {
+      reason: duringTls ? "during the TLS handshake" : undefined,
+      cause: error,
+    });
+  }
+  if (code === "UNKNOWN" && duringTls) {
+    code = /UnknownIssuer|self.signed/i.test(reason)
+      ? "CERT_UNTRUSTED"
+      : /NotValidForName|not valid for name/i.test(reason)
+      ? "CERT_HOSTNAME_MISMATCH"
+      : /expired|NotValidYet|not valid yet/i.test(reason)
+      ? "CERT_EXPIRED"
+      : "TLS_HANDSHAKE_FAILED";
+  }
+  // The runtime's reason where the code alone does not say it all: TLS, and the unexpected.
+  const telling = code === "UNKNOWN" || code.startsWith("CERT_") || code === "TLS_HANDSHAKE_FAILED";
+  return new ConnectError(code, endpoint, { reason: telling ? reason : undefined, cause: error });
+}
+
+/** A failure of `Deno.listen` or `Deno.listenTls` in sock's terms. */
+function listenFailed(error: unknown, endpoint: Endpoint): ListenError {
+  const reason = reasonOf(error);
+  const { errors } = Deno;
+  const code: ListenErrorCode = systemCode(error, LISTEN_CODES) ??
+    (error instanceof errors.AddrInUse
+      ? "EADDRINUSE"
+      : error instanceof errors.AddrNotAvailable
+      ? "EADDRNOTAVAIL"
+      : LOOKUP_FAILED.test(reason)
+      ? "ENOTFOUND"
+      : "UNKNOWN");
+  return new ListenError(code, endpoint, { reason: code === "UNKNOWN" ? reason : undefined, cause: error });
+}
 
 function address(addr: Deno.Addr | undefined): NetAddress | undefined {
   return addr && "hostname" in addr ? { hostname: addr.hostname, port: addr.port } : undefined;
@@ -136,9 +205,14 @@ export const denoAdapter: Adapter = {
   protocolDefaults: { scriptedTextDecoding: true },
   listen(endpoint: Endpoint, onConnection: (transport: Transport) => void): Promise<Listener> {
     const { hostname, port, tls } = endpoint;
-    const listener = tls && typeof tls === "object" && "cert" in tls
-      ? Deno.listenTls({ hostname, port, cert: tls.cert, key: tls.key })
-      : Deno.listen({ hostname, port });
+    let listener: Deno.Listener;
+    try {
+      listener = tls && typeof tls === "object" && "cert" in tls
+        ? Deno.listenTls({ hostname, port, cert: tls.cert, key: tls.key })
+        : Deno.listen({ hostname, port });
+    } catch (error) {
+      return Promise.reject(listenFailed(error, endpoint));
+    }
     let closed = false;
     (async () => {
       while (!closed) {
@@ -174,13 +248,28 @@ export const denoAdapter: Adapter = {
   },
   async connect(endpoint: Endpoint): Promise<Transport> {
     const { hostname, port, tls } = endpoint;
-    const conn = tls
-      ? await Deno.connectTls({
+    let conn: Deno.Conn | undefined;
+    let duringTls = false;
+    try {
+      if (!tls) return new DenoTransport(await Deno.connect({ hostname, port }));
+      const tlsConn = await Deno.connectTls({
         hostname,
         port,
         caCerts: typeof tls === "object" && "caCerts" in tls ? tls.caCerts : undefined,
-      })
-      : await Deno.connect({ hostname, port });
-    return new DenoTransport(conn);
+      });
+      conn = tlsConn;
+      duringTls = true;
+      // The handshake here rather than on the first write, so that a certificate error is a
+      // connect error, as on Bun (whose sockets open after the handshake).
+      await tlsConn.handshake();
+      return new DenoTransport(tlsConn);
+    } catch (error) {
+      try {
+        conn?.close();
+      } catch {
+        // Closed already.
+      }
+      throw connectFailed(error, endpoint, duringTls);
+    }
   },
 };

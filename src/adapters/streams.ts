@@ -10,6 +10,7 @@
  */
 
 import type { Adapter, Endpoint, Listener, NetAddress, Transport } from "../transport.ts";
+import { ConnectError, SYSTEM_CONNECT_CODES, systemCode } from "../net_errors.ts";
 
 /**
  * A connection as a pair of byte streams, as `cloudflare:sockets` returns.
@@ -200,7 +201,9 @@ export function streamTransport(pair: StreamPair, options: StreamTransportOption
  * `open` receives the endpoint, `tls` included (`true` or CA certificates for
  * `wss:`); it is up to `open` to honour it. The transport's `remoteAddress`
  * is the endpoint; its `localAddress` is unknown. `listen` rejects with a
- * `TypeError`.
+ * `TypeError`. When `open` fails, `connect` rejects with a `ConnectError`: the
+ * one `open` threw, or one wrapping its error (code `UNKNOWN` unless the error
+ * has a system `code` such as `ECONNREFUSED`).
  *
  * @param open Opens a connection to an endpoint and returns its streams.
  * @param options Whether to copy chunks (see {@linkcode StreamTransportOptions}).
@@ -231,7 +234,17 @@ export function streamAdapter(
       );
     },
     async connect(endpoint: Endpoint): Promise<Transport> {
-      const pair = await open(endpoint);
+      let pair: StreamPair;
+      try {
+        pair = await open(endpoint);
+      } catch (error) {
+        if (error instanceof ConnectError) throw error;
+        const code = systemCode(error, SYSTEM_CONNECT_CODES) ?? "UNKNOWN";
+        const reason = code === "UNKNOWN"
+          ? (error instanceof Error ? error.message : String(error))
+          : undefined;
+        throw new ConnectError(code, endpoint, { reason, cause: error });
+      }
       return streamTransport(pair, {
         ...options,
         remoteAddress: { hostname: endpoint.hostname, port: endpoint.port },
