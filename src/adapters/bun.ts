@@ -34,6 +34,8 @@ interface BunSocketHandler {
   open(socket: BunSocket): void;
   data(socket: BunSocket, data: Uint8Array): void;
   drain(socket: BunSocket): void;
+  /** The peer sent FIN; with `allowHalfOpen`, the socket stays open for writing. */
+  end(socket: BunSocket): void;
   close(socket: BunSocket, error?: Error): void;
   error(socket: BunSocket, error: Error): void;
   connectError(socket: BunSocket, error: Error): void;
@@ -52,12 +54,14 @@ interface BunApi {
     hostname: string;
     port: number;
     tls?: { cert: string; key: string };
+    allowHalfOpen: boolean;
     socket: BunSocketHandler;
   }): BunListenerLike;
   connect(options: {
     hostname: string;
     port: number;
     tls?: boolean | { ca?: string[] };
+    allowHalfOpen: boolean;
     socket: BunSocketHandler;
   }): Promise<BunSocket>;
 }
@@ -126,7 +130,10 @@ class BunTransport implements Transport {
   #paused = false;
   /** Paused by the receiver (push mode). */
   #held = false;
+  /** Nothing more to read: the peer sent FIN, or the socket closed. */
   #ended = false;
+  /** The socket closed: nothing can be written either. */
+  #closed = false;
   #reader: ((bytes: Uint8Array | null) => void) | undefined;
   #receiver: ((bytes: Uint8Array | null) => void) | undefined;
   /** Buffers Bun has not taken yet, waiting for `drain` (made on first use: Bun usually takes all). */
@@ -160,14 +167,25 @@ class BunTransport implements Transport {
     }
   }
 
-  end(): void {
+  /**
+   * Bun's `end`: the peer sent FIN. Reading is over, but the socket stays open for writing (it
+   * listens and connects half-open), so replies to what the peer sent last can still go out.
+   */
+  eof(): void {
     if (this.#ended) return;
     this.#ended = true;
     this.#reader?.(null);
     this.#reader = undefined;
-    this.#drained?.();
     // Later, not from inside close(), which the receiver may have called while handling a chunk.
     if (this.#receiver) queueMicrotask(() => this.#deliver());
+  }
+
+  /** Bun's `close` or `error`: the socket is gone; a write waiting for `drain` is over too. */
+  closed(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.eof();
+    this.#drained?.();
   }
 
   receive(receiver: ((bytes: Uint8Array | null) => void) | undefined): void {
@@ -236,7 +254,7 @@ class BunTransport implements Transport {
       }
       if (!this.#pending) return;
     }
-    if (this.#ended) return;
+    if (this.#closed) return;
     return new Promise((resolve) => this.#drained = resolve);
   }
 
@@ -260,9 +278,9 @@ class BunTransport implements Transport {
   }
 
   close(): void {
-    if (this.#ended) return;
+    if (this.#closed) return;
     this.#socket.end();
-    this.end();
+    this.closed();
   }
 }
 
@@ -281,8 +299,9 @@ function handler(
     connectError: () => {},
     data: (socket, data) => socket.data?.push(data),
     drain: (socket) => socket.data?.drain(),
-    close: (socket) => socket.data?.end(),
-    error: (socket) => socket.data?.end(),
+    end: (socket) => socket.data?.eof(),
+    close: (socket) => socket.data?.closed(),
+    error: (socket) => socket.data?.closed(),
   };
 }
 
@@ -314,6 +333,7 @@ export const bunAdapter: Adapter = {
         hostname,
         port,
         tls: tls && typeof tls === "object" && "cert" in tls ? { cert: tls.cert, key: tls.key } : undefined,
+        allowHalfOpen: true, // After the peer's FIN, replies to what it sent last can still go out.
         // One string for every connection, not one per call.
         socket: handler(() => local ??= listener.hostname, onConnection),
       });
@@ -370,6 +390,7 @@ export const bunAdapter: Adapter = {
         hostname,
         port,
         tls: tls ? (typeof tls === "object" && "caCerts" in tls ? { ca: tls.caCerts } : true) : undefined,
+        allowHalfOpen: true,
         socket: handlers,
       });
     } catch (error) {
