@@ -129,11 +129,17 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
    * frames (or the body of a rejection). An invalid 101 fails with 1002.
    *
    * @param chunk The bytes; not modified or kept after the call unless transferred.
-   * @param options `transfer: true` to hand the chunk over (see {@linkcode ReceiveOptions}).
+   * @param options `transfer: true` to hand the chunk over, and limits once open (see {@linkcode ReceiveOptions}).
+   * @returns How many bytes of `chunk` were read: all of them, unless a limit stopped the call once open.
    * @throws {TypeError} Before `sendRequest()` has completed.
    */
-  override receiveData(chunk: Uint8Array, options?: ReceiveOptions): void {
+  override receiveData(chunk: Uint8Array, options?: ReceiveOptions): number {
     if (this.readyState !== ReadyState.Connecting) return super.receiveData(chunk, options);
+    this.#receiveHandshake(chunk);
+    return chunk.length;
+  }
+
+  #receiveHandshake(chunk: Uint8Array): void {
     if (!this.#token) throw new TypeError("call sendRequest() before receiveData()");
     if (this.#rejection) return this.#rejectionBody(chunk);
     try {

@@ -134,6 +134,16 @@ export class FrameDecoder {
   allowedRsv: number;
   /** Largest frame payload accepted. */
   maxFrameSize: number;
+  /**
+   * Largest payload piece handed to the sink in one call; a larger one comes in several. The
+   * sink lowers it where a piece's cost is not bounded by its size (a compressed payload).
+   */
+  maxPiece = Infinity;
+  /**
+   * Set by the sink to stop `write()` after the current header or piece: the sink has done
+   * what it may in one call, and the caller feeds the rest of the chunk later.
+   */
+  stop = false;
 
   #state = State.Header;
   /** Header bytes carried over from a previous chunk; made the first time a header is split. */
@@ -157,27 +167,30 @@ export class FrameDecoder {
   }
 
   /**
-   * Decodes a chunk of the byte stream.
+   * Decodes a chunk of the byte stream, up to its end or until the sink sets `stop`.
    *
    * @param chunk The next bytes received; not modified, not kept.
+   * @returns How many bytes of `chunk` were read: all of them unless the sink set `stop`, in
+   *   which case the rest must be written again, from there, before anything newer.
    * @throws {ProtocolError} At the first frame that breaks a rule; the decoder must not be used after that.
    */
-  write(chunk: Uint8Array): void {
+  write(chunk: Uint8Array): number {
     const n = chunk.length;
     let pos = 0;
-    while (pos < n) {
+    this.stop = false;
+    while (pos < n && !this.stop) {
       if (this.#state === State.Header) {
         let header = chunk, at = pos;
         if (this.#spillLength > 0 || n - pos < 2) {
           // Gather a header split across chunks into the spill buffer.
           const took = this.#fillSpill(chunk, pos);
           pos += took;
-          if (this.#spillLength < 2) return;
+          if (this.#spillLength < 2) return n;
           const need = headerSize(this.#spill);
           if (this.#spillLength < need) {
             const more = this.#fillSpill(chunk, pos, need);
             pos += more;
-            if (this.#spillLength < need) return;
+            if (this.#spillLength < need) return n;
           }
           this.#spillLength = 0;
           header = this.#spill;
@@ -188,7 +201,7 @@ export class FrameDecoder {
             if (this.#spill.length === 0) this.#spill = new Uint8Array(14);
             this.#spill.set(chunk.subarray(pos, n));
             this.#spillLength = n - pos;
-            return;
+            return n;
           }
           pos += need;
         }
@@ -203,7 +216,7 @@ export class FrameDecoder {
         continue;
       }
       // Payload.
-      const take = Math.min(this.#remaining, n - pos);
+      const take = Math.min(this.#remaining, n - pos, this.maxPiece);
       this.#remaining -= take;
       this.#sink.framePayload(chunk, pos, pos + take, this.#maskKey, this.#phase);
       pos += take;
@@ -213,6 +226,7 @@ export class FrameDecoder {
         this.#sink.frameEnd();
       }
     }
+    return pos;
   }
 
   /** Copies bytes into the spill until it holds `limit` bytes (the 2 that tell the header's size by default). */

@@ -132,10 +132,16 @@ export class ServerProtocol extends Protocol<RequestEvent> {
    * 505) and produces `failed`; nothing throws.
    *
    * @param chunk The bytes; not modified or kept after the call unless transferred.
-   * @param options `transfer: true` to hand the chunk over (see {@linkcode ReceiveOptions}).
+   * @param options `transfer: true` to hand the chunk over, and limits once open (see {@linkcode ReceiveOptions}).
+   * @returns How many bytes of `chunk` were read: all of them, unless a limit stopped the call once open.
    */
-  override receiveData(chunk: Uint8Array, options?: ReceiveOptions): void {
+  override receiveData(chunk: Uint8Array, options?: ReceiveOptions): number {
     if (this.readyState !== ReadyState.Connecting) return super.receiveData(chunk, options);
+    this.#receiveHandshake(chunk);
+    return chunk.length;
+  }
+
+  #receiveHandshake(chunk: Uint8Array): void {
     if (this.#request) {
       if (this.#rejecting || chunk.length === 0) return;
       this.#earlySize += chunk.length;
