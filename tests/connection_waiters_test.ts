@@ -205,3 +205,31 @@ test("A peer uploading one large frame slowly is not dropped by keepalive: arriv
 async function waitFor(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
 }
+
+test("A message left unfinished fails the connection with 1008 after messageTimeout, though the peer keeps sending pongs", async () => {
+  let handlerSaw: number | undefined;
+  const app = new Sock({ pingInterval: 0, messageTimeout: 300 });
+  app.route("/", async (ws) => {
+    await ws.receive().catch(() => {});
+    handlerSaw = (await ws.closed).code;
+  });
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const peer = await rawPeer(port);
+    peer.socket.write(buildFrame(0x01, "the start of a message that never ends", KEY));
+    // Pongs between fragments are allowed, and keep bytes arriving: only the message's age counts.
+    const pongs = setInterval(() => peer.socket.write(buildFrame(0x8a, "", KEY)), 50);
+    try {
+      await within(waitFor(() => handlerSaw !== undefined), "the handler sees the failure", BOUND);
+    } finally {
+      clearInterval(pongs);
+    }
+    assert.equal(handlerSaw, 1008);
+    await within(waitFor(() => peer.frames().some((f) => f.first === 0x88)), "the close frame", BOUND);
+    const close = peer.frames().find((f) => f.first === 0x88)!;
+    assert.equal((close.payload[0] << 8) | close.payload[1], 1008);
+    peer.socket.destroy();
+  } finally {
+    await app.close();
+  }
+});
