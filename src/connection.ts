@@ -131,6 +131,9 @@ interface Consumer {
   done: PromiseWithResolvers<void>;
 }
 
+/** The payload of keepalive pings. */
+const KEEPALIVE_PING = "keepalive";
+
 /** Decodes pong payloads back into the keys `ping()` sent. */
 const pongKeys = new TextDecoder();
 
@@ -561,7 +564,6 @@ export class Connection implements AsyncIterable<Message> {
   }
 
   #next(timeout: number | undefined): Promise<MessagePart | undefined> {
-    this.#reading = true;
     const message = this.#take();
     if (message !== undefined) return Promise.resolve(message);
     // Waiting for input, the handler has answered all it read: what it sent can go now,
@@ -722,7 +724,14 @@ export class Connection implements AsyncIterable<Message> {
     return quiet(
       new Promise((resolve, reject) => {
         this.#protocol.ping(payload); // Throws only for a payload over 125 bytes: the caller's mistake.
-        (this.#pings ??= new Map()).set(payload, { start: performance.now(), resolve, reject });
+        const pings = this.#pings ??= new Map();
+        // A pong answers every ping with its payload: one sent earlier settles with this one.
+        const earlier = pings.get(payload);
+        pings.set(payload, {
+          start: performance.now(),
+          resolve: earlier ? (rtt: number) => (earlier.resolve(rtt), resolve(rtt)) : resolve,
+          reject: earlier ? (error: unknown) => (earlier.reject(error), reject(error)) : reject,
+        });
         this.#flush().catch(ignore); // A failed write closes the connection, which rejects the ping.
       }),
     );
@@ -823,10 +832,13 @@ export class Connection implements AsyncIterable<Message> {
     ws.#heard = false;
     const timer = setTimeout(() => {
       ws.#pongTimer = undefined;
+      // Alive but silent on pings: forget this one (nothing awaits it), the next tick sends another.
+      ws.#pings?.delete(KEEPALIVE_PING);
       if (!ws.#heard && !ws.#closed) ws.terminate();
     }, ws.#pongTimeout);
     ws.#pongTimer = timer;
-    ws.ping().then(() => {
+    // One payload for every keepalive ping: a new one replaces an old one whose pong never came.
+    ws.ping(KEEPALIVE_PING).then(() => {
       if (ws.#pongTimer !== timer) return;
       clearTimeout(timer);
       ws.#pongTimer = undefined;

@@ -233,3 +233,20 @@ test("A message left unfinished fails the connection with 1008 after messageTime
     await app.close();
   }
 });
+
+test("Two pings with the same payload both settle when their pong arrives", async () => {
+  let rtts: number[] | undefined;
+  const app = new Sock({ pingInterval: 0 });
+  app.route("/", async (ws) => {
+    rtts = await Promise.all([ws.ping("same"), ws.ping("same")]);
+  });
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const ws = await connect(`ws://127.0.0.1:${port}/`, { pingInterval: 0 });
+    await within(ws.closed, "the handler returned, so the server closed", BOUND);
+    assert.equal(rtts?.length, 2);
+    assert.ok(rtts.every((rtt) => rtt >= 0));
+  } finally {
+    await app.close();
+  }
+});
