@@ -10,8 +10,16 @@
  *   on its own (no context takeover), as a chatty server does.
  *
  * Prints MB/s of input for compression and of output for decompression,
- * and the compression ratio (input / output), then one JSON line. Each cell
- * is the median of 5 rounds, sock and zlib alternating within each round.
+ * and the compression ratio (input / output). Each cell is the median of 5
+ * rounds, sock and zlib alternating within each round.
+ *
+ * Then the compressor alone on 16 MiB of each of five inputs, one call each
+ * at windowBits 15, level 6 (sock's default and zlib's): random text over 4
+ * letters (the worst case found: short matches everywhere), random bytes,
+ * English-like text, JSON and highly repetitive text. Prints ms per MiB and the
+ * ratio, sock beside zlib, each the median of 3 runs, after checking that
+ * sock's output inflates back with zlib and with sock's Inflater. Last, one
+ * JSON line with every figure.
  *
  * Usage: deno run bench/deflate.ts [seconds-per-cell-per-round]   or   bun bench/deflate.ts
  *
@@ -207,4 +215,90 @@ for (const windowBits of [15, 10]) {
     );
   }
 }
-console.log(`BENCH_JSON ${JSON.stringify({ runtime, results })}`);
+
+const INPUT_BYTES = 16 << 20;
+const INPUT_RUNS = 3;
+
+/** Deterministic inputs for the compressor, each `size` bytes. */
+function inputs(size: number): [string, Uint8Array][] {
+  let state = 7;
+  const random = () => (state = (Math.imul(state, 1103515245) + 12345) & 0x7fffffff) / 0x80000000;
+  const fill = (pick: () => number) => {
+    const bytes = new Uint8Array(size);
+    for (let i = 0; i < size; i++) bytes[i] = pick();
+    return bytes;
+  };
+  const letters = new TextEncoder().encode("acgt");
+  const fourLetters = fill(() => letters[(random() * 4) | 0]);
+  const randomBytes = fill(() => (random() * 256) | 0);
+  // Words drawn with a skewed frequency, as in prose, with a sentence end now and then.
+  const words = ("the of and to a in is it you that he was for on are with as I his they be at one have " +
+    "this from or had by hot word but what some we can out other were all there when up use your how said " +
+    "an each she which do their time if will way about many then them write would like so these her long " +
+    "make thing see him two has look more day could go come did number sound no most people my over know " +
+    "water than call first who may down side been now find").split(" ");
+  const prose: string[] = [];
+  for (let length = 0; length < size;) {
+    const word = words[Math.floor(words.length * random() ** 2.5)] + (random() < 0.08 ? ". " : " ");
+    prose.push(word);
+    length += word.length;
+  }
+  const sentence = new TextEncoder().encode("All work and no play makes Jack a dull boy. ");
+  return [
+    ["random text, 4 letters", fourLetters],
+    ["random bytes", randomBytes],
+    ["English-like text", new TextEncoder().encode(prose.join("").slice(0, size))],
+    ["JSON", corpus(size)],
+    ["repetitive text", fill(() => 0).map((_, i) => sentence[i % sentence.length])],
+  ];
+}
+
+/** Median milliseconds of `work` over {@linkcode INPUT_RUNS} runs, and its last result. */
+function timed<T>(work: () => T): { ms: number; result: T } {
+  let result = work(); // Warm up.
+  const times: number[] = [];
+  for (let run = 0; run < INPUT_RUNS; run++) {
+    const start = performance.now();
+    result = work();
+    times.push(performance.now() - start);
+  }
+  return { ms: times.sort((a, b) => a - b)[INPUT_RUNS >> 1], result };
+}
+
+const mib = INPUT_BYTES / (1 << 20);
+console.log(
+  `\ncompressor alone, ${mib} MiB per input, windowBits 15, level 6, medians of ${INPUT_RUNS} runs`,
+);
+console.log(
+  `${"input".padEnd(24)} ${"sock ms/MiB".padStart(12)} ${"zlib ms/MiB".padStart(12)} ${
+    "sock/zlib".padStart(10)
+  } ${"sock ratio".padStart(11)} ${"zlib ratio".padStart(11)}`,
+);
+const inputResults: Record<
+  string,
+  { sockMsPerMiB: number; zlibMsPerMiB: number; sockRatio: number; zlibRatio: number }
+> = {};
+for (const [name, input] of inputs(INPUT_BYTES)) {
+  const sock = timed(() => new Deflater().write(input, true));
+  const reference = timed(() => zlib.deflateRawSync(input, { windowBits: 15, level: 6, memLevel: 8 }));
+  const viaZlib = zlib.inflateRawSync(sock.result, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  const viaSock = new Inflater(15).write(sock.result);
+  if (Buffer.compare(viaZlib, input) !== 0 || Buffer.compare(Buffer.from(viaSock), input) !== 0) {
+    throw new Error(`${name}: sock's output does not inflate back`);
+  }
+  const cell = {
+    sockMsPerMiB: sock.ms / mib,
+    zlibMsPerMiB: reference.ms / mib,
+    sockRatio: input.length / sock.result.length,
+    zlibRatio: input.length / reference.result.length,
+  };
+  inputResults[name] = cell;
+  console.log(
+    `${name.padEnd(24)} ${cell.sockMsPerMiB.toFixed(1).padStart(12)} ${
+      cell.zlibMsPerMiB.toFixed(1).padStart(12)
+    } ${(cell.sockMsPerMiB / cell.zlibMsPerMiB).toFixed(2).padStart(9)}× ${
+      cell.sockRatio.toFixed(3).padStart(11)
+    } ${cell.zlibRatio.toFixed(3).padStart(11)}`,
+  );
+}
+console.log(`BENCH_JSON ${JSON.stringify({ runtime, results, inputs: inputResults })}`);

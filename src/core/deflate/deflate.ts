@@ -40,6 +40,15 @@ export interface DeflaterOptions {
 }
 
 const MIN_MATCH = 3;
+/**
+ * The hash chains link positions whose next 4 bytes hash alike, as zlib-ng's and Chromium's zlib
+ * do, so a 3-byte match is found only through a hash collision: those are rarely worth their cost
+ * anyway (see {@linkcode TOO_FAR}), and a chain of 3-byte prefixes is long and mostly useless on
+ * text with few distinct bytes. Against 3 bytes, measured on Deno over 4 MiB with zlib's level 6: English-like
+ * text 1.4× faster and 1.7% smaller, JSON 1% smaller, random text over 4 letters 30% fewer
+ * candidates per byte and 2% smaller (same time: the chains now span the whole window).
+ */
+const HASH_BYTES = 4;
 const MAX_MATCH = 258;
 /** Bytes ahead of the current position needed to find a match there and, lazily, one byte later (zlib's). */
 const MIN_LOOKAHEAD = MAX_MATCH + MIN_MATCH + 1;
@@ -87,7 +96,14 @@ const EFFORT: readonly Effort[] = [
   { good: 4, lazy: 6, nice: 32, chain: 32 },
   { good: 4, lazy: 4, nice: 16, chain: 16 },
   { good: 8, lazy: 16, nice: 32, chain: 32 },
-  { good: 8, lazy: 16, nice: 128, chain: 128 },
+  // zlib has good 8, chain 128. Every candidate already shares 4 bytes (HASH_BYTES), so a
+  // 6-byte match is good enough to search only a quarter of the chain one byte later, and 64
+  // candidates find nearly what 128 do. On random text over 4 letters (the worst input found:
+  // every position has a 6–8 byte match somewhere in the window, and searching longer finds
+  // barely better) 11.5 candidates per byte instead of 28 (38 with 3-byte hashing): with the
+  // 4-byte hash, 2.45× faster than before on Deno (267 → 109 ms/MiB), English-like text 2.1×,
+  // JSON 1.2×; every input of bench/deflate.ts still compresses at least as well as before.
+  { good: 6, lazy: 16, nice: 128, chain: 64 },
   { good: 8, lazy: 32, nice: 128, chain: 256 },
   { good: 32, lazy: 128, nice: 258, chain: 1024 },
   { good: 32, lazy: 258, nice: 258, chain: 4096 },
@@ -582,9 +598,35 @@ function longestMatch(
 
 const HASH_MULTIPLIER = 0x9e3779b1 | 0;
 
-/** Hash of the 3 bytes at `at`, `32 − shift` bits. */
+/**
+ * Indexes the positions `from` to `to` (inclusive; none if `to` < `from`), each with
+ * {@linkcode HASH_BYTES} bytes in the window: the positions a match covers. The 4 bytes
+ * hashed roll along, one load per position instead of hashAt's four: this is most of the
+ * work on highly repetitive input, where it makes deflate 1.6× faster (Deno).
+ */
+function insertRange(
+  window: Uint8Array,
+  head: Uint16Array,
+  prev: Uint16Array,
+  shift: number,
+  from: number,
+  to: number,
+): void {
+  if (to < from) return;
+  const windowMask = prev.length - 1;
+  let bytes = (window[from] << 8) | (window[from + 1] << 16) | (window[from + 2] << 24);
+  for (let at = from; at <= to; at++) {
+    bytes = (bytes >>> 8) | (window[at + 3] << 24);
+    const h = Math.imul(bytes, HASH_MULTIPLIER) >>> shift;
+    prev[at & windowMask] = head[h];
+    head[h] = at;
+  }
+}
+
+/** Hash of the {@linkcode HASH_BYTES} (4) bytes at `at`, `32 − shift` bits. */
 function hashAt(window: Uint8Array, at: number, shift: number): number {
-  return Math.imul(window[at] | (window[at + 1] << 8) | (window[at + 2] << 16), HASH_MULTIPLIER) >>> shift;
+  const bytes = window[at] | (window[at + 1] << 8) | (window[at + 2] << 16) | (window[at + 3] << 24);
+  return Math.imul(bytes, HASH_MULTIPLIER) >>> shift;
 }
 
 /** The large buffers of a deflater at level 1–9. */
@@ -780,7 +822,7 @@ export class Deflater {
       head.fill(0);
       return;
     }
-    for (let at = 0; at + MIN_MATCH <= end; at++) head[hashAt(window, at, this.#hashShift)] = 0;
+    for (let at = 0; at + HASH_BYTES <= end; at++) head[hashAt(window, at, this.#hashShift)] = 0;
   }
 
   /**
@@ -835,7 +877,7 @@ export class Deflater {
       }
 
       let candidate = 0;
-      if (lookahead >= MIN_MATCH) {
+      if (lookahead >= HASH_BYTES) {
         const h = hashAt(window, strstart, hashShift);
         candidate = head[h];
         prev[strstart & windowMask] = candidate;
@@ -852,12 +894,9 @@ export class Deflater {
           lookahead -= length;
           const end = strstart + length;
           // At these levels, indexing every position of a long match costs more than it finds.
-          if (length <= lazy && lookahead >= MIN_MATCH) {
-            while (++strstart < end) {
-              const h = hashAt(window, strstart, hashShift);
-              prev[strstart & windowMask] = head[h];
-              head[h] = strstart;
-            }
+          // Each position indexed, up to end − 1, needs HASH_BYTES bytes: end − 1 + HASH_BYTES ≤ end + lookahead.
+          if (length <= lazy && lookahead >= HASH_BYTES - 1) {
+            insertRange(window, head, prev, hashShift, strstart + 1, end - 1);
           }
           strstart = end;
         } else {
@@ -887,17 +926,12 @@ export class Deflater {
         }
         if (prevLength >= MIN_MATCH && matchLength <= prevLength) {
           // The match at the previous position wins: emit it, and index the positions it covers.
-          const maxInsert = strstart + lookahead - MIN_MATCH;
+          const maxInsert = strstart + lookahead - HASH_BYTES;
           syms[symCount++] = ((strstart - 1 - prevMatch) << 8) | (prevLength - MIN_MATCH);
           lookahead -= prevLength - 1;
-          for (let n = prevLength - 2; n > 0; n--) {
-            if (++strstart <= maxInsert) {
-              const h = hashAt(window, strstart, hashShift);
-              prev[strstart & windowMask] = head[h];
-              head[h] = strstart;
-            }
-          }
-          strstart++;
+          const last = strstart + prevLength - 2;
+          insertRange(window, head, prev, hashShift, strstart + 1, last < maxInsert ? last : maxInsert);
+          strstart += prevLength - 1;
           matchAvailable = false;
           matchLength = MIN_MATCH - 1;
         } else {
