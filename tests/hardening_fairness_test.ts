@@ -178,8 +178,9 @@ test(
   },
 );
 
-/** An unfinished message is ended within this, under keepalive 1 s + 1 s and a 1 s close timeout. */
-const UNFINISHED_DEADLINE_MS = 10_000;
+/** The server's `messageTimeout` here, and the deadline the test allows for it: five times that. */
+const MESSAGE_TIMEOUT_MS = 2000;
+const UNFINISHED_DEADLINE_MS = 5 * MESSAGE_TIMEOUT_MS;
 
 test(
   `fairness (${RUNTIME}): an unfinished compressed message held open with pongs between fragments is ended in time`,
@@ -196,6 +197,7 @@ test(
       pingInterval: 1000,
       pongTimeout: 1000,
       closeTimeout: 1000,
+      messageTimeout: MESSAGE_TIMEOUT_MS,
     };
     const run = await underAttack(
       options,
