@@ -138,12 +138,12 @@ export class FrameDecoder {
    * Largest payload piece handed to the sink in one call; a larger one comes in several. The
    * sink lowers it where a piece's cost is not bounded by its size (a compressed payload).
    */
-  maxPiece = Infinity;
+  maxPiece: number = Infinity;
   /**
    * Set by the sink to stop `write()` after the current header or piece: the sink has done
    * what it may in one call, and the caller feeds the rest of the chunk later.
    */
-  stop = false;
+  stop: boolean = false;
 
   #state = State.Header;
   /** Header bytes carried over from a previous chunk; made the first time a header is split. */
