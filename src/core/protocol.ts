@@ -818,7 +818,8 @@ export class Protocol<SideEvent = never> implements FrameSink {
       const doubled = Math.max(this.#binary.length * 2, 1024);
       let capacity = expected <= needed * 16 ? expected : Math.min(doubled, expected);
       if (!this.#frameFin) capacity = Math.max(capacity, doubled);
-      const grown = new Uint8Array(Math.max(capacity, needed));
+      // Never beyond the largest message allowed: what a connection may hold is counted in those.
+      const grown = new Uint8Array(Math.max(Math.min(capacity, this.#maxMessageSize), needed));
       if (this.#binaryLength > 0) grown.set(this.#binary.subarray(0, this.#binaryLength));
       this.#binary = grown;
     }
@@ -867,7 +868,12 @@ export class Protocol<SideEvent = never> implements FrameSink {
     } else {
       const length = this.#binaryLength;
       const buffer = this.#binary;
-      const data = length === buffer.length ? buffer : buffer.slice(0, length);
+      // A view when little of the buffer is unused: copying a large message would hold it twice.
+      const data = length === buffer.length
+        ? buffer
+        : (buffer.length - length) * 8 <= buffer.length
+        ? buffer.subarray(0, length)
+        : buffer.slice(0, length);
       this.#binary = EMPTY;
       this.#binaryLength = 0;
       this.emit({ type: "binary", data, final: true });
