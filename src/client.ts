@@ -160,7 +160,10 @@ async function open(
     ...options,
     url,
     extensions,
-    holdEndings: true, // Connection tells the core when the application has answered.
+    // Connection tells the core when the application has answered (endings wait for its replies),
+    // and reads the frames that came with the 101 within its per-turn bounds.
+    holdEndings: true,
+    leaveUnread: true,
   });
   // Adapters reject with a ConnectError.
   const transport = await adapter.connect(endpoint);

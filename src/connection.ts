@@ -360,7 +360,7 @@ export class Connection implements AsyncIterable<Message> {
    * @param protocol The core, already OPEN.
    * @param transport The byte stream it talks over.
    * @param options Timeouts.
-   * @param pending Events the core produced before this object existed (frames that came with the handshake).
+   * @param pending Events the core produced before this object existed (frames that came with the handshake, unless it left them unread: see `ProtocolOptions.leaveUnread`).
    */
   constructor(
     protocol: ServerProtocol | ClientProtocol,
@@ -382,7 +382,10 @@ export class Connection implements AsyncIterable<Message> {
     const interval = options.pingInterval ?? 20000;
     if (interval > 0) this.#keepalive = Keepalive.add(interval, this, Connection.#keepaliveTick);
     this.#dispatch(pending);
-    if (protocol.endingHeld) this.#hold();
+    // Frames that came with the handshake are read as any read is: within the per-turn bounds.
+    const unread = protocol.takeUnread();
+    if (unread) this.#process(unread, false);
+    else if (protocol.endingHeld) this.#hold();
     this.#scheduleWrite();
     this.#startReading();
   }

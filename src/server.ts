@@ -242,8 +242,9 @@ export class Sock {
    */
   async listen(endpoint: Partial<Endpoint> = {}): Promise<Listener["address"]> {
     const adapter = this.#options.adapter ?? detectAdapter();
-    // Connection tells the core when a handler has answered: endings wait for its replies.
-    const options = { ...adapter.protocolDefaults, ...this.#options, holdEndings: true };
+    // Connection tells the core when a handler has answered (endings wait for its replies), and reads
+    // the frames that came with the handshake within its per-turn bounds.
+    const options = { ...adapter.protocolDefaults, ...this.#options, holdEndings: true, leaveUnread: true };
     const listener = await adapter.listen(
       { hostname: endpoint.hostname ?? "0.0.0.0", port: endpoint.port ?? 0, tls: endpoint.tls },
       (transport) => this.#serve(transport, options).catch(this.#reportError),

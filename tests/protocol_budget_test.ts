@@ -6,9 +6,20 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { deflateRawSync } from "node:zlib";
 import { ServerProtocol } from "../src/core/server_protocol.ts";
+import { ClientProtocol } from "../src/core/client_protocol.ts";
+import { acceptToken } from "../src/core/handshake.ts";
 import { PerMessageDeflateServer } from "../src/core/deflate/permessage_deflate.ts";
 import type { ProtocolEvent } from "../src/core/protocol.ts";
-import { buildFrame, joinBytes, latin1Bytes, openServer, upgradeRequest } from "./_helpers.ts";
+import {
+  acceptResponseText,
+  buildFrame,
+  joinBytes,
+  latin1Bytes,
+  latin1Text,
+  openServer,
+  RFC_RANDOM,
+  upgradeRequest,
+} from "./_helpers.ts";
 
 const KEY = [1, 2, 3, 4];
 
@@ -144,4 +155,44 @@ test("receiveData() with limits, split at random offsets, gives the events of on
     }
     assert.deepEqual(events, expected, `maxWork ${maxWork}, maxMessages ${maxMessages}`);
   }
+});
+
+test("ServerProtocol with leaveUnread reads no early frame in accept(): takeUnread() hands them over, to read within limits", async () => {
+  const early = joinBytes(Array.from({ length: 50 }, (_, i) => buildFrame(0x81, `early ${i}`, KEY)));
+  const request = joinBytes([latin1Bytes(upgradeRequest()), early]);
+  const eager = new ServerProtocol();
+  eager.receiveData(request);
+  eager.events();
+  await eager.accept();
+  const expected = eager.events();
+  assert.equal(expected.length, 50, "by default accept() reads them all at once");
+
+  const server = new ServerProtocol({ leaveUnread: true });
+  server.receiveData(request);
+  server.events();
+  await server.accept();
+  assert.deepEqual(server.events(), [], "accept() read nothing");
+  const unread = server.takeUnread();
+  assert.deepEqual(unread, early);
+  assert.equal(server.takeUnread(), undefined, "handed over once");
+  const bounded = feedBounded(server, unread!, { maxMessages: 8 });
+  assert.deepEqual(bounded.events, expected);
+  assert.equal(bounded.calls, 7);
+});
+
+test("ClientProtocol with leaveUnread leaves the frames behind the 101 for takeUnread()", async () => {
+  const client = new ClientProtocol({
+    url: "ws://server.example.com/chat",
+    random: RFC_RANDOM,
+    leaveUnread: true,
+  });
+  await client.sendRequest();
+  const key = /Sec-WebSocket-Key: ([^\r]+)/i.exec(latin1Text(client.dataToSend()))![1];
+  client.receiveData(
+    joinBytes([latin1Bytes(acceptResponseText(await acceptToken(key))), buildFrame(0x81, "after")]),
+  );
+  assert.deepEqual(client.events().map((e) => e.type), ["accepted"]);
+  const unread = client.takeUnread()!;
+  assert.equal(client.receiveData(unread, { maxMessages: 1 }), unread.length);
+  assert.deepEqual(client.events(), [{ type: "text", data: "after", final: true }]);
 });

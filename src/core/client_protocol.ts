@@ -169,7 +169,7 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
       const extensions = completeExtensions(this.#options.extensions ?? [], agreed.extensions);
       this.open(agreed.protocol, extensions);
       this.emit({ type: "accepted", response });
-      if (result.rest.length > 0) super.receiveData(result.rest);
+      this.receiveAfterHandshake(result.rest.slice());
     } catch (error) {
       this.fail(error);
     }

@@ -172,6 +172,13 @@ export interface ProtocolOptions {
    * its close timeout). Default `false`: every ending takes effect at once.
    */
   holdEndings?: boolean;
+  /**
+   * Leave the frames that came with the handshake (a client's early frames, the frames behind a
+   * server's 101) unread, for the driver to take with {@linkcode Protocol.takeUnread} and feed to
+   * `receiveData()` with the limits it puts on every read (`maxWork`, `maxMessages`). Default
+   * `false`: the handshake reads them at once, whatever they cost.
+   */
+  leaveUnread?: boolean;
 }
 
 /** Options for one `receiveData()` call. */
@@ -272,6 +279,9 @@ export class Protocol<SideEvent = never> implements FrameSink {
   readonly #scriptedText: boolean;
   readonly #copySmall: boolean;
   readonly #holdEndings: boolean;
+  readonly #leaveUnread: boolean;
+  /** Bytes that came with the handshake, left unread (see `leaveUnread`). */
+  #unread: Uint8Array | undefined;
   /** A message was delivered since the driver last called `answered()`. */
   #unanswered = false;
   /** An ending held back until the messages before it are answered. */
@@ -329,6 +339,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
     this.#scriptedText = options.scriptedTextDecoding ?? false;
     this.#copySmall = options.copySmallMessages ?? false;
     this.#holdEndings = options.holdEndings ?? false;
+    this.#leaveUnread = options.leaveUnread ?? false;
     this.#decoder = new FrameDecoder(this, {
       expectMasked: !isClient,
       maxFrameSize: limit("maxFrameSize", options.maxFrameSize, this.#maxMessageSize, 0),
@@ -589,6 +600,25 @@ export class Protocol<SideEvent = never> implements FrameSink {
   }
 
   // ---- For the handshake layers -------------------------------------------
+
+  /**
+   * Takes the bytes that came with the handshake and were left unread (with `leaveUnread`):
+   * feed them to `receiveData()` before anything read later.
+   *
+   * @returns The bytes, owned by the caller, or `undefined` when there are none.
+   */
+  takeUnread(): Uint8Array | undefined {
+    const unread = this.#unread;
+    this.#unread = undefined;
+    return unread;
+  }
+
+  /** Reads (or with `leaveUnread` keeps) frames that came with the handshake; `bytes` become the core's. */
+  protected receiveAfterHandshake(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    if (this.#leaveUnread) this.#unread = bytes;
+    else this.receiveData(bytes);
+  }
 
   /** Queues raw bytes (HTTP heads and bodies); `handOver` when the caller never touches them again. */
   protected sendRaw(bytes: Uint8Array, handOver = false): void {

@@ -102,7 +102,8 @@ export class ServerProtocol extends Protocol<RequestEvent> {
   #factories: ServerExtensionFactory[];
   #request: UpgradeRequest | undefined;
   #token: Promise<string> | undefined;
-  #early: Uint8Array[] = [];
+  /** Bytes the client sent before the answer, in the first `#earlySize` bytes; grown as they come. */
+  #early = new Uint8Array(0);
   #earlySize = 0;
   /** `accept()` or `reject()` has been called. */
   #answered = false;
@@ -144,14 +145,20 @@ export class ServerProtocol extends Protocol<RequestEvent> {
   #receiveHandshake(chunk: Uint8Array): void {
     if (this.#request) {
       if (this.#rejecting || chunk.length === 0) return;
-      this.#earlySize += chunk.length;
-      if (this.#earlySize > MAX_EARLY_DATA) {
+      const size = this.#earlySize + chunk.length;
+      if (size > MAX_EARLY_DATA) {
         this.#failHandshake(
           new ProtocolError("client sent data before the handshake completed", 1002, { status: 400 }),
         );
         return;
       }
-      this.#early.push(chunk.slice());
+      if (size > this.#early.length) {
+        const grown = new Uint8Array(Math.min(MAX_EARLY_DATA, Math.max(size, this.#early.length * 2)));
+        grown.set(this.#early.subarray(0, this.#earlySize));
+        this.#early = grown;
+      }
+      this.#early.set(chunk, this.#earlySize);
+      this.#earlySize = size;
       return;
     }
     try {
@@ -200,9 +207,9 @@ export class ServerProtocol extends Protocol<RequestEvent> {
     if (this.readyState !== ReadyState.Connecting) return false;
     this.sendRaw(acceptResponse(request, token, header, options), true);
     this.open(options.protocol ?? "", extensions);
-    const early = this.#early;
-    this.#early = [];
-    for (const chunk of early) super.receiveData(chunk);
+    const early = this.#early.subarray(0, this.#earlySize);
+    this.#early = new Uint8Array(0);
+    this.receiveAfterHandshake(early);
     return true;
   }
 
@@ -237,7 +244,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
     this.sendRaw(formatResponse(code, headers), true);
     this.#answered = true;
     this.#rejecting = true;
-    this.#early = [];
+    this.#early = new Uint8Array(0);
     this.rejectData(body ?? new Uint8Array(0), final);
   }
 
