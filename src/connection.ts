@@ -998,25 +998,18 @@ export class Connection implements AsyncIterable<Message> {
     }
     this.#watchMessage();
     // What the handler sends in reply goes out with what the core queued: now, when a
-    // forEach() callback has answered every message, else once the handler waits for input
-    // or the turn ends. The next read need not wait for that write.
+    // forEach() callback has answered every message (and then an ending held for its replies),
+    // else once the handler waits for input or the turn ends. The next read need not wait.
     if (this.#consumer?.busy === false) {
-      // A forEach() callback answered every message: an ending held back for its replies follows them.
       this.#answered();
       this.#writeScheduled = true;
       this.#writeNow();
     } else {
       this.#scheduleWrite();
-      if (this.#protocol.endingHeld) this.#hold();
+      if (protocol.endingHeld) this.#hold();
     }
   }
 
-  /**
-   * The core holds back an ending (a violation, the peer's close frame, EOF) that follows
-   * messages the application has not answered: it takes effect when the application next waits
-   * for a message (`#answered`), or after the close timeout if it does not (RFC 6455 §5.5.1
-   * allows finishing the current message before answering a close).
-   */
   /** A message that started arriving must be complete within `messageTimeout`. */
   #watchMessage(): void {
     if (!this.#protocol.receivingMessage) {
@@ -1033,6 +1026,12 @@ export class Connection implements AsyncIterable<Message> {
     );
   }
 
+  /**
+   * The core holds back an ending (a violation, the peer's close frame, EOF) that follows
+   * messages the application has not answered: it takes effect when the application next waits
+   * for a message (`#answered`), or after the close timeout if it does not (RFC 6455 §5.5.1
+   * allows finishing the current message before answering a close).
+   */
   #hold(): void {
     if (this.#holdTimer !== undefined) return;
     // Not reading yet: a handler about to start reads within this turn; one that never reads
