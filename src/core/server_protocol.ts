@@ -70,6 +70,9 @@ export interface RejectOptions {
  */
 const MAX_EARLY_DATA = 524288;
 
+/** Shared by every connection that has no early data (most): one empty array, not one each. */
+const NO_BYTES = new Uint8Array(0);
+
 /**
  * The server side of a WebSocket connection, without I/O.
  *
@@ -103,7 +106,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
   #request: UpgradeRequest | undefined;
   #token: Promise<string> | undefined;
   /** Bytes the client sent before the answer, in the first `#earlySize` bytes; grown as they come. */
-  #early = new Uint8Array(0);
+  #early = NO_BYTES;
   #earlySize = 0;
   /** `accept()` or `reject()` has been called. */
   #answered = false;
@@ -208,7 +211,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
     this.sendRaw(acceptResponse(request, token, header, options), true);
     this.open(options.protocol ?? "", extensions);
     const early = this.#early.subarray(0, this.#earlySize);
-    this.#early = new Uint8Array(0);
+    this.#early = NO_BYTES;
     this.receiveAfterHandshake(early);
     return true;
   }
@@ -244,7 +247,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
     this.sendRaw(formatResponse(code, headers), true);
     this.#answered = true;
     this.#rejecting = true;
-    this.#early = new Uint8Array(0);
+    this.#early = NO_BYTES;
     this.rejectData(body ?? new Uint8Array(0), final);
   }
 
