@@ -195,20 +195,26 @@ export function delivered(clientPort: number, serverPort: number): boolean {
   return sending === 0 && unread === 0;
 }
 
-/** `tests/fixtures/hardening_server.ts` running in a child process. */
-export interface ServerChild extends Child {
+/** A server fixture (`tests/fixtures/hardening_server.ts` by default) running in a child process. */
+export interface ServerChild<S = Stats> extends Child {
   port: number;
   /** `ws://127.0.0.1:PORT`. */
   url: string;
-  /** Sends a `/control` command and returns the server's `Stats`. */
-  control(command: string): Promise<Stats>;
+  /** Sends a `/control` command and returns the server's answer (`Stats` for the hardening server). */
+  control(command: string): Promise<S>;
   /** Kills the server if it still runs and waits for it. */
   stop(): Promise<void>;
 }
 
-/** Starts the hardening server with these `Sock` options. */
-export async function startServer(options: Record<string, unknown> = {}): Promise<ServerChild> {
-  const child = spawnScript("./fixtures/hardening_server.ts", ["--options", JSON.stringify(options)]);
+/**
+ * Starts a server fixture with these `Sock` options: the hardening server unless `script` names
+ * another that prints `listening on ws://…` and answers `/control` commands with JSON.
+ */
+export async function startServer<S = Stats>(
+  options: Record<string, unknown> = {},
+  { script = "./fixtures/hardening_server.ts", controlTimeout = 10000 } = {},
+): Promise<ServerChild<S>> {
+  const child = spawnScript(script, ["--options", JSON.stringify(options)]);
   let port: number;
   try {
     port = Number((await child.line(/^listening on ws:\/\/[\d.]+:(\d+)/, 20000))[1]);
@@ -225,7 +231,7 @@ export async function startServer(options: Record<string, unknown> = {}): Promis
     async control(command) {
       control ??= await connect(`${url}/control`, { pingInterval: 0, timeout: 10000 });
       await control.send(command);
-      return JSON.parse(await control.receive({ timeout: 10000 }) as string);
+      return JSON.parse(await control.receive({ timeout: controlTimeout }) as string);
     },
     async stop() {
       control?.terminate();

@@ -10,36 +10,17 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "../src/client.ts";
 import type { PublishStats } from "./fixtures/publish_server.ts";
-import { RawPeer, RUNTIME, sleep, spawnScript } from "./_hardening.ts";
+import { RawPeer, RUNTIME, type ServerChild, sleep, startServer } from "./_hardening.ts";
 
 /** `tests/fixtures/publish_server.ts` in a child process, with a control connection. */
-async function startPublishServer(options: Record<string, unknown>) {
-  const child = spawnScript("./fixtures/publish_server.ts", ["--options", JSON.stringify(options)]);
-  let port: number;
-  try {
-    port = Number((await child.line(/^listening on ws:\/\/[\d.]+:(\d+)/, 20000))[1]);
-  } catch (error) {
-    child.kill();
-    throw error;
-  }
-  const url = `ws://127.0.0.1:${port}`;
-  const control = await connect(`${url}/control`, { pingInterval: 0, timeout: 10000 });
-  return {
-    port,
-    url,
-    async command(command: string): Promise<PublishStats> {
-      await control.send(command);
-      return JSON.parse(await control.receive({ timeout: 60000 }) as string);
-    },
-    async stop() {
-      control.terminate();
-      child.kill();
-      await child.exited;
-    },
-  };
+function startPublishServer(options: Record<string, unknown>): Promise<PublishServer> {
+  return startServer<PublishStats>(options, {
+    script: "./fixtures/publish_server.ts",
+    controlTimeout: 60000,
+  });
 }
 
-type PublishServer = Awaited<ReturnType<typeof startPublishServer>>;
+type PublishServer = ServerChild<PublishStats>;
 
 /** The `q` quantile of `values` (0.99 for p99, 1 for the largest). */
 function quantile(values: number[], q: number): number {
@@ -103,18 +84,18 @@ async function honestClientStaysServed(
   try {
     await sleep(1000);
     const idle = honest.take();
-    await server.command("stats");
+    await server.control("stats");
     const start = performance.now();
     await attack(server, member);
-    let stats = await server.command("stats");
+    let stats = await server.control("stats");
     let stall = stats.stall;
     while (Object.keys(stats.outcomes).length === 0 && performance.now() - start < 30000) {
       await sleep(250);
-      stats = await server.command("stats");
+      stats = await server.control("stats");
       stall = Math.max(stall, stats.stall);
     }
     await sleep(500);
-    stats = await server.command("stats");
+    stats = await server.control("stats");
     stall = Math.max(stall, stats.stall);
     const load = honest.take();
     const bound = Math.max(10 * quantile(idle.rtts, 0.99), 750);
@@ -150,8 +131,8 @@ test(`publish() to a member cut for not reading (1008), then 20,000 small publis
   let published = -1;
   await honestClientStaysServed("cut member", { closeTimeout: 2000, pingInterval: 0 }, async (server) => {
     // Two 9 MiB messages pass maxBufferedAmount (16 MiB): the next publish cuts the member.
-    await server.command("publish 2 9437184");
-    published = (await server.command("publish 20000 16")).published;
+    await server.control("publish 2 9437184");
+    published = (await server.control("publish 20000 16")).published;
   });
   assert.equal(published, 0, "the cut member is not counted");
 });
@@ -160,8 +141,8 @@ test(`publish() to a member whose close is pending skips it, and 30,000 publishe
   let published = -1;
   await honestClientStaysServed("closing member", { closeTimeout: 2000, pingInterval: 0 }, async (server) => {
     // The member does not read, so it never answers our close frame: closing for closeTimeout.
-    await server.command("close");
-    published = (await server.command("publish 30000 16")).published;
+    await server.control("close");
+    published = (await server.control("publish 30000 16")).published;
   });
   assert.equal(published, 0, "a closing member is not counted");
 });
@@ -172,7 +153,7 @@ test(`publish() to a member that stops reading, until it is cut at maxBufferedAm
     { closeTimeout: 2000, pingInterval: 0 },
     // 40 MiB in 1 KiB messages, a hundred per turn: past 1 MiB (sendHighWaterMark) each send
     // waits on the socket's write, which the member never lets finish.
-    async (server) => void await server.command("spread 40000 1024"),
+    async (server) => void await server.control("spread 40000 1024"),
   );
   assert.equal(stats.published, 0, "the cut member is no longer counted");
 });
