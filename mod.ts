@@ -30,14 +30,9 @@ export {
   type NetErrorOptions,
 } from "./src/net_errors.ts";
 export { detectAdapter } from "./src/adapters/mod.ts";
-export {
-  Connection,
-  ConnectionClosed,
-  type ConnectionOptions,
-  type Message,
-  type MessagePart,
-  type TopicHub,
-} from "./src/connection.ts";
-export * from "./src/server.ts";
+export { Connection, type ConnectionOptions, type TopicHub } from "./src/connection/connection.ts";
+export { ConnectionClosed } from "./src/connection/closed.ts";
+export type { Message, MessagePart } from "./src/connection/inbox.ts";
+export * from "./src/server/sock.ts";
 export * from "./src/client.ts";
 export * from "./src/websocket.ts";

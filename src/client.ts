@@ -4,20 +4,21 @@
  * @module
  */
 
-import { ClientProtocol } from "./core/client_protocol.ts";
+import { type ClientEvent, ClientProtocol } from "./core/client_protocol.ts";
 import { PerMessageDeflateClient, type PerMessageDeflateOptions } from "./core/deflate/permessage_deflate.ts";
 import type { HandshakeResponse, HeadersInit } from "./core/handshake.ts";
 import type { ProtocolEvent, ProtocolOptions } from "./core/protocol.ts";
 import type { HeadLimits } from "./core/http.ts";
 import { detectAdapter } from "./adapters/mod.ts";
-import { Connection, type ConnectionOptions } from "./connection.ts";
+import { Connection, type ConnectionOptions } from "./connection/connection.ts";
+import { Link } from "./connection/link.ts";
 import { ConnectError, hostPort } from "./net_errors.ts";
 import type { Adapter, Endpoint, Transport } from "./transport.ts";
 
 /** Options of {@linkcode connect}. */
 export interface ConnectOptions extends ConnectionOptions, ProtocolOptions, HeadLimits {
   /** Subprotocols to offer. */
-  protocols?: string[];
+  subprotocols?: string[];
   /** Extra request headers. */
   headers?: HeadersInit;
   /** The runtime adapter; detected by default. */
@@ -156,7 +157,6 @@ async function open(
   const extensions = deflate ? [new PerMessageDeflateClient(deflate === true ? {} : deflate)] : [];
   const adapter = options.adapter ?? detectAdapter();
   const protocol = new ClientProtocol({
-    ...adapter.protocolDefaults,
     ...options,
     url,
     extensions,
@@ -169,6 +169,7 @@ async function open(
   const transport = await adapter.connect(endpoint);
   attempt.transport = transport;
   if (attempt.cancelled) transport.close();
+  const link = new Link(transport);
   try {
     await protocol.sendRequest();
     // A write fails only once the connection is gone (reads just end, below).
@@ -176,22 +177,26 @@ async function open(
       throw closedEarly(endpoint, error);
     });
     while (true) {
-      const chunk = await transport.read();
-      if (chunk === null) protocol.receiveEof();
-      else protocol.receiveData(chunk);
-      const events = protocol.events();
+      let events: ClientEvent[] = [];
+      await link.handshake((chunk) => {
+        if (chunk === null) protocol.receiveEof();
+        else protocol.receiveData(chunk);
+        events = protocol.events();
+        return events.length > 0;
+      });
       for (let i = 0; i < events.length; i++) {
         const event = events[i];
         if (event.type === "accepted") {
-          return new Connection(protocol, transport, options, events.slice(i + 1) as ProtocolEvent[]);
+          return new Connection(protocol, link, options, events.slice(i + 1) as ProtocolEvent[]);
         }
         if (event.type === "rejected") throw new HandshakeRejected(event.response, event.body);
         if (event.type === "failed") throw event.error;
         if (event.type === "closed") throw closedEarly(endpoint);
       }
+      if (link.ended) throw closedEarly(endpoint);
     }
   } catch (error) {
-    transport.close();
+    link.close();
     throw error;
   }
 }

@@ -3,10 +3,12 @@
  * Adapters (`src/adapters/`) are the only code that implements it with
  * runtime APIs.
  *
+ * I/O is push-only: the adapter owns its read loop (or the runtime's callbacks)
+ * and pushes every chunk into one {@linkcode TransportSink}; backpressure is
+ * `pause()`/`resume()`.
+ *
  * @module
  */
-
-import type { ProtocolOptions } from "./core/protocol.ts";
 
 /** A network address. */
 export interface NetAddress {
@@ -16,14 +18,49 @@ export interface NetAddress {
   port: number;
 }
 
+/**
+ * Where a transport's bytes go: one sink for the life of a connection (opening handshake, open,
+ * and the linger after a failure are its states).
+ */
+export interface TransportSink {
+  /**
+   * Bytes read, in a buffer handed over to the sink.
+   *
+   * @param chunk The bytes; the sink may keep them, and modify them.
+   * @returns `true` when the sink kept the buffer (or a view of it) past the call: the transport
+   *   then never reads into it again. `false` lets the transport read into it again.
+   */
+  data(chunk: Uint8Array): boolean;
+  /** The stream ended (EOF, reset, or `close()`); called once, and nothing follows it. */
+  end(): void;
+}
+
+/**
+ * What a runtime does faster one way than another, for the code that feeds the protocol core:
+ * facts about the runtime, declared by its adapter, never options a user sets.
+ */
+export interface RuntimeHints {
+  /**
+   * Copying a small binary message costs less than a view of the buffer it arrived in
+   * (JavaScriptCore, so Bun).
+   */
+  copySmallMessages?: boolean;
+  /** A `TextDecoder` call costs more than decoding a short text in script (Deno, where it is an op). */
+  scriptedTextDecoding?: boolean;
+}
+
 /** A byte stream: one TCP or TLS connection. */
 export interface Transport {
   /**
-   * Reads the next bytes, in a buffer the caller may keep and modify.
+   * Starts reading: every chunk read goes to `sink.data()`, then `sink.end()` once. Called once.
    *
-   * @returns The bytes, or `null` at end of stream (EOF, reset or close).
+   * @param sink Where the bytes go.
    */
-  read(): Promise<Uint8Array | null>;
+  start(sink: TransportSink): void;
+  /** Stops calling `sink.data()` (TCP pushes back on the peer) until `resume()`. */
+  pause(): void;
+  /** Calls `sink.data()` again after `pause()`, first with anything read meanwhile. */
+  resume(): void;
   /**
    * Writes buffers in order. Returns nothing when the runtime took every byte
    * at once; otherwise a promise that resolves once it has, so awaiting the
@@ -33,29 +70,10 @@ export interface Transport {
    * @returns Nothing, or a promise when the bytes are not all taken yet.
    */
   write(chunks: Uint8Array[]): Promise<void> | void;
-  /**
-   * Optional: takes back a buffer `read()` returned (or the receiver was given)
-   * that the caller no longer holds any part of, so the transport can read into
-   * it again instead of allocating a new one.
-   *
-   * @param chunk The buffer, as it was handed over.
-   */
-  release?(chunk: Uint8Array): void;
-  /**
-   * Optional push mode, for runtimes whose sockets call back with what they read (with `pause`
-   * and `resume`): from this call on, every chunk read goes to `receiver` as it arrives, and
-   * `null` at the end of the stream, instead of to `read()`; the receiver may keep and modify
-   * the chunk. Called with `undefined`, chunks go to `read()` again.
-   *
-   * @param receiver Called with each chunk, then with `null`; or `undefined` to stop.
-   */
-  receive?(receiver: ((chunk: Uint8Array | null) => void) | undefined): void;
-  /** Push mode: stops reading (TCP pushes back on the peer) until `resume()`. */
-  pause?(): void;
-  /** Push mode: reads again after `pause()`. */
-  resume?(): void;
-  /** Closes the connection; pending reads resolve `null`. Safe to call twice. */
+  /** Closes the connection; the sink's `end()` follows. Safe to call twice. */
   close(): void;
+  /** What this runtime does faster one way than another. */
+  readonly hints: RuntimeHints;
   /** The peer's address, when known. */
   readonly remoteAddress: NetAddress | undefined;
   /** This side's address, when known. */
@@ -84,13 +102,11 @@ export interface Endpoint {
 export interface Adapter {
   /** The runtime's name, for diagnostics. */
   readonly name: string;
-  /** Protocol options that suit this runtime; options given to `Sock` or `connect` override them. */
-  readonly protocolDefaults?: ProtocolOptions;
   /**
    * Listens and calls `onConnection` for every accepted connection.
    *
    * @param endpoint Where to listen.
-   * @param onConnection Called with each new connection.
+   * @param onConnection Called with each new connection, not started yet.
    * @returns The listener.
    * @throws {ListenError} When it cannot listen there (the promise rejects), with the same `code` on
    *   every runtime.
@@ -100,7 +116,8 @@ export interface Adapter {
    * Opens a connection.
    *
    * @param endpoint Where to connect.
-   * @returns The connection, once TCP is connected and, with TLS, the TLS handshake is done.
+   * @returns The connection, not started yet, once TCP is connected and, with TLS, the TLS handshake
+   *   is done.
    * @throws {ConnectError} When the connection or the TLS handshake fails (the promise rejects), with
    *   the same `code` on every runtime.
    */

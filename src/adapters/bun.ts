@@ -1,13 +1,13 @@
 /**
  * The Bun adapter: `Bun.listen` and `Bun.connect`, with and without TLS, as
- * sock transports. Bun pushes data to callbacks; this adapter hands it to a
- * receiver (push mode), or queues it for `read()` and pauses the socket while
- * the queue is full, and finishes partial writes on `drain`.
+ * sock transports. Bun pushes data to callbacks; this adapter hands it on to
+ * the sink, holds it while the sink pauses (and pauses the socket), and
+ * finishes partial writes on `drain`.
  *
  * @module
  */
 
-import type { Adapter, Endpoint, Listener, NetAddress, Transport } from "../transport.ts";
+import type { Adapter, Endpoint, Listener, NetAddress, RuntimeHints, Transport, TransportSink } from "../transport.ts";
 import {
   ConnectError,
   type ConnectErrorCode,
@@ -118,27 +118,32 @@ function listenFailed(error: unknown, endpoint: Endpoint): ListenError {
   });
 }
 
-/** Reads queued beyond this many bytes pause the socket until the reader catches up. */
+/** Bytes held before the sink starts beyond which the socket pauses until it does. */
 const HIGH_WATER = 1 << 20;
+
+/** On JavaScriptCore a view of a fresh buffer costs more than a copy of a small message. */
+const HINTS: RuntimeHints = { copySmallMessages: true };
 
 class BunTransport implements Transport {
   #socket: BunSocket;
-  /** What arrived before `read()` asked (made on first use: in push mode, never). */
-  #queue: Uint8Array[] | undefined;
-  #queued = 0;
-  /** Paused because the queue is full. */
+  #sink: TransportSink | undefined;
+  /** What arrived while paused (or before `start()`), in order; made on first use. */
+  #held: Uint8Array[] | undefined;
+  #heldBytes = 0;
+  /** Paused by the sink: chunks are held. */
   #paused = false;
-  /** Paused by the receiver (push mode). */
-  #held = false;
+  /** The socket itself is paused (Bun reads nothing more from the kernel). */
+  #socketPaused = false;
   /** Nothing more to read: the peer sent FIN, or the socket closed. */
   #ended = false;
+  /** The sink was told. */
+  #endSent = false;
   /** The socket closed: nothing can be written either. */
   #closed = false;
-  #reader: ((bytes: Uint8Array | null) => void) | undefined;
-  #receiver: ((bytes: Uint8Array | null) => void) | undefined;
   /** Buffers Bun has not taken yet, waiting for `drain` (made on first use: Bun usually takes all). */
   #pending: Uint8Array[] | undefined;
   #drained: (() => void) | undefined;
+  readonly hints: RuntimeHints = HINTS;
   // Read at once, though each costs a system call: Bun forgets them once the socket closes.
   readonly remoteAddress: NetAddress | undefined;
   readonly localAddress: NetAddress | undefined;
@@ -149,22 +154,22 @@ class BunTransport implements Transport {
     this.localAddress = { hostname: local, port: socket.localPort };
   }
 
-  /** Bun's `data` callback: each call brings a fresh buffer, which can be handed over as is. */
+  start(sink: TransportSink): void {
+    this.#sink = sink;
+    this.#deliver();
+  }
+
+  /** Bun's `data` callback: each call brings a fresh buffer, handed over as is. */
   push(bytes: Uint8Array): void {
-    // To the receiver, unless it holds reads back or earlier chunks still wait (order is kept).
-    if (this.#receiver && !this.#held && !this.#queue?.length) return this.#receiver(bytes);
-    if (this.#reader) {
-      const reader = this.#reader;
-      this.#reader = undefined;
-      reader(bytes);
+    const sink = this.#sink;
+    // Straight to the sink, unless it paused or earlier chunks still wait (order is kept).
+    if (sink && !this.#paused && !this.#held?.length) {
+      sink.data(bytes);
       return;
     }
-    (this.#queue ??= []).push(bytes);
-    this.#queued += bytes.length;
-    if (this.#queued > HIGH_WATER && !this.#paused) {
-      this.#paused = true;
-      if (!this.#held) this.#socket.pause();
-    }
+    (this.#held ??= []).push(bytes);
+    this.#heldBytes += bytes.length;
+    if (this.#paused || this.#heldBytes > HIGH_WATER) this.#pauseSocket();
   }
 
   /**
@@ -174,69 +179,56 @@ class BunTransport implements Transport {
   eof(): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#reader?.(null);
-    this.#reader = undefined;
-    // Later, not from inside close(), which the receiver may have called while handling a chunk.
-    if (this.#receiver) queueMicrotask(() => this.#deliver());
+    this.#deliver();
   }
 
   /** Bun's `close` or `error`: the socket is gone; a write waiting for `drain` is over too. */
   closed(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#held = undefined;
     this.eof();
     this.#drained?.();
   }
 
-  receive(receiver: ((bytes: Uint8Array | null) => void) | undefined): void {
-    this.#receiver = receiver;
-    // Back to read(), which must see what follows; or to the receiver, from what waits.
-    if (receiver === undefined) this.resume();
-    else this.#deliver();
-  }
-
-  /** Push mode: hands the receiver what waits while it does not hold reads back, then the end. */
+  /** Hands the sink what was held while it does not pause, then the end of the stream. */
   #deliver(): void {
-    const receiver = this.#receiver;
-    const queue = this.#queue;
-    while (receiver && this.#receiver === receiver && !this.#held && queue?.length) {
-      receiver(this.#unqueue()!);
+    const sink = this.#sink;
+    if (!sink) return;
+    const held = this.#held;
+    while (!this.#paused && held?.length) {
+      const bytes = held.shift()!;
+      this.#heldBytes -= bytes.length;
+      sink.data(bytes);
     }
-    if (this.#ended && receiver && !this.#held && !queue?.length) {
-      queueMicrotask(() => this.#receiver === receiver && receiver(null));
+    if (!this.#paused && this.#socketPaused && !this.#ended) {
+      this.#socketPaused = false;
+      this.#socket.resume();
+    }
+    // After a close, at once; after the peer's FIN, once what came before it was taken. Later, not
+    // from inside close(), which the sink may have called while handling a chunk.
+    if (this.#ended && !this.#endSent && (this.#closed || (!this.#paused && !held?.length))) {
+      this.#endSent = true;
+      queueMicrotask(() => sink.end());
     }
   }
 
-  /** The oldest chunk waiting, if any; reading resumes once the queue is down to half its limit. */
-  #unqueue(): Uint8Array | undefined {
-    const bytes = this.#queue?.shift();
-    if (bytes === undefined) return undefined;
-    this.#queued -= bytes.length;
-    if (this.#paused && this.#queued <= HIGH_WATER / 2) {
-      this.#paused = false;
-      if (!this.#held) this.#socket.resume();
-    }
-    return bytes;
+  #pauseSocket(): void {
+    if (this.#socketPaused || this.#ended) return;
+    this.#socketPaused = true;
+    this.#socket.pause();
   }
 
   pause(): void {
-    if (this.#held) return;
-    this.#held = true;
-    if (!this.#paused && !this.#ended) this.#socket.pause();
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#pauseSocket();
   }
 
   resume(): void {
-    if (!this.#held) return;
-    this.#held = false;
-    if (!this.#paused && !this.#ended) this.#socket.resume();
+    if (!this.#paused) return;
+    this.#paused = false;
     this.#deliver();
-  }
-
-  read(): Promise<Uint8Array | null> {
-    const bytes = this.#unqueue();
-    if (bytes) return Promise.resolve(bytes);
-    if (this.#ended) return Promise.resolve(null);
-    return new Promise((resolve) => this.#reader = resolve);
   }
 
   write(chunks: Uint8Array[]): Promise<void> | void {
@@ -317,13 +309,14 @@ function handler(
  *   transport.close();
  * });
  * const client = await bunAdapter.connect(listener.address);
- * console.log(new TextDecoder().decode((await client.read())!)); // "hi"
+ * client.start({
+ *   data: (chunk) => (console.log(new TextDecoder().decode(chunk)), false), // "hi"
+ *   end: () => client.close(),
+ * });
  * ```
  */
 export const bunAdapter: Adapter = {
   name: "bun",
-  // On JavaScriptCore a view of a fresh buffer costs more than a copy of a small message.
-  protocolDefaults: { copySmallMessages: true },
   listen(endpoint: Endpoint, onConnection: (transport: Transport) => void): Promise<Listener> {
     const { hostname, port, tls } = endpoint;
     let local: string | undefined;

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Adapter, Endpoint, Listener, NetAddress, Transport } from "../transport.ts";
+import type { Adapter, Endpoint, Listener, NetAddress, RuntimeHints, Transport, TransportSink } from "../transport.ts";
 import {
   ConnectError,
   type ConnectErrorCode,
@@ -92,15 +92,18 @@ function address(addr: Deno.Addr | undefined): NetAddress | undefined {
   return addr && "hostname" in addr ? { hostname: addr.hostname, port: addr.port } : undefined;
 }
 
+/** Deno does a `TextDecoder` call as an op, costlier than decoding a short text in script. */
+const HINTS: RuntimeHints = { scriptedTextDecoding: true };
+
 class DenoTransport implements Transport {
   #conn: Deno.Conn;
-  /** The buffer to read into next; `undefined` after it was handed over. */
-  #buffer: Uint8Array | undefined = new Uint8Array(SMALL_READ_SIZE);
-  /** The size of the next read buffer, once the last was handed over. */
-  #nextSize = SMALL_READ_SIZE;
-  /** A handed-over buffer given back by `release()`. */
-  #spare: Uint8Array | undefined;
+  #sink: TransportSink | undefined;
+  /** The buffer to read into next: the last one, unless the sink kept it. */
+  #buffer = new Uint8Array(SMALL_READ_SIZE);
+  /** Set while paused: reading resumes when it resolves. */
+  #paused: PromiseWithResolvers<void> | undefined;
   #closed = false;
+  readonly hints: RuntimeHints = HINTS;
   readonly remoteAddress: NetAddress | undefined;
   readonly localAddress: NetAddress | undefined;
 
@@ -116,37 +119,50 @@ class DenoTransport implements Transport {
     this.localAddress = address(conn.localAddr);
   }
 
-  async read(): Promise<Uint8Array | null> {
-    if (this.#closed) return null;
-    let buffer = this.#buffer;
-    if (!buffer) {
-      // The spare given back, or a fresh buffer if none came back.
-      buffer = this.#spare?.length === this.#nextSize ? this.#spare : new Uint8Array(this.#nextSize);
-      this.#buffer = buffer;
-      this.#spare = undefined;
-    }
-    let n: number | null;
-    try {
-      n = await this.#conn.read(buffer);
-    } catch {
-      return null;
-    }
-    if (n === null) return null;
-    // Hand this buffer over, without a copy (on Deno, allocating even a small buffer costs more than
-    // the rest of the read), and read into the one `release()` gives back, or else a new one: a
-    // larger one once reads fill their buffer, the small one again once they are small.
-    this.#buffer = undefined;
-    this.#nextSize = n === buffer.length
-      ? Math.min(buffer.length * 16, READ_SIZE)
-      : n < SHRINK_BELOW
-      ? SMALL_READ_SIZE
-      : buffer.length;
-    return buffer.subarray(0, n);
+  start(sink: TransportSink): void {
+    this.#sink = sink;
+    this.#readLoop();
   }
 
-  release(chunk: Uint8Array): void {
-    // Only what read() returned: a view from the start of one of this transport's buffers.
-    if (chunk.byteOffset === 0) this.#spare = new Uint8Array(chunk.buffer);
+  /** Reads until the end of the stream, handing each chunk to the sink, and waits while paused. */
+  async #readLoop(): Promise<void> {
+    const sink = this.#sink!;
+    let buffer = this.#buffer;
+    while (!this.#closed) {
+      let n: number | null;
+      try {
+        n = await this.#conn.read(buffer);
+      } catch {
+        break;
+      }
+      if (n === null) break;
+      // A chunk read while paused waits for resume (the read was already under way).
+      while (this.#paused && !this.#closed) await this.#paused.promise;
+      if (this.#closed) break;
+      // The buffer is handed over without a copy (on Deno, allocating even a small buffer costs
+      // more than the rest of the read); the next read goes into it again unless the sink kept it,
+      // else into a new one: larger once reads fill their buffer, the small one again once they are small.
+      const kept = sink.data(buffer.subarray(0, n));
+      const size = n === buffer.length
+        ? Math.min(buffer.length * 16, READ_SIZE)
+        : n < SHRINK_BELOW
+        ? SMALL_READ_SIZE
+        : buffer.length;
+      if (kept || size !== buffer.length) buffer = new Uint8Array(size);
+      while (this.#paused && !this.#closed) await this.#paused.promise;
+    }
+    this.#closed = true;
+    sink.end();
+  }
+
+  pause(): void {
+    this.#paused ??= Promise.withResolvers();
+  }
+
+  resume(): void {
+    const paused = this.#paused;
+    this.#paused = undefined;
+    paused?.resolve();
   }
 
   write(chunks: Uint8Array[]): Promise<void> {
@@ -178,6 +194,8 @@ class DenoTransport implements Transport {
     } catch {
       // Already closed by the peer.
     }
+    // A read loop waiting for resume ends now; one waiting for a read ends as the read fails.
+    this.resume();
   }
 }
 
@@ -194,15 +212,18 @@ class DenoTransport implements Transport {
  *   transport.close();
  * });
  * const client = await denoAdapter.connect(listener.address);
- * assertEquals(new TextDecoder().decode((await client.read())!), "hi");
+ * const received = Promise.withResolvers<string>();
+ * client.start({
+ *   data: (chunk) => (received.resolve(new TextDecoder().decode(chunk)), false),
+ *   end: () => {},
+ * });
+ * assertEquals(await received.promise, "hi");
  * client.close();
  * listener.close();
  * ```
  */
 export const denoAdapter: Adapter = {
   name: "deno",
-  // A TextDecoder call is an op call on Deno: costlier than decoding a short text in script.
-  protocolDefaults: { scriptedTextDecoding: true },
   listen(endpoint: Endpoint, onConnection: (transport: Transport) => void): Promise<Listener> {
     const { hostname, port, tls } = endpoint;
     let listener: Deno.Listener;

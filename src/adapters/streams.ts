@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Adapter, Endpoint, Listener, NetAddress, Transport } from "../transport.ts";
+import type { Adapter, Endpoint, Listener, NetAddress, RuntimeHints, Transport, TransportSink } from "../transport.ts";
 import { ConnectError, SYSTEM_CONNECT_CODES, systemCode } from "../net_errors.ts";
 
 /**
@@ -58,8 +58,6 @@ export interface StreamTransportOptions {
 
 /** Size of the buffers a byte stream is read into. */
 const READ_SIZE = 65536;
-/** BYOB reads smaller than this are copied out, so their buffer is reused for the next read. */
-const COPY_BELOW = 4096;
 
 /** A plain `Uint8Array` view of a chunk, or a `TypeError` for something that is not bytes. */
 function bytesOf(chunk: unknown): Uint8Array {
@@ -79,9 +77,10 @@ class StreamTransport implements Transport {
   #byob: boolean;
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   #copy: boolean;
-  /** The BYOB read buffer; `undefined` after it was handed to the caller. */
-  #buffer: Uint8Array | undefined;
+  /** Set while paused: reading resumes when it resolves. */
+  #paused: PromiseWithResolvers<void> | undefined;
   #closed = false;
+  readonly hints: RuntimeHints = {};
   readonly remoteAddress: NetAddress | undefined;
   readonly localAddress: NetAddress | undefined;
 
@@ -101,42 +100,61 @@ class StreamTransport implements Transport {
     this.#copy = options.copy ?? true;
     this.remoteAddress = options.remoteAddress;
     this.localAddress = options.localAddress;
-    // A failed stream surfaces as `null` from read() or a rejected write(); no unhandled rejections.
+    // A failed stream surfaces as the sink's end() or a rejected write(); no unhandled rejections.
     this.#reader.closed.catch(() => {});
     this.#writer.closed.catch(() => {});
   }
 
-  async read(): Promise<Uint8Array | null> {
+  start(sink: TransportSink): void {
+    this.#readLoop(sink);
+  }
+
+  /** Reads until the stream ends, handing each chunk to the sink, and waits while paused. */
+  async #readLoop(sink: TransportSink): Promise<void> {
+    // The BYOB read buffer: the last one again, unless the sink kept it.
+    let buffer = new Uint8Array(0);
     while (!this.#closed) {
+      while (this.#paused && !this.#closed) await this.#paused.promise;
+      if (this.#closed) break;
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
         if (this.#byob) {
-          const buffer = this.#buffer ?? new Uint8Array(READ_SIZE);
-          this.#buffer = undefined;
+          if (buffer.byteLength === 0) buffer = new Uint8Array(READ_SIZE);
           result = await (this.#reader as ReadableStreamBYOBReader).read(buffer);
         } else {
           result = await (this.#reader as ReadableStreamDefaultReader<Uint8Array>).read();
         }
       } catch {
         // The stream errored, or the transport was closed meanwhile: the end either way.
-        return null;
+        break;
       }
-      if (result.done) return null;
+      if (result.done) break;
       let bytes: Uint8Array;
       if (this.#byob) {
         bytes = result.value;
-        if (bytes.length < COPY_BELOW) {
-          // The read moved our buffer into `bytes.buffer`: copy the few bytes out and read into it again.
-          this.#buffer = new Uint8Array(bytes.buffer);
-          bytes = bytes.slice();
-        }
+        // The read moved our buffer into `bytes.buffer`: read into it again unless the sink keeps it.
+        buffer = new Uint8Array(bytes.buffer);
       } else {
         bytes = bytesOf(result.value);
         if (this.#copy) bytes = bytes.slice();
       }
-      if (bytes.length > 0) return bytes;
+      if (bytes.length === 0) continue;
+      while (this.#paused && !this.#closed) await this.#paused.promise;
+      if (this.#closed) break;
+      if (sink.data(bytes) && this.#byob) buffer = new Uint8Array(0);
     }
-    return null;
+    this.#closed = true;
+    sink.end();
+  }
+
+  pause(): void {
+    this.#paused ??= Promise.withResolvers();
+  }
+
+  resume(): void {
+    const paused = this.#paused;
+    this.#paused = undefined;
+    paused?.resolve();
   }
 
   async write(chunks: Uint8Array[]): Promise<void> {
@@ -150,8 +168,10 @@ class StreamTransport implements Transport {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    // Pending reads resolve done (read() returns null); bytes already queued for writing are still flushed.
+    // A pending read resolves done, and the sink's end() follows; bytes already queued for writing are
+    // still flushed.
     this.#reader.cancel().catch(() => {});
+    this.resume();
     this.#writer.close().catch(() => this.#writer.abort().catch(() => {}));
     try {
       this.#pair.close?.();
@@ -164,9 +184,10 @@ class StreamTransport implements Transport {
 /**
  * Wraps a pair of byte streams as a sock {@linkcode Transport}.
  *
- * `read()` returns buffers the caller may keep: a byte stream is read with a
- * BYOB reader into the transport's own fresh buffers; chunks of any other
- * stream are copied unless `options.copy` is `false`. `write()` resolves once
+ * The sink gets buffers it may keep: a byte stream is read with a BYOB
+ * reader into the transport's own buffers (read into again when the sink
+ * did not keep them); chunks of any other stream are copied unless
+ * `options.copy` is `false`. `write()` resolves once
  * the writable stream's sink accepted every chunk (backpressure). `close()`
  * cancels the readable, closes the writable (queued bytes are still
  * delivered; it is aborted if closing fails), calls `pair.close()` if there
@@ -183,12 +204,14 @@ class StreamTransport implements Transport {
  * import { assertEquals } from "@std/assert";
  *
  * const transport = streamTransport(new TransformStream<Uint8Array, Uint8Array>());
- * // The write resolves once the bytes were taken, here by the read below (backpressure).
- * const written = transport.write([new TextEncoder().encode("hi")]);
- * assertEquals(new TextDecoder().decode((await transport.read())!), "hi");
- * await written;
+ * const read: string[] = [];
+ * const ended = Promise.withResolvers<void>();
+ * transport.start({ data: (chunk) => (read.push(new TextDecoder().decode(chunk)), false), end: ended.resolve });
+ * // The write resolves once the bytes were taken, here by the reader (backpressure).
+ * await transport.write([new TextEncoder().encode("hi")]);
  * transport.close();
- * assertEquals(await transport.read(), null);
+ * await ended.promise;
+ * assertEquals(read, ["hi"]);
  * ```
  */
 export function streamTransport(pair: StreamPair, options: StreamTransportOptions = {}): Transport {

@@ -4,19 +4,20 @@
  * @module
  */
 
-import type { HeadersInit, UpgradeRequest } from "./core/handshake.ts";
-import { type ProtocolEvent, ReadyState } from "./core/protocol.ts";
-import { ServerProtocol, type ServerProtocolOptions } from "./core/server_protocol.ts";
-import { type PerMessageDeflateOptions, PerMessageDeflateServer } from "./core/deflate/permessage_deflate.ts";
-import { detectAdapter } from "./adapters/mod.ts";
-import {
-  Connection,
-  ConnectionClosed,
-  type ConnectionOptions,
-  type Message,
-  type TopicHub,
-} from "./connection.ts";
-import type { Adapter, Endpoint, Listener, Transport } from "./transport.ts";
+import type { HeadersInit, UpgradeRequest } from "../core/handshake.ts";
+import { type ProtocolEvent, ReadyState } from "../core/protocol.ts";
+import { ServerProtocol, type ServerProtocolOptions } from "../core/server_protocol.ts";
+import { type PerMessageDeflateOptions, PerMessageDeflateServer } from "../core/deflate/permessage_deflate.ts";
+import { CloseCode } from "../core/close.ts";
+import { detectAdapter } from "../adapters/mod.ts";
+import { Connection, type ConnectionOptions, type TopicHub } from "../connection/connection.ts";
+import { ConnectionClosed, ignore } from "../connection/closed.ts";
+import type { Message } from "../connection/inbox.ts";
+import { Link } from "../connection/link.ts";
+import type { Adapter, Endpoint, Listener, Transport } from "../transport.ts";
+import { Deadlines } from "../timers.ts";
+import { Router } from "./router.ts";
+import { Topics } from "./topics.ts";
 
 /** What a handler learns about the request that opened its connection. */
 export interface RouteRequest {
@@ -49,8 +50,8 @@ export interface HttpResponse {
 /** What the `upgrade` hook decides: accept with these settings, or `{ reject }`. */
 export type UpgradeDecision =
   | {
-    /** The subprotocol: one the client offered, or `null` for none. Default: the `protocols` option's pick. */
-    protocol?: string | null;
+    /** The subprotocol: one the client offered, or `null` for none. Default: the `subprotocols` option's pick. */
+    subprotocol?: string | null;
     /** Extra 101 response headers. */
     headers?: HeadersInit;
     /** Per-connection data, as `ws.data`. */
@@ -69,7 +70,7 @@ export interface SockOptions extends ServerProtocolOptions, ConnectionOptions {
    * offered is chosen, whatever the client's own order (the `upgrade` hook can decide otherwise).
    * None is chosen when the client offered none of them.
    */
-  protocols?: string[];
+  subprotocols?: string[];
   /** Allowed `Origin` values; others (and a missing Origin) get 403. Default: any. */
   origins?: string[];
   /** Sees each routed request before the upgrade: accept with settings, or reject. */
@@ -94,32 +95,6 @@ interface Opened {
   request: RouteRequest;
   events: ProtocolEvent[];
   data: unknown;
-}
-
-interface Route {
-  pattern: RegExp;
-  names: string[];
-  handler: Handler;
-}
-
-/** Whether `value` holds a backslash or a control character (U+0000–U+001F, U+007F). */
-function hasUnsafeCharacter(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f || c === 0x5c) return true;
-  }
-  return false;
-}
-
-/** Whether a decoded `:name` parameter is one plain segment: no `/`, `\` or control character, not `.` or `..`. */
-function isSafeSegment(value: string): boolean {
-  return !hasUnsafeCharacter(value) && !value.includes("/") && value !== "." && value !== "..";
-}
-
-/** Whether a decoded `*` parameter is plain segments: `/` allowed, but no `.` or `..` segment. */
-function isSafeRest(value: string): boolean {
-  return !hasUnsafeCharacter(value) &&
-    !value.split("/").some((segment) => segment === "." || segment === "..");
 }
 
 /** Writes the handshake's answer; a peer gone by then is no server error (its handler, if any, sees 1006). */
@@ -147,31 +122,20 @@ async function writeQuietly(transport: Transport, chunks: Uint8Array[]): Promise
  */
 export class Sock {
   #options: SockOptions;
-  #routes: Route[] = [];
+  #router = new Router<Handler>();
   #listeners: Listener[] = [];
-  #topics = new Map<string, Set<Connection>>();
+  #topics = new Topics<Connection>();
   #hub: TopicHub = {
-    subscribe: (ws, topic) => {
-      let members = this.#topics.get(topic);
-      if (!members) this.#topics.set(topic, members = new Set());
-      members.add(ws);
-      ws.topics.add(topic);
-    },
-    unsubscribe: (ws, topic) => {
-      const members = this.#topics.get(topic);
-      members?.delete(ws);
-      if (members?.size === 0) this.#topics.delete(topic);
-      ws.topics.delete(topic);
-    },
+    subscribe: (ws, topic) => this.#topics.subscribe(ws, topic),
+    unsubscribe: (ws, topic) => this.#topics.unsubscribe(ws, topic),
+    topicsOf: (ws) => this.#topics.topicsOf(ws),
     closed: (ws) => {
-      for (const topic of ws.topics) this.#hub.unsubscribe(ws, topic);
+      this.#topics.leave(ws);
       this.connections.delete(ws);
     },
   };
-  /** Connections still in the opening handshake, with when they are dropped: `close()` drops them at once. */
-  #handshaking = new Map<Transport, number>();
-  /** Drops handshakes past their deadline; runs while there are any. */
-  #sweeper: ReturnType<typeof setInterval> | undefined;
+  /** Connections still in the opening handshake, dropped at their deadline; `close()` drops them at once. */
+  #handshakes: Deadlines<Link>;
   #closing = false;
   /** Passes an error to `onError`: one function for every connection. */
   #reportError = (error: unknown): void => this.#options.onError?.(error);
@@ -181,6 +145,10 @@ export class Sock {
   /** Creates a server with no routes. */
   constructor(options: SockOptions = {}) {
     const { deflate } = options;
+    // One timer for every handshake: it wakes eight times per timeout, so a drop comes at most an
+    // eighth of it late.
+    const timeout = options.handshakeTimeout ?? 10000;
+    this.#handshakes = new Deadlines(timeout / 8, (link) => link.close());
     this.#options = deflate
       ? {
         ...options,
@@ -218,19 +186,7 @@ export class Sock {
    * @returns This server, for chaining.
    */
   route(path: string, handler: Handler): this {
-    const names: string[] = [];
-    const source = path.split("/").map((segment) => {
-      if (segment.startsWith(":")) {
-        names.push(segment.slice(1));
-        return "([^/]+)";
-      }
-      if (segment === "*") {
-        names.push("*");
-        return "(.*)";
-      }
-      return segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-    }).join("/");
-    this.#routes.push({ pattern: new RegExp(`^${source}$`), names, handler });
+    this.#router.add(path, handler);
     return this;
   }
 
@@ -244,7 +200,7 @@ export class Sock {
     const adapter = this.#options.adapter ?? detectAdapter();
     // Connection tells the core when a handler has answered (endings wait for its replies), and reads
     // the frames that came with the handshake within its per-turn bounds.
-    const options = { ...adapter.protocolDefaults, ...this.#options, holdEndings: true, leaveUnread: true };
+    const options = { ...this.#options, holdEndings: true, leaveUnread: true };
     const listener = await adapter.listen(
       { hostname: endpoint.hostname ?? "0.0.0.0", port: endpoint.port ?? 0, tls: endpoint.tls },
       (transport) => this.#serve(transport, options).catch(this.#reportError),
@@ -290,17 +246,7 @@ export class Sock {
    *   counted, nor one that this message cut (its buffer was full).
    */
   publish(topic: string, message: Message): number {
-    const members = this.#topics.get(topic);
-    if (!members) return 0;
-    let queued = 0;
-    for (const ws of members) {
-      // Closing: whatever was sent would only wait for the close to reject it.
-      if (ws.readyState !== ReadyState.Open) continue;
-      // Never rejects unhandled, and past maxBufferedAmount it cuts the member instead of queueing.
-      ws.send(message);
-      if (ws.readyState === ReadyState.Open) queued++;
-    }
-    return queued;
+    return this.#topics.publish(topic, message);
   }
 
   /**
@@ -313,13 +259,11 @@ export class Sock {
   async close(timeout = 5000): Promise<void> {
     this.#closing = true;
     for (const listener of this.#listeners.splice(0)) listener.close();
-    for (const transport of this.#handshaking.keys()) transport.close();
-    clearInterval(this.#sweeper);
-    this.#sweeper = undefined;
+    for (const link of [...this.#handshakes.items()]) link.close();
     const open = [...this.connections];
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      Promise.all(open.map((ws) => ws.close(1001, "server shutting down").catch(() => {}))),
+      Promise.all(open.map((ws) => ws.close(CloseCode.GoingAway, "server shutting down").catch(ignore))),
       new Promise((resolve) => timer = setTimeout(resolve, timeout)),
     ]);
     clearTimeout(timer);
@@ -327,20 +271,21 @@ export class Sock {
   }
 
   async #serve(transport: Transport, options: ServerProtocolOptions): Promise<void> {
-    const open = await this.#open(transport, options);
+    const link = new Link(transport);
+    const open = await this.#open(link, options);
     if (!open) return;
     const { protocol, opened } = open;
-    const ws = new Connection(protocol, transport, this.#options, opened.events, this.#hub);
+    const ws = new Connection(protocol, link, this.#options, opened.events, this.#hub);
     ws.data = opened.data;
-    if (!ws.closeInfo) this.connections.add(ws);
+    if (!ws.closeResult) this.connections.add(ws);
     try {
       await opened.handler(ws, opened.request);
-      await ws.close(1000);
+      await ws.close(CloseCode.Normal);
     } catch (error) {
       // A handler stopped by its own connection closing under it is no server error.
-      if (error instanceof ConnectionClosed && ws.closeInfo) return;
+      if (error instanceof ConnectionClosed && ws.closeResult) return;
       this.#options.onError?.(error);
-      await ws.close(1011, "internal error");
+      await ws.close(CloseCode.InternalError, "internal error");
     }
   }
 
@@ -349,18 +294,18 @@ export class Sock {
    * the answer is written and the transport closed.
    */
   async #open(
-    transport: Transport,
+    link: Link,
     options: ServerProtocolOptions,
   ): Promise<{ protocol: ServerProtocol; opened: Opened } | undefined> {
     if (this.#closing) {
-      transport.close();
+      link.close();
       return undefined;
     }
     const protocol = new ServerProtocol(options);
-    this.#watch(transport);
+    this.#handshakes.set(link, this.#options.handshakeTimeout ?? 10000);
     let opened: Opened | undefined;
     try {
-      opened = await this.#handshake(protocol, transport);
+      opened = await this.#handshake(protocol, link);
     } catch (error) {
       this.#options.onError?.(error);
       try {
@@ -369,42 +314,19 @@ export class Sock {
         // Answered already (accept() failed after committing): the connection is just closed.
       }
     } finally {
-      this.#handshaking.delete(transport);
+      this.#handshakes.delete(link);
     }
     if (opened && this.#closing) {
       // Accepted while the server was shutting down: it never reaches a handler.
-      transport.close();
+      link.close();
       return undefined;
     }
     if (!opened) {
-      await writeQuietly(transport, protocol.dataToSend());
-      transport.close();
+      await writeQuietly(link.transport, protocol.dataToSend());
+      link.close();
       return undefined;
     }
     return { protocol, opened };
-  }
-
-  /**
-   * Drops the transport if its handshake outlives `handshakeTimeout`. One timer serves every
-   * handshake: it wakes eight times per timeout, so a drop comes at most an eighth of it late.
-   */
-  #watch(transport: Transport): void {
-    const timeout = this.#options.handshakeTimeout ?? 10000;
-    this.#handshaking.set(transport, performance.now() + timeout);
-    this.#sweeper ??= setInterval(() => {
-      if (this.#handshaking.size === 0) {
-        clearInterval(this.#sweeper);
-        this.#sweeper = undefined;
-        return;
-      }
-      const now = performance.now();
-      // In the order they started, so in deadline order.
-      for (const [late, deadline] of this.#handshaking) {
-        if (deadline > now) break;
-        late.close();
-        this.#handshaking.delete(late);
-      }
-    }, timeout / 8);
   }
 
   /**
@@ -412,24 +334,26 @@ export class Sock {
    * accept. Nothing more is read before the answer: the core keeps what came with the head (at most one
    * read) as early data, so the answer does not depend on how the runtime cut its reads.
    */
-  async #handshake(protocol: ServerProtocol, transport: Transport): Promise<Opened | undefined> {
+  async #handshake(protocol: ServerProtocol, link: Link): Promise<Opened | undefined> {
     const options = this.#options;
     // Over without an answer from here: the core failed it (and queued its own answer), or the
-    // handshake timeout or close() dropped the transport while a hook ran.
-    const over = () => protocol.readyState !== ReadyState.Connecting || this.#dropped(transport);
+    // handshake timeout or close() dropped the link while a hook ran.
+    const over = () => protocol.readyState !== ReadyState.Connecting || this.#dropped(link);
     let request: UpgradeRequest | undefined;
-    while (!request) {
-      const chunk = await transport.read();
-      if (chunk === null) return undefined;
-      protocol.receiveData(chunk);
-      // The core kept no part of it (not transferred): the transport may read into it again.
-      transport.release?.(chunk);
-      // Every event: the request may come with a failure queued behind it (too much early data).
-      for (const event of protocol.events()) {
-        if (event.type !== "request") return undefined;
-        request = event.request;
-      }
+    let failed = false;
+    while (!request && !failed) {
+      await link.handshake((chunk) => {
+        if (chunk === null) return failed = true;
+        protocol.receiveData(chunk);
+        // Every event: the request may come with a failure queued behind it (too much early data).
+        for (const event of protocol.events()) {
+          if (event.type !== "request") return failed = true;
+          request = event.request;
+        }
+        return request !== undefined;
+      });
     }
+    if (failed || !request) return undefined;
     if (request.error) {
       if (options.fallback && !request.headers.has("upgrade")) {
         const response = await options.fallback(request);
@@ -444,63 +368,39 @@ export class Sock {
       protocol.reject(403, { body: "origin not allowed\n" });
       return undefined;
     }
-    const matched = this.#match(request);
-    if (typeof matched === "string") {
-      protocol.reject(400, { body: matched });
-      return undefined;
-    }
+    const matched = this.#router.match(request.path);
     if (!matched) {
       protocol.reject(404, { body: "no route for this path\n" });
       return undefined;
     }
-    const decision = await options.upgrade?.(matched.request);
+    if ("refused" in matched) {
+      protocol.reject(400, { body: matched.refused });
+      return undefined;
+    }
+    const routeRequest = { path: request.path, query: request.query, params: matched.params, upgrade: request };
+    const decision = await options.upgrade?.(routeRequest);
     if (over()) return undefined;
     if (decision && "reject" in decision) {
       protocol.reject(decision.reject.status ?? 403, decision.reject);
       return undefined;
     }
-    const chosen = decision?.protocol === null
+    const offered = request.subprotocols;
+    const chosen = decision?.subprotocol === null
       ? undefined
-      : decision?.protocol ?? options.protocols?.find((p) => request.protocols.includes(p));
-    if (!await protocol.accept({ protocol: chosen, headers: decision?.headers })) return undefined;
-    if (this.#dropped(transport)) return undefined;
-    await writeQuietly(transport, protocol.dataToSend());
-    return { ...matched, events: protocol.events() as ProtocolEvent[], data: decision?.data };
+      : decision?.subprotocol ?? options.subprotocols?.find((p) => offered.includes(p));
+    if (!await protocol.accept({ subprotocol: chosen, headers: decision?.headers })) return undefined;
+    if (this.#dropped(link)) return undefined;
+    await writeQuietly(link.transport, protocol.dataToSend());
+    return {
+      handler: matched.handler,
+      request: routeRequest,
+      events: protocol.events() as ProtocolEvent[],
+      data: decision?.data,
+    };
   }
 
-  /** Whether the handshake timeout or `close()` dropped this transport before its answer. */
-  #dropped(transport: Transport): boolean {
-    return this.#closing || !this.#handshaking.has(transport);
-  }
-
-  /**
-   * The first route matching the path, `undefined` for none, or why its parameters are refused (the
-   * 400's body): a bad percent-encoding, or a decoded value that `route()` does not allow.
-   */
-  #match(upgrade: UpgradeRequest): { handler: Handler; request: RouteRequest } | string | undefined {
-    for (const route of this.#routes) {
-      const match = route.pattern.exec(upgrade.path);
-      if (!match) continue;
-      const params: Record<string, string> = {};
-      for (let i = 0; i < route.names.length; i++) {
-        const name = route.names[i];
-        let value: string;
-        try {
-          value = decodeURIComponent(match[i + 1]);
-        } catch {
-          // decodeURIComponent's URIError: the client's mistake, not the server's.
-          return "malformed percent-encoding in the path\n";
-        }
-        if (name === "*" ? !isSafeRest(value) : !isSafeSegment(value)) {
-          return "a route parameter holds a character or segment that is not allowed\n";
-        }
-        params[name] = value;
-      }
-      return {
-        handler: route.handler,
-        request: { path: upgrade.path, query: upgrade.query, params, upgrade },
-      };
-    }
-    return undefined;
+  /** Whether the handshake timeout or `close()` dropped this link before its answer. */
+  #dropped(link: Link): boolean {
+    return this.#closing || !this.#handshakes.has(link);
   }
 }

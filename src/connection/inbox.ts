@@ -1,0 +1,238 @@
+/**
+ * The receiving half of a connection: messages read and not yet consumed, the application's
+ * waiters, and `forEach()`'s callback.
+ *
+ * @module
+ */
+
+import { concat } from "../core/bytes.ts";
+import type { CloseResult } from "../core/protocol.ts";
+import { ended, quiet } from "./closed.ts";
+import { QUEUED } from "./outbox.ts";
+
+/** A message: text as a string, binary as bytes. */
+export type Message = string | Uint8Array;
+
+/** A message, or with `streamMessages` a piece of one; `final` marks the last piece. */
+export interface MessagePart {
+  /** The text or bytes. */
+  data: Message;
+  /** Whether this completes the message. */
+  final: boolean;
+}
+
+/** What the inbox tells the connection it belongs to. */
+export interface InboxOwner {
+  /**
+   * The application waits for input with nothing queued: it has answered what it read, so what
+   * it sent can go, and an ending held back for its replies can follow them.
+   */
+  waiting(): void;
+  /** A `forEach()` callback took every message queued: an ending held back for its replies may follow them. */
+  answered(): void;
+  /** The queue went down to its low-water mark: reading may resume. */
+  drained(): void;
+  /** A `forEach()` callback threw or rejected: the connection closes with 1011. */
+  consumerFailed(): void;
+}
+
+/** A `forEach()` callback and the promise it returned. */
+interface Consumer {
+  callback: (data: Message, final: boolean) => unknown;
+  /** Set while a promise the callback returned is pending: messages queue meanwhile. */
+  busy: boolean;
+  done: PromiseWithResolvers<void>;
+}
+
+interface Waiter {
+  resolve: (part: MessagePart | undefined) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Messages received and not yet consumed, with a high-water mark (reading pauses at it, so a slow
+ * consumer pushes back on TCP) and a low-water mark (reading resumes at it), as
+ * python-websockets' `Assembler` does.
+ */
+export class Inbox {
+  readonly #owner: InboxOwner;
+  readonly #high: number;
+  readonly #low: number;
+  /** Received messages, or pieces of them with `streamMessages`; made on first use. */
+  #messages: MessagePart[] | undefined;
+  #waiting: Waiter[] | undefined;
+  /** Set by `forEach()`: messages go to it as they are read. */
+  #consumer: Consumer | undefined;
+  #closed: CloseResult | undefined;
+  /** The application has read (or iterated, or called `forEach()`): its replies are worth waiting for. */
+  reading = false;
+
+  /**
+   * @param owner The connection.
+   * @param high Messages queued before reading pauses.
+   */
+  constructor(owner: InboxOwner, high: number) {
+    this.#owner = owner;
+    this.#high = high;
+    this.#low = Math.floor(high / 4);
+  }
+
+  /** Whether reading must pause: the queue is at its high-water mark. */
+  get full(): boolean {
+    return (this.#messages?.length ?? 0) >= this.#high;
+  }
+
+  /**
+   * How many more messages one read may deliver: as many as there is room for, at least one, at
+   * most `most`; `most` while a `forEach()` callback takes them as they come.
+   */
+  room(most: number): number {
+    if (this.#consumer?.busy === false) return most;
+    return Math.max(1, Math.min(most, this.#high - (this.#messages?.length ?? 0)));
+  }
+
+  /** Whether a `forEach()` callback is idle: messages reach it as they are read. */
+  get consuming(): boolean {
+    return this.#consumer?.busy === false;
+  }
+
+  /** A message (or piece) was read. */
+  push(message: MessagePart): void {
+    const consumer = this.#consumer;
+    if (consumer !== undefined && !consumer.busy) return this.#consume(consumer, message);
+    const waiter = this.#waiting?.shift();
+    if (waiter) waiter.resolve(message);
+    else (this.#messages ??= []).push(message);
+  }
+
+  /** The connection closed: every waiter settles, and `forEach()` once its messages are passed on. */
+  close(closed: CloseResult): void {
+    this.#closed = closed;
+    for (const waiter of this.#waiting?.splice(0) ?? []) ended(closed).then(waiter.resolve, waiter.reject);
+    if (this.#consumer) this.#feed(this.#consumer);
+  }
+
+  /** See `Connection.receive()`. */
+  receive(timeout?: number): Promise<Message | undefined> {
+    // A whole message is waiting: no need to wait for it.
+    if (this.#messages?.[0]?.final) return Promise.resolve(this.#take()!.data);
+    return quiet(this.#receive(timeout));
+  }
+
+  /** See `Connection.receivePart()`. */
+  receivePart(timeout?: number): Promise<MessagePart | undefined> {
+    return quiet(this.#next(timeout));
+  }
+
+  /** The next step of `for await`. */
+  next(): Promise<IteratorResult<Message>> {
+    // A whole message is waiting: one promise, not two.
+    if (this.#messages?.[0]?.final) return Promise.resolve({ done: false, value: this.#take()!.data });
+    return quiet(
+      this.#receive(undefined).then((value) =>
+        value === undefined ? { done: true, value: undefined } : { done: false, value }
+      ),
+    );
+  }
+
+  /** See `Connection.forEach()`. */
+  forEach(callback: (data: Message, final: boolean) => unknown): Promise<void> {
+    if (this.#consumer) return Promise.reject(new TypeError("forEach() was already called"));
+    const consumer: Consumer = { callback, busy: false, done: Promise.withResolvers() };
+    this.#consumer = consumer;
+    this.reading = true;
+    this.#feed(consumer);
+    return quiet(consumer.done.promise);
+  }
+
+  #receive(timeout: number | undefined): Promise<Message | undefined> {
+    return this.#next(timeout).then((part) =>
+      part === undefined || part.final ? part?.data : this.#joinRest(part, timeout)
+    );
+  }
+
+  /** The pieces of a streamed message from `first` on, joined. */
+  async #joinRest(first: MessagePart, timeout: number | undefined): Promise<Message> {
+    const pieces: Message[] = [];
+    for (let part: MessagePart | undefined = first; part !== undefined; part = await this.#next(timeout)) {
+      pieces.push(part.data);
+      if (part.final) break;
+    }
+    if (typeof pieces[0] === "string") return pieces.join("");
+    return concat(pieces as Uint8Array[]);
+  }
+
+  /** The next piece received, if one is waiting. */
+  #take(): MessagePart | undefined {
+    this.reading = true;
+    const messages = this.#messages;
+    const message = messages?.shift();
+    if (message !== undefined && messages!.length === this.#low) this.#owner.drained();
+    return message;
+  }
+
+  #next(timeout: number | undefined): Promise<MessagePart | undefined> {
+    const message = this.#take();
+    if (message !== undefined) return Promise.resolve(message);
+    this.#owner.waiting();
+    if (this.#closed) return ended(this.#closed);
+    return new Promise((resolve, reject) => {
+      const waiter = { resolve, reject };
+      (this.#waiting ??= []).push(waiter);
+      if (timeout === undefined) return;
+      const timer = setTimeout(() => {
+        const at = this.#waiting!.indexOf(waiter);
+        if (at < 0) return;
+        this.#waiting!.splice(at, 1);
+        reject(new DOMException(`no message within ${timeout} ms`, "TimeoutError"));
+      }, timeout);
+      waiter.resolve = (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      };
+      waiter.reject = (e) => {
+        clearTimeout(timer);
+        reject(e);
+      };
+    });
+  }
+
+  /** Passes queued messages to the consumer until one returns a promise; settles it after the close. */
+  #feed(consumer: Consumer): void {
+    while (!consumer.busy && this.#consumer === consumer) {
+      const message = this.#take();
+      if (message === undefined) break;
+      this.#consume(consumer, message);
+    }
+    if (!consumer.busy && this.#consumer === consumer) this.#owner.answered();
+    if (this.#closed && !consumer.busy && !this.#messages?.length) {
+      ended(this.#closed).then(consumer.done.resolve, consumer.done.reject);
+    }
+  }
+
+  #consume(consumer: Consumer, message: MessagePart): void {
+    let pending: PromiseLike<unknown> | undefined;
+    try {
+      const result = consumer.callback(message.data, message.final) as
+        | PromiseLike<unknown>
+        | null
+        | undefined;
+      if (result != null && result !== QUEUED && typeof result.then === "function") pending = result;
+    } catch (error) {
+      return this.#consumerFailed(consumer, error);
+    }
+    if (pending === undefined) return;
+    consumer.busy = true;
+    Promise.resolve(pending).then(() => {
+      consumer.busy = false;
+      this.#feed(consumer);
+    }, (error) => this.#consumerFailed(consumer, error));
+  }
+
+  #consumerFailed(consumer: Consumer, error: unknown): void {
+    if (this.#consumer !== consumer) return;
+    this.#consumer = undefined;
+    consumer.done.reject(error);
+    this.#owner.consumerFailed();
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * Pings and pongs of a connection: the application's pings and their round trips, and the
+ * keepalive schedule that finds a dead peer.
+ *
+ * @module
+ */
+
+import type { CloseResult } from "../core/protocol.ts";
+import { Deadlines } from "../timers.ts";
+import { ConnectionClosed, ignore, quiet } from "./closed.ts";
+
+/** What keepalive needs of its connection. */
+export interface KeepaliveOwner {
+  /** Whether pings can still be sent. */
+  isOpen(): boolean;
+  /** Queues a ping with this payload and writes it. Throws for a payload over 125 bytes. */
+  sendPing(payload: string): void;
+  /** Drops the connection: the peer did not answer in time. */
+  terminate(): void;
+}
+
+interface Ping {
+  start: number;
+  resolve: (rtt: number) => void;
+  reject: (error: unknown) => void;
+}
+
+/** The payload of keepalive pings: one for all, so a new one replaces an old one whose pong never came. */
+const KEEPALIVE_PING = "keepalive";
+
+/** Decodes pong payloads back into the keys `ping()` sent. */
+const pongKeys = new TextDecoder();
+
+/**
+ * The keepalive schedule of every connection with the same ping interval: one timer, which wakes
+ * four times per interval. A connection's first ping goes out three quarters to one interval after
+ * it opened, and the next ones one interval apart, so a dead peer is found within the interval
+ * plus the pong timeout.
+ */
+const schedules = new Map<number, Deadlines<Keepalive>>();
+
+/**
+ * Pings awaiting their pong, and the keepalive pings: sent every `interval` ms, a peer that neither
+ * answers within `pongTimeout` nor sends anything meanwhile is dropped (reported as 1006).
+ */
+export class Keepalive {
+  readonly #owner: KeepaliveOwner;
+  readonly #pongTimeout: number;
+  readonly #schedule: Deadlines<Keepalive> | undefined;
+  readonly #interval: number;
+  /** Pings awaiting their pong; made at the first ping. */
+  #pings: Map<string, Ping> | undefined;
+  #pongTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Bytes arrived since the last keepalive ping: the peer is alive even if its pong is late. */
+  #heard = false;
+  #closed = false;
+
+  /**
+   * @param owner The connection.
+   * @param interval Keepalive pings this often, in ms; 0 for none.
+   * @param pongTimeout How long a keepalive pong may take, in ms.
+   */
+  constructor(owner: KeepaliveOwner, interval: number, pongTimeout: number) {
+    this.#owner = owner;
+    this.#interval = interval;
+    this.#pongTimeout = pongTimeout;
+    if (!(interval > 0)) return;
+    let schedule = schedules.get(interval);
+    if (!schedule) schedules.set(interval, schedule = new Deadlines(interval / 4, Keepalive.#due));
+    this.#schedule = schedule;
+    schedule.set(this, interval * 3 / 4);
+  }
+
+  /**
+   * Bytes arrived: a sign of life, as a peer in the middle of sending a large frame cannot answer a
+   * ping until it is done.
+   */
+  heard(): void {
+    this.#heard = true;
+  }
+
+  /**
+   * Queues a ping; resolves with the round-trip time in ms when its pong arrives.
+   *
+   * @param payload Up to 125 bytes.
+   */
+  ping(payload: string): Promise<number> {
+    return quiet(
+      new Promise((resolve, reject) => {
+        this.#owner.sendPing(payload); // Throws only for a payload over 125 bytes: the caller's mistake.
+        const pings = this.#pings ??= new Map();
+        // A pong answers every ping with its payload: one sent earlier settles with this one.
+        const earlier = pings.get(payload);
+        pings.set(payload, {
+          start: performance.now(),
+          resolve: earlier ? (rtt: number) => (earlier.resolve(rtt), resolve(rtt)) : resolve,
+          reject: earlier ? (error: unknown) => (earlier.reject(error), reject(error)) : reject,
+        });
+      }),
+    );
+  }
+
+  /** A pong arrived: the ping with its payload, if any, settles. */
+  pong(payload: Uint8Array): void {
+    if (!this.#pings?.size) return;
+    const key = pongKeys.decode(payload);
+    const ping = this.#pings.get(key);
+    if (!ping) return;
+    this.#pings.delete(key);
+    ping.resolve(performance.now() - ping.start);
+  }
+
+  /** The connection closed: no more pings, and those whose pong can no longer come reject. */
+  close(closed: CloseResult): void {
+    this.#closed = true;
+    this.#schedule?.delete(this);
+    clearTimeout(this.#pongTimer);
+    if (!this.#pings?.size) return;
+    const error = new ConnectionClosed(closed);
+    for (const ping of this.#pings.values()) ping.reject(error);
+    this.#pings.clear();
+  }
+
+  /** A keepalive tick: a shared function rather than a closure per connection. */
+  static #due(keepalive: Keepalive): void {
+    if (keepalive.#closed) return;
+    // Due half a wake early, so the wake one interval from now fires it despite timer jitter.
+    keepalive.#schedule!.set(keepalive, keepalive.#interval * 7 / 8);
+    keepalive.#tick();
+  }
+
+  /** One keepalive ping at a time: its pong clears the timer; without one, the peer is dropped. */
+  #tick(): void {
+    if (this.#pongTimer !== undefined || !this.#owner.isOpen()) return;
+    this.#heard = false;
+    const timer = setTimeout(() => {
+      this.#pongTimer = undefined;
+      // Alive but silent on pings: forget this one (nothing awaits it), the next tick sends another.
+      this.#pings?.delete(KEEPALIVE_PING);
+      if (!this.#heard && !this.#closed) this.#owner.terminate();
+    }, this.#pongTimeout);
+    this.#pongTimer = timer;
+    this.ping(KEEPALIVE_PING).then(() => {
+      if (this.#pongTimer !== timer) return;
+      clearTimeout(timer);
+      this.#pongTimer = undefined;
+    }, ignore);
+  }
+}

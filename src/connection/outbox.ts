@@ -1,0 +1,207 @@
+/**
+ * The sending half of a connection: when the bytes the core queued are written, in as few writes
+ * as possible, and what `bufferedAmount` counts.
+ *
+ * @module
+ */
+
+import { concat } from "../core/bytes.ts";
+import { LARGE_PAYLOAD } from "../core/frame.ts";
+import type { Protocol } from "../core/protocol.ts";
+import type { Transport } from "../transport.ts";
+import { Deadlines } from "../timers.ts";
+import { quiet } from "./closed.ts";
+
+/** What `send()` returns when the message was queued without waiting: one promise for all. */
+export const QUEUED: Promise<void> = Promise.resolve();
+
+/** What is to be written after the write in progress, if any. */
+const enum Next {
+  /** Nothing. */
+  None,
+  /** What was queued goes at the end of this turn of the event loop, or once the application waits. */
+  Turn,
+  /** What was queued goes as soon as the write in progress is done. */
+  Now,
+}
+
+/** A connection that wrote nothing for this long lets go of its send buffers (ms). */
+const IDLE_BUFFERS = 10000;
+
+/**
+ * Writes what the core queued once the write in progress is done and the application has
+ * answered what it read (it waits for the next message, or the turn of the event loop ended), so
+ * everything sent meanwhile goes out in one write, as ws's `Sender` corks and uncorks.
+ */
+export class Outbox {
+  readonly #protocol: Protocol<unknown>;
+  readonly #transport: Transport;
+  /** Settles with `ConnectionClosed` once the connection has closed. */
+  readonly #rejectOnceClosed: () => Promise<never>;
+  /** A write is in progress; the next waits for it. */
+  #writing = false;
+  #next = Next.None;
+  /** In the queue of the turn's end. */
+  #queued = false;
+  /** Settles when the next write is done; made only when someone waits for it. */
+  #written: PromiseWithResolvers<void> | undefined;
+  /** `#written` as the application sees it (see `afterWrite`). */
+  #whenWritten: Promise<void> | undefined;
+  /** Bytes handed to the transport and not yet taken by it. */
+  #inFlight = 0;
+  /** Wrote since the idle-buffer deadline was set. */
+  #wrote = false;
+
+  /**
+   * @param protocol The core whose output this writes.
+   * @param transport Where it goes.
+   * @param rejectOnceClosed What a write that failed settles with for the application.
+   */
+  constructor(protocol: Protocol<unknown>, transport: Transport, rejectOnceClosed: () => Promise<never>) {
+    this.#protocol = protocol;
+    this.#transport = transport;
+    this.#rejectOnceClosed = rejectOnceClosed;
+  }
+
+  /** Bytes queued for the socket and not yet taken by it. */
+  get bufferedAmount(): number {
+    return this.#protocol.bufferedAmount + this.#inFlight;
+  }
+
+  /** Whether a write is queued. */
+  get scheduled(): boolean {
+    return this.#next !== Next.None;
+  }
+
+  /** What the core queued goes at the end of this turn, or earlier with `now()`. */
+  schedule(): void {
+    if (this.#next !== Next.None) return;
+    this.#next = Next.Turn;
+    if (this.#queued) return;
+    this.#queued = true;
+    if (Outbox.#turnQueue.push(this) > 1) return;
+    // Once the microtasks queued so far have run: one timer for every connection in the turn.
+    if (typeof setImmediate === "function") setImmediate(Outbox.#runTurn);
+    else setTimeout(Outbox.#runTurn, 0);
+  }
+
+  /** Outboxes whose write waits for the end of the turn. */
+  static #turnQueue: Outbox[] = [];
+
+  static #runTurn = (): void => {
+    const queue = Outbox.#turnQueue;
+    Outbox.#turnQueue = [];
+    for (const outbox of queue) {
+      outbox.#queued = false;
+      if (outbox.#next !== Next.None) outbox.now();
+    }
+  };
+
+  /** Writes what the core queued as soon as the write in progress, if any, is done. */
+  now(): void {
+    this.#next = Next.Now;
+    if (this.#writing) return;
+    this.#next = Next.None;
+    const written = this.#written;
+    this.#written = undefined;
+    this.#whenWritten = undefined;
+    // One write at a time: the previous one is done, so its buffers can be filled again.
+    let chunks = this.#protocol.dataToSend({ reuse: true });
+    let size = 0;
+    for (const chunk of chunks) size += chunk.length;
+    if (size === 0) return written?.resolve();
+    // Small buffers are joined: a copy costs less than a system call per buffer. The core queues
+    // payloads from LARGE_PAYLOAD on by reference, and those go as they are.
+    if (chunks.length > 1 && size < LARGE_PAYLOAD) chunks = [concat(chunks, size)];
+    this.#inFlight += size;
+    this.#writing = true;
+    this.#watchIdle();
+    let pending: Promise<void> | void;
+    try {
+      pending = this.#transport.write(chunks);
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    if (!pending) {
+      // All taken at once: no promise to wait for.
+      this.#done(size);
+      written?.resolve();
+      return;
+    }
+    pending.then(() => {
+      this.#done(size);
+      written?.resolve();
+    }, (error) => {
+      // The socket broke: the connection ends, as the reader then reports.
+      this.#transport.close();
+      this.#done(size);
+      written?.reject(error);
+    });
+  }
+
+  #done(size: number): void {
+    this.#inFlight -= size;
+    this.#writing = false;
+    if (this.#next === Next.Now) this.now();
+  }
+
+  /**
+   * Resolves when the bytes queued before the call are handed to the socket. The write starts
+   * now, as the caller waits for it, or with `lazy` at the end of the turn.
+   */
+  flush(lazy = false): Promise<void> {
+    this.schedule();
+    const written = (this.#written ??= Promise.withResolvers<void>()).promise;
+    if (!lazy) this.now();
+    return written;
+  }
+
+  /**
+   * Settles when the next write is done: one promise for every caller that waits on that write,
+   * not one each (500,000 tiny sends to a peer that does not read kept 199 MB of promises on
+   * Deno, and 5 MB with one), rejecting with `ConnectionClosed` when the write failed.
+   */
+  afterWrite(): Promise<void> {
+    if (this.#whenWritten) return this.#whenWritten;
+    const after = this.#whenWritten = this.settled((this.#written ??= Promise.withResolvers()).promise);
+    this.flush(); // Its promise is `#written`'s, handled just above; a write done at once clears the cache.
+    return after;
+  }
+
+  /** A write's outcome for the application: a failed write is the connection closing. */
+  settled(written: Promise<void>): Promise<void> {
+    return quiet(written.then(undefined, this.#rejectOnceClosed));
+  }
+
+  /**
+   * Lets go of what is queued and not yet handed to the transport (whole frames, so a close frame
+   * queued next still parses).
+   */
+  drop(): void {
+    this.#protocol.dataToSend();
+  }
+
+  /** The connection closed: nothing more to watch. */
+  close(): void {
+    idle.delete(this);
+  }
+
+  /** A connection that stops writing lets go of the send buffers a past burst left, later. */
+  #watchIdle(): void {
+    this.#wrote = true;
+    if (!idle.has(this)) idle.set(this, IDLE_BUFFERS);
+  }
+
+  /** Idle buffers' deadline: nothing written since, and nothing being written, they go. */
+  static expireIdle(outbox: Outbox): void {
+    if (outbox.#wrote || outbox.#writing || outbox.#next !== Next.None) {
+      outbox.#wrote = false;
+      idle.set(outbox, IDLE_BUFFERS);
+    } else {
+      outbox.#protocol.shrinkBuffers();
+    }
+  }
+}
+
+/** The idle-buffer deadlines of every connection, on one timer. */
+const idle = new Deadlines<Outbox>(IDLE_BUFFERS / 4, Outbox.expireIdle);
