@@ -5,7 +5,15 @@
  * @module
  */
 
-import type { Adapter, Endpoint, Listener, NetAddress, RuntimeHints, Transport, TransportSink } from "../transport.ts";
+import type {
+  Adapter,
+  Endpoint,
+  Listener,
+  NetAddress,
+  RuntimeHints,
+  Transport,
+  TransportSink,
+} from "../transport.ts";
 import {
   ConnectError,
   type ConnectErrorCode,

@@ -9,7 +9,15 @@
  * @module
  */
 
-import type { Adapter, Endpoint, Listener, NetAddress, RuntimeHints, Transport, TransportSink } from "../transport.ts";
+import type {
+  Adapter,
+  Endpoint,
+  Listener,
+  NetAddress,
+  RuntimeHints,
+  Transport,
+  TransportSink,
+} from "../transport.ts";
 import { ConnectError, SYSTEM_CONNECT_CODES, systemCode } from "../net_errors.ts";
 
 /**
@@ -112,7 +120,7 @@ class StreamTransport implements Transport {
   /** Reads until the stream ends, handing each chunk to the sink, and waits while paused. */
   async #readLoop(sink: TransportSink): Promise<void> {
     // The BYOB read buffer: the last one again, unless the sink kept it.
-    let buffer = new Uint8Array(0);
+    let buffer: Uint8Array<ArrayBufferLike> = new Uint8Array(0);
     while (!this.#closed) {
       while (this.#paused && !this.#closed) await this.#paused.promise;
       if (this.#closed) break;

@@ -1,7 +1,7 @@
 /**
- * A WebSocket connection over a transport: the protocol core, fed by the transport's sink within
- * per-turn bounds, with an async API for the application. It composes an {@linkcode Inbox}
- * (receiving), an {@linkcode Outbox} (sending) and {@linkcode Keepalive} (pings).
+ * A WebSocket connection over a transport, with an async API for the application: the facade over
+ * a `Reader` (bytes into the protocol core), an `Inbox` (messages for the application), an
+ * `Outbox` (writes) and `Keepalive` (pings).
  *
  * @module
  */
@@ -9,7 +9,7 @@
 import type { ClientProtocol } from "../core/client_protocol.ts";
 import { CloseCode } from "../core/close.ts";
 import { ProtocolError } from "../core/errors.ts";
-import { type CloseResult, type ProtocolEvent, type ReceiveOptions, ReadyState } from "../core/protocol.ts";
+import { type CloseResult, type ProtocolEvent, ReadyState } from "../core/protocol.ts";
 import type { ServerProtocol } from "../core/server_protocol.ts";
 import type { UpgradeRequest } from "../core/handshake.ts";
 import type { Transport } from "../transport.ts";
@@ -17,8 +17,9 @@ import { nextTurn } from "../timers.ts";
 import { ConnectionClosed, ignore, quiet } from "./closed.ts";
 import { Inbox, type InboxOwner, type Message, type MessagePart } from "./inbox.ts";
 import { Keepalive, type KeepaliveOwner } from "./keepalive.ts";
-import type { Link, Reader } from "./link.ts";
+import type { Link } from "./link.ts";
 import { Outbox, QUEUED } from "./outbox.ts";
+import { Reader, type ReaderOwner } from "./reader.ts";
 
 /** Options of a {@linkcode Connection}. */
 export interface ConnectionOptions {
@@ -65,21 +66,6 @@ export interface TopicHub {
 }
 
 /**
- * The work one connection's read may do before others get their turn (`ReceiveOptions.maxWork`):
- * about 16,000 tiny frames, or 1 MiB unmasked or inflated (2-3 ms). The rest of the chunk waits
- * for the next turn of the event loop.
- */
-const TURN_WORK = 1 << 20;
-/**
- * The messages one connection's read may deliver before others get their turn: each may cost the
- * application a reply, so they count apart from the core's work. A forEach echo flooded with 3
- * million 1-byte messages, on Deno: 16,000 a turn (what `TURN_WORK` alone allows) held the event
- * loop up to 60 ms; 4,096, 30 ms at 790k messages/s; 2,048, 20 ms at 600k/s; 1,024, 14 ms at
- * 357k/s. Reads of pipelined small messages (bench (b): 16 a read) are never cut.
- */
-const TURN_MESSAGES = 2048;
-
-/**
  * Under permessage-deflate, a message longer than this is compressed in slices of this size, as
  * a fragmented message, so compressing it never holds the event loop for long: 16 KiB take about
  * 1 ms for English-like text and 1.6 ms for the compressor's worst input.
@@ -116,8 +102,7 @@ export class Connection implements AsyncIterable<Message> {
   #inbox: Inbox;
   #outbox: Outbox;
   #keepalive: Keepalive;
-  /** The options of every read: the transport's hints, and this connection's bounds. */
-  #receiveOptions: ReceiveOptions;
+  #reader: Reader;
   #closeTimeout: number;
   #closed: CloseResult | undefined;
   /** Made when someone waits for the close. */
@@ -126,21 +111,6 @@ export class Connection implements AsyncIterable<Message> {
   #rejection: Promise<never> | undefined;
   /** Reading is over and the socket is being released. */
   #finishing = false;
-  /** Bounds how long an ending waits for the application's replies (see `#hold`). */
-  #holdTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Reading waits on this while the core holds an ending. */
-  #holdWait: PromiseWithResolvers<void> | undefined;
-  /** Reading waits on this while the receive queue is full. */
-  #roomWait: PromiseWithResolvers<void> | undefined;
-  /** What the core left of a chunk to keep one read's work bounded: read on the next turn. */
-  #rest: Uint8Array | undefined;
-  #messageTimeout: number;
-  /** Runs while a message is arriving (see `messageTimeout`). */
-  #messageTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Set by `close()`: keep reading to find the peer's close frame, even with a full queue. */
-  #closing = false;
-  #idleTimeout: number;
-  #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #highWaterMark: number;
   #maxBufferedAmount: number;
   /** Set while `sendStream()` sends a message; resolves when it is done. */
@@ -167,32 +137,24 @@ export class Connection implements AsyncIterable<Message> {
   ) {
     this.#protocol = protocol;
     this.#link = link;
-    this.#closeTimeout = options.closeTimeout ?? 5000;
-    this.#idleTimeout = options.idleTimeout ?? 0;
-    this.#messageTimeout = options.messageTimeout ?? 120000;
-    this.#highWaterMark = options.sendHighWaterMark ?? 1048576;
-    this.#maxBufferedAmount = options.maxBufferedAmount ?? 16 * 1024 * 1024;
     this.#hub = hub;
-    const { hints } = link.transport;
-    this.#receiveOptions = {
-      transfer: true,
-      maxWork: TURN_WORK,
-      maxMessages: TURN_MESSAGES,
-      copySmallMessages: hints.copySmallMessages,
-      scriptedTextDecoding: hints.scriptedTextDecoding,
-    };
-    this.#inbox = new Inbox(this.#inboxOwner, options.receiveQueueSize ?? 16);
-    this.#outbox = new Outbox(protocol, link.transport, this.#rejectOnceClosed);
-    this.#keepalive = new Keepalive(this.#keepaliveOwner, options.pingInterval ?? 20000, options.pongTimeout ?? 20000);
-    this.#dispatch(pending);
-    // Frames that came with the handshake are read as any read is: within the per-turn bounds.
-    const unread = protocol.takeUnread();
-    if (unread) this.#process(unread);
-    else if (protocol.endingHeld) this.#hold();
-    this.#outbox.schedule();
-    if (this.#closed) return void this.#finish();
-    link.open(this.#reader);
-    this.#readOn();
+    const closeTimeout = this.#closeTimeout = options.closeTimeout ?? 5000;
+    const sendHighWaterMark = this.#highWaterMark = options.sendHighWaterMark ?? 1048576;
+    this.#maxBufferedAmount = options.maxBufferedAmount ?? 16 * 1024 * 1024;
+    const inbox = this.#inbox = new Inbox(this.#inboxOwner, options.receiveQueueSize ?? 16);
+    const outbox = this.#outbox = new Outbox(protocol, link.transport, this.#rejectOnceClosed);
+    const keepalive = this.#keepalive = new Keepalive(
+      this.#keepaliveOwner,
+      options.pingInterval ?? 20000,
+      options.pongTimeout ?? 20000,
+    );
+    this.#reader = new Reader(protocol, link, { inbox, outbox, keepalive }, this.#readerOwner, {
+      closeTimeout,
+      sendHighWaterMark,
+      idleTimeout: options.idleTimeout ?? 0,
+      messageTimeout: options.messageTimeout ?? 120000,
+    });
+    this.#reader.start(pending);
   }
 
   /** Topics this connection is subscribed to. */
@@ -241,7 +203,7 @@ export class Connection implements AsyncIterable<Message> {
    * message does: an ending held back for its replies (see `receive()`) takes effect.
    */
   get closed(): Promise<CloseResult> {
-    this.#answered();
+    this.#reader.answered();
     return this.#whenClosedPromise();
   }
 
@@ -333,7 +295,9 @@ export class Connection implements AsyncIterable<Message> {
       this.#protocol.send(text ? "" : new Uint8Array(0));
       await outbox.settled(outbox.flush());
     } catch (error) {
-      if (text !== undefined && !this.#closed) this.close(CloseCode.InternalError, "internal error").catch(ignore);
+      if (text !== undefined && !this.#closed) {
+        this.close(CloseCode.InternalError, "internal error").catch(ignore);
+      }
       throw error;
     } finally {
       this.#streaming = undefined;
@@ -461,11 +425,10 @@ export class Connection implements AsyncIterable<Message> {
       this.#link.close();
       return this.#closed;
     }
-    this.#closing = true;
-    this.#roomWait?.resolve();
+    this.#reader.closing();
     if (!this.#closed) this.#protocol.close(code, reason);
     // The application is done: an ending held back for its replies takes effect.
-    this.#answered();
+    this.#reader.answered();
     // Our close frame, or the echo of the peer's, goes out first; then the peer's close is awaited.
     // The timeout also bounds the write: a peer that does not read holds it up forever.
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -475,7 +438,7 @@ export class Connection implements AsyncIterable<Message> {
     clearTimeout(timer);
     if (!this.#closed) {
       this.#protocol.receiveEof();
-      this.#dispatch();
+      this.#reader.dispatch();
     }
     this.#link.close();
     return this.closed;
@@ -501,7 +464,7 @@ export class Connection implements AsyncIterable<Message> {
   #fail(reason: string): void {
     if (this.#closed) return;
     this.#protocol.fail(new ProtocolError(reason, CloseCode.PolicyViolation));
-    this.#dispatch();
+    this.#reader.dispatch();
     this.close().catch(ignore);
   }
 
@@ -518,11 +481,11 @@ export class Connection implements AsyncIterable<Message> {
 
   #inboxOwner: InboxOwner = {
     waiting: (): void => {
-      this.#answered();
+      this.#reader.answered();
       if (this.#outbox.scheduled) this.#outbox.now();
     },
-    answered: (): void => this.#answered(),
-    drained: (): void => this.#roomWait?.resolve(),
+    answered: (): void => this.#reader.answered(),
+    drained: (): void => this.#reader.drained(),
     consumerFailed: (): void => void this.close(CloseCode.InternalError, "internal error").catch(ignore),
   };
 
@@ -536,171 +499,19 @@ export class Connection implements AsyncIterable<Message> {
   };
 
   /** The link's reader: the bytes of the open connection. */
-  #reader: Reader = {
-    data: (chunk) => {
-      if (this.#closed) return false;
-      let kept = false;
-      try {
-        kept = this.#process(chunk);
-      } catch {
-        this.#readFailed();
-      }
-      this.#readOn();
-      return kept;
+  #readerOwner: ReaderOwner = {
+    closed: (closed) => {
+      this.#closed = closed;
+      this.#keepalive.close(closed);
+      this.#outbox.close();
+      this.#hub?.closed(this);
+      this.#whenClosed?.resolve(closed);
+      this.#inbox.close(closed);
     },
-    end: () => {
-      if (this.#closed) return;
-      try {
-        this.#process(null);
-      } catch {
-        this.#readFailed();
-      }
-      this.#readOn();
-    },
+    fail: (reason) => this.#fail(reason),
+    idle: () => void this.close(CloseCode.GoingAway, "idle timeout").catch(ignore),
+    finish: () => void this.#finish(),
   };
-
-  #armIdleTimer(): void {
-    if (!(this.#idleTimeout > 0)) return;
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = setTimeout(
-      () => this.close(CloseCode.GoingAway, "idle timeout").catch(ignore),
-      this.#idleTimeout,
-    );
-  }
-
-  /** The transport failed mid-read: the stream ends there, as the core is told. */
-  #readFailed(): void {
-    this.#protocol.receiveEof();
-    this.#answered(); // Nothing can be written either: nothing to hold an ending back for.
-    this.#dispatch();
-  }
-
-  /** Pauses the transport while reading must wait, resumes it after, and finishes once closed. */
-  #readOn(): void {
-    if (this.#closed) return void this.#finish();
-    const wait = this.#mustWait();
-    if (!wait) return this.#armIdleTimer();
-    this.#link.pause();
-    wait.then(() => {
-      if (this.#closed) return void this.#finish();
-      this.#link.resume();
-      this.#armIdleTimer();
-    }).catch(() => this.terminate());
-  }
-
-  /**
-   * What reading must wait for, `undefined` for nothing: room in a full receive queue, so a slow
-   * consumer pushes back on TCP, and the socket taking replies the peer does not read (pongs to a
-   * ping flood, say).
-   */
-  #mustWait(): Promise<void> | undefined {
-    if (this.#closed) return undefined;
-    let wait: Promise<void> | undefined;
-    if (this.#protocol.endingHeld) {
-      wait = (this.#holdWait ??= Promise.withResolvers()).promise;
-    } else if (this.#inbox.full && !this.#closing) {
-      wait = (this.#roomWait ??= Promise.withResolvers()).promise.then(() => {
-        this.#roomWait = undefined;
-      });
-    } else if (this.bufferedAmount > this.#highWaterMark) {
-      wait = this.#outbox.flush(true).catch(ignore);
-    } else if (this.#rest !== undefined) {
-      // Other connections had their turn: the rest of the chunk now.
-      wait = nextTurn().then(() => {
-        const rest = this.#rest;
-        this.#rest = undefined;
-        if (rest && !this.#closed) this.#process(rest);
-      });
-    }
-    // Settles once nothing holds reading back any more.
-    return wait?.then(() => this.#mustWait());
-  }
-
-  /**
-   * Feeds what was read to the core, passes on what it produced, and sends the replies.
-   *
-   * @returns Whether the chunk (or a view of it) is kept: a message delivered in place, or the rest
-   *   of the chunk left for the next turn.
-   */
-  #process(chunk: Uint8Array | null): boolean {
-    this.#keepalive.heard();
-    const protocol = this.#protocol;
-    let kept = false;
-    if (chunk === null) {
-      protocol.receiveEof();
-    } else {
-      // A bounded share of work per turn, and no more messages than the queue has room for
-      // (unless a forEach() callback takes them as they come): the rest waits its turn.
-      const options = this.#receiveOptions;
-      options.maxMessages = this.#closing ? TURN_MESSAGES : this.#inbox.room(TURN_MESSAGES);
-      const { read, kept: inPlace } = protocol.receiveData(chunk, options);
-      kept = inPlace;
-      if (read < chunk.length) {
-        this.#rest = chunk.subarray(read);
-        kept = true;
-      }
-    }
-    this.#dispatch();
-    this.#watchMessage();
-    // What the handler sends in reply goes out with what the core queued: now, when a
-    // forEach() callback has answered every message (and then an ending held for its replies),
-    // else once the handler waits for input or the turn ends. The next read need not wait.
-    if (this.#inbox.consuming) {
-      this.#answered();
-      this.#outbox.now();
-    } else {
-      this.#outbox.schedule();
-      if (protocol.endingHeld) this.#hold();
-    }
-    return kept;
-  }
-
-  /** A message that started arriving must be complete within `messageTimeout`. */
-  #watchMessage(): void {
-    if (!this.#protocol.receivingMessage) {
-      if (this.#messageTimer !== undefined) {
-        clearTimeout(this.#messageTimer);
-        this.#messageTimer = undefined;
-      }
-      return;
-    }
-    if (this.#messageTimer !== undefined || !(this.#messageTimeout > 0) || this.#closed) return;
-    this.#messageTimer = setTimeout(
-      () => this.#fail(`message not complete within ${this.#messageTimeout} ms`),
-      this.#messageTimeout,
-    );
-  }
-
-  /**
-   * The core holds back an ending (a violation, the peer's close frame, EOF) that follows
-   * messages the application has not answered: it takes effect when the application next waits
-   * for a message (`#answered`), or after the close timeout if it does not (RFC 6455 §5.5.1
-   * allows finishing the current message before answering a close).
-   */
-  #hold(): void {
-    if (this.#holdTimer !== undefined) return;
-    // Not reading yet: a handler about to start reads within this turn; one that never reads
-    // gets no wait.
-    this.#holdTimer = setTimeout(() => {
-      this.#holdTimer = undefined;
-      if (!this.#inbox.reading) return this.#answered();
-      this.#holdTimer = setTimeout(() => this.#answered(), this.#closeTimeout);
-    }, this.#inbox.reading ? this.#closeTimeout : 0);
-  }
-
-  /** The application waits for input, having answered all it read: a held ending takes effect. */
-  #answered(): void {
-    const protocol = this.#protocol;
-    if (!protocol.endingHeld) return protocol.answered();
-    protocol.answered();
-    clearTimeout(this.#holdTimer);
-    this.#holdTimer = undefined;
-    this.#dispatch();
-    // The replies and then the close frame, in one write when possible.
-    this.#outbox.now();
-    this.#holdWait?.resolve();
-    this.#holdWait = undefined;
-  }
 
   /**
    * After the close: lets the close echo (or our close frame) go out, within the close timeout
@@ -718,32 +529,6 @@ export class Connection implements AsyncIterable<Message> {
     clearTimeout(timer);
     if (!this.#link.ended && !this.#closed?.received) await this.#link.linger(this.#closeTimeout);
     this.#link.close();
-  }
-
-  #dispatch(events = this.#protocol.events() as ProtocolEvent[]): void {
-    for (const event of events) {
-      switch (event.type) {
-        case "text":
-        case "binary":
-          this.#inbox.push(event); // Has `data` and `final`: a MessagePart as it is.
-          break;
-        case "pong":
-          this.#keepalive.pong(event.data);
-          break;
-        case "closed": {
-          this.#closed = event;
-          clearTimeout(this.#idleTimer);
-          clearTimeout(this.#holdTimer);
-          clearTimeout(this.#messageTimer);
-          this.#keepalive.close(event);
-          this.#outbox.close();
-          this.#hub?.closed(this);
-          this.#whenClosed?.resolve(event);
-          this.#inbox.close(event);
-          break;
-        }
-      }
-    }
   }
 }
 

@@ -7,11 +7,11 @@
 
 import type { Transport, TransportSink } from "../transport.ts";
 
-/** Takes a chunk during the opening handshake; returns the events it made, if any. */
+/** Takes a chunk during the opening handshake (`null` at the end of the stream); returns `true` once the step is complete. */
 type HandshakeFeed = (chunk: Uint8Array | null) => boolean;
 
 /** Where the bytes of an open connection go. */
-export interface Reader {
+export interface OpenSink {
   /** A chunk read; returns whether it kept the buffer (see `TransportSink.data`). */
   data(chunk: Uint8Array): boolean;
   /** The end of the stream. */
@@ -66,7 +66,7 @@ export class Link implements TransportSink {
   #started = false;
   #feed: HandshakeFeed | undefined;
   #step: (() => void) | undefined;
-  #reader: Reader | undefined;
+  #reader: OpenSink | undefined;
   /** The end of the stream arrived. */
   #ended = false;
   #quiet: ReturnType<typeof setTimeout> | undefined;
@@ -111,7 +111,7 @@ export class Link implements TransportSink {
    *
    * @param reader Takes every chunk and the end of the stream.
    */
-  open(reader: Reader): void {
+  open(reader: OpenSink): void {
     this.#reader = reader;
     if (this.#ended) return reader.end();
     this.#state = State.Open;

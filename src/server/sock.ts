@@ -7,7 +7,10 @@
 import type { HeadersInit, UpgradeRequest } from "../core/handshake.ts";
 import { type ProtocolEvent, ReadyState } from "../core/protocol.ts";
 import { ServerProtocol, type ServerProtocolOptions } from "../core/server_protocol.ts";
-import { type PerMessageDeflateOptions, PerMessageDeflateServer } from "../core/deflate/permessage_deflate.ts";
+import {
+  type PerMessageDeflateOptions,
+  PerMessageDeflateServer,
+} from "../core/deflate/permessage_deflate.ts";
 import { CloseCode } from "../core/close.ts";
 import { detectAdapter } from "../adapters/mod.ts";
 import { Connection, type ConnectionOptions, type TopicHub } from "../connection/connection.ts";
@@ -377,7 +380,12 @@ export class Sock {
       protocol.reject(400, { body: matched.refused });
       return undefined;
     }
-    const routeRequest = { path: request.path, query: request.query, params: matched.params, upgrade: request };
+    const routeRequest = {
+      path: request.path,
+      query: request.query,
+      params: matched.params,
+      upgrade: request,
+    };
     const decision = await options.upgrade?.(routeRequest);
     if (over()) return undefined;
     if (decision && "reject" in decision) {
