@@ -9,8 +9,9 @@ import { PerMessageDeflateClient, type PerMessageDeflateOptions } from "./core/d
 import type { HandshakeResponse, HeadersInit } from "./core/handshake.ts";
 import type { ProtocolEvent, ProtocolOptions } from "./core/protocol.ts";
 import type { HeadLimits } from "./core/http.ts";
+import { parseWebSocketUrl } from "./core/url.ts";
 import { detectAdapter } from "./adapters/mod.ts";
-import { Connection, type ConnectionOptions } from "./connection/connection.ts";
+import { Connection, type ConnectionOptions, connectionSettings } from "./connection/connection.ts";
 import { Link } from "./connection/link.ts";
 import { ConnectError, hostPort } from "./net_errors.ts";
 import type { Adapter, Endpoint, Transport } from "./transport.ts";
@@ -80,6 +81,8 @@ export class HandshakeRejected extends Error {
  *   certificate…) or is closed before the handshake finished (`ECONNRESET`); `code` tells why, the
  *   same on every runtime.
  * @throws {HandshakeRejected} When the server answers with another status.
+ * @throws {TypeError} For a URL that is not `ws:`, `wss:`, `http:` or `https:`, or has a fragment.
+ * @throws {RangeError} For an option out of its range.
  * @throws {ProtocolError} When the server's answer breaks RFC 6455.
  * @throws {DOMException} A `TimeoutError` once `timeout` passes (naming the host and port), or the
  *   signal's reason when aborted. The caller's own deadlines are not `ConnectError`s: `timeout` and
@@ -101,6 +104,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
   let endpoint: Endpoint;
   try {
     endpoint = endpointOf(url, options);
+    connectionSettings(options); // Every option checked before connecting.
   } catch (error) {
     return Promise.reject(error);
   }
@@ -133,11 +137,10 @@ interface Attempt {
 
 /** Where a URL points: host, port and TLS settings. */
 function endpointOf(url: string | URL, options: ConnectOptions): Endpoint {
-  const target = new URL(url);
-  const secure = target.protocol === "wss:" || target.protocol === "https:";
+  const { hostname, port, secure } = parseWebSocketUrl(url);
   return {
-    hostname: target.hostname.replace(/^\[|\]$/g, ""),
-    port: Number(target.port) || (secure ? 443 : 80),
+    hostname,
+    port,
     tls: secure ? (options.caCerts ? { caCerts: options.caCerts } : true) : undefined,
   };
 }

@@ -9,6 +9,7 @@
 import type { ClientProtocol } from "../core/client_protocol.ts";
 import { CloseCode } from "../core/close.ts";
 import { ProtocolError } from "../core/errors.ts";
+import { checkOption } from "../core/options.ts";
 import { type CloseResult, type ProtocolEvent, ReadyState } from "../core/protocol.ts";
 import type { ServerProtocol } from "../core/server_protocol.ts";
 import type { UpgradeRequest } from "../core/handshake.ts";
@@ -51,6 +52,33 @@ export interface ConnectionOptions {
    * `Infinity` disables the limit. Default 16 MiB.
    */
   maxBufferedAmount?: number;
+}
+
+/**
+ * The options of a connection with their defaults, each checked: a mistyped or out-of-range value
+ * throws a `RangeError` naming it, instead of disabling a limit.
+ *
+ * @param options The options given.
+ * @returns Every option's value.
+ * @throws {RangeError} For a value that is not a number in its range.
+ */
+export function connectionSettings(options: ConnectionOptions): Required<ConnectionOptions> {
+  const time = { min: 0 };
+  return {
+    closeTimeout: checkOption("closeTimeout", options.closeTimeout, 5000, time),
+    pingInterval: checkOption("pingInterval", options.pingInterval, 20000, time),
+    pongTimeout: checkOption("pongTimeout", options.pongTimeout, 20000, time),
+    receiveQueueSize: checkOption("receiveQueueSize", options.receiveQueueSize, 16, {
+      min: 1,
+      integer: true,
+    }),
+    idleTimeout: checkOption("idleTimeout", options.idleTimeout, 0, time),
+    messageTimeout: checkOption("messageTimeout", options.messageTimeout, 120000, time),
+    sendHighWaterMark: checkOption("sendHighWaterMark", options.sendHighWaterMark, 1048576, { min: 0 }),
+    maxBufferedAmount: checkOption("maxBufferedAmount", options.maxBufferedAmount, 16 * 1024 * 1024, {
+      min: 0,
+    }),
+  };
 }
 
 /** The server a connection belongs to: where it subscribes to topics (see `Sock.publish`). */
@@ -138,21 +166,23 @@ export class Connection implements AsyncIterable<Message> {
     this.#protocol = protocol;
     this.#link = link;
     this.#hub = hub;
-    const closeTimeout = this.#closeTimeout = options.closeTimeout ?? 5000;
-    const sendHighWaterMark = this.#highWaterMark = options.sendHighWaterMark ?? 1048576;
-    this.#maxBufferedAmount = options.maxBufferedAmount ?? 16 * 1024 * 1024;
-    const inbox = this.#inbox = new Inbox(this.#inboxOwner, options.receiveQueueSize ?? 16);
+    const settings = connectionSettings(options);
+    const { closeTimeout, sendHighWaterMark } = settings;
+    this.#closeTimeout = closeTimeout;
+    this.#highWaterMark = sendHighWaterMark;
+    this.#maxBufferedAmount = settings.maxBufferedAmount;
+    const inbox = this.#inbox = new Inbox(this.#inboxOwner, settings.receiveQueueSize);
     const outbox = this.#outbox = new Outbox(protocol, link.transport, this.#rejectOnceClosed);
     const keepalive = this.#keepalive = new Keepalive(
       this.#keepaliveOwner,
-      options.pingInterval ?? 20000,
-      options.pongTimeout ?? 20000,
+      settings.pingInterval,
+      settings.pongTimeout,
     );
     this.#reader = new Reader(protocol, link, { inbox, outbox, keepalive }, this.#readerOwner, {
       closeTimeout,
       sendHighWaterMark,
-      idleTimeout: options.idleTimeout ?? 0,
-      messageTimeout: options.messageTimeout ?? 120000,
+      idleTimeout: settings.idleTimeout,
+      messageTimeout: settings.messageTimeout,
     });
     this.#reader.start(pending);
   }

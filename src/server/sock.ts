@@ -13,7 +13,13 @@ import {
 } from "../core/deflate/permessage_deflate.ts";
 import { CloseCode } from "../core/close.ts";
 import { detectAdapter } from "../adapters/mod.ts";
-import { Connection, type ConnectionOptions, type TopicHub } from "../connection/connection.ts";
+import {
+  Connection,
+  type ConnectionOptions,
+  connectionSettings,
+  type TopicHub,
+} from "../connection/connection.ts";
+import { checkOption } from "../core/options.ts";
 import { ConnectionClosed, ignore } from "../connection/closed.ts";
 import type { Message } from "../connection/inbox.ts";
 import { Link } from "../connection/link.ts";
@@ -139,6 +145,7 @@ export class Sock {
   };
   /** Connections still in the opening handshake, dropped at their deadline; `close()` drops them at once. */
   #handshakes: Deadlines<Link>;
+  #handshakeTimeout: number;
   #closing = false;
   /** Passes an error to `onError`: one function for every connection. */
   #reportError = (error: unknown): void => this.#options.onError?.(error);
@@ -150,8 +157,10 @@ export class Sock {
     const { deflate } = options;
     // One timer for every handshake: it wakes eight times per timeout, so a drop comes at most an
     // eighth of it late.
-    const timeout = options.handshakeTimeout ?? 10000;
+    const timeout = checkOption("handshakeTimeout", options.handshakeTimeout, 10000, { min: 1 });
+    this.#handshakeTimeout = timeout;
     this.#handshakes = new Deadlines(timeout / 8, (link) => link.close());
+    connectionSettings(options); // Every option checked now, not at the first connection.
     this.#options = deflate
       ? {
         ...options,
@@ -305,7 +314,7 @@ export class Sock {
       return undefined;
     }
     const protocol = new ServerProtocol(options);
-    this.#handshakes.set(link, this.#options.handshakeTimeout ?? 10000);
+    this.#handshakes.set(link, this.#handshakeTimeout);
     let opened: Opened | undefined;
     try {
       opened = await this.#handshake(protocol, link);
