@@ -132,7 +132,10 @@ class DenoTransport implements Transport {
     this.#readLoop();
   }
 
-  /** Reads until the end of the stream, handing each chunk to the sink, and waits while paused. */
+  /**
+   * Reads until the end of the stream, handing each chunk to the sink; while paused, what was read
+   * (the end of the stream too) waits for `resume()`, unless `close()` comes first.
+   */
   async #readLoop(): Promise<void> {
     const sink = this.#sink!;
     let buffer = this.#buffer;
@@ -141,12 +144,10 @@ class DenoTransport implements Transport {
       try {
         n = await this.#conn.read(buffer);
       } catch {
-        break;
+        n = null;
       }
-      if (n === null) break;
-      // A chunk read while paused waits for resume (the read was already under way).
       while (this.#paused && !this.#closed) await this.#paused.promise;
-      if (this.#closed) break;
+      if (n === null || this.#closed) break;
       // The buffer is handed over without a copy (on Deno, allocating even a small buffer costs
       // more than the rest of the read); the next read goes into it again unless the sink kept it,
       // else into a new one: larger once reads fill their buffer, the small one again once they are small.
@@ -159,7 +160,6 @@ class DenoTransport implements Transport {
       if (kept || size !== buffer.length) buffer = new Uint8Array(size);
       while (this.#paused && !this.#closed) await this.#paused.promise;
     }
-    this.#closed = true;
     sink.end();
   }
 

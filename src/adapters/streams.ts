@@ -134,9 +134,13 @@ class StreamTransport implements Transport {
         }
       } catch {
         // The stream errored, or the transport was closed meanwhile: the end either way.
+        result = { done: true, value: undefined };
+      }
+      if (result.done) {
+        // The end waits behind a pause, as data does, unless close() comes first.
+        while (this.#paused && !this.#closed) await this.#paused.promise;
         break;
       }
-      if (result.done) break;
       let bytes: Uint8Array;
       if (this.#byob) {
         bytes = result.value;
@@ -151,7 +155,6 @@ class StreamTransport implements Transport {
       if (this.#closed) break;
       if (sink.data(bytes) && this.#byob) buffer = new Uint8Array(0);
     }
-    this.#closed = true;
     sink.end();
   }
 
