@@ -27,7 +27,7 @@
  */
 
 import zlib from "node:zlib";
-import { Deflater, Inflater } from "../mod.ts";
+import { Deflater, Inflater } from "../src/core/mod.ts";
 
 const CORPUS_BYTES = 4 << 20;
 const MESSAGE_BYTES = 2048;

@@ -23,7 +23,8 @@
  * @module
  */
 
-import { FrameEncoder, mask, Opcode, ServerProtocol } from "../mod.ts";
+import { concat } from "../src/core/bytes.ts";
+import { FrameEncoder, mask, Opcode, ServerProtocol } from "../src/core/mod.ts";
 import {
   BIN_FRAMES,
   BIN_SIZE,
@@ -86,16 +87,6 @@ function buildStream(seed: number, opcode: number, count: number, size: number):
     at += length;
   }
   return { bytes, frames, messages: count, payloadBytes: count * size, check };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function chunked(bytes: Uint8Array, size: number): Uint8Array[] {

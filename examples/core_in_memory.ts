@@ -11,7 +11,7 @@
 import { ClientProtocol, type ProtocolEvent, ServerProtocol } from "../mod.ts";
 
 const server = new ServerProtocol();
-const client = new ClientProtocol({ url: "ws://localhost/chat", protocols: ["chat.v1"] });
+const client = new ClientProtocol({ url: "ws://localhost/chat", subprotocols: ["chat.v1"] });
 
 const hex = (bytes: Uint8Array) =>
   Array.from(bytes.subarray(0, 24), (b) => b.toString(16).padStart(2, "0")).join(" ") +
@@ -43,9 +43,9 @@ pipe(client, server, "client →");
 const [request] = server.events();
 if (request.type !== "request") throw new Error(`expected a request, got ${request.type}`);
 console.log(
-  `  server sees ${request.request.method} ${request.request.target}, offered ${request.request.protocols}`,
+  `  server sees ${request.request.method} ${request.request.target}, offered ${request.request.subprotocols}`,
 );
-await server.accept({ protocol: "chat.v1" });
+await server.accept({ subprotocol: "chat.v1" });
 pipe(server, client, "server →");
 show("client", client.events());
 

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { Sock } from "../src/server.ts";
+import { Sock } from "../src/server/sock.ts";
 import { flag, option } from "./args.ts";
 
 const app = new Sock({

@@ -8,9 +8,14 @@
  */
 
 import { connect, type ConnectOptions } from "./client.ts";
-import type { Connection, Message } from "./connection.ts";
+import type { Connection } from "./connection/connection.ts";
+import type { Message } from "./connection/inbox.ts";
+import { CloseCode, MAX_CLOSE_REASON_BYTES } from "./core/close.ts";
 import { ProtocolError } from "./core/errors.ts";
-import type { ClosedEvent } from "./core/protocol.ts";
+import { checkSubprotocols } from "./core/handshake.ts";
+import { type CloseResult, ReadyState } from "./core/protocol.ts";
+import { parseWebSocketUrl } from "./core/url.ts";
+import { utf8Length } from "./core/utf8.ts";
 
 /**
  * The data `send()` takes, as in browsers: a string is sent as text, the rest as binary.
@@ -59,30 +64,6 @@ export type WebSocketEventHandler<K extends keyof WebSocketEventMap> =
   | ((this: WebSocket, event: WebSocketEventMap[K]) => unknown)
   | null;
 
-const CONNECTING = 0, OPEN = 1, CLOSING = 2, CLOSED = 3;
-/** What `protocols` entries may contain: an HTTP token (RFC 9110 §5.6.2). */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
-/** The length of `text` in UTF-8, without encoding it (a lone surrogate counts as U+FFFD, 3 bytes). */
-function utf8Length(text: string): number {
-  let n = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) {
-      n += 1;
-    } else if (
-      c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00
-    ) {
-      n += 2;
-      i++;
-    } else {
-      n += 2;
-    }
-  }
-  return n;
-}
-
 /** The bytes of a `send()` argument, copied: later changes to the caller's buffer do not affect the message. */
 function copyBytes(data: ArrayBufferLike | ArrayBufferView): Uint8Array {
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
@@ -94,34 +75,20 @@ function isBinary(data: unknown): data is ArrayBufferLike | ArrayBufferView {
     (typeof SharedArrayBuffer === "function" && data instanceof SharedArrayBuffer);
 }
 
-/** Parses and checks the URL as the WHATWG WebSocket constructor does. */
-function parseUrl(url: string | URL): URL {
-  let parsed: URL;
+/** Runs a check of the core, reporting what it refuses as the WHATWG constructor does: a `SyntaxError`. */
+function syntaxCheck<T>(check: () => T): T {
   try {
-    parsed = new URL(url);
-  } catch {
-    throw new DOMException(`invalid URL: ${url}`, "SyntaxError");
+    return check();
+  } catch (error) {
+    throw new DOMException(error instanceof Error ? error.message : String(error), "SyntaxError");
   }
-  if (parsed.protocol === "http:") parsed.protocol = "ws:";
-  else if (parsed.protocol === "https:") parsed.protocol = "wss:";
-  if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:") {
-    throw new DOMException(`the URL's scheme must be ws or wss, not ${parsed.protocol}`, "SyntaxError");
-  }
-  if (parsed.hash !== "" || parsed.href.endsWith("#")) {
-    throw new DOMException("the URL must not have a fragment", "SyntaxError");
-  }
-  return parsed;
 }
 
+/** The subprotocols the constructor was given, as a list, checked (tokens, none twice). */
 function parseProtocols(protocols: string | string[] | undefined): string[] | undefined {
   if (protocols === undefined) return undefined;
-  const list = typeof protocols === "string" ? [protocols] : [...protocols];
-  const seen = new Set<string>();
-  for (const protocol of list) {
-    if (!TOKEN.test(protocol)) throw new DOMException(`invalid subprotocol: ${protocol}`, "SyntaxError");
-    if (seen.has(protocol)) throw new DOMException(`duplicate subprotocol: ${protocol}`, "SyntaxError");
-    seen.add(protocol);
-  }
+  const list = typeof protocols === "string" ? [protocols] : Array.from(protocols, String);
+  syntaxCheck(() => checkSubprotocols(list));
   return list;
 }
 
@@ -177,16 +144,16 @@ function errorEvent(cause: unknown): Event {
  */
 export class WebSocket extends EventTarget {
   /** The handshake is under way. */
-  static readonly CONNECTING = 0;
+  static readonly CONNECTING: 0 = ReadyState.Connecting;
   /** Messages flow both ways. */
-  static readonly OPEN = 1;
+  static readonly OPEN: 1 = ReadyState.Open;
   /** The close handshake is under way. */
-  static readonly CLOSING = 2;
+  static readonly CLOSING: 2 = ReadyState.Closing;
   /** Closed, or the connection could not be opened. */
-  static readonly CLOSED = 3;
+  static readonly CLOSED: 3 = ReadyState.Closed;
 
   #url: URL;
-  #state: number = CONNECTING;
+  #state: ReadyState = ReadyState.Connecting;
   #connection: Connection | undefined;
   #binaryType: "blob" | "arraybuffer" = "blob";
   /** Message bytes handed to the connection and not yet to the socket. */
@@ -202,7 +169,7 @@ export class WebSocket extends EventTarget {
   #closeCalled = false;
   #handlers: { [K in keyof WebSocketEventMap]?: WebSocketEventHandler<K> } = {};
   /** Whether subprotocols were offered: the server must then choose one. */
-  #offeredProtocols: boolean;
+  #offeredSubprotocols: boolean;
 
   /**
    * Starts connecting. Events report the outcome; the constructor throws only for bad arguments.
@@ -214,10 +181,10 @@ export class WebSocket extends EventTarget {
    */
   constructor(url: string | URL, protocols?: string | string[], options: ConnectOptions = {}) {
     super();
-    this.#url = parseUrl(url);
-    const offered = parseProtocols(protocols) ?? options.protocols;
-    this.#offeredProtocols = (offered?.length ?? 0) > 0;
-    connect(this.#url, { deflate: true, ...options, protocols: offered }).then(
+    this.#url = syntaxCheck(() => parseWebSocketUrl(url)).url;
+    const offered = parseProtocols(protocols) ?? options.subprotocols;
+    this.#offeredSubprotocols = (offered?.length ?? 0) > 0;
+    connect(this.#url, { deflate: true, ...options, subprotocols: offered }).then(
       (connection) => this.#opened(connection),
       (error) => this.#failedToOpen(error),
     );
@@ -225,19 +192,19 @@ export class WebSocket extends EventTarget {
 
   /** The handshake is under way. */
   get CONNECTING(): 0 {
-    return CONNECTING;
+    return ReadyState.Connecting;
   }
   /** Messages flow both ways. */
   get OPEN(): 1 {
-    return OPEN;
+    return ReadyState.Open;
   }
   /** The close handshake is under way. */
   get CLOSING(): 2 {
-    return CLOSING;
+    return ReadyState.Closing;
   }
   /** Closed, or the connection could not be opened. */
   get CLOSED(): 3 {
-    return CLOSED;
+    return ReadyState.Closed;
   }
 
   /** The URL, normalized (`http:` becomes `ws:`). */
@@ -252,7 +219,7 @@ export class WebSocket extends EventTarget {
 
   /** The subprotocol the server chose; empty before the connection opens and when none. */
   get protocol(): string {
-    return this.#connection?.protocol ?? "";
+    return this.#connection?.subprotocol ?? "";
   }
 
   /** The extensions the server agreed to, by name; empty before the connection opens and when none. */
@@ -380,7 +347,7 @@ export class WebSocket extends EventTarget {
    * @throws {DOMException} `InvalidStateError` while CONNECTING.
    */
   send(data: WebSocketData): void {
-    if (this.#state === CONNECTING) {
+    if (this.#state === ReadyState.Connecting) {
       throw new DOMException("cannot send while the WebSocket is CONNECTING", "InvalidStateError");
     }
     const message: string | Uint8Array | Blob = typeof data === "string"
@@ -396,7 +363,7 @@ export class WebSocket extends EventTarget {
       ? message.size
       : message.length;
     // Also dropped: sends after the peer's close frame arrived, before the close event fires.
-    if (this.#state !== OPEN || this.#connection!.readyState !== OPEN) {
+    if (this.#state !== ReadyState.Open || this.#connection!.readyState !== ReadyState.Open) {
       this.#droppedBytes += size;
       return;
     }
@@ -410,7 +377,7 @@ export class WebSocket extends EventTarget {
       .then(() => message instanceof Blob ? message.arrayBuffer().then((b) => new Uint8Array(b)) : message)
       .then((bytes) => {
         this.#queuedBytes -= size;
-        if (this.#connection!.readyState === OPEN) this.#transmit(bytes, size);
+        if (this.#connection!.readyState === ReadyState.Open) this.#transmit(bytes, size);
         else this.#droppedBytes += size;
       }, () => {
         // An unreadable Blob fails the connection, as in browsers.
@@ -434,21 +401,24 @@ export class WebSocket extends EventTarget {
    * @throws {DOMException} `InvalidAccessError` for another code, `SyntaxError` for a longer reason.
    */
   close(code?: number, reason?: string): void {
-    if (code !== undefined && code !== 1000 && !(code >= 3000 && code <= 4999)) {
+    if (code !== undefined && code !== CloseCode.Normal && !(code >= 3000 && code <= 4999)) {
       throw new DOMException(`invalid close code ${code}: use 1000 or 3000-4999`, "InvalidAccessError");
     }
     const text = reason ?? "";
-    if (utf8Length(text) > 123) {
-      throw new DOMException("the close reason must be at most 123 bytes of UTF-8", "SyntaxError");
+    if (utf8Length(text) > MAX_CLOSE_REASON_BYTES) {
+      throw new DOMException(
+        `the close reason must be at most ${MAX_CLOSE_REASON_BYTES} bytes of UTF-8`,
+        "SyntaxError",
+      );
     }
-    if (this.#state === CONNECTING) {
-      this.#state = CLOSING;
+    if (this.#state === ReadyState.Connecting) {
+      this.#state = ReadyState.Closing;
       const error = new DOMException("closed before the connection was established", "AbortError");
       setTimeout(() => this.#finish(undefined, error), 0);
       return;
     }
-    if (this.#state !== OPEN) return;
-    this.#state = CLOSING;
+    if (this.#state !== ReadyState.Open) return;
+    this.#state = ReadyState.Closing;
     this.#closeCalled = true;
     const connection = this.#connection!;
     const closing = () => connection.close(code, text).catch(() => {});
@@ -480,27 +450,30 @@ export class WebSocket extends EventTarget {
   }
 
   #opened(connection: Connection): void {
-    if (this.#state !== CONNECTING) {
+    if (this.#state !== ReadyState.Connecting) {
       // close() was called while connecting; its events already fired or are about to.
       connection.terminate();
       return;
     }
-    if (this.#offeredProtocols && connection.protocol === "") {
+    if (this.#offeredSubprotocols && connection.subprotocol === "") {
       // WHATWG WebSockets (Fetch, "establish a WebSocket connection"): subprotocols were offered and
       // the response has no Sec-WebSocket-Protocol, so the connection fails. connect() accepts it, as
       // RFC 6455 §4.1 lets a client; browsers do not.
       connection.terminate();
-      this.#finish(undefined, new ProtocolError("the server chose none of the offered subprotocols", 1002));
+      this.#finish(
+        undefined,
+        new ProtocolError("the server chose none of the offered subprotocols", CloseCode.ProtocolError),
+      );
       return;
     }
     this.#connection = connection;
-    this.#state = OPEN;
+    this.#state = ReadyState.Open;
     this.dispatchEvent(new Event("open"));
     this.#receive(connection);
   }
 
   #failedToOpen(error: unknown): void {
-    if (this.#state === CLOSED || this.#finished) return;
+    if (this.#state === ReadyState.Closed || this.#finished) return;
     this.#finish(undefined, error);
   }
 
@@ -515,7 +488,7 @@ export class WebSocket extends EventTarget {
       }
       if (message === undefined) break;
       // Messages after close() was called are dropped, as in browsers.
-      if (this.#state === OPEN) this.#deliver(message);
+      if (this.#state === ReadyState.Open) this.#deliver(message);
     }
     this.#finish(await connection.closed);
   }
@@ -542,17 +515,17 @@ export class WebSocket extends EventTarget {
    * @param closed The connection's final state, when it opened.
    * @param failure Why it could not open, when it did not.
    */
-  #finish(closed: ClosedEvent | undefined, failure?: unknown): void {
+  #finish(closed: CloseResult | undefined, failure?: unknown): void {
     if (this.#finished) return;
     this.#finished = true;
-    this.#state = CLOSED;
+    this.#state = ReadyState.Closed;
     // Our side failed the connection: it sent a close frame of its own, without close() being called.
     const failed = closed === undefined ||
       (!closed.received && closed.sent !== undefined && !this.#closeCalled);
     if (failed) this.dispatchEvent(errorEvent(failure ?? new Error(closed?.reason || "connection failed")));
     this.dispatchEvent(
       new CloseEvent("close", {
-        code: closed?.received?.code ?? 1006,
+        code: closed?.received?.code ?? CloseCode.AbnormalClosure,
         reason: closed?.received?.reason ?? "",
         wasClean: closed?.wasClean ?? false,
       }),

@@ -9,7 +9,7 @@
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import * as net from "node:net";
 import { connect } from "../src/client.ts";
-import type { Connection } from "../src/connection.ts";
+import type { Connection } from "../src/connection/connection.ts";
 import type { Stats } from "./fixtures/hardening_server.ts";
 import { latin1Bytes, latin1Text, upgradeRequest } from "./_helpers.ts";
 

@@ -14,7 +14,7 @@ import {
   ReadyState,
   ServerProtocol,
   type ServerProtocolOptions,
-} from "../mod.ts";
+} from "../src/core/mod.ts";
 
 // ---- Handshake helpers (http, extensions, handshake, server and client protocol tests) ----
 

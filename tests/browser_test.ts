@@ -17,8 +17,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { connect } from "../src/client.ts";
-import type { Connection } from "../src/connection.ts";
-import { Sock } from "../src/server.ts";
+import type { Connection } from "../src/connection/connection.ts";
+import { Sock } from "../src/server/sock.ts";
 import { chatApp } from "../examples/chat/app.ts";
 
 const CHROMIUM = "/usr/bin/chromium";

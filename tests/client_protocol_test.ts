@@ -8,7 +8,7 @@ import {
   ProtocolError,
   ReadyState,
   ServerProtocol,
-} from "../mod.ts";
+} from "../src/core/mod.ts";
 import {
   acceptResponseText,
   frameBytes,
@@ -118,7 +118,7 @@ test("ClientProtocol sends its subprotocols, extension offers and extra headers"
     complete: () => ({ name: "x-foo", rsv: 0x20, decode: (d) => d, encode: (data) => ({ data, rsv: 0x20 }) }),
   };
   const { request } = await clientFor({
-    protocols: ["chat", "superchat"],
+    subprotocols: ["chat", "superchat"],
     extensions: [factory],
     headers: { Origin: "http://example.com", Authorization: "Bearer t" },
   });
@@ -141,9 +141,9 @@ test("ClientProtocol refuses a bad URL, subprotocol or header with TypeError whe
     { url: "ws://h/chat#fragment" },
     { url: "ftp://h/" },
     { url: "nonsense" },
-    { protocols: ["two words"] },
-    { protocols: ["chat", "chat"] },
-    { protocols: ["a,b"] },
+    { subprotocols: ["two words"] },
+    { subprotocols: ["chat", "chat"] },
+    { subprotocols: ["a,b"] },
     { headers: [["X", "a\r\nInjected: 1"]] },
     { headers: [["Bad Name", "1"]] },
   ];
@@ -182,7 +182,7 @@ test("ClientProtocol accepts a valid 101 split at every offset", async () => {
     acceptResponseText(ACCEPT, ["Sec-WebSocket-Protocol: superchat", "X-Extra: 1"]),
   );
   for (let cut = 0; cut <= response.length; cut++) {
-    const { client } = await clientFor({ protocols: ["chat", "superchat"] });
+    const { client } = await clientFor({ subprotocols: ["chat", "superchat"] });
     client.receiveData(response.subarray(0, cut));
     if (cut < response.length) assert.deepEqual(client.events(), [], `early event at ${cut}`);
     client.receiveData(response.subarray(cut));
@@ -192,7 +192,7 @@ test("ClientProtocol accepts a valid 101 split at every offset", async () => {
     assert.equal(events[0].response.status, 101);
     assert.equal(events[0].response.statusText, "Switching Protocols");
     assert.equal(events[0].response.headers.get("x-extra"), "1");
-    assert.equal(client.protocol, "superchat");
+    assert.equal(client.subprotocol, "superchat");
     assert.equal(client.readyState, ReadyState.Open);
   }
 });
@@ -202,7 +202,7 @@ test("ClientProtocol accepts a 101 fed one byte at a time", async () => {
   const { client } = await clientFor();
   for (let i = 0; i < response.length; i++) client.receiveData(response.subarray(i, i + 1));
   assert.deepEqual(types(client.events()), ["accepted"]);
-  assert.equal(client.protocol, "");
+  assert.equal(client.subprotocol, "");
 });
 
 test("ClientProtocol delivers frames that arrive in the same chunk as the 101", async () => {
@@ -288,7 +288,7 @@ const INVALID_101: [string, string][] = [
 
 for (const [what, response] of INVALID_101) {
   test(`ClientProtocol fails a response with ${what} with 1002`, async () => {
-    const { client } = await clientFor({ protocols: ["chat", "superchat"] });
+    const { client } = await clientFor({ subprotocols: ["chat", "superchat"] });
     client.receiveData(latin1Bytes(response));
     assertFailedHandshake(client);
   });
@@ -411,7 +411,7 @@ test("ClientProtocol ends as 1006 on EOF before any response", async () => {
 test("A ClientProtocol and a ServerProtocol agree on a subprotocol and exchange messages", async () => {
   const client = new ClientProtocol({
     url: "ws://localhost:9001/room?id=7",
-    protocols: ["chat", "superchat"],
+    subprotocols: ["chat", "superchat"],
   });
   const server = new ServerProtocol();
   await client.sendRequest();
@@ -422,8 +422,8 @@ test("A ClientProtocol and a ServerProtocol agree on a subprotocol and exchange 
   assert.equal(request.request.path, "/room");
   assert.equal(request.request.query, "id=7");
   assert.equal(request.request.headers.get("host"), "localhost:9001");
-  assert.deepEqual(request.request.protocols, ["chat", "superchat"]);
-  await server.accept({ protocol: "superchat" });
+  assert.deepEqual(request.request.subprotocols, ["chat", "superchat"]);
+  await server.accept({ subprotocol: "superchat" });
   const toClient = () => {
     for (const chunk of server.dataToSend()) client.receiveData(chunk);
   };
@@ -432,8 +432,8 @@ test("A ClientProtocol and a ServerProtocol agree on a subprotocol and exchange 
   };
   toClient();
   assert.deepEqual(types(client.events()), ["accepted"]);
-  assert.equal(client.protocol, "superchat");
-  assert.equal(server.protocol, "superchat");
+  assert.equal(client.subprotocol, "superchat");
+  assert.equal(server.subprotocol, "superchat");
 
   const big = new Uint8Array(70000).map((_, i) => i * 7);
   client.send("hello server");
@@ -499,7 +499,7 @@ test("A ClientProtocol sees a ServerProtocol's rejection with its status, header
 });
 
 test("A ServerProtocol that picks no subprotocol leaves the client with none", async () => {
-  const client = new ClientProtocol({ url: "ws://h/", protocols: ["chat"] });
+  const client = new ClientProtocol({ url: "ws://h/", subprotocols: ["chat"] });
   const server = new ServerProtocol();
   await client.sendRequest();
   for (const chunk of client.dataToSend()) server.receiveData(chunk);
@@ -507,7 +507,7 @@ test("A ServerProtocol that picks no subprotocol leaves the client with none", a
   await server.accept();
   for (const chunk of server.dataToSend()) client.receiveData(chunk);
   assert.deepEqual(types(client.events()), ["accepted"]);
-  assert.equal(client.protocol, "");
+  assert.equal(client.subprotocol, "");
 });
 
 test("ClientProtocol decodes a chunked rejection body, split at every offset", async () => {

@@ -8,8 +8,9 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import * as net from "node:net";
 import { connect } from "../src/client.ts";
-import { type Connection, ConnectionClosed } from "../src/connection.ts";
-import { Sock } from "../src/server.ts";
+import type { Connection } from "../src/connection/connection.ts";
+import { ConnectionClosed } from "../src/connection/closed.ts";
+import { Sock } from "../src/server/sock.ts";
 import {
   buildFrame,
   frameHeader,

@@ -18,7 +18,7 @@ import {
   type ServerEvent,
   type ServerExtensionFactory,
   ServerProtocol,
-} from "../mod.ts";
+} from "../src/core/mod.ts";
 import {
   acceptResponseText,
   frameBytes,

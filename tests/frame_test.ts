@@ -12,7 +12,7 @@ import {
   RSV1,
   RSV2,
   RSV3,
-} from "../mod.ts";
+} from "../src/core/mod.ts";
 import {
   buildFrame,
   counting,
@@ -634,12 +634,12 @@ test("FrameEncoder packs a quiet connection's odd frame into a buffer its size, 
   assert.equal(send(10), 12);
 });
 
-test("FrameEncoder sends the first `length` bytes of a payload, and refuses a length past its end", () => {
+test("FrameEncoder sends exactly a view's bytes, copied: the buffer under a small one can be filled again at once", () => {
   const encoder = new FrameEncoder();
-  encoder.frame(Opcode.Text, new TextEncoder().encode("Hello, world"), true, 0, 5);
+  const scratch = new TextEncoder().encode("Hello, world");
+  encoder.frame(Opcode.Text, scratch.subarray(0, 5), true, 0);
+  scratch.fill(0x21);
   assert.deepEqual(encoder.take(), [hex("81 05 48 65 6c 6c 6f")]);
-  assert.throws(() => encoder.frame(Opcode.Binary, new Uint8Array(4), true, 0, 5), RangeError);
-  assert.equal(encoder.pending, 0, "nothing queued by the refused frame");
 });
 
 test("FrameEncoder lets go of a large staging buffer once bursts become small", () => {

@@ -6,7 +6,7 @@ import {
   ProtocolError,
   type ServerEvent,
   type ServerProtocolOptions,
-} from "../mod.ts";
+} from "../src/core/mod.ts";
 import { buildFrame, joinBytes, openClient, openServer, readFrames, Rng, sent, toHex } from "./_helpers.ts";
 
 // Randomized inputs to an open ServerProtocol and ClientProtocol. The only

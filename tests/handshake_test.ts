@@ -13,7 +13,8 @@ import {
   ProtocolError,
   type UpgradeRequest,
   WEBSOCKET_GUID,
-} from "../mod.ts";
+} from "../src/core/mod.ts";
+import { checkSubprotocols } from "../src/core/handshake.ts";
 import { latin1Text, RFC_ACCEPT, RFC_KEY } from "./_helpers.ts";
 
 const VALID: [string, string][] = [
@@ -113,7 +114,7 @@ test("parseUpgradeRequest() accepts the RFC 6455 §1.3 request", () => {
   assert.equal(r.query, "");
   assert.equal(r.version, "HTTP/1.1");
   assert.equal(r.key, RFC_KEY);
-  assert.deepEqual(r.protocols, ["chat", "superchat"]);
+  assert.deepEqual(r.subprotocols, ["chat", "superchat"]);
   assert.deepEqual(r.extensions, []);
   assert.equal(r.headers.get("origin"), "http://example.com");
 });
@@ -248,7 +249,7 @@ test("parseUpgradeRequest() reads subprotocols from repeated headers in order", 
     " json ,",
   ]]);
   assert.equal(r.error, undefined);
-  assert.deepEqual(r.protocols, ["chat", "superchat", "json"]);
+  assert.deepEqual(r.subprotocols, ["chat", "superchat", "json"]);
 });
 
 test("parseUpgradeRequest() reports a subprotocol that is not a token as 400", () => {
@@ -281,7 +282,7 @@ test("parseUpgradeRequest() keeps every header, repeated ones too", () => {
 
 test("acceptResponse() answers the RFC 6455 §1.3 request byte for byte", async () => {
   const r = request({}, [["Sec-WebSocket-Protocol", "chat, superchat"]]);
-  const bytes = acceptResponse(r, await acceptToken(r.key), undefined, { protocol: "chat" });
+  const bytes = acceptResponse(r, await acceptToken(r.key), undefined, { subprotocol: "chat" });
   assert.equal(
     latin1Text(bytes),
     "HTTP/1.1 101 Switching Protocols\r\n" +
@@ -306,9 +307,9 @@ test("acceptResponse() adds the extensions header, then extra headers from pairs
 
 test("acceptResponse() refuses a subprotocol the client did not offer with TypeError", () => {
   const r = request({}, [["Sec-WebSocket-Protocol", "chat"]]);
-  assert.throws(() => acceptResponse(r, RFC_ACCEPT, undefined, { protocol: "superchat" }), TypeError);
-  assert.throws(() => acceptResponse(r, RFC_ACCEPT, undefined, { protocol: "Chat" }), TypeError);
-  assert.throws(() => acceptResponse(request(), RFC_ACCEPT, undefined, { protocol: "chat" }), TypeError);
+  assert.throws(() => acceptResponse(r, RFC_ACCEPT, undefined, { subprotocol: "superchat" }), TypeError);
+  assert.throws(() => acceptResponse(r, RFC_ACCEPT, undefined, { subprotocol: "Chat" }), TypeError);
+  assert.throws(() => acceptResponse(request(), RFC_ACCEPT, undefined, { subprotocol: "chat" }), TypeError);
 });
 
 test("acceptResponse() refuses header names and values that could inject a header", () => {
@@ -436,7 +437,7 @@ test("formatResponse() refuses CR, LF or NUL in a value and a non-token name wit
 test("formatRequest() writes the opening request byte for byte", () => {
   const bytes = formatRequest({
     url: "ws://server.example.com/chat",
-    protocols: ["chat", "superchat"],
+    subprotocols: ["chat", "superchat"],
     extensions: [{ name: "permessage-deflate", params: [["client_max_window_bits", true]] }],
     headers: [["Origin", "http://example.com"]],
   }, RFC_KEY);
@@ -505,12 +506,20 @@ test("formatRequest() refuses other schemes, fragments and unparsable URLs with 
 });
 
 test("formatRequest() refuses subprotocols that are not unique tokens with TypeError", () => {
-  for (const protocols of [["two words"], [""], ["chat", "a,b"], ["chat\r\nX: y"], ["chat", "chat"]]) {
+  for (const subprotocols of [["two words"], [""], ["chat", "a,b"], ["chat\r\nX: y"], ["chat", "chat"]]) {
     assert.throws(
-      () => formatRequest({ url: "ws://h/", protocols }, RFC_KEY),
+      () => formatRequest({ url: "ws://h/", subprotocols }, RFC_KEY),
       TypeError,
-      JSON.stringify(protocols),
+      JSON.stringify(subprotocols),
     );
+  }
+});
+
+test("checkSubprotocols() passes distinct tokens and refuses the rest with TypeError", () => {
+  checkSubprotocols([]);
+  checkSubprotocols(["chat", "chat.v2", "Chat", "x-y_z~!#$%&'*+^`|"]);
+  for (const subprotocols of [["two words"], [""], ["a,b"], ["é"], ["chat", "chat"]]) {
+    assert.throws(() => checkSubprotocols(subprotocols), TypeError, JSON.stringify(subprotocols));
   }
 });
 
@@ -523,7 +532,7 @@ test("formatRequest() refuses header injection through extra headers with TypeEr
 });
 
 test("formatRequest() leaves out empty subprotocol and extension lists", () => {
-  const text = latin1Text(formatRequest({ url: "ws://h/", protocols: [], extensions: [] }, RFC_KEY));
+  const text = latin1Text(formatRequest({ url: "ws://h/", subprotocols: [], extensions: [] }, RFC_KEY));
   assert.doesNotMatch(text, /Sec-WebSocket-(Protocol|Extensions)/);
 });
 
@@ -554,13 +563,13 @@ function checkFails(fields: [string, string][], offered: string[] = [], status =
 }
 
 test("checkAcceptResponse() accepts a valid 101 and returns the subprotocol and extensions", () => {
-  assert.deepEqual(check(GOOD), { protocol: "", extensions: [] });
+  assert.deepEqual(check(GOOD), { subprotocol: "", extensions: [] });
   assert.deepEqual(
     check([...GOOD, ["Sec-WebSocket-Protocol", "superchat"], ["Sec-WebSocket-Extensions", "x; a=1"]], [
       "chat",
       "superchat",
     ]),
-    { protocol: "superchat", extensions: [{ name: "x", params: [["a", "1"]] }] },
+    { subprotocol: "superchat", extensions: [{ name: "x", params: [["a", "1"]] }] },
   );
 });
 

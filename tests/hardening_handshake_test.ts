@@ -5,7 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Sock, type SockOptions } from "../src/server.ts";
+import { Sock, type SockOptions } from "../src/server/sock.ts";
 import type { Adapter, Transport } from "../src/transport.ts";
 import { ServerProtocol } from "../src/core/server_protocol.ts";
 import {
@@ -200,7 +200,7 @@ test("Hostile handshakes: duplicate or conflicting Key, Version and Host, other 
 
 test("Hostile handshakes: 16 KiB pathological extension and subprotocol offers parse in linear time", async () => {
   const limits = { maxHeadSize: 64 << 10, maxLineLength: 32 << 10 };
-  const { app, port } = await server({ ...limits, protocols: ["chat"] });
+  const { app, port } = await server({ ...limits, subprotocols: ["chat"] });
   try {
     const n = 16 << 10;
     // Each offer at a size: the test compares the same offer at n and at n / 16.
@@ -303,7 +303,7 @@ test("Hostile handshakes: nothing from the request is reflected into a response 
       if (mode === "header") return { headers: { "X-Room": value } };
       if (mode === "reject") return { reject: { status: 401, headers: { "X-Why": value }, body: value } };
       if (mode === "name") return { headers: { [value]: "1" } };
-      if (mode === "protocol") return { protocol: value };
+      if (mode === "protocol") return { subprotocol: value };
       return undefined;
     },
   });

@@ -7,8 +7,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "../src/client.ts";
-import { ConnectionClosed } from "../src/connection.ts";
-import { Sock } from "../src/server.ts";
+import { ConnectionClosed } from "../src/connection/closed.ts";
+import { Sock } from "../src/server/sock.ts";
 import { buildFrame, eventually, latin1Bytes, upgradeRequest, within } from "./_helpers.ts";
 import { closeFrameOf, mib, RawPeer, rss, RUNTIME, sleep, startServer, tcpSockets } from "./_hardening.ts";
 

@@ -8,7 +8,7 @@ import {
   parseTokenList,
   ProtocolError,
   trimOws,
-} from "../mod.ts";
+} from "../src/core/mod.ts";
 import { joinBytes, latin1Bytes, latin1Text } from "./_helpers.ts";
 
 const REQUEST = "GET /chat?room=1 HTTP/1.1\r\n" +

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import zlib from "node:zlib";
-import { Inflater, ProtocolError } from "../mod.ts";
+import { Inflater, ProtocolError } from "../src/core/mod.ts";
 import { joinBytes, jsonRecords, randomPieces, RFC7692, Rng, splits, SYNC_TAIL } from "./_helpers.ts";
 
 const encoder = new TextEncoder();

@@ -11,8 +11,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect, type ConnectOptions } from "../src/client.ts";
-import type { Connection, Message } from "../src/connection.ts";
-import { Sock } from "../src/server.ts";
+import type { Connection } from "../src/connection/connection.ts";
+import type { Message } from "../src/connection/inbox.ts";
+import { Sock } from "../src/server/sock.ts";
 import type { PerMessageDeflateOptions } from "../src/core/deflate/permessage_deflate.ts";
 import { within } from "./_helpers.ts";
 import { spawnScript } from "./_hardening.ts";

@@ -20,9 +20,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { connect } from "../src/client.ts";
-import { type Connection, ConnectionClosed, type Message } from "../src/connection.ts";
-import { Sock, type SockOptions } from "../src/server.ts";
-import type { ClosedEvent } from "../src/core/protocol.ts";
+import type { Connection } from "../src/connection/connection.ts";
+import { ConnectionClosed } from "../src/connection/closed.ts";
+import type { Message } from "../src/connection/inbox.ts";
+import { Sock, type SockOptions } from "../src/server/sock.ts";
+import type { CloseResult } from "../src/core/protocol.ts";
 import { within } from "./_helpers.ts";
 import { loadWs, type WsModule, type WsSocket } from "./_ws.ts";
 
@@ -616,7 +618,7 @@ for (const kind of clientKinds) {
 
   interop(`${name}: clean close started by Sock, code and reason seen by both`, async (scope) => {
     const { peer, side } = await open(scope);
-    const ours: ClosedEvent = await step(side.ws.close(4002, SOCK_REASON), "Sock's close()");
+    const ours: CloseResult = await step(side.ws.close(4002, SOCK_REASON), "Sock's close()");
     assert.deepEqual(ours.sent, { code: 4002, reason: SOCK_REASON });
     assert.equal(ours.code, 4002);
     assertEchoedReason(ours.reason, SOCK_REASON, "Sock");

@@ -6,8 +6,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "../src/client.ts";
-import type { Connection, Message } from "../src/connection.ts";
-import { Sock, type SockOptions } from "../src/server.ts";
+import type { Connection } from "../src/connection/connection.ts";
+import type { Message } from "../src/connection/inbox.ts";
+import { Sock, type SockOptions } from "../src/server/sock.ts";
 import { detectAdapter } from "../src/adapters/mod.ts";
 import type { Transport } from "../src/transport.ts";
 import { buildFrame, joinBytes, randomPieces, Rng, within } from "./_helpers.ts";

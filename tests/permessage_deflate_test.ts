@@ -15,7 +15,7 @@ import {
   ProtocolError,
   type ProtocolEvent,
   ServerProtocol,
-} from "../mod.ts";
+} from "../src/core/mod.ts";
 import {
   acceptResponseText,
   buildFrame,

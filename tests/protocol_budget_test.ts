@@ -33,7 +33,7 @@ function feedBounded(
   const perCall: number[] = [];
   let rest = bytes, calls = 0;
   while (rest.length > 0) {
-    const read = server.receiveData(rest, options);
+    const { read } = server.receiveData(rest, options);
     assert.ok(read > 0 && read <= rest.length, `each call reads something: ${read} of ${rest.length}`);
     const produced = server.events() as ProtocolEvent[];
     perCall.push(produced.length);
@@ -85,7 +85,7 @@ test("receiveData() with maxWork stops inside a compressed frame: 16 MiB from 16
   let rest = frame, calls = 0;
   let events: ProtocolEvent[] = [];
   while (rest.length > 0) {
-    const read = server.receiveData(rest, { maxWork: 1 << 20 });
+    const { read } = server.receiveData(rest, { maxWork: 1 << 20 });
     rest = rest.subarray(read);
     events = events.concat(server.events() as ProtocolEvent[]);
     calls++;
@@ -102,7 +102,7 @@ test("receiveData() with maxWork stops inside a compressed frame: 16 MiB from 16
 test("receiveData() with maxMessages stops after that many messages", async () => {
   const bytes = joinBytes(Array.from({ length: 10 }, (_, i) => buildFrame(0x81, `m${i}`, KEY)));
   const server = await openServer();
-  const read = server.receiveData(bytes, { maxMessages: 3 });
+  const { read } = server.receiveData(bytes, { maxMessages: 3 });
   const first = server.events();
   assert.deepEqual(first.map((e) => e.type === "text" && e.data), ["m0", "m1", "m2"]);
   assert.ok(read < bytes.length);
@@ -126,7 +126,7 @@ test("receiveData() reads the whole chunk past an ending, whatever the limits: n
     buildFrame(0x81, "never", KEY),
   ]);
   const server = await openServer();
-  assert.equal(server.receiveData(bytes, { maxMessages: 5 }), bytes.length);
+  assert.equal(server.receiveData(bytes, { maxMessages: 5 }).read, bytes.length);
   assert.deepEqual(server.events().map((e) => e.type), ["text", "close", "closed"]);
 });
 
@@ -149,7 +149,7 @@ test("receiveData() with limits, split at random offsets, gives the events of on
       let chunk = bytes.subarray(at, Math.min(bytes.length, at + 1 + (seed % 400)));
       at += chunk.length;
       while (chunk.length > 0) {
-        chunk = chunk.subarray(server.receiveData(chunk, { maxWork, maxMessages }));
+        chunk = chunk.subarray(server.receiveData(chunk, { maxWork, maxMessages }).read);
         events.push(...server.events() as ProtocolEvent[]);
       }
     }
@@ -193,6 +193,6 @@ test("ClientProtocol with leaveUnread leaves the frames behind the 101 for takeU
   );
   assert.deepEqual(client.events().map((e) => e.type), ["accepted"]);
   const unread = client.takeUnread()!;
-  assert.equal(client.receiveData(unread, { maxMessages: 1 }), unread.length);
+  assert.equal(client.receiveData(unread, { maxMessages: 1 }).read, unread.length);
   assert.deepEqual(client.events(), [{ type: "text", data: "after", final: true }]);
 });

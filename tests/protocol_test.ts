@@ -6,9 +6,10 @@ import {
   type ClosedEvent,
   ProtocolError,
   ReadyState,
+  type ReceiveOptions,
   type ServerEvent,
   ServerProtocol,
-} from "../mod.ts";
+} from "../src/core/mod.ts";
 import {
   buildFrame,
   counting,
@@ -38,9 +39,9 @@ const utf8 = (text: string) => new TextEncoder().encode(text);
 /** A frame as a client sends it to the server: masked with the RFC 6455 §5.7 key. */
 const fromClient = (first: number, payload: Uint8Array | string) => buildFrame(first, payload, RFC_MASK);
 
-/** Events after feeding `chunks`. */
-function events(protocol: Side, chunks: readonly Uint8Array[]): Event[] {
-  for (const chunk of chunks) protocol.receiveData(chunk);
+/** Events after feeding `chunks`, each with `options`. */
+function events(protocol: Side, chunks: readonly Uint8Array[], options?: ReceiveOptions): Event[] {
+  for (const chunk of chunks) protocol.receiveData(chunk, options);
   return protocol.events() as Event[];
 }
 
@@ -55,8 +56,13 @@ function closeCode(payload: Uint8Array): number | undefined {
  * event, CLOSED, and the output ends with a close frame carrying `code`.
  * Returns the events before the failure.
  */
-function assertFails(protocol: Side, chunks: Uint8Array | readonly Uint8Array[], code: number): Event[] {
-  const list = events(protocol, chunks instanceof Uint8Array ? [chunks] : chunks);
+function assertFails(
+  protocol: Side,
+  chunks: Uint8Array | readonly Uint8Array[],
+  code: number,
+  options?: ReceiveOptions,
+): Event[] {
+  const list = events(protocol, chunks instanceof Uint8Array ? [chunks] : chunks, options);
   const at = list.findIndex((e) => e.type === "failed");
   assert.ok(at >= 0, `expected a failure, got ${JSON.stringify(list.map((e) => e.type))}`);
   const failed = list[at];
@@ -210,6 +216,17 @@ test("ServerProtocol sends the RFC 6455 §5.7 fragmented 'Hel' + 'lo' with fragm
   const server = await openServer({ fragmentSize: 3 });
   server.send("Hello");
   assert.deepEqual(sent(server), RFC_FRAMES.fragmented);
+});
+
+test("Short texts of every length, sent back to back through the shared scratch buffer, each frame exactly", async () => {
+  for (const open of [openServer, openClient]) {
+    const side = await open();
+    // Up to the short-text limit (128 UTF-16 units) and past it, ASCII and 3-byte characters.
+    const texts = Array.from({ length: 130 }, (_, n) => n % 2 ? "€".repeat(n) : "x".repeat(n));
+    for (const text of texts) side.send(text);
+    const frames = readFrames(side.dataToSend());
+    assert.deepEqual(frames.map((frame) => new TextDecoder().decode(frame.payload)), texts);
+  }
 });
 
 test("ServerProtocol sends the RFC 6455 §5.7 unmasked ping", async () => {
@@ -524,16 +541,16 @@ for (const scriptedTextDecoding of [false, true]) {
   test(`Invalid UTF-8 in a single-frame text message fails with 1007 (scriptedTextDecoding ${scriptedTextDecoding})`, async () => {
     for (const bad of ["c0 af", "ed a0 80", "f4 90 80 80", "ff", "80", "61 e2 28 a1"]) {
       for (const { label, chunks } of splits(fromClient(0x81, hex(bad)))) {
-        assertFails(await openServer({ scriptedTextDecoding }), chunks, 1007)
+        assertFails(await openServer(), chunks, 1007, { scriptedTextDecoding })
           .forEach((e) => assert.equal(e.type, "text", label));
       }
     }
   });
 
   test(`Short and long non-ASCII texts decode (scriptedTextDecoding ${scriptedTextDecoding})`, async () => {
-    const server = await openServer({ scriptedTextDecoding });
+    const server = await openServer();
     const texts = ["é", "a€b", "😀 smile", "中".repeat(21), "ü".repeat(40), "x".repeat(63) + "é"];
-    const received = events(server, texts.map((text) => fromClient(0x81, text)));
+    const received = events(server, texts.map((text) => fromClient(0x81, text)), { scriptedTextDecoding });
     assert.deepEqual(received, texts.map((data) => ({ type: "text", data, final: true })));
   });
 }
@@ -955,7 +972,7 @@ test("receiveData with transfer unmasks a large message in place and delivers a 
   const server = await openServer();
   const big = counting(8192), small = counting(100);
   const chunk = joinBytes([fromClient(0x82, big), fromClient(0x82, small)]);
-  server.receiveData(chunk, { transfer: true });
+  assert.deepEqual(server.receiveData(chunk, { transfer: true }), { read: chunk.length, kept: true });
   const [first, second] = server.events();
   assert.ok(first.type === "binary" && second.type === "binary");
   assert.deepEqual(first.data, big);
@@ -969,25 +986,25 @@ test("receiveData with transfer delivers small messages as views of a chunk of a
   const payloads = [counting(32), counting(100), counting(5)];
   const chunk = joinBytes(payloads.map((p) => fromClient(0x82, p)));
   const original = chunk.slice();
-  server.receiveData(chunk, { transfer: true });
+  assert.equal(server.receiveData(chunk, { transfer: true }).kept, true);
   const received = server.events();
   assert.deepEqual(received.map((e) => e.type === "binary" && e.data), payloads);
   for (const event of received) {
     assert.ok(event.type === "binary" && event.data.buffer === chunk.buffer, "a view of the small chunk");
   }
   // Without transfer, the same bytes are copied and the chunk is untouched.
-  server.receiveData(original, {});
+  assert.equal(server.receiveData(original, {}).kept, false);
   const copied = server.events();
   assert.deepEqual(copied.map((e) => e.type === "binary" && e.data), payloads);
   for (const event of copied) assert.ok(event.type === "binary" && event.data.buffer !== original.buffer);
 });
 
 test("copySmallMessages delivers small messages of a transferred chunk as exact copies, large ones in place", async () => {
-  const server = await openServer({ copySmallMessages: true });
-  // A chunk of at most 4 KiB: without the option, these would be views of it (see above).
+  const server = await openServer();
+  // A chunk of at most 4 KiB: without the hint, these would be views of it (see above).
   const payloads = [counting(32), counting(100), counting(5)];
   const chunk = joinBytes(payloads.map((p) => fromClient(0x82, p)));
-  server.receiveData(chunk, { transfer: true });
+  assert.equal(server.receiveData(chunk, { transfer: true, copySmallMessages: true }).kept, false);
   const received = server.events();
   assert.deepEqual(received.map((e) => e.type === "binary" && e.data), payloads);
   received.forEach((event, i) => {
@@ -995,7 +1012,7 @@ test("copySmallMessages delivers small messages of a transferred chunk as exact 
     assert.equal(event.data.buffer.byteLength, payloads[i].length, `message ${i} holds only its bytes`);
   });
   const large = fromClient(0x82, counting(5000));
-  server.receiveData(large, { transfer: true });
+  assert.equal(server.receiveData(large, { transfer: true, copySmallMessages: true }).kept, true);
   const [event] = server.events();
   assert.ok(event.type === "binary" && event.data.buffer === large.buffer, "4 KiB or more stays in place");
   assert.deepEqual(event.data, counting(5000));
@@ -1009,7 +1026,7 @@ test("receiveData with transfer never lets a message pin more than 16 times its 
     const buffer = new Uint8Array(262144);
     buffer.set(frame);
     const chunk = buffer.subarray(0, frame.length);
-    server.receiveData(chunk, { transfer: true });
+    assert.equal(server.receiveData(chunk, { transfer: true }).kept, inPlace, `${length} bytes: kept`);
     const [event] = server.events();
     assert.ok(event.type === "binary");
     assert.deepEqual(event.data, counting(length));
@@ -1022,11 +1039,38 @@ test("receiveData with transfer still copies a message split across chunks", asy
   const server = await openServer();
   const payload = counting(10000);
   const frame = fromClient(0x82, payload);
-  server.receiveData(frame.slice(0, 5000), { transfer: true });
-  server.receiveData(frame.slice(5000), { transfer: true });
+  assert.equal(server.receiveData(frame.slice(0, 5000), { transfer: true }).kept, false);
+  assert.equal(server.receiveData(frame.slice(5000), { transfer: true }).kept, false);
   const [event] = server.events();
   assert.ok(event.type === "binary");
   assert.deepEqual(event.data, payload);
+});
+
+test("receiveData() returns a fresh result, kept only for a message delivered as a view of the transferred chunk", async () => {
+  const server = new ServerProtocol();
+  const request = latin1Bytes(upgradeRequest());
+  const handshake = server.receiveData(request, { transfer: true });
+  assert.deepEqual(handshake, { read: request.length, kept: false }, "the handshake copies what it keeps");
+  server.events();
+  await server.accept();
+  const text = fromClient(0x81, "a text is decoded, never kept");
+  assert.deepEqual(server.receiveData(text, { transfer: true }), { read: text.length, kept: false });
+  const ping = fromClient(0x89, "ping");
+  assert.deepEqual(server.receiveData(ping, { transfer: true }), { read: ping.length, kept: false });
+  const binary = fromClient(0x82, counting(100));
+  const first = server.receiveData(binary, { transfer: true });
+  assert.deepEqual(first, { read: binary.length, kept: true });
+  const second = server.receiveData(fromClient(0x82, counting(100)));
+  assert.deepEqual(second, { read: binary.length, kept: false }, "not kept without transfer");
+  assert.notEqual(first, second, "a fresh object each call");
+  const close = fromClient(0x88, hex("03 e8"));
+  assert.equal(server.receiveData(close, { transfer: true }).kept, false);
+  const after = fromClient(0x82, counting(100));
+  assert.deepEqual(
+    server.receiveData(after, { transfer: true }),
+    { read: after.length, kept: false },
+    "closed",
+  );
 });
 
 test("events() and dataToSend() never hand out an array the core keeps filling", async () => {

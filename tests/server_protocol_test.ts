@@ -7,7 +7,7 @@ import {
   ServerProtocol,
   type ServerProtocolOptions,
   type UpgradeRequest,
-} from "../mod.ts";
+} from "../src/core/mod.ts";
 import {
   frameBytes,
   joinBytes,
@@ -95,7 +95,7 @@ function requestSummary(request: UpgradeRequest) {
     query: request.query,
     version: request.version,
     key: request.key,
-    protocols: request.protocols,
+    subprotocols: request.subprotocols,
     extensions: request.extensions,
     headers: [...request.headers],
     error: request.error?.status,
@@ -123,7 +123,7 @@ test("ServerProtocol emits one request event exposing the target, headers, subpr
   assert.equal(request.target, "/chat?room=1&x=%20");
   assert.equal(request.path, "/chat");
   assert.equal(request.query, "room=1&x=%20");
-  assert.deepEqual(request.protocols, ["chat", "superchat", "json"]);
+  assert.deepEqual(request.subprotocols, ["chat", "superchat", "json"]);
   assert.deepEqual(request.extensions, [
     { name: "permessage-deflate", params: [["client_max_window_bits", true]] },
     { name: "x-foo", params: [["a", 'b "c"']] },
@@ -406,15 +406,15 @@ test("ServerProtocol.accept() sends 101 with the right accept token and opens", 
   assert.deepEqual(response.get("sec-websocket-protocol"), []);
   assert.equal(response.body, "");
   assert.equal(server.readyState, ReadyState.Open);
-  assert.equal(server.protocol, "");
+  assert.equal(server.subprotocol, "");
   assert.deepEqual(server.events(), []);
 });
 
 test("ServerProtocol.accept() sends the chosen subprotocol when the client offered it", async () => {
   const { server } = serverFor({ extra: [["Sec-WebSocket-Protocol", "chat, superchat"]] });
-  await server.accept({ protocol: "superchat" });
+  await server.accept({ subprotocol: "superchat" });
   assert.deepEqual(parseResponse(server.dataToSend()).get("sec-websocket-protocol"), ["superchat"]);
-  assert.equal(server.protocol, "superchat");
+  assert.equal(server.subprotocol, "superchat");
 });
 
 test("ServerProtocol.accept() may choose no subprotocol when some are offered", async () => {
@@ -423,15 +423,15 @@ test("ServerProtocol.accept() may choose no subprotocol when some are offered", 
   const response = parseResponse(server.dataToSend());
   assert.equal(response.status, 101);
   assert.deepEqual(response.get("sec-websocket-protocol"), []);
-  assert.equal(server.protocol, "");
+  assert.equal(server.subprotocol, "");
 });
 
 test("ServerProtocol.accept() refuses a subprotocol the client did not offer with TypeError, and can be retried", async () => {
   const { server } = serverFor({ extra: [["Sec-WebSocket-Protocol", "chat"]] });
-  await assert.rejects(server.accept({ protocol: "superchat" }), TypeError);
+  await assert.rejects(server.accept({ subprotocol: "superchat" }), TypeError);
   assert.deepEqual(server.dataToSend(), []);
   assert.equal(server.readyState, ReadyState.Connecting);
-  await server.accept({ protocol: "chat" });
+  await server.accept({ subprotocol: "chat" });
   assert.equal(parseResponse(server.dataToSend()).status, 101);
 });
 

@@ -1,8 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect, HandshakeRejected } from "../src/client.ts";
-import { type Connection, ConnectionClosed } from "../src/connection.ts";
-import { Sock } from "../src/server.ts";
+import type { Connection } from "../src/connection/connection.ts";
+import { ConnectionClosed } from "../src/connection/closed.ts";
+import { Sock } from "../src/server/sock.ts";
 import { detectAdapter } from "../src/adapters/mod.ts";
 import type { Transport } from "../src/transport.ts";
 import { RawPeer } from "./_hardening.ts";
@@ -276,15 +277,18 @@ test("Sock refuses an Origin outside the allow-list with 403 before any handler 
 
 test("Sock's upgrade hook picks the subprotocol, adds headers, attaches data, or rejects", async () => {
   const app = new Sock({
-    protocols: ["v2", "v1"],
+    subprotocols: ["v2", "v1"],
     upgrade: (request) =>
       request.query === "deny"
         ? { reject: { status: 401, headers: { "WWW-Authenticate": "Bearer" }, body: "who are you?" } }
         : request.query === "none"
-        ? { protocol: null }
+        ? { subprotocol: null }
         : { headers: { "X-Room": "lobby" }, data: { user: "ada" } },
   });
-  app.route("/*", async (ws) => await ws.send(JSON.stringify({ protocol: ws.protocol, data: ws.data })));
+  app.route(
+    "/*",
+    async (ws) => await ws.send(JSON.stringify({ subprotocol: ws.subprotocol, data: ws.data })),
+  );
   const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
   try {
     const denied = await connect(`ws://127.0.0.1:${port}/?deny`).then(() => undefined, (e) => e);
@@ -293,12 +297,12 @@ test("Sock's upgrade hook picks the subprotocol, adds headers, attaches data, or
     assert.equal(denied.response.headers.get("www-authenticate"), "Bearer");
     assert.equal(new TextDecoder().decode(denied.body), "who are you?");
 
-    const ws = await connect(`ws://127.0.0.1:${port}/`, { protocols: ["v1", "v2"] });
-    assert.equal(ws.protocol, "v2", "the server's preference wins among the offered ones");
-    assert.deepEqual(JSON.parse(await ws.receive() as string), { protocol: "v2", data: { user: "ada" } });
+    const ws = await connect(`ws://127.0.0.1:${port}/`, { subprotocols: ["v1", "v2"] });
+    assert.equal(ws.subprotocol, "v2", "the server's preference wins among the offered ones");
+    assert.deepEqual(JSON.parse(await ws.receive() as string), { subprotocol: "v2", data: { user: "ada" } });
 
-    const none = await connect(`ws://127.0.0.1:${port}/?none`, { protocols: ["v1"] });
-    assert.equal(none.protocol, "");
+    const none = await connect(`ws://127.0.0.1:${port}/?none`, { subprotocols: ["v1"] });
+    assert.equal(none.subprotocol, "");
     await none.closed;
   } finally {
     await app.close();
@@ -421,10 +425,10 @@ test("A server connection exposes its request, extensions and final close inform
       extensions: "",
     });
     assert.equal(ws.request, undefined, "a client connection has no request");
-    const before = ws.closeInfo;
+    const before = ws.closeResult;
     assert.equal(before, undefined);
     const closed = await ws.close(4000, "bye");
-    assert.equal(ws.closeInfo, closed);
+    assert.equal(ws.closeResult, closed);
     assert.deepEqual(closed.sent, { code: 4000, reason: "bye" });
   } finally {
     await app.close();

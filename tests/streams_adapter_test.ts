@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "../src/client.ts";
-import { ConnectionClosed } from "../src/connection.ts";
-import { Sock } from "../src/server.ts";
+import { ConnectionClosed } from "../src/connection/closed.ts";
+import { Sock } from "../src/server/sock.ts";
 import { detectAdapter } from "../src/adapters/mod.ts";
 import { streamAdapter, type StreamPair, streamTransport } from "../src/adapters/streams.ts";
 import type { Endpoint, Transport } from "../src/transport.ts";

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { connect } from "../src/client.ts";
-import { Sock } from "../src/server.ts";
+import { Sock } from "../src/server/sock.ts";
 
 // A throwaway CA and a certificate it signed for localhost and 127.0.0.1, made for these tests only.
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8");

@@ -3,7 +3,7 @@
 // edges of every 3- and 4-byte form, and seeded random inputs and strings, lone surrogates included.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeUtf8, encodeUtf8Into, unmaskShortText } from "../src/core/utf8.ts";
+import { decodeUtf8, encodeUtf8Into, unmaskShortText, utf8Length } from "../src/core/utf8.ts";
 import { ProtocolError } from "../src/core/errors.ts";
 import { mask } from "../src/core/mask.ts";
 import { Rng } from "./_helpers.ts";
@@ -97,6 +97,20 @@ test("encodeUtf8Into writes what TextEncoder does, surrogate pairs as 4 bytes, l
     const text = String.fromCharCode(...codes);
     const length = encodeUtf8Into(text, out);
     assert.deepEqual(out.subarray(0, length), encoder.encode(text), `units ${codes.join(",")}`);
+  }
+});
+
+test("utf8Length counts what TextEncoder writes, surrogate pairs as 4 bytes, lone surrogates as 3", () => {
+  const rng = new Rng(12);
+  const encoder = new TextEncoder();
+  const units = [0x41, 0x7f, 0x80, 0x7ff, 0x800, 0xd7ff, 0xd800, 0xdbff, 0xdc00, 0xdfff, 0xe000, 0xffff];
+  assert.equal(utf8Length(""), 0);
+  assert.equal(utf8Length("\ud83d"), 3, "a lone high surrogate at the end");
+  assert.equal(utf8Length("\ud83d\ude00"), 4);
+  for (let round = 0; round < 20000; round++) {
+    const codes = Array.from({ length: rng.int(200) }, () => rng.pick(units));
+    const text = String.fromCharCode(...codes);
+    assert.equal(utf8Length(text), encoder.encode(text).length, `units ${codes.join(",")}`);
   }
 });
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { HandshakeRejected } from "../src/client.ts";
 import type { CloseInfo } from "../src/core/close.ts";
 import { acceptToken } from "../src/core/handshake.ts";
-import { Sock } from "../src/server.ts";
+import { Sock } from "../src/server/sock.ts";
 import { detectAdapter } from "../src/adapters/mod.ts";
 import { streamAdapter } from "../src/adapters/streams.ts";
 import { WebSocket as SockWebSocket } from "../src/websocket.ts";
@@ -19,7 +19,7 @@ const isDeno = "Deno" in globalThis && !("Bun" in globalThis);
  * TCP without a close frame. The subprotocol "chat" is accepted when offered.
  */
 async function server() {
-  const app = new Sock({ maxMessageSize: 32 << 20, protocols: ["chat"] });
+  const app = new Sock({ maxMessageSize: 32 << 20, subprotocols: ["chat"] });
   const closes: (CloseInfo | undefined)[] = [];
   app.route("/echo", async (ws) => {
     try {

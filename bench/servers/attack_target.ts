@@ -1,8 +1,9 @@
 /**
  * The server the fairness attacks (bench/attacks.ts, tests/hardening_fairness_test.ts)
- * run against, on Deno or Bun. It imports `src/server.ts` from the tree at
- * `--root` (default: this one), so the same fixture measures an older
- * checkout; it uses only APIs every version has (`new Sock({...})`,
+ * run against, on Deno or Bun. It imports `Sock` from the tree at `--root`
+ * (default: this one): `src/server/sock.ts`, or `src/server.ts` in a tree from
+ * before 0.2.0, so the same fixture measures an older checkout; it uses only
+ * APIs every version has (`new Sock({...})`,
  * `app.route`, `ws.forEach`, `for await`, `ws.send`, `ws.subscribe`,
  * `app.publish`).
  *
@@ -23,7 +24,9 @@
  * @module
  */
 
-type ServerModule = typeof import("../../src/server.ts");
+import { existsSync } from "node:fs";
+
+type ServerModule = typeof import("../../src/server/sock.ts");
 
 const args: string[] = "Deno" in globalThis
   ? Deno.args
@@ -37,7 +40,9 @@ const root = new URL(
   option("root", decodeURIComponent(new URL("../../", import.meta.url).pathname)) + "/",
   "file:///",
 );
-const { Sock }: ServerModule = await import(new URL("src/server.ts", root).href);
+const serverModule = ["src/server/sock.ts", "src/server.ts"].map((path) => new URL(path, root))
+  .find((url) => existsSync(url)) ?? new URL("src/server/sock.ts", root);
+const { Sock }: ServerModule = await import(serverModule.href);
 
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

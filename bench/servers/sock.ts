@@ -15,7 +15,7 @@
  * @module
  */
 
-import { Sock } from "../../src/server.ts";
+import { Sock } from "../../src/server/sock.ts";
 import { option } from "../../examples/args.ts";
 import { collectOnSignal } from "./gc.ts";
 

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Sock } from "../../src/server.ts";
+import { Sock } from "../../src/server/sock.ts";
 import { page } from "./page.ts";
 
 /**

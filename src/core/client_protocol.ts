@@ -5,6 +5,7 @@
  * @module
  */
 
+import { CloseCode } from "./close.ts";
 import { ProtocolError } from "./errors.ts";
 import { type ClientExtensionFactory, completeExtensions } from "./extensions.ts";
 import {
@@ -23,6 +24,7 @@ import {
   type ProtocolOptions,
   ReadyState,
   type ReceiveOptions,
+  type ReceiveResult,
 } from "./protocol.ts";
 
 /** Options for {@linkcode ClientProtocol}. */
@@ -106,8 +108,8 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
     this.#key = generateKey(options.random ?? cryptoRandom);
     // Formatted now, so a bad URL, subprotocol or header throws here.
     const extensions = (options.extensions ?? []).flatMap((factory) => factory.offer());
-    const { url, protocols, headers } = options;
-    this.#request = formatRequest({ url, protocols, headers, extensions }, this.#key);
+    const { url, subprotocols, headers } = options;
+    this.#request = formatRequest({ url, subprotocols, headers, extensions }, this.#key);
   }
 
   /**
@@ -130,13 +132,15 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
    *
    * @param chunk The bytes; not modified or kept after the call unless transferred.
    * @param options `transfer: true` to hand the chunk over, and limits once open (see {@linkcode ReceiveOptions}).
-   * @returns How many bytes of `chunk` were read: all of them, unless a limit stopped the call once open.
+   * @returns How many bytes of `chunk` were read (all of them, unless a limit stopped the call once
+   *   open), and whether the core kept its buffer (only once open; see {@linkcode ReceiveResult}).
    * @throws {TypeError} Before `sendRequest()` has completed.
    */
-  override receiveData(chunk: Uint8Array, options?: ReceiveOptions): number {
+  override receiveData(chunk: Uint8Array, options?: ReceiveOptions): ReceiveResult {
     if (this.readyState !== ReadyState.Connecting) return super.receiveData(chunk, options);
+    // The handshake copies what it keeps (a head split across reads, early data).
     this.#receiveHandshake(chunk);
-    return chunk.length;
+    return { read: chunk.length, kept: false };
   }
 
   #receiveHandshake(chunk: Uint8Array): void {
@@ -149,7 +153,7 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
       const [version, statusText, reason] = result.head.startLine;
       const status = Number(statusText);
       if (!/^HTTP\/1\.\d$/.test(version) || !/^\d{3}$/.test(statusText)) {
-        throw new ProtocolError("malformed status line", 1002);
+        throw new ProtocolError("malformed status line", CloseCode.ProtocolError);
       }
       const response: HandshakeResponse = { status, statusText: reason, headers: result.head.headers };
       if (status !== 101) {
@@ -165,9 +169,9 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
         this.#rejectionBody(result.rest);
         return;
       }
-      const agreed = checkAcceptResponse(response, this.#token, this.#options.protocols ?? []);
+      const agreed = checkAcceptResponse(response, this.#token, this.#options.subprotocols ?? []);
       const extensions = completeExtensions(this.#options.extensions ?? [], agreed.extensions);
-      this.open(agreed.protocol, extensions);
+      this.open(agreed.subprotocol, extensions);
       this.emit({ type: "accepted", response });
       this.receiveAfterHandshake(result.rest.slice());
     } catch (error) {

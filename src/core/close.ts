@@ -1,11 +1,10 @@
 /**
- * Close codes (RFC 6455 §7.4) and close frame payloads (§5.5.1).
+ * Close codes (RFC 6455 §7.4) and what a close frame carries: the registry by name, the codes valid
+ * on the wire and the reason's size limit. Data only, with no imports, so every file of the core can
+ * name a code (the payloads themselves are built and parsed in `close_frame.ts`).
  *
  * @module
  */
-
-import { ProtocolError } from "./errors.ts";
-import { decodeUtf8, encodeUtf8 } from "./utf8.ts";
 
 /**
  * The close codes registered by RFC 6455 §7.4.1 and the IANA registry, by name.
@@ -54,7 +53,10 @@ export const CloseCode = {
   TlsHandshake: 1015,
 } as const;
 
-/** Maximum length in bytes of a close reason: 125 minus the 2-byte code. */
+/**
+ * Maximum length in bytes of a close reason: a control frame's 125 minus the 2-byte code
+ * (RFC 6455 §5.5). The one limit every close checks: the core's, and sock's `WebSocket`.
+ */
 export const MAX_CLOSE_REASON_BYTES = 123;
 
 /**
@@ -76,7 +78,8 @@ export const MAX_CLOSE_REASON_BYTES = 123;
  * ```
  */
 export function isValidCloseCode(code: number): boolean {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+  return (code >= CloseCode.Normal && code <= CloseCode.UnsupportedData) ||
+    (code >= CloseCode.InvalidPayloadData && code <= CloseCode.BadGateway) ||
     (code >= 3000 && code <= 4999);
 }
 
@@ -86,71 +89,4 @@ export interface CloseInfo {
   code: number;
   /** The close reason; empty when none was given. */
   reason: string;
-}
-
-/**
- * Builds the payload of a close frame, checking the caller's code and reason.
- *
- * @param code A code valid on the wire, or `undefined` for an empty payload.
- * @param reason A reason of at most 123 UTF-8 bytes; needs a code.
- * @returns The close frame payload.
- * @throws {RangeError} If the code is not valid on the wire or the reason is too long.
- * @throws {TypeError} If a reason is given without a code.
- *
- * @example Encoding a close payload
- * ```ts
- * import { encodeClosePayload } from "@sock/sock";
- * import { assertEquals } from "@std/assert";
- *
- * assertEquals(encodeClosePayload(1000, "ok"), new Uint8Array([0x03, 0xe8, 0x6f, 0x6b]));
- * assertEquals(encodeClosePayload().length, 0);
- * ```
- */
-export function encodeClosePayload(code?: number, reason = ""): Uint8Array {
-  if (code === undefined) {
-    if (reason !== "") throw new TypeError("a close reason needs a close code");
-    return new Uint8Array(0);
-  }
-  if (!Number.isInteger(code) || !isValidCloseCode(code)) {
-    throw new RangeError(`invalid close code ${code}: use 1000–1003, 1007–1014 or 3000–4999`);
-  }
-  const reasonBytes = encodeUtf8(reason);
-  if (reasonBytes.length > MAX_CLOSE_REASON_BYTES) {
-    throw new RangeError(
-      `close reason is ${reasonBytes.length} bytes; at most ${MAX_CLOSE_REASON_BYTES} are allowed`,
-    );
-  }
-  const payload = new Uint8Array(2 + reasonBytes.length);
-  payload[0] = code >>> 8;
-  payload[1] = code & 0xff;
-  payload.set(reasonBytes, 2);
-  return payload;
-}
-
-/**
- * Parses the payload of a received close frame (RFC 6455 §5.5.1).
- *
- * @param payload The unmasked close frame payload.
- * @returns The code (1005 when absent) and reason.
- * @throws {ProtocolError} 1002 for a 1-byte payload or a code not valid on the wire; 1007 for a reason that is not UTF-8.
- *
- * @example Parsing a close payload
- * ```ts
- * import { parseClosePayload } from "@sock/sock";
- * import { assertEquals } from "@std/assert";
- *
- * assertEquals(parseClosePayload(new Uint8Array([0x03, 0xe8])), { code: 1000, reason: "" });
- * assertEquals(parseClosePayload(new Uint8Array(0)), { code: 1005, reason: "" });
- * ```
- */
-export function parseClosePayload(payload: Uint8Array): CloseInfo {
-  if (payload.length === 0) return { code: CloseCode.NoStatusReceived, reason: "" };
-  if (payload.length === 1) {
-    throw new ProtocolError("close frame payload of 1 byte", CloseCode.ProtocolError);
-  }
-  const code = (payload[0] << 8) | payload[1];
-  if (!isValidCloseCode(code)) {
-    throw new ProtocolError(`invalid close code ${code}`, CloseCode.ProtocolError);
-  }
-  return { code, reason: decodeUtf8(payload.subarray(2)) };
 }

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { CloseCode } from "./close.ts";
 import { ProtocolError } from "./errors.ts";
 import { isToken, isTokenCode } from "./http.ts";
 
@@ -117,7 +118,7 @@ export function parseExtensions(value: string): ExtensionOffer[] {
   let i = 0;
   const n = value.length;
   const fail = (why: string) =>
-    new ProtocolError(`malformed Sec-WebSocket-Extensions: ${why}`, 1002, { status: 400 });
+    new ProtocolError(`malformed Sec-WebSocket-Extensions: ${why}`, CloseCode.ProtocolError, { status: 400 });
   const skipOws = () => {
     while (i < n && (value[i] === " " || value[i] === "\t")) i++;
   };
@@ -283,15 +284,21 @@ export function completeExtensions(
   for (const response of responses) {
     const factory = factories.find((f) => f.name === response.name);
     if (!factory) {
-      throw new ProtocolError(`server agreed to ${response.name}, which was not offered`, 1002);
+      throw new ProtocolError(
+        `server agreed to ${response.name}, which was not offered`,
+        CloseCode.ProtocolError,
+      );
     }
     if (seen.has(response.name)) {
-      throw new ProtocolError(`server agreed to ${response.name} twice`, 1002);
+      throw new ProtocolError(`server agreed to ${response.name} twice`, CloseCode.ProtocolError);
     }
     seen.add(response.name);
     const extension = factory.complete(response);
     if (extension.rsv & rsv) {
-      throw new ProtocolError(`extensions ${response.name} and another share an RSV bit`, 1002);
+      throw new ProtocolError(
+        `extensions ${response.name} and another share an RSV bit`,
+        CloseCode.ProtocolError,
+      );
     }
     rsv |= extension.rsv;
     extensions.push(extension);

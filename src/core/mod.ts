@@ -22,14 +22,8 @@
  * @module
  */
 
-export {
-  CloseCode,
-  type CloseInfo,
-  encodeClosePayload,
-  isValidCloseCode,
-  MAX_CLOSE_REASON_BYTES,
-  parseClosePayload,
-} from "./close.ts";
+export { CloseCode, type CloseInfo, isValidCloseCode, MAX_CLOSE_REASON_BYTES } from "./close.ts";
+export { encodeClosePayload, parseClosePayload } from "./close_frame.ts";
 export { ProtocolError, type ProtocolErrorOptions } from "./errors.ts";
 export {
   type ClientExtensionFactory,
@@ -81,9 +75,10 @@ export { cryptoRandom, mask, MaskKeys, type RandomSource } from "./mask.ts";
 export {
   type BinaryEvent,
   type ClosedEvent,
-  type CloseEvent,
+  type CloseFrameEvent,
+  type CloseResult,
   type FailedEvent,
-  type MessageEvent,
+  type FrameEvent,
   type PingEvent,
   type PongEvent,
   Protocol,
@@ -91,6 +86,7 @@ export {
   type ProtocolOptions,
   ReadyState,
   type ReceiveOptions,
+  type ReceiveResult,
   type SendOptions,
   type TextEvent,
 } from "./protocol.ts";
@@ -109,7 +105,8 @@ export {
   type ClientProtocolOptions,
   type RejectedEvent,
 } from "./client_protocol.ts";
-export { decodeUtf8, encodeUtf8, Utf8StreamDecoder } from "./utf8.ts";
+export { parseWebSocketUrl, type WebSocketUrl } from "./url.ts";
+export { decodeUtf8, encodeUtf8, utf8Length, Utf8StreamDecoder } from "./utf8.ts";
 export { Deflater, type DeflaterOptions } from "./deflate/deflate.ts";
 export { Inflater } from "./deflate/inflate.ts";
 export {

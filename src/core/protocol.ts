@@ -5,19 +5,21 @@
  * @module
  */
 
-import {
-  CloseCode,
-  type CloseInfo,
-  encodeClosePayload,
-  isValidCloseCode,
-  MAX_CLOSE_REASON_BYTES,
-  parseClosePayload,
-} from "./close.ts";
+import { CloseCode, type CloseInfo, isValidCloseCode, MAX_CLOSE_REASON_BYTES } from "./close.ts";
+import { encodeClosePayload, parseClosePayload } from "./close_frame.ts";
 import { ProtocolError } from "./errors.ts";
 import type { Extension } from "./extensions.ts";
 import { FrameDecoder, FrameEncoder, type FrameSink, MAX_CONTROL_PAYLOAD, Opcode } from "./frame.ts";
 import { cryptoRandom, mask, MaskKeys, type RandomSource } from "./mask.ts";
-import { decodeUtf8, encodeUtf8, encodeUtf8Into, unmaskShortText, Utf8StreamDecoder } from "./utf8.ts";
+import { checkOption } from "./options.ts";
+import {
+  decodeUtf8,
+  encodeUtf8,
+  encodeUtf8Into,
+  unmaskShortText,
+  utf8Length,
+  Utf8StreamDecoder,
+} from "./utf8.ts";
 
 /**
  * Connection states, numbered like the web `WebSocket.readyState`.
@@ -82,8 +84,11 @@ export interface PongEvent {
   data: Uint8Array;
 }
 
-/** The peer's close frame arrived; if the peer started the close, the echo is already queued. */
-export interface CloseEvent extends CloseInfo {
+/**
+ * The peer's close frame arrived; if the peer started the close, the echo is already queued.
+ * (Not the DOM's `CloseEvent`, which reports how a connection ended: that is {@linkcode ClosedEvent}.)
+ */
+export interface CloseFrameEvent extends CloseInfo {
   /** Discriminant. */
   type: "close";
 }
@@ -101,14 +106,8 @@ export interface FailedEvent {
   error: ProtocolError;
 }
 
-/**
- * The last event of every connection: the state is now CLOSED. Flush
- * `dataToSend()`, then close the transport: a server at once; a client
- * after waiting briefly for the server to close first (RFC 6455 §7.1.1).
- */
-export interface ClosedEvent {
-  /** Discriminant. */
-  type: "closed";
+/** How a connection ended: the close frames that went each way, and the code and reason that sum them up. */
+export interface CloseResult {
   /** The peer's close code if it sent one; else the code we failed with; else 1006. */
   code: number;
   /** The reason that goes with `code`. */
@@ -121,11 +120,22 @@ export interface ClosedEvent {
   sent: CloseInfo | undefined;
 }
 
-/** Events both sides produce once open. */
-export type MessageEvent = TextEvent | BinaryEvent | PingEvent | PongEvent | CloseEvent;
+/**
+ * The last event of every connection: the state is now CLOSED. Flush `dataToSend()`, then close
+ * the transport. When to close it is the driver's choice: RFC 6455 §7.1.1 asks the server to close
+ * the TCP connection first, and a client to wait a little for that before closing it itself; the
+ * core needs neither, as nothing it queues follows this event.
+ */
+export interface ClosedEvent extends CloseResult {
+  /** Discriminant. */
+  type: "closed";
+}
+
+/** Events both sides produce once open: messages (or pieces of them) and control frames. */
+export type FrameEvent = TextEvent | BinaryEvent | PingEvent | PongEvent | CloseFrameEvent;
 
 /** Events the shared layer produces. */
-export type ProtocolEvent = MessageEvent | FailedEvent | ClosedEvent;
+export type ProtocolEvent = FrameEvent | FailedEvent | ClosedEvent;
 
 /** Options both sides share; every limit has a safe default. */
 export interface ProtocolOptions {
@@ -148,20 +158,6 @@ export interface ProtocolOptions {
   /** Random bytes for mask keys and handshake keys. Default `crypto.getRandomValues`. */
   random?: RandomSource;
   /**
-   * Decode short non-ASCII texts in script instead of with `TextDecoder`:
-   * faster on runtimes where a `TextDecoder` call costs more than the work
-   * (Deno), slower where it is native (Bun). Default `false`; sock's adapters
-   * set what suits their runtime (see `Adapter.protocolDefaults`).
-   */
-  scriptedTextDecoding?: boolean;
-  /**
-   * Deliver binary messages under 4 KiB in a chunk received with `transfer`
-   * as copies, not as views of the chunk: faster where allocating a small
-   * buffer costs less than making a view (Bun), slower where it costs more
-   * (Deno). Default `false`; sock's adapters set what suits their runtime.
-   */
-  copySmallMessages?: boolean;
-  /**
    * Hold back a protocol violation, the peer's close frame or the end of input (EOF) that
    * follows messages the application has not answered yet: the events up to it are delivered,
    * the connection stays OPEN so replies can be sent, the rest of the input is ignored, and the
@@ -181,15 +177,18 @@ export interface ProtocolOptions {
   leaveUnread?: boolean;
 }
 
-/** Options for one `receiveData()` call. */
+/**
+ * Options for one `receiveData()` call. Besides the chunk's ownership and the bounds on one call, a
+ * driver passes hints it takes from its transport: facts about the runtime it runs on, which change
+ * how fast the core's work is done, never what it produces.
+ */
 export interface ReceiveOptions {
   /**
-   * `true` hands the chunk over to the core: it may unmask whole binary
-   * messages in place and deliver them as views of the chunk instead of
-   * copies (a message at least a sixteenth of the chunk's `ArrayBuffer`, and
-   * any message when that buffer holds at most 4 KiB). Pass it only for a
-   * buffer read fresh for this call and never touched again.
-   * Default `false`: the chunk is neither modified nor kept.
+   * `true` hands the chunk over to the core: it may unmask whole binary messages in place and
+   * deliver them as views of the chunk instead of copies (a message at least a sixteenth of the
+   * chunk's `ArrayBuffer`, and any message when that buffer holds at most 4 KiB). Pass it only for
+   * a buffer read fresh for this call; whether the core kept it is in the call's
+   * {@linkcode ReceiveResult}. Default `false`: the chunk is neither modified nor kept.
    */
   transfer?: boolean;
   /**
@@ -201,6 +200,34 @@ export interface ReceiveOptions {
   maxWork?: number;
   /** Stop once this many messages (or pieces, with `streamMessages`) were delivered. Default: no limit. */
   maxMessages?: number;
+  /**
+   * A hint: decode short non-ASCII texts in script instead of with `TextDecoder`, for a runtime
+   * where a `TextDecoder` call costs more than the work (Deno, where it is an op: bench (g) 599k →
+   * 696k messages/s). Slower where `TextDecoder` is native (Bun). Default `false`.
+   */
+  scriptedTextDecoding?: boolean;
+  /**
+   * A hint: with `transfer`, deliver binary messages under 4 KiB as copies, not as views of the
+   * chunk, for a runtime where a view costs more than a small copy (JavaScriptCore, so Bun: bench
+   * (b) about +15%). Slower where views are cheap (V8, so Deno). Default `false`.
+   */
+  copySmallMessages?: boolean;
+}
+
+/** What one `receiveData()` call did with its chunk. */
+export interface ReceiveResult {
+  /**
+   * How many bytes of the chunk were read: all of them unless a limit in {@linkcode ReceiveOptions}
+   * stopped the call; then feed the rest (`chunk.subarray(read)`) later, before anything newer.
+   */
+  read: number;
+  /**
+   * Whether the core kept a reference into the chunk's buffer past the call: only with `transfer`,
+   * when a binary message was delivered in place, as a view of the chunk. A driver whose transport
+   * reads into the same buffer again may do so when this is `false`; when `true`, the buffer is the
+   * message's now, and must not be read into again.
+   */
+  kept: boolean;
 }
 
 /** Options for one outgoing message or piece of one. */
@@ -215,7 +242,8 @@ export interface SendOptions {
   compress?: boolean;
 }
 
-const enum Message {
+/** What kind of data message is being assembled (received) or sent in pieces. */
+const enum Assembling {
   None = 0,
   Text = 1,
   Binary = 2,
@@ -242,16 +270,30 @@ const FRAME_WORK = 64;
  */
 const COMPRESSED_PIECE = 1024;
 
-/** Below this many UTF-16 units, text is encoded into a scratch buffer. */
+/** Below this many UTF-16 units, text is encoded into a scratch buffer (3 bytes per unit suffice). */
 const SHORT_TEXT = 128;
-/** That buffer, shared by every connection: the frame encoder copies a payload this small at once. */
+/**
+ * Speed trick: short texts are encoded in script into this one buffer, shared by every connection
+ * (the frame encoder copies a payload this small into its frame at once), and sent through a view
+ * of it per length, made once, as a view costs more than the encoding. This came with "no views
+ * on the per-message path" (commit 2523301: in-process echo, Bun text 1,188 → 565 ns/msg, for all
+ * of that commit's changes together; this buffer's own share was not measured). Until 0.2.0 the
+ * encoder took a length parameter instead of a view per length: the same speed within noise
+ * (16 texts of 32 bytes per write: Deno 103.8 vs 103.5 ns/msg, Bun 99 vs 98; mixed lengths 219 vs
+ * 217, 171 vs 168; medians of 6 runs each).
+ */
 const SEND_SCRATCH = new Uint8Array(SHORT_TEXT * 3);
+/** The views of SEND_SCRATCH by length, each made when first needed. */
+const SEND_VIEWS: (Uint8Array | undefined)[] = new Array(SHORT_TEXT * 3 + 1).fill(undefined);
 
 /**
  * A whole binary message in a transferred chunk is delivered in place when it
  * is at least a sixteenth of the buffer under the chunk, or that buffer holds
  * at most this many bytes; otherwise it is copied, so a few bytes never pin a
- * large buffer.
+ * large buffer. Speed trick: small messages in small chunks as views, not copies, bought bench
+ * (b) 403k → 617k msg/s on Deno, 376k → 571k on Bun (commit 0f193b7, with the write path of that
+ * commit); the sixteenth rule that followed (224e006) is a memory bound, its cost not measured.
+ * `copySmallMessages` turns the small case back into copies where those are cheaper.
  */
 const IN_PLACE_LIMIT = 4096;
 
@@ -269,15 +311,13 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #decoder: FrameDecoder;
   #encoder: FrameEncoder;
   #extensions: Extension[] = [];
-  #protocol = "";
+  #subprotocol = "";
 
   readonly #maxMessageSize: number;
   readonly #maxFragments: number;
   readonly #fragmentSize: number;
   readonly #autoPong: boolean;
   readonly #stream: boolean;
-  readonly #scriptedText: boolean;
-  readonly #copySmall: boolean;
   readonly #holdEndings: boolean;
   readonly #leaveUnread: boolean;
   /** Bytes that came with the handshake, left unread (see `leaveUnread`). */
@@ -292,7 +332,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #frameFin = false;
   #frameLength = 0;
   #frameRemaining = 0;
-  #message = Message.None;
+  #message = Assembling.None;
   #messageRsv = 0;
   #messageSize = 0;
   #fragments = 0;
@@ -311,6 +351,11 @@ export class Protocol<SideEvent = never> implements FrameSink {
 
   /** Whether the chunk being decoded was transferred to us. */
   #transfer = false;
+  /** Whether a message was delivered as a view of the chunk being decoded (see `ReceiveResult.kept`). */
+  #kept = false;
+  /** The hints of this `receiveData()` call (see `ReceiveOptions`). */
+  #scriptedText = false;
+  #copySmall = false;
   /** Work done, and allowed, in this `receiveData()` call (see `ReceiveOptions.maxWork`). */
   #work = 0;
   #maxWork = Infinity;
@@ -318,7 +363,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #room = Infinity;
 
   // Outgoing message.
-  #sending = Message.None;
+  #sending = Assembling.None;
 
   #closeReceived: CloseInfo | undefined;
   #closeSent: CloseInfo | undefined;
@@ -331,18 +376,18 @@ export class Protocol<SideEvent = never> implements FrameSink {
    * @param options Limits and behaviour.
    */
   constructor(isClient: boolean, options: ProtocolOptions = {}) {
-    this.#maxMessageSize = limit("maxMessageSize", options.maxMessageSize, 16 * 1024 * 1024, 0);
-    this.#maxFragments = limit("maxFragments", options.maxFragments, 4096, 1);
-    this.#fragmentSize = limit("fragmentSize", options.fragmentSize, Infinity, 1);
+    this.#maxMessageSize = checkOption("maxMessageSize", options.maxMessageSize, 16 * 1024 * 1024, {
+      min: 0,
+    });
+    this.#maxFragments = checkOption("maxFragments", options.maxFragments, 4096, { min: 1 });
+    this.#fragmentSize = checkOption("fragmentSize", options.fragmentSize, Infinity, { min: 1 });
     this.#autoPong = options.autoPong ?? true;
     this.#stream = options.streamMessages ?? false;
-    this.#scriptedText = options.scriptedTextDecoding ?? false;
-    this.#copySmall = options.copySmallMessages ?? false;
     this.#holdEndings = options.holdEndings ?? false;
     this.#leaveUnread = options.leaveUnread ?? false;
     this.#decoder = new FrameDecoder(this, {
       expectMasked: !isClient,
-      maxFrameSize: limit("maxFrameSize", options.maxFrameSize, this.#maxMessageSize, 0),
+      maxFrameSize: checkOption("maxFrameSize", options.maxFrameSize, this.#maxMessageSize, { min: 0 }),
     });
     this.#encoder = new FrameEncoder(isClient ? new MaskKeys(options.random ?? cryptoRandom) : undefined);
   }
@@ -353,8 +398,8 @@ export class Protocol<SideEvent = never> implements FrameSink {
   }
 
   /** The subprotocol agreed in the handshake; empty when none. */
-  get protocol(): string {
-    return this.#protocol;
+  get subprotocol(): string {
+    return this.#subprotocol;
   }
 
   /** The extensions in effect, in negotiated order. */
@@ -382,7 +427,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
 
   /** Whether a message has started arriving and is not complete yet. */
   get receivingMessage(): boolean {
-    return this.#message !== Message.None;
+    return this.#message !== Assembling.None;
   }
 
   /** Bytes queued in `dataToSend()` and not yet taken. */
@@ -429,15 +474,40 @@ export class Protocol<SideEvent = never> implements FrameSink {
    * violation queues the right close frame and produces a `failed` event.
    * Bytes after CLOSED are ignored.
    *
+   * @example A binary message delivered in place keeps the chunk
+   * ```ts
+   * import { ServerProtocol } from "@sock/sock";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const server = new ServerProtocol();
+   * server.receiveData(new TextEncoder().encode(
+   *   "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+   *     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+   * ));
+   * await server.accept();
+   * server.events();
+   * // A masked binary frame of 3 bytes (mask key 0), read into a buffer of its own.
+   * const chunk = new Uint8Array([0x82, 0x83, 0, 0, 0, 0, 1, 2, 3]);
+   * assertEquals(server.receiveData(chunk, { transfer: true }), { read: 9, kept: true });
+   * const [message] = server.events();
+   * assertEquals(message.type === "binary" && message.data.buffer === chunk.buffer, true);
+   * // Without transfer the core copies, and the transport may read into the buffer again.
+   * assertEquals(server.receiveData(chunk.slice()), { read: 9, kept: false });
+   * ```
+   *
    * @param chunk The bytes; not modified or kept after the call unless transferred.
    * @param options `transfer: true` to hand the chunk over; `maxWork` and `maxMessages` to bound
-   *   what one call does (see {@linkcode ReceiveOptions}).
-   * @returns How many bytes of `chunk` were read: all of them unless a limit in `options` stopped
-   *   the call; then feed `chunk.subarray(read)` later, before anything newer.
+   *   what one call does; the transport's runtime hints (see {@linkcode ReceiveOptions}).
+   * @returns How many bytes of `chunk` were read (all of them unless a limit in `options` stopped
+   *   the call; then feed `chunk.subarray(read)` later, before anything newer), and whether the
+   *   core kept the chunk's buffer (see {@linkcode ReceiveResult}).
    */
-  receiveData(chunk: Uint8Array, options?: ReceiveOptions): number {
-    if (this.#state === ReadyState.Closed || this.#held) return chunk.length;
+  receiveData(chunk: Uint8Array, options?: ReceiveOptions): ReceiveResult {
+    if (this.#state === ReadyState.Closed || this.#held) return { read: chunk.length, kept: false };
     this.#transfer = options?.transfer ?? false;
+    this.#kept = false;
+    this.#scriptedText = options?.scriptedTextDecoding ?? false;
+    this.#copySmall = options?.copySmallMessages ?? false;
     this.#work = 0;
     this.#maxWork = options?.maxWork ?? Infinity;
     this.#room = options?.maxMessages ?? Infinity;
@@ -448,8 +518,11 @@ export class Protocol<SideEvent = never> implements FrameSink {
       if (error !== HELD) this.#end({ kind: "failed", error });
     }
     this.#transfer = false;
+    const kept = this.#kept;
+    this.#kept = false;
     // Past an ending, the rest of the chunk is never read (RFC 6455 §7.1.7, §5.5.1).
-    return this.readyState === ReadyState.Closed || this.#held ? chunk.length : read;
+    if (this.readyState === ReadyState.Closed || this.#held) read = chunk.length;
+    return { read, kept };
   }
 
   /**
@@ -538,10 +611,11 @@ export class Protocol<SideEvent = never> implements FrameSink {
   sendText(text: string, options?: SendOptions): void {
     const n = text.length;
     if (n < SHORT_TEXT && this.#extensions.length === 0) {
-      this.#sendData(Message.Text, SEND_SCRATCH, options, encodeUtf8Into(text, SEND_SCRATCH));
+      const length = encodeUtf8Into(text, SEND_SCRATCH);
+      this.#sendData(Assembling.Text, SEND_VIEWS[length] ??= SEND_SCRATCH.subarray(0, length), options);
       return;
     }
-    this.#sendData(Message.Text, encodeUtf8(text), options);
+    this.#sendData(Assembling.Text, encodeUtf8(text), options);
   }
 
   /**
@@ -554,7 +628,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
    * @throws {TypeError} When the connection is not OPEN or a text message is in progress.
    */
   sendBinary(data: Uint8Array, options?: SendOptions): void {
-    this.#sendData(Message.Binary, data, options);
+    this.#sendData(Assembling.Binary, data, options);
   }
 
   /**
@@ -631,8 +705,8 @@ export class Protocol<SideEvent = never> implements FrameSink {
   }
 
   /** Moves to OPEN with the agreed subprotocol and extensions. */
-  protected open(protocol: string, extensions: Extension[]): void {
-    this.#protocol = protocol;
+  protected open(subprotocol: string, extensions: Extension[]): void {
+    this.#subprotocol = subprotocol;
     this.#extensions = extensions;
     let rsv = 0;
     for (const extension of extensions) rsv |= extension.rsv;
@@ -708,15 +782,15 @@ export class Protocol<SideEvent = never> implements FrameSink {
       return;
     }
     if (opcode === Opcode.Continuation) {
-      if (this.#message === Message.None) {
+      if (this.#message === Assembling.None) {
         throw new ProtocolError("continuation frame without a message to continue", CloseCode.ProtocolError);
       }
       if (rsv !== 0) throw new ProtocolError("RSV bits set on a continuation frame", CloseCode.ProtocolError);
     } else {
-      if (this.#message !== Message.None) {
+      if (this.#message !== Assembling.None) {
         throw new ProtocolError("new data frame inside a fragmented message", CloseCode.ProtocolError);
       }
-      this.#message = opcode === Opcode.Text ? Message.Text : Message.Binary;
+      this.#message = opcode === Opcode.Text ? Assembling.Text : Assembling.Binary;
       this.#messageRsv = rsv;
       this.#messageSize = 0;
       this.#decodedSize = 0;
@@ -812,7 +886,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
     // The whole message in this one piece, as sent (no extension transformed it).
     const whole = this.#frameFin && this.#fragments === 1 && n === this.#frameLength &&
       this.#messageRsv === 0;
-    if (this.#message === Message.Text) {
+    if (this.#message === Assembling.Text) {
       if (whole && !this.#stream) {
         this.#text = unmaskShortText(chunk, start, end, key, phase, this.#scriptedText) ??
           decodeUtf8(this.#unmaskToScratch(chunk, start, end, key, phase));
@@ -838,6 +912,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
       mask(chunk, key, chunk, start, phase, start, end);
       this.#binary = chunk.subarray(start, end);
       this.#binaryLength = n;
+      this.#kept = true;
       return;
     }
     const needed = this.#binaryLength + n;
@@ -875,13 +950,13 @@ export class Protocol<SideEvent = never> implements FrameSink {
     this.#unanswered = true;
     if (--this.#room <= 0) this.#decoder.stop = true;
     const kind = this.#message;
-    this.#message = Message.None;
+    this.#message = Assembling.None;
     if (this.#stream) {
-      const tail = kind === Message.Text ? this.#utf8.end() : "";
+      const tail = kind === Assembling.Text ? this.#utf8.end() : "";
       const last = this.#lastPiece;
       if (last && tail === "" && this.#events[this.#events.length - 1] === last) {
         last.final = true;
-      } else if (kind === Message.Text) {
+      } else if (kind === Assembling.Text) {
         this.emit({ type: "text", data: tail, final: true });
       } else {
         this.emit({ type: "binary", data: EMPTY, final: true });
@@ -889,7 +964,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
       this.#lastPiece = undefined;
       return;
     }
-    if (kind === Message.Text) {
+    if (kind === Assembling.Text) {
       let text = this.#text;
       if (this.#utf8Used) text += this.#utf8.end();
       this.#text = "";
@@ -946,37 +1021,29 @@ export class Protocol<SideEvent = never> implements FrameSink {
     }
   }
 
-  /**
-   * Sends `payload` as a message or a piece of one: its first `length` bytes, where a length short
-   * of the payload comes only from callers that run no extension.
-   */
-  #sendData(
-    kind: Message,
-    payload: Uint8Array,
-    options: SendOptions | undefined,
-    length = payload.length,
-  ): void {
+  /** Sends `payload` as a message or a piece of one. */
+  #sendData(kind: Assembling, payload: Uint8Array, options: SendOptions | undefined): void {
     this.#checkCanSend();
     const fin = options?.fin ?? true;
-    const first = this.#sending === Message.None;
+    const first = this.#sending === Assembling.None;
     if (!first && this.#sending !== kind) {
       throw new TypeError("cannot mix text and binary pieces in one message");
     }
     let rsv = 0;
     let data = payload;
-    let n = length;
+    let n = payload.length;
     for (const extension of this.#extensions) {
       const encoded = extension.encode(data, first, fin, options?.compress ?? true);
       data = encoded.data;
       n = data.length;
       if (first) rsv |= encoded.rsv;
     }
-    this.#sending = fin ? Message.None : kind;
+    this.#sending = fin ? Assembling.None : kind;
     let opcode: number = first ? kind : Opcode.Continuation;
     const size = this.#fragmentSize;
     if (n <= size) {
       // One frame (an empty message too).
-      this.#encoder.frame(opcode, data, fin, rsv, n);
+      this.#encoder.frame(opcode, data, fin, rsv);
       return;
     }
     // Split into frames of at most `fragmentSize`.
@@ -1001,15 +1068,6 @@ export class Protocol<SideEvent = never> implements FrameSink {
 /** Shortens an error message to a close reason that fits a close frame. */
 function truncateReason(message: string): string {
   let reason = message;
-  while (encodeUtf8(reason).length > MAX_CLOSE_REASON_BYTES) reason = reason.slice(0, -1);
+  while (utf8Length(reason) > MAX_CLOSE_REASON_BYTES) reason = reason.slice(0, -1);
   return reason;
-}
-
-/** Reads a numeric limit, refusing NaN and values below `min` rather than silently disabling it. */
-function limit(name: string, value: number | undefined, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !(value >= min)) {
-    throw new RangeError(`${name} must be a number of at least ${min}, got ${value}`);
-  }
-  return value;
 }

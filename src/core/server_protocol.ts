@@ -5,6 +5,7 @@
  * @module
  */
 
+import { CloseCode } from "./close.ts";
 import { ProtocolError } from "./errors.ts";
 import { negotiateExtensions, type ServerExtensionFactory } from "./extensions.ts";
 import {
@@ -24,6 +25,7 @@ import {
   type ProtocolOptions,
   ReadyState,
   type ReceiveOptions,
+  type ReceiveResult,
 } from "./protocol.ts";
 import { encodeUtf8 } from "./utf8.ts";
 
@@ -137,12 +139,14 @@ export class ServerProtocol extends Protocol<RequestEvent> {
    *
    * @param chunk The bytes; not modified or kept after the call unless transferred.
    * @param options `transfer: true` to hand the chunk over, and limits once open (see {@linkcode ReceiveOptions}).
-   * @returns How many bytes of `chunk` were read: all of them, unless a limit stopped the call once open.
+   * @returns How many bytes of `chunk` were read (all of them, unless a limit stopped the call once
+   *   open), and whether the core kept its buffer (only once open; see {@linkcode ReceiveResult}).
    */
-  override receiveData(chunk: Uint8Array, options?: ReceiveOptions): number {
+  override receiveData(chunk: Uint8Array, options?: ReceiveOptions): ReceiveResult {
     if (this.readyState !== ReadyState.Connecting) return super.receiveData(chunk, options);
+    // The handshake copies what it keeps (a head split across reads, early data).
     this.#receiveHandshake(chunk);
-    return chunk.length;
+    return { read: chunk.length, kept: false };
   }
 
   #receiveHandshake(chunk: Uint8Array): void {
@@ -151,7 +155,9 @@ export class ServerProtocol extends Protocol<RequestEvent> {
       const size = this.#earlySize + chunk.length;
       if (size > MAX_EARLY_DATA) {
         this.#failHandshake(
-          new ProtocolError("client sent data before the handshake completed", 1002, { status: 400 }),
+          new ProtocolError("client sent data before the handshake completed", CloseCode.ProtocolError, {
+            status: 400,
+          }),
         );
         return;
       }
@@ -202,14 +208,14 @@ export class ServerProtocol extends Protocol<RequestEvent> {
       request.extensions,
     );
     // Checks the subprotocol and headers, if any, before anything is committed.
-    if (options.protocol !== undefined || options.headers !== undefined || header !== undefined) {
+    if (options.subprotocol !== undefined || options.headers !== undefined || header !== undefined) {
       acceptResponse(request, "", header, options);
     }
     this.#answered = true;
     const token = await this.#token!;
     if (this.readyState !== ReadyState.Connecting) return false;
     this.sendRaw(acceptResponse(request, token, header, options), true);
-    this.open(options.protocol ?? "", extensions);
+    this.open(options.subprotocol ?? "", extensions);
     const early = this.#early.subarray(0, this.#earlySize);
     this.#early = NO_BYTES;
     this.receiveAfterHandshake(early);

@@ -5,8 +5,10 @@
  * @module
  */
 
+import { concat } from "../bytes.ts";
 import { CloseCode } from "../close.ts";
 import { ProtocolError } from "../errors.ts";
+import { checkOption } from "../options.ts";
 import {
   CODE_LENGTH_ORDER,
   DIST_BASE,
@@ -237,10 +239,7 @@ export class Inflater {
    * @throws {RangeError} For window bits out of range.
    */
   constructor(windowBits = 15) {
-    if (!Number.isInteger(windowBits) || windowBits < 8 || windowBits > 15) {
-      throw new RangeError(`windowBits must be an integer from 8 to 15, got ${windowBits}`);
-    }
-    this.#windowSize = 1 << windowBits;
+    this.#windowSize = 1 << checkOption("windowBits", windowBits, 15, { min: 8, max: 15, integer: true });
   }
 
   /**
@@ -269,9 +268,7 @@ export class Inflater {
   write(data: Uint8Array, maxOutput = Infinity): Uint8Array {
     let input = data;
     if (this.#pending.length > 0) {
-      input = new Uint8Array(this.#pending.length + data.length);
-      input.set(this.#pending);
-      input.set(data, this.#pending.length);
+      input = concat([this.#pending, data]);
       this.#pending = EMPTY;
     }
     if (this.#out.length === 0) {

@@ -14,7 +14,9 @@ import type {
   ServerExtensionFactory,
 } from "../extensions.ts";
 import { RSV1 } from "../frame.ts";
-import { checkOption, Deflater } from "./deflate.ts";
+import { concat } from "../bytes.ts";
+import { checkOption } from "../options.ts";
+import { Deflater } from "./deflate.ts";
 import { Inflater } from "./inflate.ts";
 
 /** The extension's registered name. */
@@ -129,11 +131,16 @@ class Settings {
   constructor(options: PerMessageDeflateOptions) {
     this.serverNoContextTakeover = options.serverNoContextTakeover ?? false;
     this.clientNoContextTakeover = options.clientNoContextTakeover ?? false;
-    this.serverMaxWindowBits = checkOption("serverMaxWindowBits", options.serverMaxWindowBits, 15, 8, 15);
-    this.clientMaxWindowBits = checkOption("clientMaxWindowBits", options.clientMaxWindowBits, 15, 8, 15);
-    this.level = checkOption("level", options.level, 6, 0, 9);
-    this.memLevel = checkOption("memLevel", options.memLevel, 8, 1, 9);
-    this.threshold = checkOption("threshold", options.threshold, 1024, 0, Number.MAX_SAFE_INTEGER);
+    const bits = { min: 8, max: 15, integer: true };
+    this.serverMaxWindowBits = checkOption("serverMaxWindowBits", options.serverMaxWindowBits, 15, bits);
+    this.clientMaxWindowBits = checkOption("clientMaxWindowBits", options.clientMaxWindowBits, 15, bits);
+    this.level = checkOption("level", options.level, 6, { min: 0, max: 9, integer: true });
+    this.memLevel = checkOption("memLevel", options.memLevel, 8, { min: 1, max: 9, integer: true });
+    this.threshold = checkOption("threshold", options.threshold, 1024, {
+      min: 0,
+      max: Number.MAX_SAFE_INTEGER,
+      integer: true,
+    });
   }
 
   extension(agreement: Agreement): PerMessageDeflate {
@@ -271,7 +278,8 @@ export class PerMessageDeflateClient implements ClientExtensionFactory {
   complete(response: ExtensionOffer): Extension {
     const settings = this.#settings;
     const params = readParams(response, true);
-    const fail = (why: string) => new ProtocolError(`invalid permessage-deflate answer: ${why}`, 1002);
+    const fail = (why: string) =>
+      new ProtocolError(`invalid permessage-deflate answer: ${why}`, CloseCode.ProtocolError);
     if (!params) throw fail("unknown, repeated or malformed parameter");
     if (settings.serverNoContextTakeover && !params.serverNoContextTakeover) {
       throw fail("server_no_context_takeover was asked for");
@@ -324,7 +332,7 @@ class PerMessageDeflate implements Extension {
     }
     if (this.#agreement.receiveNoContext) inflater.reset();
     else inflater.restart();
-    return rest.length === 0 ? out : concat(out, rest);
+    return rest.length === 0 ? out : concat([out, rest]);
   }
 
   encode(
@@ -351,11 +359,4 @@ class PerMessageDeflate implements Extension {
     }
     return { data: out, rsv: first ? RSV1 : 0 };
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
