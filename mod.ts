@@ -32,6 +32,7 @@ export {
 export { detectAdapter } from "./src/adapters/mod.ts";
 export { Connection, type ConnectionOptions, type TopicHub } from "./src/connection/connection.ts";
 export { ConnectionClosed } from "./src/connection/closed.ts";
+export { Link, type OpenSink } from "./src/connection/link.ts";
 export type { Message, MessagePart } from "./src/connection/inbox.ts";
 export * from "./src/server/sock.ts";
 export * from "./src/client.ts";

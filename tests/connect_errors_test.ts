@@ -18,6 +18,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { connect, ConnectError, type ConnectErrorCode, detectAdapter, ListenError, Sock } from "../mod.ts";
 import type { Transport } from "../src/transport.ts";
+import { pull } from "./_pull.ts";
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8");
 /** A certificate for localhost and 127.0.0.1, signed by a CA nobody trusts unless told (tls_test's). */
@@ -68,7 +69,7 @@ async function closedPort(): Promise<number> {
 
 /** Waits for the client's first bytes (on TLS, that drives the handshake), then runs `then`. */
 const afterFirstRead = (then: (transport: Transport) => unknown) => (transport: Transport) => {
-  transport.read().then(() => then(transport), () => transport.close());
+  pull(transport).read().then(() => then(transport), () => transport.close());
 };
 const closeIt = (transport: Transport) => transport.close();
 

@@ -1,15 +1,25 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Connection, ServerProtocol, type ServerProtocolOptions, type Transport } from "../mod.ts";
+import {
+  Connection,
+  Link,
+  ServerProtocol,
+  type ServerProtocolOptions,
+  type Transport,
+  type TransportSink,
+} from "../mod.ts";
 import { buildFrame, counting, eventually, hex, joinBytes, readFrames, RFC_MASK } from "./_helpers.ts";
 
-/** A transport in memory: records writes, and reads what the test pushes (nothing here). */
+/** A transport in memory: records writes, and reads nothing until it is closed. */
 function memoryTransport() {
   const writes: Uint8Array[][] = [];
   const done = { writes: 0 };
-  let end: ((bytes: Uint8Array | null) => void) | undefined;
+  let sink: TransportSink | undefined;
+  let ended = false;
   const transport: Transport = {
-    read: () => new Promise((resolve) => end = resolve),
+    start: (s) => sink = s,
+    pause: () => {},
+    resume: () => {},
     write: (chunks) => {
       writes.push(chunks);
       return new Promise((resolve) =>
@@ -19,7 +29,12 @@ function memoryTransport() {
         }, 5)
       );
     },
-    close: () => end?.(null),
+    close: () => {
+      if (ended) return;
+      ended = true;
+      sink?.end();
+    },
+    hints: {},
     remoteAddress: undefined,
     localAddress: undefined,
   };
@@ -38,40 +53,67 @@ async function openProtocol(options: ServerProtocolOptions = {}): Promise<Server
   return protocol;
 }
 
-/** A transport that reads the given chunks, then waits for more (`push`), and records every write. */
-function scriptedTransport(chunks: Uint8Array[]) {
+/**
+ * A transport that reads the given chunks (one a microtask, as reads resolve), then those the test
+ * pushes (`push`, `null` for the end), and records every write. A chunk the sink did not keep goes
+ * to `onRelease`, as a transport reading into it again would.
+ */
+function scriptedTransport(chunks: Uint8Array[], onRelease?: (chunk: Uint8Array) => void) {
   const writes: Uint8Array[][] = [];
-  let pending: ((bytes: Uint8Array | null) => void) | undefined;
-  let closed = false;
+  const queue: (Uint8Array | null)[] = [...chunks];
+  let sink: TransportSink | undefined;
+  let paused = false;
+  let scheduled = false;
+  let ended = false;
+  const next = () => {
+    scheduled = false;
+    if (!sink || paused || ended || queue.length === 0) return;
+    const chunk = queue.shift()!;
+    if (chunk === null) {
+      ended = true;
+      return sink.end();
+    }
+    if (!sink.data(chunk)) onRelease?.(chunk);
+    schedule();
+  };
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    queueMicrotask(next);
+  };
   const transport: Transport = {
-    read: () => {
-      const next = closed ? null : chunks.shift();
-      if (next !== undefined) return Promise.resolve(next);
-      return new Promise((resolve) => pending = resolve);
+    start: (s) => {
+      sink = s;
+      schedule();
+    },
+    pause: () => paused = true,
+    resume: () => {
+      paused = false;
+      schedule();
     },
     write: (written) => {
       writes.push(written.map((chunk) => chunk.slice()));
     },
     close: () => {
-      closed = true;
-      pending?.(null);
+      if (ended) return;
+      ended = true;
+      queue.length = 0;
+      sink?.end();
     },
+    hints: {},
     remoteAddress: undefined,
     localAddress: undefined,
   };
   const push = (chunk: Uint8Array | null) => {
-    const resolve = pending;
-    pending = undefined;
-    if (resolve) resolve(chunk);
-    else if (chunk) chunks.push(chunk);
-    else closed = true;
+    queue.push(chunk);
+    schedule();
   };
   return { transport, writes, push };
 }
 
 test("Connection batches messages sent in a burst into one write", async () => {
   const { transport, writes } = memoryTransport();
-  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0 });
+  const ws = new Connection(await openProtocol(), new Link(transport), { pingInterval: 0 });
   const sends = [];
   for (let i = 0; i < 50; i++) sends.push(ws.send(`message ${i}`));
   assert.ok(ws.bufferedAmount > 0, "queued bytes are counted");
@@ -91,7 +133,10 @@ test("Connection works with a transport whose writes complete at once (write ret
     buildFrame(0x82, counting(3), RFC_MASK),
   ];
   const { transport, writes } = scriptedTransport(frames);
-  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0, sendHighWaterMark: 4 });
+  const ws = new Connection(await openProtocol(), new Link(transport), {
+    pingInterval: 0,
+    sendHighWaterMark: 4,
+  });
   for (let i = 0; i < 2; i++) await ws.send((await ws.receive({ timeout: 2000 }))!);
   await ws.send("past the high-water mark");
   await ws.drain();
@@ -106,7 +151,10 @@ test("Connection works with a transport whose writes complete at once (write ret
 
 test("Connection.send waits for the socket once bufferedAmount passes sendHighWaterMark", async () => {
   const { transport, done } = memoryTransport();
-  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0, sendHighWaterMark: 1000 });
+  const ws = new Connection(await openProtocol(), new Link(transport), {
+    pingInterval: 0,
+    sendHighWaterMark: 1000,
+  });
   let settled = false;
   const small = ws.send("x".repeat(100));
   await small;
@@ -120,19 +168,18 @@ test("Connection.send waits for the socket once bufferedAmount passes sendHighWa
   await ws.closed;
 });
 
-test("Connection gives read buffers back to the transport only when no message is a view of them", async () => {
+test("Connection lets the transport read into a buffer again only when no message is a view of it", async () => {
   // Reads hand over fresh buffers; a released one is scribbled over at once, as a transport reusing it would.
   const big = counting(8192), split = counting(6000, 7);
   const whole = buildFrame(0x82, big, RFC_MASK);
   const parted = buildFrame(0x82, split, RFC_MASK);
   const reads = [whole, parted.slice(0, 3000), parted.slice(3000)];
   const released: Uint8Array[] = [];
-  const { transport } = scriptedTransport(reads);
-  transport.release = (chunk) => {
+  const { transport } = scriptedTransport(reads, (chunk) => {
     released.push(chunk);
     chunk.fill(0xee);
-  };
-  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0 });
+  });
+  const ws = new Connection(await openProtocol(), new Link(transport), { pingInterval: 0 });
   const first = await ws.receive({ timeout: 2000 });
   const second = await ws.receive({ timeout: 2000 });
   assert.deepEqual(first, big, "the message delivered in place is untouched");
@@ -152,7 +199,7 @@ const closeFrame = (code: number) => buildFrame(0x88, hex(code.toString(16).padS
 
 test("Connection.forEach passes messages in order, answers a read in one write, and resolves after a normal close", async () => {
   const { transport, writes, push } = scriptedTransport([joinBytes([text("a"), text("b"), text("c")])]);
-  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0 });
+  const ws = new Connection(await openProtocol(), new Link(transport), { pingInterval: 0 });
   const seen: string[] = [];
   const done = ws.forEach((message, final) => {
     assert.equal(final, true);
@@ -175,7 +222,7 @@ test("Connection.forEach passes messages in order, answers a read in one write, 
 
 test("Connection.forEach waits for a promise the callback returns before the next message", async () => {
   const { transport, push } = scriptedTransport([joinBytes([text("1"), text("2"), text("3")])]);
-  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0 });
+  const ws = new Connection(await openProtocol(), new Link(transport), { pingInterval: 0 });
   // Read before forEach is called: these queued messages come first.
   await new Promise((resolve) => setTimeout(resolve, 10));
   const log: string[] = [];
@@ -197,7 +244,10 @@ test("Connection.forEach waits for a promise the callback returns before the nex
 test("Connection.forEach rejects with what the callback threw and closes with 1011", async () => {
   for (const fail of ["throw", "reject"]) {
     const { transport, writes } = scriptedTransport([joinBytes([text("x"), text("y")])]);
-    const ws = new Connection(await openProtocol(), transport, { pingInterval: 0, closeTimeout: 50 });
+    const ws = new Connection(await openProtocol(), new Link(transport), {
+      pingInterval: 0,
+      closeTimeout: 50,
+    });
     const seen: unknown[] = [];
     const error = new Error(fail);
     const done = ws.forEach((message) => {
@@ -219,7 +269,7 @@ test("Connection.forEach rejects with ConnectionClosed after an abnormal close, 
   const protocol = await openProtocol({ streamMessages: true });
   const first = buildFrame(0x02, counting(3), RFC_MASK), last = buildFrame(0x80, counting(2, 3), RFC_MASK);
   const { transport, push } = scriptedTransport([joinBytes([first, last])]);
-  const ws = new Connection(protocol, transport, { pingInterval: 0 });
+  const ws = new Connection(protocol, new Link(transport), { pingInterval: 0 });
   const pieces: [number[], boolean][] = [];
   const done = ws.forEach((data, final) => {
     pieces.push([[...(data as Uint8Array)], final]);
@@ -233,7 +283,7 @@ test("Connection.forEach rejects with ConnectionClosed after an abnormal close, 
 
 test("Connection.forEach takes any value a callback returns: only a thenable holds the next message back", async () => {
   const { transport, push } = scriptedTransport([joinBytes([text("a"), text("b"), text("c"), text("d")])]);
-  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0 });
+  const ws = new Connection(await openProtocol(), new Link(transport), { pingInterval: 0 });
   const seen: string[] = [];
   const results: unknown[] = [null, 0, "", { then: (resolve: () => void) => setTimeout(resolve, 5) }];
   const done = ws.forEach((message) => {
@@ -257,7 +307,7 @@ test("Connection.close() on a connection that failed closes its transport at onc
     closes++;
     close();
   };
-  const ws = new Connection(await openProtocol(), transport, { pingInterval: 0 });
+  const ws = new Connection(await openProtocol(), new Link(transport), { pingInterval: 0 });
   assert.equal((await ws.closed).code, 1002);
   const before = closes;
   await ws.close();

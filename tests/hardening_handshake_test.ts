@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Sock, type SockOptions } from "../src/server/sock.ts";
-import type { Adapter, Transport } from "../src/transport.ts";
+import type { Adapter, Transport, TransportSink } from "../src/transport.ts";
 import { ServerProtocol } from "../src/core/server_protocol.ts";
 import {
   buildFrame,
@@ -387,11 +387,21 @@ test("Hostile handshakes: a head with 100 KiB of frames in the same write is ans
 function oneReadAdapter(input: Uint8Array) {
   const written: Uint8Array[] = [];
   const closed = Promise.withResolvers<null>();
-  let delivered = false;
+  let sink: TransportSink | undefined;
   const transport: Transport = {
-    read: () => delivered ? closed.promise : (delivered = true, Promise.resolve(input.slice())),
+    start: (s) => {
+      sink = s;
+      queueMicrotask(() => s.data(input.slice()));
+    },
+    pause: () => {},
+    resume: () => {},
     write: (chunks) => void written.push(...chunks.map((chunk) => chunk.slice())),
-    close: () => closed.resolve(null),
+    close: () => {
+      closed.resolve(null);
+      sink?.end();
+      sink = undefined;
+    },
+    hints: {},
     remoteAddress: undefined,
     localAddress: undefined,
   };

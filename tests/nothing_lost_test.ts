@@ -13,6 +13,7 @@ import { detectAdapter } from "../src/adapters/mod.ts";
 import type { Transport } from "../src/transport.ts";
 import { buildFrame, joinBytes, randomPieces, Rng, within } from "./_helpers.ts";
 import { RawPeer, sleep } from "./_hardening.ts";
+import { pull } from "./_pull.ts";
 
 /** The option sets every case runs with, on both ends. */
 const VARIANTS: { label: string; deflate: boolean }[] = [
@@ -27,7 +28,8 @@ async function choppingProxy(target: number, rng: Rng) {
   const open = new Set<Transport>();
   let pieces = 0;
   const pump = async (from: Transport, to: Transport) => {
-    for (let chunk = await from.read(); chunk; chunk = await from.read()) {
+    const reads = pull(from);
+    for (let chunk = await reads.read(); chunk; chunk = await reads.read()) {
       for (const piece of randomPieces(rng, chunk, 1 + rng.int(1500))) {
         await to.write([piece]);
         pieces++;

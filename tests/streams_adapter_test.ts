@@ -7,6 +7,7 @@ import { detectAdapter } from "../src/adapters/mod.ts";
 import { streamAdapter, type StreamPair, streamTransport } from "../src/adapters/streams.ts";
 import type { Endpoint, Transport } from "../src/transport.ts";
 import { within } from "./_helpers.ts";
+import { pull } from "./_pull.ts";
 
 /** An echo server on a free loopback port, and a route that closes with 4001 "bye". */
 async function echoServer() {
@@ -26,6 +27,7 @@ async function echoServer() {
  * presents one: a default stream, or a byte stream (read with a BYOB reader).
  */
 function pairOf(transport: Transport, kind: "default" | "bytes"): StreamPair {
+  const reads = pull(transport);
   const writable = new WritableStream<Uint8Array>({
     write: (chunk) => transport.write([chunk]),
     close: () => transport.close(),
@@ -34,7 +36,7 @@ function pairOf(transport: Transport, kind: "default" | "bytes"): StreamPair {
   if (kind === "default") {
     const readable = new ReadableStream<Uint8Array>({
       async pull(controller) {
-        const bytes = await transport.read();
+        const bytes = await reads.read();
         if (bytes === null) controller.close();
         else controller.enqueue(bytes);
       },
@@ -45,7 +47,7 @@ function pairOf(transport: Transport, kind: "default" | "bytes"): StreamPair {
   const readable = new ReadableStream({
     type: "bytes",
     async pull(controller) {
-      const bytes = await transport.read();
+      const bytes = await reads.read();
       if (bytes === null) {
         controller.close();
         controller.byobRequest?.respond(0);
@@ -126,7 +128,7 @@ test("streamTransport copies chunks of a default stream, whose source may reuse 
     }, { highWaterMark: 0 });
   };
   const shared = new Uint8Array(8);
-  const copying = streamTransport({ readable: source(shared), writable: new WritableStream() });
+  const copying = pull(streamTransport({ readable: source(shared), writable: new WritableStream() }));
   const kept = [await copying.read(), await copying.read(), await copying.read()];
   assert.deepEqual(kept.map((bytes) => bytes?.[0]), [1, 2, 3]);
   assert.ok(kept.every((bytes) => bytes !== shared));
@@ -135,7 +137,7 @@ test("streamTransport copies chunks of a default stream, whose source may reuse 
   const trusting = streamTransport({ readable: source(shared), writable: new WritableStream() }, {
     copy: false,
   });
-  assert.equal(await trusting.read(), shared, "copy: false hands the chunk over as is");
+  assert.equal(await pull(trusting).read(), shared, "copy: false hands the chunk over as is");
   trusting.close();
 });
 
@@ -150,11 +152,11 @@ test("streamTransport reads a byte stream into buffers the caller may keep", asy
         controller.byobRequest?.respond(0);
         return;
       }
-      // Small reads (copied out, their buffer reused) and a large one (handed over).
+      // Small reads and a large one, each handed over to a sink that keeps it.
       controller.enqueue(new Uint8Array(n === 2 ? 70000 : 10).fill(n));
     },
   });
-  const transport = streamTransport({ readable, writable: new WritableStream() });
+  const transport = pull(streamTransport({ readable, writable: new WritableStream() }));
   const kept: Uint8Array[] = [];
   let total = 0;
   while (true) {
@@ -165,7 +167,7 @@ test("streamTransport reads a byte stream into buffers the caller may keep", asy
   }
   assert.equal(total, 10 + 70000 + 10);
   assert.equal(kept[0].length, 10);
-  assert.ok(kept[0].every((b) => b === 1), "the first small read is intact after the buffer was reused");
+  assert.ok(kept[0].every((b) => b === 1), "the first small read is intact after later reads");
   assert.ok(kept.at(-1)!.every((b) => b === 3));
   assert.ok(kept.slice(1, -1).every((bytes) => bytes.every((b) => b === 2)));
 });
@@ -194,7 +196,7 @@ test("streamTransport.write resolves only once the sink took every chunk (backpr
   transport.close();
 });
 
-test("streamTransport.close ends a pending read, closes the writable, calls pair.close once", async () => {
+test("streamTransport.close ends reading, closes the writable, calls pair.close once", async () => {
   const events: string[] = [];
   const pair: StreamPair = {
     readable: new ReadableStream({ cancel: () => void events.push("cancel") }),
@@ -202,22 +204,23 @@ test("streamTransport.close ends a pending read, closes the writable, calls pair
     close: () => void events.push("pair.close"),
   };
   const transport = streamTransport(pair);
-  const pending = transport.read();
+  const reads = pull(transport);
+  const pending = reads.read();
   transport.close();
   transport.close();
   assert.equal(await within(pending, "pending read"), null);
-  assert.equal(await transport.read(), null);
+  assert.equal(await reads.read(), null);
   await assert.rejects(async () => await transport.write([new Uint8Array(1)]), TypeError);
   await within(new Promise<void>((resolve) => setTimeout(resolve, 10)), "tick");
   assert.deepEqual(events, ["cancel", "pair.close", "close writable"]);
 });
 
-test("streamTransport ends reading on an errored stream, and rejects chunks that are not bytes", async () => {
+test("streamTransport ends reading on an errored stream, and on chunks that are not bytes", async () => {
   const errored = streamTransport({
     readable: new ReadableStream({ start: (controller) => controller.error(new Error("reset")) }),
     writable: new WritableStream({ write: () => Promise.reject(new Error("broken pipe")) }),
   });
-  assert.equal(await errored.read(), null);
+  assert.equal(await pull(errored).read(), null);
   await assert.rejects(async () => await errored.write([new Uint8Array(1)]), /broken pipe/);
   errored.close();
 
@@ -227,6 +230,10 @@ test("streamTransport ends reading on an errored stream, and rejects chunks that
     }) as ReadableStream<Uint8Array>,
     writable: new WritableStream(),
   });
-  await assert.rejects(strings.read(), TypeError);
+  const delivered: unknown[] = [];
+  const ended = Promise.withResolvers<void>();
+  strings.start({ data: (chunk) => (delivered.push(chunk), false), end: ended.resolve });
+  await within(ended.promise, "the end of the stream");
+  assert.deepEqual(delivered, [], "a chunk that is not bytes never reaches the sink");
   strings.close();
 });

@@ -8,6 +8,7 @@ import { detectAdapter } from "../src/adapters/mod.ts";
 import { streamAdapter } from "../src/adapters/streams.ts";
 import { WebSocket as SockWebSocket } from "../src/websocket.ts";
 import { eventually, within } from "./_helpers.ts";
+import { pull } from "./_pull.ts";
 
 /** The runtime's built-in client, for the conformance comparisons. */
 const NativeWebSocket = globalThis.WebSocket;
@@ -349,8 +350,9 @@ test("WebSocket: a protocol error from the server fails the connection: error, t
   const reply = Promise.withResolvers<number[]>();
   const listener = await adapter.listen({ hostname: "127.0.0.1", port: 0 }, async (transport) => {
     let head = "";
+    const reads = pull(transport);
     while (!head.includes("\r\n\r\n")) {
-      const chunk = await transport.read();
+      const chunk = await reads.read();
       if (chunk === null) return;
       head += new TextDecoder().decode(chunk);
     }
@@ -362,7 +364,7 @@ test("WebSocket: a protocol error from the server fails the connection: error, t
       ),
       new Uint8Array([0x83, 0x00]),
     ]);
-    const frame = await transport.read() ?? new Uint8Array(0);
+    const frame = await reads.read() ?? new Uint8Array(0);
     // The close code, unmasked: the frame's payload starts after 2 header bytes and a 4-byte key.
     const code = frame.length >= 8 ? ((frame[6] ^ frame[2]) << 8) | (frame[7] ^ frame[3]) : -1;
     reply.resolve([frame[0], frame[1] & 0x80, code]);
@@ -482,10 +484,11 @@ test("WebSocket over the streams adapter (options.adapter), with arraybuffer mes
   try {
     const adapter = streamAdapter(async (endpoint) => {
       const transport = await detectAdapter().connect(endpoint);
+      const reads = pull(transport);
       return {
         readable: new ReadableStream<Uint8Array>({
           async pull(controller) {
-            const bytes = await transport.read();
+            const bytes = await reads.read();
             if (bytes === null) controller.close();
             else controller.enqueue(bytes);
           },

@@ -147,7 +147,13 @@ class StreamTransport implements Transport {
         // The read moved our buffer into `bytes.buffer`: read into it again unless the sink keeps it.
         buffer = new Uint8Array(bytes.buffer);
       } else {
-        bytes = bytesOf(result.value);
+        try {
+          bytes = bytesOf(result.value);
+        } catch (error) {
+          // Not bytes: the stream is broken, and ends here.
+          this.#reader.cancel(error).catch(() => {});
+          break;
+        }
         if (this.#copy) bytes = bytes.slice();
       }
       if (bytes.length === 0) continue;
