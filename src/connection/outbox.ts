@@ -51,6 +51,8 @@ export class Outbox {
   #inFlight = 0;
   /** Wrote since the idle-buffer deadline was set. */
   #wrote = false;
+  /** The connection closed (the last frames may still be written). */
+  #closed = false;
 
   /**
    * @param protocol The core whose output this writes.
@@ -181,15 +183,16 @@ export class Outbox {
     this.#protocol.dataToSend();
   }
 
-  /** The connection closed: nothing more to watch. */
+  /** The connection closed: its buffers go with it, so they need no watching. */
   close(): void {
+    this.#closed = true;
     idle.delete(this);
   }
 
   /** A connection that stops writing lets go of the send buffers a past burst left, later. */
   #watchIdle(): void {
     this.#wrote = true;
-    if (!idle.has(this)) idle.set(this, IDLE_BUFFERS);
+    if (!this.#closed && !idle.has(this)) idle.set(this, IDLE_BUFFERS);
   }
 
   /** Idle buffers' deadline: nothing written since, and nothing being written, they go. */
