@@ -3,7 +3,7 @@
  * what everyone else sees, and attackers that misbehave. Raw TCP through
  * node:net and node:zlib, so the same code runs on Deno and Bun and never
  * depends on the tree under test. Used by bench/attacks.ts (in child
- * processes) and tests/hardening_fairness_test.ts (the honest client in the
+ * processes) and tests/hardening/fairness_test.ts (the honest client in the
  * test's process, the attacker in a child).
  *
  *   deno run -A bench/attack_peers.ts honest --port P

@@ -20,7 +20,7 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 
 /**
  * A number from the environment, for longer soak runs than the suite's
- * (`SOCK_FUZZ_MS=600000 deno test -A tests/hardening_frames_test.ts`).
+ * (`SOCK_FUZZ_MS=600000 deno test -A tests/hardening/frames_test.ts`).
  */
 export function fromEnv(name: string, fallback: number): number {
   const process =

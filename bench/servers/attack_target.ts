@@ -1,5 +1,5 @@
 /**
- * The server the fairness attacks (bench/attacks.ts, tests/hardening_fairness_test.ts)
+ * The server the fairness attacks (bench/attacks.ts, tests/hardening/fairness_test.ts)
  * run against, on Deno or Bun. It imports `Sock` from the tree at `--root`
  * (default: this one): `src/server/sock.ts`, or `src/server.ts` in a tree from
  * before 0.2.0, so the same fixture measures an older checkout; it uses only

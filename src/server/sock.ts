@@ -185,7 +185,7 @@ export class Sock {
    *
    * @example Routes with parameters
    * ```ts
-   * import { Sock } from "./server.ts";
+   * import { Sock } from "./sock.ts";
    *
    * const app = new Sock()
    *   .route("/rooms/:room", (ws, request) => ws.subscribe(request.params.room))
