@@ -5,7 +5,11 @@
  * no runtime always goes first or last; each cell is the median over rounds of
  * each run's median, with the spread over rounds ((max - min) / 2 / median).
  *
- * Usage: deno run --allow-run --allow-read --allow-env bench/run.ts [rounds]
+ * Usage: deno run --allow-run --allow-read --allow-env bench/run.ts [rounds] [--base DIR]
+ *
+ * `--base DIR` runs DIR's bench/frames.ts too (a checkout of an earlier commit, e.g. a
+ * `git worktree`), on both runtimes in the same rounds, and adds "now / base" columns: a change's
+ * before and after in one run.
  *
  * Deno and Bun come from tools/dev/node_modules/.bin when installed there (else
  * PATH); Node comes from PATH.
@@ -32,9 +36,13 @@ interface Contender {
   reports: Report[];
 }
 
-const rounds = Number(Deno.args[0] ?? 5);
+const baseAt = Deno.args.indexOf("--base");
+const base = baseAt >= 0 ? Deno.args[baseAt + 1] : undefined;
+if (baseAt >= 0 && !base) throw new Error("--base needs a directory");
+const positional = Deno.args.filter((_, i) => baseAt < 0 || (i !== baseAt && i !== baseAt + 1));
+const rounds = Number(positional[0] ?? 5);
 if (!Number.isInteger(rounds) || rounds < 1) {
-  throw new Error(`rounds must be a positive integer, not ${Deno.args[0]}`);
+  throw new Error(`rounds must be a positive integer, not ${positional[0]}`);
 }
 
 const contenders: Contender[] = [
@@ -48,6 +56,13 @@ const contenders: Contender[] = [
   { label: "ws Node", command: "node", args: ["bench/ws_receiver.mjs"], reports: [] },
 ];
 const [deno, bun, node] = contenders;
+const bases: Contender[] = base
+  ? [
+    { label: "base Deno", command: localBin("deno"), args: ["run", `${base}/bench/frames.ts`], reports: [] },
+    { label: "base Bun", command: localBin("bun"), args: [`${base}/bench/frames.ts`], reports: [] },
+  ]
+  : [];
+contenders.push(...bases);
 
 async function runOnce(contender: Contender): Promise<Report> {
   const started = performance.now();
@@ -177,10 +192,14 @@ const header = [
   `${node.reports[0].impl} ${node.reports[0].runtime}`,
   "Deno/ws",
   "Bun/ws",
+  ...bases.length ? ["base Deno", "base Bun", "Deno now/base", "Bun now/base"] : [],
 ];
 const table = rows.map((row) => {
   const d = cell(deno, row.sock), b = cell(bun, row.sock), w = cell(node, row.ws);
-  return [row.label, row.unit, show(d), show(b), show(w), ratio(d, w), ratio(b, w)];
+  const cells = [row.label, row.unit, show(d), show(b), show(w), ratio(d, w), ratio(b, w)];
+  if (bases.length === 0) return cells;
+  const bd = cell(bases[0], row.sock), bb = cell(bases[1], row.sock);
+  return [...cells, show(bd), show(bb), ratio(d, bd), ratio(b, bb)];
 });
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)));
 const format = (cells: string[]) =>

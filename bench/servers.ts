@@ -35,11 +35,14 @@
  * Usage:
  *
  *   deno run -A bench/servers.ts [rounds] [--only a,b,…] [--servers sock-deno,…]
- *     [--seconds N] [--idle-conns N] [--quick]
+ *     [--seconds N] [--idle-conns N] [--quick] [--base DIR]
  *
  * `rounds` defaults to 3, `--seconds` (per run, after 0.5 s of warm-up) to 3,
  * `--idle-conns` to 10000; servers are sock-deno, sock-bun, deno, bun and ws.
  * `--quick` is a smoke test: 1 round, 1 s runs, 1,000 idle connections.
+ * `--base DIR` adds base-deno and base-bun: DIR's bench/servers/sock.ts (a checkout of an earlier
+ * commit, e.g. a `git worktree`), run in the same rounds as the rest, with "now / base" ratio
+ * columns: a change's before and after in one run.
  * Deno and Bun come from tools/dev/node_modules/.bin when installed there (else
  * PATH); Node comes from PATH.
  *
@@ -145,6 +148,19 @@ const servers: Server[] = [
   { id: "bun", label: "Bun built-in", command: bun, args: ["bench/servers/bun_builtin.ts"] },
   { id: "ws", label: "ws Node", command: "node", args: ["--expose-gc", "bench/servers/ws_node.mjs"] },
 ];
+const base = flags.get("base");
+if (base !== undefined) {
+  if (!base) throw new Error("--base needs a directory");
+  servers.push(
+    {
+      id: "base-deno",
+      label: "base Deno",
+      command: deno,
+      args: ["run", "-A", "--v8-flags=--expose-gc", `${base}/bench/servers/sock.ts`],
+    },
+    { id: "base-bun", label: "base Bun", command: bun, args: [`${base}/bench/servers/sock.ts`] },
+  );
+}
 
 const int = (v: number) => Number.isNaN(v) ? "–" : Math.round(v).toLocaleString("en-US");
 const ms = (v: number) => v.toFixed(v < 10 ? 2 : 1);
@@ -482,7 +498,7 @@ const med = (server: Server, scenario: Scenario, field: keyof Result) =>
 const score = (server: Server, scenario: Scenario) =>
   median(results.get(key(server, scenario))!.map(scenario.score));
 
-const [sockDeno, sockBun, denoBuiltin, bunBuiltin, wsNode] = servers;
+const [sockDeno, sockBun, denoBuiltin, bunBuiltin, wsNode, baseDeno, baseBun] = servers;
 /** sock's advantage over `other`: above 1 means sock is better. */
 function advantage(sock: Server | undefined, other: Server, scenario: Scenario): number {
   if (!has(sock, scenario) || !has(other, scenario)) return NaN;
@@ -495,11 +511,19 @@ function bestSock(scenario: Scenario): Server | undefined {
   return second && advantage(second, first, scenario) > 1 ? second : first;
 }
 const ratioText = (v: number) => Number.isNaN(v) ? "–" : `${v.toFixed(2)}×`;
-const ratioColumns = ["sock Deno / Deno", "sock Bun / Bun", "best sock / ws"];
+const ratioColumns = [
+  "sock Deno / Deno",
+  "sock Bun / Bun",
+  "best sock / ws",
+  ...baseDeno ? ["sock Deno / base", "sock Bun / base"] : [],
+];
 const ratios = (scenario: Scenario) => [
   ratioText(advantage(sockDeno, denoBuiltin, scenario)),
   ratioText(advantage(sockBun, bunBuiltin, scenario)),
   ratioText(advantage(bestSock(scenario), wsNode, scenario)),
+  ...baseDeno
+    ? [ratioText(advantage(sockDeno, baseDeno, scenario)), ratioText(advantage(sockBun, baseBun, scenario))]
+    : [],
 ];
 
 function print(title: string, header: string[], rows: string[][]): void {
@@ -582,7 +606,7 @@ for (const scenario of idle) {
     rows.map(([label, value], row) => [
       label,
       ...active.map((server) => cell(server, scenario, () => value(server, scenario))),
-      ...row === 0 ? ratios(scenario) : ["", "", ""],
+      ...row === 0 ? ratios(scenario) : ratioColumns.map(() => ""),
     ]),
   );
 }

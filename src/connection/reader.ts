@@ -67,7 +67,7 @@ export class Reader implements OpenSink {
   readonly #outbox: Outbox;
   readonly #keepalive: Keepalive;
   readonly #owner: ReaderOwner;
-  /** The options of every read: the transport's hints, and this connection's bounds. */
+  /** The options of every read: the transport's hints, and this connection's bounds (one object per connection, not per read; not measured). */
   readonly #receiveOptions: ReceiveOptions;
   readonly #closeTimeout: number;
   readonly #idleTimeout: number;
