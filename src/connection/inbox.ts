@@ -21,19 +21,22 @@ export interface MessagePart {
   final: boolean;
 }
 
-/** What the inbox tells the connection it belongs to. */
-export interface InboxOwner {
+/**
+ * What the inbox tells the connection it belongs to: one table of functions for every connection,
+ * each given the connection, rather than closures per connection.
+ */
+export interface InboxOwner<C> {
   /**
    * The application waits for input with nothing queued: it has answered what it read, so what
    * it sent can go, and an ending held back for its replies can follow them.
    */
-  waiting(): void;
+  waiting(connection: C): void;
   /** A `forEach()` callback took every message queued: an ending held back for its replies may follow them. */
-  answered(): void;
+  answered(connection: C): void;
   /** The queue went down to its low-water mark: reading may resume. */
-  drained(): void;
+  drained(connection: C): void;
   /** A `forEach()` callback threw or rejected: the connection closes with 1011. */
-  consumerFailed(): void;
+  consumerFailed(connection: C): void;
 }
 
 /** A `forEach()` callback and the promise it returned. */
@@ -54,8 +57,10 @@ interface Waiter {
  * consumer pushes back on TCP) and a low-water mark (reading resumes at it), as
  * python-websockets' `Assembler` does.
  */
-export class Inbox {
-  readonly #owner: InboxOwner;
+export class Inbox<C> {
+  /** Handed to the owner's functions (kept as `unknown`, so any part fits the shared queues). */
+  readonly #connection: unknown;
+  readonly #owner: InboxOwner<C>;
   readonly #high: number;
   readonly #low: number;
   /** Received messages, or pieces of them with `streamMessages`; made on first use. */
@@ -68,10 +73,12 @@ export class Inbox {
   reading = false;
 
   /**
-   * @param owner The connection.
+   * @param connection The connection it belongs to.
+   * @param owner What it tells the connection.
    * @param high Messages queued before reading pauses.
    */
-  constructor(owner: InboxOwner, high: number) {
+  constructor(connection: C, owner: InboxOwner<C>, high: number) {
+    this.#connection = connection;
     this.#owner = owner;
     this.#high = high;
     this.#low = Math.floor(high / 4);
@@ -167,14 +174,14 @@ export class Inbox {
     this.reading = true;
     const messages = this.#messages;
     const message = messages?.shift();
-    if (message !== undefined && messages!.length === this.#low) this.#owner.drained();
+    if (message !== undefined && messages!.length === this.#low) this.#owner.drained(this.#connection as C);
     return message;
   }
 
   #next(timeout: number | undefined): Promise<MessagePart | undefined> {
     const message = this.#take();
     if (message !== undefined) return Promise.resolve(message);
-    this.#owner.waiting();
+    this.#owner.waiting(this.#connection as C);
     if (this.#closed) return ended(this.#closed);
     return new Promise((resolve, reject) => {
       const waiter = { resolve, reject };
@@ -204,7 +211,7 @@ export class Inbox {
       if (message === undefined) break;
       this.#consume(consumer, message);
     }
-    if (!consumer.busy && this.#consumer === consumer) this.#owner.answered();
+    if (!consumer.busy && this.#consumer === consumer) this.#owner.answered(this.#connection as C);
     if (this.#closed && !consumer.busy && !this.#messages?.length) {
       ended(this.#closed).then(consumer.done.resolve, consumer.done.reject);
     }
@@ -233,6 +240,6 @@ export class Inbox {
     if (this.#consumer !== consumer) return;
     this.#consumer = undefined;
     consumer.done.reject(error);
-    this.#owner.consumerFailed();
+    this.#owner.consumerFailed(this.#connection as C);
   }
 }

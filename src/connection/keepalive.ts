@@ -9,14 +9,14 @@ import type { CloseResult } from "../core/protocol.ts";
 import { Deadlines } from "../timers.ts";
 import { ConnectionClosed, ignore, quiet } from "./closed.ts";
 
-/** What keepalive needs of its connection. */
-export interface KeepaliveOwner {
+/** What keepalive needs of its connection: one table of functions for every connection. */
+export interface KeepaliveOwner<C> {
   /** Whether pings can still be sent. */
-  isOpen(): boolean;
+  isOpen(connection: C): boolean;
   /** Queues a ping with this payload and writes it. Throws for a payload over 125 bytes. */
-  sendPing(payload: string): void;
+  sendPing(connection: C, payload: string): void;
   /** Drops the connection: the peer did not answer in time. */
-  terminate(): void;
+  terminate(connection: C): void;
 }
 
 interface Ping {
@@ -37,16 +37,18 @@ const pongKeys = new TextDecoder();
  * it opened, and the next ones one interval apart, so a dead peer is found within the interval
  * plus the pong timeout.
  */
-const schedules = new Map<number, Deadlines<Keepalive>>();
+const schedules = new Map<number, Deadlines<Keepalive<never>>>();
 
 /**
  * Pings awaiting their pong, and the keepalive pings: sent every `interval` ms, a peer that neither
  * answers within `pongTimeout` nor sends anything meanwhile is dropped (reported as 1006).
  */
-export class Keepalive {
-  readonly #owner: KeepaliveOwner;
+export class Keepalive<C> {
+  /** Handed to the owner's functions (kept as `unknown`, so any part fits the shared queues). */
+  readonly #connection: unknown;
+  readonly #owner: KeepaliveOwner<C>;
   readonly #pongTimeout: number;
-  readonly #schedule: Deadlines<Keepalive> | undefined;
+  readonly #schedule: Deadlines<Keepalive<never>> | undefined;
   readonly #interval: number;
   /** Pings awaiting their pong; made at the first ping. */
   #pings: Map<string, Ping> | undefined;
@@ -56,11 +58,13 @@ export class Keepalive {
   #closed = false;
 
   /**
-   * @param owner The connection.
+   * @param connection The connection it belongs to.
+   * @param owner What it needs of the connection.
    * @param interval Keepalive pings this often, in ms; 0 for none.
    * @param pongTimeout How long a keepalive pong may take, in ms.
    */
-  constructor(owner: KeepaliveOwner, interval: number, pongTimeout: number) {
+  constructor(connection: C, owner: KeepaliveOwner<C>, interval: number, pongTimeout: number) {
+    this.#connection = connection;
     this.#owner = owner;
     this.#interval = interval;
     this.#pongTimeout = pongTimeout;
@@ -87,7 +91,7 @@ export class Keepalive {
   ping(payload: string): Promise<number> {
     return quiet(
       new Promise((resolve, reject) => {
-        this.#owner.sendPing(payload); // Throws only for a payload over 125 bytes: the caller's mistake.
+        this.#owner.sendPing(this.#connection as C, payload); // Throws only for a payload over 125 bytes: the caller's mistake.
         const pings = this.#pings ??= new Map();
         // A pong answers every ping with its payload: one sent earlier settles with this one.
         const earlier = pings.get(payload);
@@ -125,7 +129,7 @@ export class Keepalive {
    * A keepalive tick: one function for every connection rather than a closure each (with the
    * shared write turn, Bun's heap per idle connection went from 4,304 to 3,900 bytes).
    */
-  static #due(keepalive: Keepalive): void {
+  static #due(keepalive: Keepalive<never>): void {
     if (keepalive.#closed) return;
     // Due half a wake early, so the wake one interval from now fires it despite timer jitter.
     keepalive.#schedule!.set(keepalive, keepalive.#interval * 7 / 8);
@@ -134,13 +138,13 @@ export class Keepalive {
 
   /** One keepalive ping at a time: its pong clears the timer; without one, the peer is dropped. */
   #tick(): void {
-    if (this.#pongTimer !== undefined || !this.#owner.isOpen()) return;
+    if (this.#pongTimer !== undefined || !this.#owner.isOpen(this.#connection as C)) return;
     this.#heard = false;
     const timer = setTimeout(() => {
       this.#pongTimer = undefined;
       // Alive but silent on pings: forget this one (nothing awaits it), the next tick sends another.
       this.#pings?.delete(KEEPALIVE_PING);
-      if (!this.#heard && !this.#closed) this.#owner.terminate();
+      if (!this.#heard && !this.#closed) this.#owner.terminate(this.#connection as C);
     }, this.#pongTimeout);
     this.#pongTimer = timer;
     this.ping(KEEPALIVE_PING).then(() => {

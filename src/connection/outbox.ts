@@ -37,11 +37,13 @@ const IDLE_BUFFERS = 10000;
  * answered what it read (it waits for the next message, or the turn of the event loop ended), so
  * everything sent meanwhile goes out in one write, as ws's `Sender` corks and uncorks.
  */
-export class Outbox {
+export class Outbox<C> {
   readonly #protocol: Protocol<unknown>;
   readonly #transport: Transport;
-  /** Settles with `ConnectionClosed` once the connection has closed. */
-  readonly #rejectOnceClosed: () => Promise<never>;
+  /** Handed to the owner's functions (kept as `unknown`, so any part fits the shared queues). */
+  readonly #connection: unknown;
+  /** Settles with `ConnectionClosed` once the connection has closed: one function for every connection. */
+  readonly #rejectOnceClosed: (connection: C) => Promise<never>;
   /** A write is in progress; the next waits for it. */
   #writing = false;
   #next = Next.None;
@@ -61,11 +63,18 @@ export class Outbox {
   /**
    * @param protocol The core whose output this writes.
    * @param transport Where it goes.
+   * @param connection The connection it belongs to.
    * @param rejectOnceClosed What a write that failed settles with for the application.
    */
-  constructor(protocol: Protocol<unknown>, transport: Transport, rejectOnceClosed: () => Promise<never>) {
+  constructor(
+    protocol: Protocol<unknown>,
+    transport: Transport,
+    connection: C,
+    rejectOnceClosed: (connection: C) => Promise<never>,
+  ) {
     this.#protocol = protocol;
     this.#transport = transport;
+    this.#connection = connection;
     this.#rejectOnceClosed = rejectOnceClosed;
   }
 
@@ -93,7 +102,7 @@ export class Outbox {
   }
 
   /** Outboxes whose write waits for the end of the turn. */
-  static #turnQueue: Outbox[] = [];
+  static #turnQueue: Outbox<never>[] = [];
 
   static #runTurn = (): void => {
     const queue = Outbox.#turnQueue;
@@ -178,7 +187,7 @@ export class Outbox {
 
   /** A write's outcome for the application: a failed write is the connection closing. */
   settled(written: Promise<void>): Promise<void> {
-    return quiet(written.then(undefined, this.#rejectOnceClosed));
+    return quiet(written.then(undefined, () => this.#rejectOnceClosed(this.#connection as C)));
   }
 
   /**
@@ -202,7 +211,7 @@ export class Outbox {
   }
 
   /** Idle buffers' deadline: nothing written since, and nothing being written, they go. */
-  static expireIdle(outbox: Outbox): void {
+  static expireIdle(outbox: Outbox<never>): void {
     if (outbox.#wrote || outbox.#writing || outbox.#next !== Next.None) {
       outbox.#wrote = false;
       idle.set(outbox, IDLE_BUFFERS);
@@ -213,4 +222,4 @@ export class Outbox {
 }
 
 /** The idle-buffer deadlines of every connection, on one timer. */
-const idle = new Deadlines<Outbox>(IDLE_BUFFERS / 4, Outbox.expireIdle);
+const idle = new Deadlines<Outbox<never>>(IDLE_BUFFERS / 4, Outbox.expireIdle);

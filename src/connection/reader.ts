@@ -15,6 +15,7 @@ import { ignore } from "./closed.ts";
 import type { Inbox } from "./inbox.ts";
 import type { Keepalive } from "./keepalive.ts";
 import type { Link, OpenSink } from "./link.ts";
+import type { RuntimeHints } from "../transport.ts";
 import type { Outbox } from "./outbox.ts";
 
 /**
@@ -32,16 +33,32 @@ const TURN_WORK = 1 << 20;
  */
 const TURN_MESSAGES = 2048;
 
-/** What the reader needs of its connection. */
-export interface ReaderOwner {
+/**
+ * The options of every read over transports with these hints: the hints, and the per-turn bounds
+ * (`maxMessages` is set before each call, which the core reads then and does not keep). One object
+ * for every connection over the same adapter, not one each.
+ */
+function receiveOptions(hints: RuntimeHints): ReceiveOptions {
+  let options = optionsByHints.get(hints);
+  if (!options) {
+    options = { ...hints, transfer: true, maxWork: TURN_WORK, maxMessages: TURN_MESSAGES };
+    optionsByHints.set(hints, options);
+  }
+  return options;
+}
+
+const optionsByHints = new WeakMap<RuntimeHints, ReceiveOptions>();
+
+/** What the reader needs of its connection: one table of functions for every connection. */
+export interface ReaderOwner<C> {
   /** The core closed the connection. */
-  closed(closed: CloseResult): void;
+  closed(connection: C, closed: CloseResult): void;
   /** Fails the connection with 1008 for `reason`. */
-  fail(reason: string): void;
+  fail(connection: C, reason: string): void;
   /** Nothing arrived for `idleTimeout`: closes with 1001. */
-  idle(): void;
+  idle(connection: C): void;
   /** Reading is over and the connection closed: releases the socket. */
-  finish(): void;
+  finish(connection: C): void;
 }
 
 /** The reader's settings, from the connection's options. */
@@ -60,14 +77,16 @@ export interface ReaderOptions {
  * it takes effect once the application waits for input (`answered()`), or after the close
  * timeout.
  */
-export class Reader implements OpenSink {
+export class Reader<C> implements OpenSink {
   readonly #protocol: ServerProtocol | ClientProtocol;
   readonly #link: Link;
-  readonly #inbox: Inbox;
-  readonly #outbox: Outbox;
-  readonly #keepalive: Keepalive;
-  readonly #owner: ReaderOwner;
-  /** The options of every read: the transport's hints, and this connection's bounds (one object per connection, not per read; not measured). */
+  readonly #inbox: Inbox<C>;
+  readonly #outbox: Outbox<C>;
+  readonly #keepalive: Keepalive<C>;
+  /** Handed to the owner's functions (kept as `unknown`, so any part fits the shared queues). */
+  readonly #connection: unknown;
+  readonly #owner: ReaderOwner<C>;
+  /** The options of every read (see `receiveOptions`). */
   readonly #receiveOptions: ReceiveOptions;
   readonly #closeTimeout: number;
   readonly #idleTimeout: number;
@@ -91,8 +110,9 @@ export class Reader implements OpenSink {
   constructor(
     protocol: ServerProtocol | ClientProtocol,
     link: Link,
-    parts: { inbox: Inbox; outbox: Outbox; keepalive: Keepalive },
-    owner: ReaderOwner,
+    parts: { inbox: Inbox<C>; outbox: Outbox<C>; keepalive: Keepalive<C> },
+    connection: C,
+    owner: ReaderOwner<C>,
     options: ReaderOptions,
   ) {
     this.#protocol = protocol;
@@ -100,19 +120,13 @@ export class Reader implements OpenSink {
     this.#inbox = parts.inbox;
     this.#outbox = parts.outbox;
     this.#keepalive = parts.keepalive;
+    this.#connection = connection;
     this.#owner = owner;
     this.#closeTimeout = options.closeTimeout;
     this.#idleTimeout = options.idleTimeout;
     this.#messageTimeout = options.messageTimeout;
     this.#highWaterMark = options.sendHighWaterMark;
-    const { hints } = link.transport;
-    this.#receiveOptions = {
-      transfer: true,
-      maxWork: TURN_WORK,
-      maxMessages: TURN_MESSAGES,
-      copySmallMessages: hints.copySmallMessages,
-      scriptedTextDecoding: hints.scriptedTextDecoding,
-    };
+    this.#receiveOptions = receiveOptions(link.transport.hints);
   }
 
   /**
@@ -127,7 +141,7 @@ export class Reader implements OpenSink {
     if (unread) this.#process(unread);
     else if (this.#protocol.endingHeld) this.#hold();
     this.#outbox.schedule();
-    if (this.#closed) return this.#owner.finish();
+    if (this.#closed) return this.#owner.finish(this.#connection as C);
     this.#link.open(this);
     this.#readOn();
   }
@@ -183,7 +197,7 @@ export class Reader implements OpenSink {
           clearTimeout(this.#idleTimer);
           clearTimeout(this.#holdTimer);
           clearTimeout(this.#messageTimer);
-          this.#owner.closed(event);
+          this.#owner.closed(this.#connection as C, event);
           break;
       }
     }
@@ -193,7 +207,7 @@ export class Reader implements OpenSink {
     if (!(this.#idleTimeout > 0)) return;
     clearTimeout(this.#idleTimer);
     this.#idleTimer = setTimeout(
-      () => this.#owner.idle(),
+      () => this.#owner.idle(this.#connection as C),
       this.#idleTimeout,
     );
   }
@@ -207,12 +221,12 @@ export class Reader implements OpenSink {
 
   /** Pauses the transport while reading must wait, resumes it after, and finishes once closed. */
   #readOn(): void {
-    if (this.#closed) return this.#owner.finish();
+    if (this.#closed) return this.#owner.finish(this.#connection as C);
     const wait = this.#mustWait();
     if (!wait) return this.#armIdleTimer();
     this.#link.pause();
     wait.then(() => {
-      if (this.#closed) return this.#owner.finish();
+      if (this.#closed) return this.#owner.finish(this.#connection as C);
       this.#link.resume();
       this.#armIdleTimer();
     }).catch(() => this.#link.close());
@@ -296,7 +310,7 @@ export class Reader implements OpenSink {
     }
     if (this.#messageTimer !== undefined || !(this.#messageTimeout > 0) || this.#closed) return;
     this.#messageTimer = setTimeout(
-      () => this.#owner.fail(`message not complete within ${this.#messageTimeout} ms`),
+      () => this.#owner.fail(this.#connection as C, `message not complete within ${this.#messageTimeout} ms`),
       this.#messageTimeout,
     );
   }
