@@ -10,18 +10,30 @@ import { within } from "../_helpers.ts";
 /** What a loaded 2-core machine may add to any timer, in ms. */
 const MARGIN = 2000;
 
-/** An owner that records which of its callbacks the inbox called, in order. */
-function owner(): InboxOwner & { calls: string[]; count(name: string): number } {
+/** The connection an inbox belongs to, as its owner's functions must be given it. */
+const CONNECTION = { name: "the connection" };
+type Connection = typeof CONNECTION;
+
+/**
+ * An owner that records which of its functions the inbox called, in order (marked when called with
+ * another connection than the inbox's).
+ */
+function owner(): InboxOwner<Connection> & { calls: string[]; count(name: string): number } {
   const calls: string[] = [];
+  const call = (name: string, connection: Connection) =>
+    void calls.push(connection === CONNECTION ? name : `${name} with another connection`);
   return {
     calls,
-    count: (name) => calls.filter((call) => call === name).length,
-    waiting: () => void calls.push("waiting"),
-    answered: () => void calls.push("answered"),
-    drained: () => void calls.push("drained"),
-    consumerFailed: () => void calls.push("consumerFailed"),
+    count: (name) => calls.filter((c) => c === name).length,
+    waiting: (connection) => call("waiting", connection),
+    answered: (connection) => call("answered", connection),
+    drained: (connection) => call("drained", connection),
+    consumerFailed: (connection) => call("consumerFailed", connection),
   };
 }
+
+/** An inbox of {@linkcode CONNECTION} with the high-water mark `high`. */
+const inboxOf = (own: InboxOwner<Connection>, high: number) => new Inbox(CONNECTION, own, high);
 
 const part = (data: Message, final = true): MessagePart => ({ data, final });
 
@@ -49,7 +61,7 @@ async function pending(promise: Promise<unknown>): Promise<boolean> {
 }
 
 test("Inbox.receive() returns messages in the order they were pushed", async () => {
-  const inbox = new Inbox(owner(), 16);
+  const inbox = inboxOf(owner(), 16);
   inbox.push(part("one"));
   inbox.push(part(new Uint8Array([2])));
   inbox.push(part("three"));
@@ -59,7 +71,7 @@ test("Inbox.receive() returns messages in the order they were pushed", async () 
 });
 
 test("Inbox.receive() joins the pieces of a streamed message; receivePart() returns them one by one", async () => {
-  const inbox = new Inbox(owner(), 16);
+  const inbox = inboxOf(owner(), 16);
   inbox.push(part("he", false));
   inbox.push(part("llo", true));
   inbox.push(part(new Uint8Array([1, 2]), false));
@@ -74,7 +86,7 @@ test("Inbox.receive() joins the pieces of a streamed message; receivePart() retu
 
 test("Inbox waiters resolve in order as messages arrive, and the owner hears that the application waits", async () => {
   const own = owner();
-  const inbox = new Inbox(own, 16);
+  const inbox = inboxOf(own, 16);
   const first = inbox.receive();
   const second = inbox.receive();
   assertEquals(own.count("waiting"), 2);
@@ -89,7 +101,7 @@ test("Inbox waiters resolve in order as messages arrive, and the owner hears tha
 });
 
 test("Inbox.receive() with a timeout rejects with a TimeoutError after it, and a later message is kept", async () => {
-  const inbox = new Inbox(owner(), 16);
+  const inbox = inboxOf(owner(), 16);
   const timeout = 50;
   const started = performance.now();
   const error = await assertRejects(() => within(inbox.receive(timeout), "the timeout", timeout + MARGIN));
@@ -103,7 +115,7 @@ test("Inbox.receive() with a timeout rejects with a TimeoutError after it, and a
 });
 
 test("Inbox.receive() with a timeout resolves when a message comes first", async () => {
-  const inbox = new Inbox(owner(), 16);
+  const inbox = inboxOf(owner(), 16);
   const received = inbox.receive(60000);
   inbox.push(part("soon"));
   assertEquals(await received, "soon");
@@ -112,7 +124,7 @@ test("Inbox.receive() with a timeout resolves when a message comes first", async
 test("Inbox is full at its high-water mark and calls drained() once the queue is down to a quarter of it", async () => {
   const own = owner();
   const high = 8;
-  const inbox = new Inbox(own, high);
+  const inbox = inboxOf(own, high);
   for (let i = 0; i < high - 1; i++) inbox.push(part(`m${i}`));
   assert(!inbox.full, "one under the mark");
   inbox.push(part(`m${high - 1}`));
@@ -131,7 +143,7 @@ test("Inbox is full at its high-water mark and calls drained() once the queue is
 });
 
 test("Inbox.room() is what is left under the high-water mark, at least one and at most the limit given", () => {
-  const inbox = new Inbox(owner(), 4);
+  const inbox = inboxOf(owner(), 4);
   assertEquals(inbox.room(100), 4);
   assertEquals(inbox.room(2), 2);
   inbox.push(part("a"));
@@ -140,7 +152,7 @@ test("Inbox.room() is what is left under the high-water mark, at least one and a
 
 test("Inbox.forEach() gets the queued messages at once, then each new one as it is pushed", async () => {
   const own = owner();
-  const inbox = new Inbox(own, 16);
+  const inbox = inboxOf(own, 16);
   inbox.push(part("q1"));
   inbox.push(part("q2"));
   const seen: [Message, boolean][] = [];
@@ -157,14 +169,14 @@ test("Inbox.forEach() gets the queued messages at once, then each new one as it 
 });
 
 test("Inbox.forEach() rejects a second call", async () => {
-  const inbox = new Inbox(owner(), 16);
+  const inbox = inboxOf(owner(), 16);
   inbox.forEach(() => {});
   await assertRejects(() => inbox.forEach(() => {}), TypeError);
 });
 
 test("Inbox.forEach() queues later messages while a promise the callback returned is pending", async () => {
   const own = owner();
-  const inbox = new Inbox(own, 16);
+  const inbox = inboxOf(own, 16);
   const seen: Message[] = [];
   const hold = Promise.withResolvers<void>();
   inbox.forEach((data) => {
@@ -186,7 +198,7 @@ test("Inbox.forEach() queues later messages while a promise the callback returne
 });
 
 test("Inbox.forEach() does not wait on the promise send() returns when it queued without waiting", () => {
-  const inbox = new Inbox(owner(), 16);
+  const inbox = inboxOf(owner(), 16);
   const seen: Message[] = [];
   inbox.forEach((data) => {
     seen.push(data);
@@ -200,7 +212,7 @@ test("Inbox.forEach() does not wait on the promise send() returns when it queued
 
 test("Inbox.forEach() with a callback that throws calls consumerFailed() and rejects with the error", async () => {
   const own = owner();
-  const inbox = new Inbox(own, 16);
+  const inbox = inboxOf(own, 16);
   const oops = new Error("oops");
   const seen: Message[] = [];
   const done = inbox.forEach((data) => {
@@ -217,7 +229,7 @@ test("Inbox.forEach() with a callback that throws calls consumerFailed() and rej
 
 test("Inbox.forEach() with a callback whose promise rejects calls consumerFailed() and rejects with the error", async () => {
   const own = owner();
-  const inbox = new Inbox(own, 16);
+  const inbox = inboxOf(own, 16);
   const oops = new Error("async oops");
   const done = inbox.forEach(() => Promise.reject(oops));
   inbox.push(part("a"));
@@ -226,14 +238,14 @@ test("Inbox.forEach() with a callback whose promise rejects calls consumerFailed
 });
 
 test("Inbox.close() settles waiters: undefined after a clean 1000, ConnectionClosed for 1006", async () => {
-  const clean = new Inbox(owner(), 16);
+  const clean = inboxOf(owner(), 16);
   const waiting = [clean.receive(), clean.receive(), clean.receivePart()];
   clean.close(CLEAN);
   assertEquals(await Promise.all(waiting), [undefined, undefined, undefined]);
   assertStrictEquals(await clean.receive(), undefined, "a receive() after the close");
   assertEquals(await clean.next(), { done: true, value: undefined });
 
-  const dropped = new Inbox(owner(), 16);
+  const dropped = inboxOf(owner(), 16);
   const waiter = dropped.receive();
   const timed = dropped.receive(60000);
   dropped.close(ABNORMAL);
@@ -244,7 +256,7 @@ test("Inbox.close() settles waiters: undefined after a clean 1000, ConnectionClo
 });
 
 test("Inbox.close() leaves queued messages to be read first", async () => {
-  const inbox = new Inbox(owner(), 16);
+  const inbox = inboxOf(owner(), 16);
   inbox.push(part("before"));
   inbox.close(ABNORMAL);
   assertEquals(await inbox.receive(), "before");
@@ -252,7 +264,7 @@ test("Inbox.close() leaves queued messages to be read first", async () => {
 });
 
 test("Inbox.close() ends forEach() once its callback had the queued messages: resolved if clean, else rejected", async () => {
-  const clean = new Inbox(owner(), 16);
+  const clean = inboxOf(owner(), 16);
   const seen: Message[] = [];
   const hold = Promise.withResolvers<void>();
   const done = clean.forEach((data) => {
@@ -267,7 +279,7 @@ test("Inbox.close() ends forEach() once its callback had the queued messages: re
   assertStrictEquals(await within(done, "forEach()", 10000), undefined);
   assertEquals(seen, ["slow", "queued"]);
 
-  const dropped = new Inbox(owner(), 16);
+  const dropped = inboxOf(owner(), 16);
   const ended = dropped.forEach(() => {});
   dropped.close(ABNORMAL);
   const error = await assertRejects(() => within(ended, "forEach()", 10000), ConnectionClosed);
@@ -275,7 +287,7 @@ test("Inbox.close() ends forEach() once its callback had the queued messages: re
 });
 
 test("Inbox.next() iterates the messages, then ends after a clean close", async () => {
-  const inbox = new Inbox(owner(), 16);
+  const inbox = inboxOf(owner(), 16);
   inbox.push(part("x"));
   const waiting = inbox.next();
   assertEquals(await waiting, { done: false, value: "x" });

@@ -13,6 +13,10 @@ const JITTER = 1;
 
 const encoder = new TextEncoder();
 
+/** The connection a keepalive belongs to, as its owner's functions must be given it. */
+const CONNECTION = { name: "the connection" };
+type Connection = typeof CONNECTION;
+
 const ABNORMAL: CloseResult = {
   code: 1006,
   reason: "",
@@ -35,14 +39,16 @@ function owner(bound: number) {
   const waits: { count: number; resolve: () => void }[] = [];
   const terminated = Promise.withResolvers<void>();
   let open = true;
-  const own: KeepaliveOwner = {
-    isOpen: () => open,
-    sendPing(payload) {
+  const own: KeepaliveOwner<Connection> = {
+    isOpen: (connection) => connection === CONNECTION && open,
+    sendPing(connection, payload) {
+      if (connection !== CONNECTION) throw new Error("sendPing() with another connection");
       if (encoder.encode(payload).length > 125) throw new RangeError("a ping payload is at most 125 bytes");
       pings.push({ payload, at: performance.now() - start });
       for (const wait of waits) if (wait.count === pings.length) wait.resolve();
     },
-    terminate() {
+    terminate(connection) {
+      if (connection !== CONNECTION) throw new Error("terminate() with another connection");
       terminations.push(performance.now() - start);
       terminated.resolve();
     },
@@ -74,7 +80,7 @@ async function pending(promise: Promise<unknown>): Promise<boolean> {
 
 test("Keepalive.ping() sends the ping and resolves with a round trip >= 0 when the pong with its payload arrives", async () => {
   const o = owner(MARGIN);
-  const keepalive = new Keepalive(o.own, 0, 1000);
+  const keepalive = new Keepalive(CONNECTION, o.own, 0, 1000);
   try {
     const rtt = keepalive.ping("abc");
     assertEquals(o.pings.map((p) => p.payload), ["abc"], "sent during the call");
@@ -91,7 +97,7 @@ test("Keepalive.ping() sends the ping and resolves with a round trip >= 0 when t
 
 test("Keepalive.ping() twice with the same payload: one pong resolves both", async () => {
   const o = owner(MARGIN);
-  const keepalive = new Keepalive(o.own, 0, 1000);
+  const keepalive = new Keepalive(CONNECTION, o.own, 0, 1000);
   try {
     const first = keepalive.ping("same");
     const second = keepalive.ping("same");
@@ -107,7 +113,7 @@ test("Keepalive.ping() twice with the same payload: one pong resolves both", asy
 
 test("Keepalive.ping() rejects with the owner's error when it refuses to send the ping", async () => {
   const o = owner(MARGIN);
-  const keepalive = new Keepalive(o.own, 0, 1000);
+  const keepalive = new Keepalive(CONNECTION, o.own, 0, 1000);
   try {
     await assertRejects(() => keepalive.ping("x".repeat(126)), RangeError);
     assertEquals(o.pings, []);
@@ -118,7 +124,7 @@ test("Keepalive.ping() rejects with the owner's error when it refuses to send th
 
 test("Keepalive.close() rejects every ping still waiting with ConnectionClosed, and a late pong changes nothing", async () => {
   const o = owner(MARGIN);
-  const keepalive = new Keepalive(o.own, 0, 1000);
+  const keepalive = new Keepalive(CONNECTION, o.own, 0, 1000);
   const first = keepalive.ping("one");
   const second = keepalive.ping("two");
   const same = keepalive.ping("two");
@@ -133,7 +139,7 @@ test("Keepalive.close() rejects every ping still waiting with ConnectionClosed, 
 test("Keepalive sends a ping every interval: the first within three quarters to one interval, each pong answered", async () => {
   const interval = 200;
   const o = owner(6 * interval + MARGIN);
-  const keepalive = new Keepalive(o.own, interval, 60000);
+  const keepalive = new Keepalive(CONNECTION, o.own, interval, 60000);
   const created = o.sinceStart();
   try {
     for (let n = 1; n <= 3; n++) {
@@ -158,10 +164,10 @@ test("Keepalive sends a ping every interval: the first within three quarters to 
 test("Keepalive sends no pings while the owner is not open, and none after close()", async () => {
   const interval = 120;
   const o = owner(MARGIN);
-  const keepalive = new Keepalive(o.own, interval, 60000);
+  const keepalive = new Keepalive(CONNECTION, o.own, interval, 60000);
   // A second keepalive on the same schedule pings as the clock to wait on.
   const clock = owner(8 * interval + MARGIN);
-  const ticking = new Keepalive(clock.own, interval, 60000);
+  const ticking = new Keepalive(CONNECTION, clock.own, interval, 60000);
   try {
     o.close();
     await clock.pinged(1);
@@ -183,7 +189,7 @@ test("Keepalive without an answer to its ping calls terminate() once the pong ti
   const interval = 200;
   const pongTimeout = 300;
   const o = owner(interval + pongTimeout + MARGIN);
-  const keepalive = new Keepalive(o.own, interval, pongTimeout);
+  const keepalive = new Keepalive(CONNECTION, o.own, interval, pongTimeout);
   try {
     await o.terminated();
     assert(o.pings.length >= 1);
@@ -204,7 +210,7 @@ test("Keepalive does not terminate a peer that was heard from after the ping, th
   const interval = 200;
   const pongTimeout = 300;
   const o = owner(2 * (interval + pongTimeout) + MARGIN);
-  const keepalive = new Keepalive(o.own, interval, pongTimeout);
+  const keepalive = new Keepalive(CONNECTION, o.own, interval, pongTimeout);
   try {
     await o.pinged(1);
     // Bytes arrive after the ping went out (a large frame, say): a sign of life.
@@ -226,10 +232,10 @@ test("Keepalive.close() before the pong timeout passed never calls terminate()",
   const interval = 150;
   const pongTimeout = 200;
   const o = owner(MARGIN + 10 * interval);
-  const keepalive = new Keepalive(o.own, interval, pongTimeout);
+  const keepalive = new Keepalive(CONNECTION, o.own, interval, pongTimeout);
   // Another keepalive with the same timeouts, left to time out: the clock to wait on.
   const clock = owner(MARGIN + 10 * interval);
-  const ticking = new Keepalive(clock.own, interval, pongTimeout);
+  const ticking = new Keepalive(CONNECTION, clock.own, interval, pongTimeout);
   try {
     await o.pinged(1);
     keepalive.close(ABNORMAL);

@@ -74,7 +74,13 @@ class Closed extends Error {}
 async function setup() {
   const server: ServerProtocol = await openServer();
   const fake = fakeTransport();
-  const outbox = new Outbox(server, fake.transport, () => Promise.reject(new Closed("closed")));
+  const connection = { name: "the connection" };
+  const outbox = new Outbox(
+    server,
+    fake.transport,
+    connection,
+    (given) => Promise.reject(given === connection ? new Closed("closed") : new Error("another connection")),
+  );
   return { server, fake, outbox };
 }
 
