@@ -30,7 +30,8 @@ export {
   type NetErrorOptions,
 } from "./src/net_errors.ts";
 export { detectAdapter } from "./src/adapters/mod.ts";
-export { Connection, type ConnectionOptions, type TopicHub } from "./src/connection/connection.ts";
+export { Connection, type TopicHub } from "./src/connection/connection.ts";
+export type { ConnectionOptions } from "./src/connection/options.ts";
 export { ConnectionClosed } from "./src/connection/closed.ts";
 export { Link, type OpenSink } from "./src/connection/link.ts";
 export type { Message, MessagePart } from "./src/connection/inbox.ts";

@@ -9,7 +9,6 @@
 import type { ClientProtocol } from "../core/client_protocol.ts";
 import { CloseCode } from "../core/close.ts";
 import { ProtocolError } from "../core/errors.ts";
-import { checkOption } from "../core/options.ts";
 import { type CloseResult, type ProtocolEvent, ReadyState } from "../core/protocol.ts";
 import type { ServerProtocol } from "../core/server_protocol.ts";
 import type { UpgradeRequest } from "../core/handshake.ts";
@@ -21,65 +20,7 @@ import { Keepalive, type KeepaliveOwner } from "./keepalive.ts";
 import type { Link } from "./link.ts";
 import { Outbox, QUEUED } from "./outbox.ts";
 import { Reader, type ReaderOwner } from "./reader.ts";
-
-/** Options of a {@linkcode Connection}. */
-export interface ConnectionOptions {
-  /** How long `close()` waits for the peer's close frame, in ms. Default 5000. */
-  closeTimeout?: number;
-  /**
-   * Send a keepalive ping this often, in ms; 0 disables it. Default 20000. The first goes out
-   * between three quarters of an interval and one interval after the open.
-   */
-  pingInterval?: number;
-  /** Drop the connection (reported as 1006) when a keepalive pong takes longer, in ms. Default 20000. */
-  pongTimeout?: number;
-  /** Messages received but not yet consumed before reading pauses (TCP pushes back). Default 16. */
-  receiveQueueSize?: number;
-  /** Close with 1001 when nothing arrives from the peer for this long, in ms; 0 disables it. Default 0. */
-  idleTimeout?: number;
-  /**
-   * Fail the connection with 1008 when a message that started arriving is not complete this long
-   * after, in ms, so a peer cannot hold a partial message (up to `maxMessageSize`) open for ever;
-   * 0 disables it. Default 120000: a 16 MiB message at 140 KB/s.
-   */
-  messageTimeout?: number;
-  /** Bytes `bufferedAmount` may hold before `send()` waits for the socket. Default 1 MiB. */
-  sendHighWaterMark?: number;
-  /**
-   * Bytes `bufferedAmount` may hold when `send()` is called. Past it the peer is not
-   * reading fast enough: what is still queued is dropped and the connection is closed
-   * with 1008 (`"send buffer full"`). A single message of any size is always taken;
-   * `Infinity` disables the limit. Default 16 MiB.
-   */
-  maxBufferedAmount?: number;
-}
-
-/**
- * The options of a connection with their defaults, each checked: a mistyped or out-of-range value
- * throws a `RangeError` naming it, instead of disabling a limit.
- *
- * @param options The options given.
- * @returns Every option's value.
- * @throws {RangeError} For a value that is not a number in its range.
- */
-export function connectionSettings(options: ConnectionOptions): Required<ConnectionOptions> {
-  const time = { min: 0 };
-  return {
-    closeTimeout: checkOption("closeTimeout", options.closeTimeout, 5000, time),
-    pingInterval: checkOption("pingInterval", options.pingInterval, 20000, time),
-    pongTimeout: checkOption("pongTimeout", options.pongTimeout, 20000, time),
-    receiveQueueSize: checkOption("receiveQueueSize", options.receiveQueueSize, 16, {
-      min: 1,
-      integer: true,
-    }),
-    idleTimeout: checkOption("idleTimeout", options.idleTimeout, 0, time),
-    messageTimeout: checkOption("messageTimeout", options.messageTimeout, 120000, time),
-    sendHighWaterMark: checkOption("sendHighWaterMark", options.sendHighWaterMark, 1048576, { min: 0 }),
-    maxBufferedAmount: checkOption("maxBufferedAmount", options.maxBufferedAmount, 16 * 1024 * 1024, {
-      min: 0,
-    }),
-  };
-}
+import { type ConnectionOptions, type ConnectionSettings, connectionSettings } from "./options.ts";
 
 /** The server a connection belongs to: where it subscribes to topics (see `Sock.publish`). */
 export interface TopicHub {
@@ -131,7 +72,7 @@ export class Connection implements AsyncIterable<Message> {
   #outbox: Outbox<Connection>;
   #keepalive: Keepalive<Connection>;
   #reader: Reader<Connection>;
-  #closeTimeout: number;
+  #settings: ConnectionSettings;
   #closed: CloseResult | undefined;
   /** Made when someone waits for the close. */
   #whenClosed: PromiseWithResolvers<CloseResult> | undefined;
@@ -139,8 +80,6 @@ export class Connection implements AsyncIterable<Message> {
   #rejection: Promise<never> | undefined;
   /** Reading is over and the socket is being released. */
   #finishing = false;
-  #highWaterMark: number;
-  #maxBufferedAmount: number;
   /** Set while `sendStream()` sends a message; resolves when it is done. */
   #streaming: Promise<void> | undefined;
   #hub: TopicHub | undefined;
@@ -166,11 +105,7 @@ export class Connection implements AsyncIterable<Message> {
     this.#protocol = protocol;
     this.#link = link;
     this.#hub = hub;
-    const settings = connectionSettings(options);
-    const { closeTimeout, sendHighWaterMark } = settings;
-    this.#closeTimeout = closeTimeout;
-    this.#highWaterMark = sendHighWaterMark;
-    this.#maxBufferedAmount = settings.maxBufferedAmount;
+    const settings = this.#settings = connectionSettings(options);
     const inbox = this.#inbox = new Inbox<Connection>(
       this,
       Connection.#inboxOwner,
@@ -182,24 +117,14 @@ export class Connection implements AsyncIterable<Message> {
       this,
       Connection.#rejectOnceClosed,
     );
-    const keepalive = this.#keepalive = new Keepalive<Connection>(
-      this,
-      Connection.#keepaliveOwner,
-      settings.pingInterval,
-      settings.pongTimeout,
-    );
+    const keepalive = this.#keepalive = new Keepalive<Connection>(this, Connection.#keepaliveOwner, settings);
     this.#reader = new Reader<Connection>(
       protocol,
       link,
       { inbox, outbox, keepalive },
       this,
       Connection.#readerOwner,
-      {
-        closeTimeout,
-        sendHighWaterMark,
-        idleTimeout: settings.idleTimeout,
-        messageTimeout: settings.messageTimeout,
-      },
+      settings,
     );
     this.#reader.start(pending);
   }
@@ -284,7 +209,7 @@ export class Connection implements AsyncIterable<Message> {
     if (this.#protocol.readyState !== ReadyState.Open) return Connection.#rejectOnceClosed(this);
     // A message sent during sendStream() would become one of its frames: it waits its turn.
     if (this.#streaming) return quiet(this.#streaming.then(() => this.send(data, options)));
-    if (this.bufferedAmount > this.#maxBufferedAmount) {
+    if (this.bufferedAmount > this.#settings.maxBufferedAmount) {
       this.#overflow();
       return Connection.#rejectOnceClosed(this);
     }
@@ -293,7 +218,7 @@ export class Connection implements AsyncIterable<Message> {
     }
     this.#protocol.send(data, options);
     this.#outbox.schedule(); // A failed write shows up as the connection closing.
-    if (this.bufferedAmount > this.#highWaterMark) return this.#outbox.afterWrite();
+    if (this.bufferedAmount > this.#settings.sendHighWaterMark) return this.#outbox.afterWrite();
     return QUEUED;
   }
 
@@ -479,7 +404,7 @@ export class Connection implements AsyncIterable<Message> {
     // Our close frame, or the echo of the peer's, goes out first; then the peer's close is awaited.
     // The timeout also bounds the write: a peer that does not read holds it up forever.
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, this.#closeTimeout));
+    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, this.#settings.closeTimeout));
     const flushed = this.#outbox.flush().catch(ignore);
     await Promise.race([flushed.then(() => this.closed), timeout]);
     clearTimeout(timer);
@@ -572,10 +497,10 @@ export class Connection implements AsyncIterable<Message> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       this.#outbox.flush().catch(ignore),
-      new Promise<void>((resolve) => timer = setTimeout(resolve, this.#closeTimeout)),
+      new Promise<void>((resolve) => timer = setTimeout(resolve, this.#settings.closeTimeout)),
     ]);
     clearTimeout(timer);
-    if (!this.#link.ended && !this.#closed?.received) await this.#link.linger(this.#closeTimeout);
+    if (!this.#link.ended && !this.#closed?.received) await this.#link.linger(this.#settings.closeTimeout);
     this.#link.close();
   }
 }

@@ -62,7 +62,6 @@ export class Inbox<C> {
   readonly #connection: unknown;
   readonly #owner: InboxOwner<C>;
   readonly #high: number;
-  readonly #low: number;
   /** Received messages, or pieces of them with `streamMessages`; made on first use. */
   #messages: MessagePart[] | undefined;
   #waiting: Waiter[] | undefined;
@@ -81,7 +80,6 @@ export class Inbox<C> {
     this.#connection = connection;
     this.#owner = owner;
     this.#high = high;
-    this.#low = Math.floor(high / 4);
   }
 
   /** Whether reading must pause: the queue is at its high-water mark. */
@@ -158,15 +156,33 @@ export class Inbox<C> {
     );
   }
 
-  /** The pieces of a streamed message from `first` on, joined. */
+  /**
+   * The pieces of a streamed message from `first` on, joined. The rest of the message is this
+   * call's: it waits first in line, ahead of other calls. When it gives up half-way (a timeout),
+   * the pieces it took go back to the front of the queue, so the next call gets the whole message.
+   */
   async #joinRest(first: MessagePart, timeout: number | undefined): Promise<Message> {
-    const pieces: Message[] = [];
-    for (let part: MessagePart | undefined = first; part !== undefined; part = await this.#next(timeout)) {
-      pieces.push(part.data);
-      if (part.final) break;
+    const parts = [first];
+    try {
+      for (let last = first; !last.final;) {
+        const part = await this.#next(timeout, true);
+        if (part === undefined) break;
+        parts.push(last = part);
+      }
+    } catch (error) {
+      this.#requeue(parts);
+      throw error;
     }
-    if (typeof pieces[0] === "string") return pieces.join("");
-    return concat(pieces as Uint8Array[]);
+    if (typeof first.data === "string") return parts.map((part) => part.data).join("");
+    return concat(parts.map((part) => part.data as Uint8Array));
+  }
+
+  /** Puts pieces taken back at the front of the queue, for waiters first. */
+  #requeue(parts: MessagePart[]): void {
+    if (this.#closed) return;
+    const messages = this.#messages = [...parts, ...this.#messages ?? []];
+    const waiting = this.#waiting;
+    while (waiting?.length && messages.length) waiting.shift()!.resolve(messages.shift());
   }
 
   /** The next piece received, if one is waiting. */
@@ -174,18 +190,23 @@ export class Inbox<C> {
     this.reading = true;
     const messages = this.#messages;
     const message = messages?.shift();
-    if (message !== undefined && messages!.length === this.#low) this.#owner.drained(this.#connection as C);
+    if (message !== undefined && messages!.length === this.#high >> 2) {
+      this.#owner.drained(this.#connection as C);
+    }
     return message;
   }
 
-  #next(timeout: number | undefined): Promise<MessagePart | undefined> {
+  /** The next piece; with `first`, ahead of other waiters (the rest of a message being joined). */
+  #next(timeout: number | undefined, first = false): Promise<MessagePart | undefined> {
     const message = this.#take();
     if (message !== undefined) return Promise.resolve(message);
     this.#owner.waiting(this.#connection as C);
     if (this.#closed) return ended(this.#closed);
     return new Promise((resolve, reject) => {
       const waiter = { resolve, reject };
-      (this.#waiting ??= []).push(waiter);
+      const waiting = this.#waiting ??= [];
+      if (first) waiting.unshift(waiter);
+      else waiting.push(waiter);
       if (timeout === undefined) return;
       const timer = setTimeout(() => {
         const at = this.#waiting!.indexOf(waiter);

@@ -8,6 +8,7 @@
 import type { CloseResult } from "../core/protocol.ts";
 import { Deadlines } from "../timers.ts";
 import { ConnectionClosed, ignore, quiet } from "./closed.ts";
+import type { ConnectionSettings } from "./options.ts";
 
 /** What keepalive needs of its connection: one table of functions for every connection. */
 export interface KeepaliveOwner<C> {
@@ -47,9 +48,7 @@ export class Keepalive<C> {
   /** Handed to the owner's functions (kept as `unknown`, so any part fits the shared queues). */
   readonly #connection: unknown;
   readonly #owner: KeepaliveOwner<C>;
-  readonly #pongTimeout: number;
-  readonly #schedule: Deadlines<Keepalive<never>> | undefined;
-  readonly #interval: number;
+  readonly #settings: ConnectionSettings;
   /** Pings awaiting their pong; made at the first ping. */
   #pings: Map<string, Ping> | undefined;
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
@@ -60,18 +59,16 @@ export class Keepalive<C> {
   /**
    * @param connection The connection it belongs to.
    * @param owner What it needs of the connection.
-   * @param interval Keepalive pings this often, in ms; 0 for none.
-   * @param pongTimeout How long a keepalive pong may take, in ms.
+   * @param settings `pingInterval` (0 for no keepalive pings) and `pongTimeout`.
    */
-  constructor(connection: C, owner: KeepaliveOwner<C>, interval: number, pongTimeout: number) {
+  constructor(connection: C, owner: KeepaliveOwner<C>, settings: ConnectionSettings) {
     this.#connection = connection;
     this.#owner = owner;
-    this.#interval = interval;
-    this.#pongTimeout = pongTimeout;
+    this.#settings = settings;
+    const interval = settings.pingInterval;
     if (!(interval > 0)) return;
     let schedule = schedules.get(interval);
     if (!schedule) schedules.set(interval, schedule = new Deadlines(interval / 4, Keepalive.#due));
-    this.#schedule = schedule;
     schedule.set(this, interval * 3 / 4);
   }
 
@@ -117,7 +114,7 @@ export class Keepalive<C> {
   /** The connection closed: no more pings, and those whose pong can no longer come reject. */
   close(closed: CloseResult): void {
     this.#closed = true;
-    this.#schedule?.delete(this);
+    schedules.get(this.#settings.pingInterval)?.delete(this);
     clearTimeout(this.#pongTimer);
     if (!this.#pings?.size) return;
     const error = new ConnectionClosed(closed);
@@ -132,7 +129,8 @@ export class Keepalive<C> {
   static #due(keepalive: Keepalive<never>): void {
     if (keepalive.#closed) return;
     // Due half a wake early, so the wake one interval from now fires it despite timer jitter.
-    keepalive.#schedule!.set(keepalive, keepalive.#interval * 7 / 8);
+    const interval = keepalive.#settings.pingInterval;
+    schedules.get(interval)!.set(keepalive, interval * 7 / 8);
     keepalive.#tick();
   }
 
@@ -145,7 +143,7 @@ export class Keepalive<C> {
       // Alive but silent on pings: forget this one (nothing awaits it), the next tick sends another.
       this.#pings?.delete(KEEPALIVE_PING);
       if (!this.#heard && !this.#closed) this.#owner.terminate(this.#connection as C);
-    }, this.#pongTimeout);
+    }, this.#settings.pongTimeout);
     this.#pongTimer = timer;
     this.ping(KEEPALIVE_PING).then(() => {
       if (this.#pongTimer !== timer) return;

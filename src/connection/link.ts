@@ -24,7 +24,9 @@ const LINGER_QUIET = 100;
 const LINGER_MAX = 2000;
 
 const enum State {
-  /** Not started, or paused between handshake steps. */
+  /** The transport is not started yet. */
+  New,
+  /** Paused between handshake steps. */
   Idle,
   /** Bytes go to the handshake's feed. */
   Handshake,
@@ -34,6 +36,18 @@ const enum State {
   Linger,
   /** The stream ended. */
   Ended,
+}
+
+/** A handshake step: what takes the bytes, and what to call once it has what it needs. */
+interface Step {
+  feed: HandshakeFeed;
+  done: () => void;
+}
+
+/** A linger: its quiet timer, and what to call once the transport is closed. */
+interface Lingering {
+  quiet: ReturnType<typeof setTimeout> | undefined;
+  done: () => void;
 }
 
 /**
@@ -62,15 +76,10 @@ const enum State {
  */
 export class Link implements TransportSink {
   readonly transport: Transport;
-  #state = State.Idle;
-  #started = false;
-  #feed: HandshakeFeed | undefined;
-  #step: (() => void) | undefined;
+  #state = State.New;
+  #step: Step | undefined;
   #reader: OpenSink | undefined;
-  /** The end of the stream arrived. */
-  #ended = false;
-  #quiet: ReturnType<typeof setTimeout> | undefined;
-  #lingered: (() => void) | undefined;
+  #lingering: Lingering | undefined;
 
   /**
    * Wraps a transport that was not started yet.
@@ -83,7 +92,7 @@ export class Link implements TransportSink {
 
   /** Whether the stream ended (EOF, reset, or closed). */
   get ended(): boolean {
-    return this.#ended;
+    return this.#state === State.Ended;
   }
 
   /**
@@ -94,15 +103,13 @@ export class Link implements TransportSink {
    * @returns Once the step is complete.
    */
   handshake(feed: HandshakeFeed): Promise<void> {
-    if (this.#ended) {
+    if (this.ended) {
       feed(null);
       return Promise.resolve();
     }
     const step = Promise.withResolvers<void>();
-    this.#feed = feed;
-    this.#step = step.resolve;
-    this.#state = State.Handshake;
-    this.#go();
+    this.#step = { feed, done: step.resolve };
+    this.#go(State.Handshake);
     return step.promise;
   }
 
@@ -113,9 +120,8 @@ export class Link implements TransportSink {
    */
   open(reader: OpenSink): void {
     this.#reader = reader;
-    if (this.#ended) return reader.end();
-    this.#state = State.Open;
-    this.#go();
+    if (this.ended) return reader.end();
+    this.#go(State.Open);
   }
 
   /**
@@ -128,20 +134,23 @@ export class Link implements TransportSink {
    * @returns Once the transport is closed.
    */
   linger(timeout: number): Promise<void> {
-    if (this.#ended) {
+    if (this.ended) {
       this.close();
       return Promise.resolve();
     }
     const done = Promise.withResolvers<void>();
     const max = setTimeout(() => this.close(), Math.min(timeout, LINGER_MAX));
-    this.#lingered = () => {
-      clearTimeout(max);
-      clearTimeout(this.#quiet);
-      done.resolve();
+    const lingering: Lingering = {
+      quiet: undefined,
+      done: () => {
+        clearTimeout(max);
+        clearTimeout(lingering.quiet);
+        done.resolve();
+      },
     };
-    this.#state = State.Linger;
-    this.#heard();
-    this.#go();
+    this.#lingering = lingering;
+    this.#heard(lingering);
+    this.#go(State.Linger);
     return done.promise;
   }
 
@@ -160,11 +169,12 @@ export class Link implements TransportSink {
     this.transport.close();
   }
 
-  /** Starts the transport the first time, resumes it later. */
-  #go(): void {
-    if (this.#started) return this.transport.resume();
-    this.#started = true;
-    this.transport.start(this);
+  /** Enters `state`: starts the transport the first time, resumes it later. */
+  #go(state: State): void {
+    const started = this.#state !== State.New;
+    this.#state = state;
+    if (started) this.transport.resume();
+    else this.transport.start(this);
   }
 
   /** {@inheritDoc TransportSink.data} */
@@ -173,30 +183,28 @@ export class Link implements TransportSink {
       case State.Open:
         return this.#reader!.data(chunk);
       case State.Handshake:
-        if (this.#feed!(chunk)) this.#stepDone();
+        if (this.#step!.feed(chunk)) this.#stepDone();
         return false;
       case State.Linger:
-        this.#heard();
+        this.#heard(this.#lingering!);
         return false;
       default:
-        // Paused between steps; a transport that read on anyway loses nothing worth keeping.
         return false;
     }
   }
 
   /** {@inheritDoc TransportSink.end} */
   end(): void {
-    if (this.#ended) return;
-    this.#ended = true;
     const state = this.#state;
+    if (state === State.Ended) return;
     this.#state = State.Ended;
     if (state === State.Open) this.#reader!.end();
     else if (state === State.Handshake) {
-      this.#feed!(null);
+      this.#step!.feed(null);
       this.#stepDone();
     } else if (state === State.Linger) {
       this.transport.close();
-      this.#lingered?.();
+      this.#lingering!.done();
     }
   }
 
@@ -206,14 +214,13 @@ export class Link implements TransportSink {
       this.transport.pause();
     }
     const step = this.#step;
-    this.#feed = undefined;
     this.#step = undefined;
-    step?.();
+    step?.done();
   }
 
   /** Lingering: the peer sent something, so it is not quiet yet. */
-  #heard(): void {
-    clearTimeout(this.#quiet);
-    this.#quiet = setTimeout(() => this.close(), LINGER_QUIET);
+  #heard(lingering: Lingering): void {
+    clearTimeout(lingering.quiet);
+    lingering.quiet = setTimeout(() => this.close(), LINGER_QUIET);
   }
 }

@@ -59,6 +59,8 @@ export class Outbox<C> {
   #wrote = false;
   /** The connection closed (the last frames may still be written). */
   #closed = false;
+  /** A write failed: the socket is broken, and nothing more is written. */
+  #broken: { error: unknown } | undefined;
 
   /**
    * @param protocol The core whose output this writes.
@@ -121,6 +123,12 @@ export class Outbox<C> {
     const written = this.#written;
     this.#written = undefined;
     this.#whenWritten = undefined;
+    if (this.#broken) {
+      // What was queued can never be written: whoever waits for it learns so.
+      this.#protocol.dataToSend();
+      written?.reject(this.#broken.error);
+      return;
+    }
     // One write at a time: the previous one is done, so its buffers can be filled again.
     let chunks = this.#protocol.dataToSend({ reuse: true });
     let size = 0;
@@ -150,6 +158,7 @@ export class Outbox<C> {
       written?.resolve();
     }, (error) => {
       // The socket broke: the connection ends, as the reader then reports.
+      this.#broken = { error };
       this.#transport.close();
       this.#done(size);
       written?.reject(error);

@@ -16,6 +16,7 @@ import type { Inbox } from "./inbox.ts";
 import type { Keepalive } from "./keepalive.ts";
 import type { Link, OpenSink } from "./link.ts";
 import type { RuntimeHints } from "../transport.ts";
+import type { ConnectionSettings } from "./options.ts";
 import type { Outbox } from "./outbox.ts";
 
 /**
@@ -61,14 +62,6 @@ export interface ReaderOwner<C> {
   finish(connection: C): void;
 }
 
-/** The reader's settings, from the connection's options. */
-export interface ReaderOptions {
-  closeTimeout: number;
-  idleTimeout: number;
-  messageTimeout: number;
-  sendHighWaterMark: number;
-}
-
 /**
  * Feeds the link's bytes to the core and passes on its events; holds reading back when it must.
  *
@@ -88,10 +81,7 @@ export class Reader<C> implements OpenSink {
   readonly #owner: ReaderOwner<C>;
   /** The options of every read (see `receiveOptions`). */
   readonly #receiveOptions: ReceiveOptions;
-  readonly #closeTimeout: number;
-  readonly #idleTimeout: number;
-  readonly #messageTimeout: number;
-  readonly #highWaterMark: number;
+  readonly #settings: ConnectionSettings;
   #closed = false;
   /** Set by `close()`: keep reading to find the peer's close frame, even with a full queue. */
   #closing = false;
@@ -113,7 +103,7 @@ export class Reader<C> implements OpenSink {
     parts: { inbox: Inbox<C>; outbox: Outbox<C>; keepalive: Keepalive<C> },
     connection: C,
     owner: ReaderOwner<C>,
-    options: ReaderOptions,
+    settings: ConnectionSettings,
   ) {
     this.#protocol = protocol;
     this.#link = link;
@@ -122,10 +112,7 @@ export class Reader<C> implements OpenSink {
     this.#keepalive = parts.keepalive;
     this.#connection = connection;
     this.#owner = owner;
-    this.#closeTimeout = options.closeTimeout;
-    this.#idleTimeout = options.idleTimeout;
-    this.#messageTimeout = options.messageTimeout;
-    this.#highWaterMark = options.sendHighWaterMark;
+    this.#settings = settings;
     this.#receiveOptions = receiveOptions(link.transport.hints);
   }
 
@@ -204,11 +191,11 @@ export class Reader<C> implements OpenSink {
   }
 
   #armIdleTimer(): void {
-    if (!(this.#idleTimeout > 0)) return;
+    if (!(this.#settings.idleTimeout > 0)) return;
     clearTimeout(this.#idleTimer);
     this.#idleTimer = setTimeout(
       () => this.#owner.idle(this.#connection as C),
-      this.#idleTimeout,
+      this.#settings.idleTimeout,
     );
   }
 
@@ -246,7 +233,7 @@ export class Reader<C> implements OpenSink {
       wait = (this.#roomWait ??= Promise.withResolvers()).promise.then(() => {
         this.#roomWait = undefined;
       });
-    } else if (this.#outbox.bufferedAmount > this.#highWaterMark) {
+    } else if (this.#outbox.bufferedAmount > this.#settings.sendHighWaterMark) {
       wait = this.#outbox.flush(true).catch(ignore);
     } else if (this.#rest !== undefined) {
       // Other connections had their turn: the rest of the chunk now.
@@ -308,10 +295,14 @@ export class Reader<C> implements OpenSink {
       }
       return;
     }
-    if (this.#messageTimer !== undefined || !(this.#messageTimeout > 0) || this.#closed) return;
+    if (this.#messageTimer !== undefined || !(this.#settings.messageTimeout > 0) || this.#closed) return;
     this.#messageTimer = setTimeout(
-      () => this.#owner.fail(this.#connection as C, `message not complete within ${this.#messageTimeout} ms`),
-      this.#messageTimeout,
+      () =>
+        this.#owner.fail(
+          this.#connection as C,
+          `message not complete within ${this.#settings.messageTimeout} ms`,
+        ),
+      this.#settings.messageTimeout,
     );
   }
 
@@ -328,8 +319,8 @@ export class Reader<C> implements OpenSink {
     this.#holdTimer = setTimeout(() => {
       this.#holdTimer = undefined;
       if (!this.#inbox.reading) return this.answered();
-      this.#holdTimer = setTimeout(() => this.answered(), this.#closeTimeout);
-    }, this.#inbox.reading ? this.#closeTimeout : 0);
+      this.#holdTimer = setTimeout(() => this.answered(), this.#settings.closeTimeout);
+    }, this.#inbox.reading ? this.#settings.closeTimeout : 0);
   }
 
   /** The application waits for input, having answered all it read: a held ending takes effect. */

@@ -13,12 +13,8 @@ import {
 } from "../core/deflate/permessage_deflate.ts";
 import { CloseCode } from "../core/close.ts";
 import { detectAdapter } from "../adapters/mod.ts";
-import {
-  Connection,
-  type ConnectionOptions,
-  connectionSettings,
-  type TopicHub,
-} from "../connection/connection.ts";
+import { Connection, type TopicHub } from "../connection/connection.ts";
+import { type ConnectionOptions, connectionSettings } from "../connection/options.ts";
 import { checkOption } from "../core/options.ts";
 import { ConnectionClosed, ignore } from "../connection/closed.ts";
 import type { Message } from "../connection/inbox.ts";

@@ -298,3 +298,24 @@ test("Inbox.next() iterates the messages, then ends after a clean close", async 
   inbox.close(CLEAN);
   assertEquals(await last, { done: true, value: undefined });
 });
+
+test("Inbox: two receive() calls waiting get whole messages in order, the first one's pieces all to it", async () => {
+  const inbox = inboxOf(owner(), 16);
+  const first = inbox.receive(), second = inbox.receive();
+  inbox.push(part("he", false));
+  for (let i = 0; i < 3; i++) await Promise.resolve(); // The first call now waits for the rest.
+  inbox.push(part("llo"));
+  inbox.push(part("world"));
+  assertEquals(await within(first, "first receive()"), "hello");
+  assertEquals(await within(second, "second receive()"), "world");
+});
+
+test("Inbox: a receive() that times out half-way through a message gives its pieces back to the next call", async () => {
+  const inbox = inboxOf(owner(), 16);
+  const timedOut = inbox.receive(50);
+  inbox.push(part("hel", false));
+  const error = await assertRejects(() => within(timedOut, "receive(50)", 50 + MARGIN));
+  assertEquals((error as DOMException).name, "TimeoutError");
+  inbox.push(part("lo"));
+  assertEquals(await within(inbox.receive(), "the next receive()"), "hello");
+});

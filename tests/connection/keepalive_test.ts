@@ -2,6 +2,7 @@ import { test } from "node:test";
 import { assert, assertEquals, assertRejects } from "../assert.ts";
 import { Keepalive, type KeepaliveOwner } from "../../src/connection/keepalive.ts";
 import { ConnectionClosed } from "../../src/connection/closed.ts";
+import { connectionSettings } from "../../src/connection/options.ts";
 import type { CloseResult } from "../../src/core/protocol.ts";
 import { nextTurn } from "../../src/timers.ts";
 import { within } from "../_helpers.ts";
@@ -80,7 +81,11 @@ async function pending(promise: Promise<unknown>): Promise<boolean> {
 
 test("Keepalive.ping() sends the ping and resolves with a round trip >= 0 when the pong with its payload arrives", async () => {
   const o = owner(MARGIN);
-  const keepalive = new Keepalive(CONNECTION, o.own, 0, 1000);
+  const keepalive = new Keepalive(
+    CONNECTION,
+    o.own,
+    connectionSettings({ pingInterval: 0, pongTimeout: 1000 }),
+  );
   try {
     const rtt = keepalive.ping("abc");
     assertEquals(o.pings.map((p) => p.payload), ["abc"], "sent during the call");
@@ -97,7 +102,11 @@ test("Keepalive.ping() sends the ping and resolves with a round trip >= 0 when t
 
 test("Keepalive.ping() twice with the same payload: one pong resolves both", async () => {
   const o = owner(MARGIN);
-  const keepalive = new Keepalive(CONNECTION, o.own, 0, 1000);
+  const keepalive = new Keepalive(
+    CONNECTION,
+    o.own,
+    connectionSettings({ pingInterval: 0, pongTimeout: 1000 }),
+  );
   try {
     const first = keepalive.ping("same");
     const second = keepalive.ping("same");
@@ -113,7 +122,11 @@ test("Keepalive.ping() twice with the same payload: one pong resolves both", asy
 
 test("Keepalive.ping() rejects with the owner's error when it refuses to send the ping", async () => {
   const o = owner(MARGIN);
-  const keepalive = new Keepalive(CONNECTION, o.own, 0, 1000);
+  const keepalive = new Keepalive(
+    CONNECTION,
+    o.own,
+    connectionSettings({ pingInterval: 0, pongTimeout: 1000 }),
+  );
   try {
     await assertRejects(() => keepalive.ping("x".repeat(126)), RangeError);
     assertEquals(o.pings, []);
@@ -124,7 +137,11 @@ test("Keepalive.ping() rejects with the owner's error when it refuses to send th
 
 test("Keepalive.close() rejects every ping still waiting with ConnectionClosed, and a late pong changes nothing", async () => {
   const o = owner(MARGIN);
-  const keepalive = new Keepalive(CONNECTION, o.own, 0, 1000);
+  const keepalive = new Keepalive(
+    CONNECTION,
+    o.own,
+    connectionSettings({ pingInterval: 0, pongTimeout: 1000 }),
+  );
   const first = keepalive.ping("one");
   const second = keepalive.ping("two");
   const same = keepalive.ping("two");
@@ -139,7 +156,11 @@ test("Keepalive.close() rejects every ping still waiting with ConnectionClosed, 
 test("Keepalive sends a ping every interval: the first within three quarters to one interval, each pong answered", async () => {
   const interval = 200;
   const o = owner(6 * interval + MARGIN);
-  const keepalive = new Keepalive(CONNECTION, o.own, interval, 60000);
+  const keepalive = new Keepalive(
+    CONNECTION,
+    o.own,
+    connectionSettings({ pingInterval: interval, pongTimeout: 60000 }),
+  );
   const created = o.sinceStart();
   try {
     for (let n = 1; n <= 3; n++) {
@@ -164,10 +185,18 @@ test("Keepalive sends a ping every interval: the first within three quarters to 
 test("Keepalive sends no pings while the owner is not open, and none after close()", async () => {
   const interval = 120;
   const o = owner(MARGIN);
-  const keepalive = new Keepalive(CONNECTION, o.own, interval, 60000);
+  const keepalive = new Keepalive(
+    CONNECTION,
+    o.own,
+    connectionSettings({ pingInterval: interval, pongTimeout: 60000 }),
+  );
   // A second keepalive on the same schedule pings as the clock to wait on.
   const clock = owner(8 * interval + MARGIN);
-  const ticking = new Keepalive(CONNECTION, clock.own, interval, 60000);
+  const ticking = new Keepalive(
+    CONNECTION,
+    clock.own,
+    connectionSettings({ pingInterval: interval, pongTimeout: 60000 }),
+  );
   try {
     o.close();
     await clock.pinged(1);
@@ -189,7 +218,11 @@ test("Keepalive without an answer to its ping calls terminate() once the pong ti
   const interval = 200;
   const pongTimeout = 300;
   const o = owner(interval + pongTimeout + MARGIN);
-  const keepalive = new Keepalive(CONNECTION, o.own, interval, pongTimeout);
+  const keepalive = new Keepalive(
+    CONNECTION,
+    o.own,
+    connectionSettings({ pingInterval: interval, pongTimeout: pongTimeout }),
+  );
   try {
     await o.terminated();
     assert(o.pings.length >= 1);
@@ -210,7 +243,11 @@ test("Keepalive does not terminate a peer that was heard from after the ping, th
   const interval = 200;
   const pongTimeout = 300;
   const o = owner(2 * (interval + pongTimeout) + MARGIN);
-  const keepalive = new Keepalive(CONNECTION, o.own, interval, pongTimeout);
+  const keepalive = new Keepalive(
+    CONNECTION,
+    o.own,
+    connectionSettings({ pingInterval: interval, pongTimeout: pongTimeout }),
+  );
   try {
     await o.pinged(1);
     // Bytes arrive after the ping went out (a large frame, say): a sign of life.
@@ -232,10 +269,18 @@ test("Keepalive.close() before the pong timeout passed never calls terminate()",
   const interval = 150;
   const pongTimeout = 200;
   const o = owner(MARGIN + 10 * interval);
-  const keepalive = new Keepalive(CONNECTION, o.own, interval, pongTimeout);
+  const keepalive = new Keepalive(
+    CONNECTION,
+    o.own,
+    connectionSettings({ pingInterval: interval, pongTimeout: pongTimeout }),
+  );
   // Another keepalive with the same timeouts, left to time out: the clock to wait on.
   const clock = owner(MARGIN + 10 * interval);
-  const ticking = new Keepalive(CONNECTION, clock.own, interval, pongTimeout);
+  const ticking = new Keepalive(
+    CONNECTION,
+    clock.own,
+    connectionSettings({ pingInterval: interval, pongTimeout: pongTimeout }),
+  );
   try {
     await o.pinged(1);
     keepalive.close(ABNORMAL);

@@ -1,5 +1,5 @@
 import { test } from "node:test";
-import { assert, assertEquals, assertRejects, assertStrictEquals } from "../assert.ts";
+import { assert, assertEquals, assertInstanceOf, assertRejects, assertStrictEquals } from "../assert.ts";
 import { Outbox } from "../../src/connection/outbox.ts";
 import type { ServerProtocol } from "../../src/core/server_protocol.ts";
 import type { Transport } from "../../src/transport.ts";
@@ -367,5 +367,25 @@ test("Outbox.close() stops its idle-buffer deadline: no timer is left running", 
     globalThis.setInterval = realSet;
     globalThis.clearInterval = realClear;
     for (const id of active) realClear(id as Parameters<typeof realClear>[0]);
+  }
+});
+
+test("Outbox: after a write failed, flush() and afterWrite() waiting behind it reject, and nothing more is written", async () => {
+  const { server, fake, outbox } = await setup();
+  try {
+    const broken = new Error("broken pipe");
+    const held = fake.hold();
+    server.sendText("a");
+    outbox.now();
+    server.sendText("b");
+    const flushed = outbox.flush();
+    const after = outbox.afterWrite();
+    held.reject(broken);
+    assertStrictEquals(await assertRejects(() => within(flushed, "flush()", STEP)), broken);
+    assertInstanceOf(await assertRejects(() => within(after, "afterWrite()", STEP)), Closed);
+    assertEquals(fake.writes.length, 1, "the transport closed: no write follows the failed one");
+    assertEquals(fake.closes(), 1);
+  } finally {
+    outbox.close();
   }
 });
