@@ -65,6 +65,38 @@ async function* slices(data: Message): AsyncGenerator<Message> {
     }
   }
 }
+
+/**
+ * An open WebSocket connection: `send`, `receive` (or `for await`), `ping`,
+ * `close`. The same object on Deno and Bun, server and client side.
+ *
+ * Nothing the peer sent is lost to an ending that follows it: when a protocol
+ * violation, the peer's close frame or the end of the stream comes behind
+ * messages the application has not answered yet, those messages are still
+ * delivered, and what the application sends until it next waits for a message
+ * (`receive()`, iteration, an idle `forEach()` callback, `closed` or `close()`)
+ * goes out before our close frame; the ending waits at most `closeTimeout`.
+ *
+ * Made by `Sock` and `connect()`; to drive a protocol core of your own over a transport, wrap the
+ * transport in a {@linkcode Link} after the opening handshake.
+ *
+ * @example An echo handler and a client
+ * ```ts
+ * import { connect, Sock } from "@sock/sock";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const app = new Sock();
+ * app.route("/echo", async (ws) => {
+ *   for await (const message of ws) await ws.send(message);
+ * });
+ * const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+ * const ws = await connect(`ws://127.0.0.1:${port}/echo`);
+ * await ws.send("hello");
+ * assertEquals(await ws.receive({ timeout: 5000 }), "hello");
+ * assertEquals((await ws.close(1000, "bye")).wasClean, true);
+ * await app.close();
+ * ```
+ */
 export class Connection implements AsyncIterable<Message> {
   #protocol: ServerProtocol | ClientProtocol;
   #link: Link;

@@ -8,7 +8,7 @@
 import type { Transport, TransportSink } from "../transport.ts";
 
 /** Takes a chunk during the opening handshake (`null` at the end of the stream); returns `true` once the step is complete. */
-type HandshakeFeed = (chunk: Uint8Array | null) => boolean;
+export type HandshakeFeed = (chunk: Uint8Array | null) => boolean;
 
 /** Where the bytes of an open connection go. */
 export interface OpenSink {
@@ -75,6 +75,7 @@ interface Lingering {
  * ```
  */
 export class Link implements TransportSink {
+  /** The transport whose bytes this link takes. */
   readonly transport: Transport;
   #state = State.New;
   #step: Step | undefined;
