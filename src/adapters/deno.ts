@@ -22,6 +22,7 @@ import {
   SYSTEM_CONNECT_CODES,
   systemCode,
 } from "../net_errors.ts";
+import { Pausable } from "./pausable.ts";
 
 /** The read buffer of a connection receiving little: all an idle connection holds. */
 const SMALL_READ_SIZE = 1024;
@@ -103,19 +104,18 @@ function address(addr: Deno.Addr | undefined): NetAddress | undefined {
 /** Deno does a `TextDecoder` call as an op, costlier than decoding a short text in script. */
 const HINTS: RuntimeHints = { scriptedTextDecoding: true };
 
-class DenoTransport implements Transport {
+class DenoTransport extends Pausable implements Transport {
   #conn: Deno.Conn;
   #sink: TransportSink | undefined;
   /** The buffer to read into next: the last one, unless the sink kept it. */
   #buffer = new Uint8Array(SMALL_READ_SIZE);
-  /** Set while paused: reading resumes when it resolves. */
-  #paused: PromiseWithResolvers<void> | undefined;
   #closed = false;
   readonly hints: RuntimeHints = HINTS;
   readonly remoteAddress: NetAddress | undefined;
   readonly localAddress: NetAddress | undefined;
 
   constructor(conn: Deno.Conn) {
+    super();
     this.#conn = conn;
     // Frames go out at once, not held back by Nagle's algorithm (Bun and Deno's own servers do the same).
     try {
@@ -146,7 +146,7 @@ class DenoTransport implements Transport {
       } catch {
         n = null;
       }
-      while (this.#paused && !this.#closed) await this.#paused.promise;
+      while (this.paused && !this.#closed) await this.paused;
       if (n === null || this.#closed) break;
       // The buffer is handed over without a copy (on Deno, allocating even a small buffer costs
       // more than the rest of the read); the next read goes into it again unless the sink kept it
@@ -159,19 +159,9 @@ class DenoTransport implements Transport {
         ? SMALL_READ_SIZE
         : buffer.length;
       if (kept || size !== buffer.length) buffer = new Uint8Array(size);
-      while (this.#paused && !this.#closed) await this.#paused.promise;
+      while (this.paused && !this.#closed) await this.paused;
     }
     sink.end();
-  }
-
-  pause(): void {
-    this.#paused ??= Promise.withResolvers();
-  }
-
-  resume(): void {
-    const paused = this.#paused;
-    this.#paused = undefined;
-    paused?.resolve();
   }
 
   write(chunks: Uint8Array[]): Promise<void> {

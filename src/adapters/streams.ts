@@ -19,6 +19,7 @@ import type {
   TransportSink,
 } from "../transport.ts";
 import { ConnectError, SYSTEM_CONNECT_CODES, systemCode } from "../net_errors.ts";
+import { Pausable } from "./pausable.ts";
 
 /**
  * A connection as a pair of byte streams, as `cloudflare:sockets` returns.
@@ -79,20 +80,19 @@ function bytesOf(chunk: unknown): Uint8Array {
   throw new TypeError(`the readable stream produced a chunk that is not bytes: ${typeof chunk}`);
 }
 
-class StreamTransport implements Transport {
+class StreamTransport extends Pausable implements Transport {
   #pair: StreamPair;
   #reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader;
   #byob: boolean;
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   #copy: boolean;
-  /** Set while paused: reading resumes when it resolves. */
-  #paused: PromiseWithResolvers<void> | undefined;
   #closed = false;
   readonly hints: RuntimeHints = {};
   readonly remoteAddress: NetAddress | undefined;
   readonly localAddress: NetAddress | undefined;
 
   constructor(pair: StreamPair, options: StreamTransportOptions) {
+    super();
     this.#pair = pair;
     let reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader;
     try {
@@ -122,7 +122,7 @@ class StreamTransport implements Transport {
     // The BYOB read buffer: the last one again, unless the sink kept it.
     let buffer: Uint8Array<ArrayBufferLike> = new Uint8Array(0);
     while (!this.#closed) {
-      while (this.#paused && !this.#closed) await this.#paused.promise;
+      while (this.paused && !this.#closed) await this.paused;
       if (this.#closed) break;
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
@@ -138,7 +138,7 @@ class StreamTransport implements Transport {
       }
       if (result.done) {
         // The end waits behind a pause, as data does, unless close() comes first.
-        while (this.#paused && !this.#closed) await this.#paused.promise;
+        while (this.paused && !this.#closed) await this.paused;
         break;
       }
       let bytes: Uint8Array;
@@ -157,21 +157,11 @@ class StreamTransport implements Transport {
         if (this.#copy) bytes = bytes.slice();
       }
       if (bytes.length === 0) continue;
-      while (this.#paused && !this.#closed) await this.#paused.promise;
+      while (this.paused && !this.#closed) await this.paused;
       if (this.#closed) break;
       if (sink.data(bytes) && this.#byob) buffer = new Uint8Array(0);
     }
     sink.end();
-  }
-
-  pause(): void {
-    this.#paused ??= Promise.withResolvers();
-  }
-
-  resume(): void {
-    const paused = this.#paused;
-    this.#paused = undefined;
-    paused?.resolve();
   }
 
   async write(chunks: Uint8Array[]): Promise<void> {
