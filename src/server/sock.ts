@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { HeadersInit, UpgradeRequest } from "../core/handshake.ts";
+import { checkSubprotocols, type HeadersInit, type UpgradeRequest } from "../core/handshake.ts";
 import { type ProtocolEvent, ReadyState } from "../core/protocol.ts";
 import { ServerProtocol, type ServerProtocolOptions } from "../core/server_protocol.ts";
 import {
@@ -148,7 +148,13 @@ export class Sock {
   /** The open connections. */
   readonly connections: Set<Connection> = new Set();
 
-  /** Creates a server with no routes. */
+  /**
+   * Creates a server with no routes.
+   *
+   * @param options Limits, timeouts, hooks and the adapter.
+   * @throws {RangeError} For a numeric option out of its range.
+   * @throws {TypeError} For a subprotocol that is not a token, or one listed twice.
+   */
   constructor(options: SockOptions = {}) {
     const { deflate } = options;
     // One timer for every handshake: it wakes eight times per timeout, so a drop comes at most an
@@ -156,7 +162,9 @@ export class Sock {
     const timeout = checkOption("handshakeTimeout", options.handshakeTimeout, 10000, { min: 1 });
     this.#handshakeTimeout = timeout;
     this.#handshakes = new Deadlines(timeout / 8, (link) => link.close());
-    connectionSettings(options); // Every option checked now, not at the first connection.
+    // Every option checked now, not at the first connection.
+    connectionSettings(options);
+    if (options.subprotocols) checkSubprotocols(options.subprotocols);
     this.#options = deflate
       ? {
         ...options,
