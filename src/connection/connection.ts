@@ -13,12 +13,11 @@ import { type CloseResult, type ProtocolEvent, ReadyState } from "../core/protoc
 import type { ServerProtocol } from "../core/server_protocol.ts";
 import type { UpgradeRequest } from "../core/handshake.ts";
 import type { Transport } from "../transport.ts";
-import { nextTurn } from "../timers.ts";
 import { ConnectionClosed, ignore, quiet } from "./closed.ts";
 import { Inbox, type InboxOwner, type Message, type MessagePart } from "./inbox.ts";
 import { Keepalive, type KeepaliveOwner } from "./keepalive.ts";
 import type { Link } from "./link.ts";
-import { Outbox, QUEUED } from "./outbox.ts";
+import { DEFLATE_SLICE, Outbox, QUEUED, slices } from "./outbox.ts";
 import { Reader, type ReaderOwner } from "./reader.ts";
 import { type ConnectionOptions, type ConnectionSettings, connectionSettings } from "./options.ts";
 
@@ -32,38 +31,6 @@ export interface TopicHub {
   topicsOf(ws: Connection): ReadonlySet<string>;
   /** The connection closed: it leaves every topic and the server's list. */
   closed(ws: Connection): void;
-}
-
-/**
- * Under permessage-deflate, a message longer than this is compressed in slices of this size, as
- * a fragmented message, so compressing it never holds the event loop for long: 16 KiB take about
- * 1 ms for English-like text and 1.6 ms for the compressor's worst input.
- */
-const DEFLATE_SLICE = 16 * 1024;
-/**
- * Slices are compressed back to back for this long (ms), then the others get a turn. A turn per
- * slice made a 64 MiB echo take 20 s on Deno instead of about 2, as a timer costs 1-4 ms there.
- */
-const DEFLATE_TURN_MS = 4;
-
-/** `data` in slices of `DEFLATE_SLICE` (text cut between characters), yielding every `DEFLATE_TURN_MS`. */
-async function* slices(data: Message): AsyncGenerator<Message> {
-  let turn = performance.now();
-  for (let at = 0; at < data.length;) {
-    let end = Math.min(data.length, at + DEFLATE_SLICE);
-    if (typeof data === "string") {
-      const unit = data.charCodeAt(end - 1);
-      if (unit >= 0xd800 && unit <= 0xdbff) end++; // Not between the halves of a surrogate pair.
-      yield data.slice(at, end);
-    } else {
-      yield data.subarray(at, end);
-    }
-    at = end;
-    if (at < data.length && performance.now() - turn >= DEFLATE_TURN_MS) {
-      await nextTurn();
-      turn = performance.now();
-    }
-  }
 }
 
 /**
