@@ -68,10 +68,10 @@ function execPath(): string {
 }
 
 /**
- * Starts `script` on this runtime, through bash so that the file-descriptor limit can be raised
+ * Starts `script` (a URL, or a path relative to this file) on this runtime, through bash so that the file-descriptor limit can be raised
  * first (to 65536 where allowed, else to the hard limit). Deno runs with `-A` and `gc()` exposed.
  */
-export function spawnScript(script: string, args: string[]): Child {
+export function spawnScript(script: string | URL, args: string[]): Child {
   const path = decodeURIComponent(new URL(script, import.meta.url).pathname);
   const runtime = RUNTIME === "deno"
     ? [execPath(), "run", "-A", "--v8-flags=--expose-gc", path]
@@ -212,7 +212,7 @@ export interface ServerChild<S = Stats> extends Child {
  */
 export async function startServer<S = Stats>(
   options: Record<string, unknown> = {},
-  { script = "./fixtures/hardening_server.ts", controlTimeout = 10000 } = {},
+  { script = "./fixtures/hardening_server.ts" as string | URL, controlTimeout = 10000 } = {},
 ): Promise<ServerChild<S>> {
   const child = spawnScript(script, ["--options", JSON.stringify(options)]);
   let port: number;

@@ -240,6 +240,11 @@ export class Outbox<C> {
     this.#protocol.dataToSend();
   }
 
+  /** Whether the idle-buffer deadline of this outbox is set (it is after a write, until it closes). */
+  get idleWatched(): boolean {
+    return idle.has(this);
+  }
+
   /** The connection closed: its buffers go with it, so they need no watching. */
   close(): void {
     this.#closed = true;

@@ -344,29 +344,19 @@ test("Outbox.expireIdle() shrinks the core's buffers only once a whole idle peri
   }
 });
 
-test("Outbox.close() stops its idle-buffer deadline: no timer is left running", async () => {
-  const { setInterval: realSet, clearInterval: realClear } = globalThis;
-  const active = new Set<unknown>();
-  globalThis.setInterval = ((...args: Parameters<typeof realSet>) => {
-    const id = realSet(...args);
-    active.add(id);
-    return id;
-  }) as typeof realSet;
-  globalThis.clearInterval = ((id: Parameters<typeof realClear>[0]) => {
-    active.delete(id);
-    realClear(id);
-  }) as typeof realClear;
+test("Outbox.close() takes it off the idle-buffer deadlines, and writes after close() do not put it back", async () => {
+  const { server, outbox } = await setup();
   try {
-    const { server, outbox } = await setup();
     server.sendText("a");
     outbox.now();
-    assertEquals(active.size, 1, "the idle-buffer timer runs after a write");
+    assert(outbox.idleWatched, "a write sets the idle-buffer deadline");
     outbox.close();
-    assertEquals(active.size, 0, "and stops with the last outbox");
+    assert(!outbox.idleWatched, "close() clears it");
+    server.sendText("the close frame, say");
+    outbox.now();
+    assert(!outbox.idleWatched, "a write after close() does not set it again");
   } finally {
-    globalThis.setInterval = realSet;
-    globalThis.clearInterval = realClear;
-    for (const id of active) realClear(id as Parameters<typeof realClear>[0]);
+    outbox.close();
   }
 });
 

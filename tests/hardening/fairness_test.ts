@@ -53,7 +53,10 @@ async function underAttack(
   params: Record<string, unknown>,
   timeoutMs: number,
 ): Promise<Run> {
-  const server = spawnScript("../../bench/servers/attack_target.ts", ["--options", JSON.stringify(options)]);
+  const server = spawnScript(new URL("../../bench/servers/attack_target.ts", import.meta.url), [
+    "--options",
+    JSON.stringify(options),
+  ]);
   let attacker: ReturnType<typeof spawnScript> | undefined;
   let honest: Honest | undefined;
   let sampler: ReturnType<typeof setInterval> | undefined;
@@ -70,7 +73,7 @@ async function underAttack(
         // Exited: the test fails on what the honest client saw.
       }
     }, 100);
-    attacker = spawnScript("../../bench/attack_peers.ts", [
+    attacker = spawnScript(new URL("../../bench/attack_peers.ts", import.meta.url), [
       "attack",
       attack,
       "--port",

@@ -22,7 +22,7 @@ test(
   },
   async () => {
     const server = await startServer({});
-    const generator = spawnScript("../fixtures/load_client.ts", [
+    const generator = spawnScript(new URL("../fixtures/load_client.ts", import.meta.url), [
       "--port",
       String(server.port),
       "--pid",

@@ -258,7 +258,7 @@ if ("Bun" in globalThis) {
 for (const deflate of [true, false]) {
   const args = deflate ? ["--port", "0", "--deflate"] : ["--port", "0"];
   test(`examples/echo_server.ts ${args.join(" ")} ${deflate ? "accepts" : "declines"} permessage-deflate`, async () => {
-    const child = spawnScript("../../examples/echo_server.ts", args);
+    const child = spawnScript(new URL("../../examples/echo_server.ts", import.meta.url), args);
     try {
       const [, url] = await child.line(/^listening on (ws:\/\/\S+)$/, 10_000);
       const connection = await echoThrough(`${url}/`);

@@ -15,7 +15,7 @@ import { RawPeer, RUNTIME, type ServerChild, sleep, startServer } from "../_hard
 /** `tests/fixtures/publish_server.ts` in a child process, with a control connection. */
 function startPublishServer(options: Record<string, unknown>): Promise<PublishServer> {
   return startServer<PublishStats>(options, {
-    script: "../fixtures/publish_server.ts",
+    script: new URL("../fixtures/publish_server.ts", import.meta.url),
     controlTimeout: 60000,
   });
 }
