@@ -33,7 +33,7 @@ export { detectAdapter } from "./src/adapters/mod.ts";
 export { Connection, type TopicHub } from "./src/connection/connection.ts";
 export type { ConnectionOptions } from "./src/connection/options.ts";
 export { ConnectionClosed } from "./src/connection/closed.ts";
-export { type HandshakeFeed, Link, type OpenSink } from "./src/connection/link.ts";
+export { type HandshakeFeed, Link } from "./src/connection/link.ts";
 export type { Message, MessagePart } from "./src/connection/inbox.ts";
 export * from "./src/server/sock.ts";
 export * from "./src/client.ts";

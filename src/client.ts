@@ -100,6 +100,9 @@ export class HandshakeRejected extends Error {
  * ```
  */
 export function connect(url: string | URL, options: ConnectOptions = {}): Promise<Connection> {
+  // A copy: the settings checked now are those the connection uses, whatever the caller does to
+  // its object meanwhile.
+  options = { ...options };
   const { signal, timeout = 30000 } = options;
   if (signal?.aborted) return Promise.reject(signal.reason);
   let endpoint: Endpoint;

@@ -7,6 +7,16 @@
  * and pushes every chunk into one {@linkcode TransportSink}; backpressure is
  * `pause()`/`resume()`.
  *
+ * The contract every adapter keeps, and `tests/adapters/transport_test.ts` checks:
+ * - `start()` and `resume()` may call `sink.data()` and `sink.end()` before they return (Bun's
+ *   adapter hands over what it held at once); a sink must be ready for its bytes before it calls them.
+ * - `pause()` may come before `start()`: the transport then starts paused.
+ * - After `pause()`, `data()` is not called again until `resume()`, even from inside `data()`; the
+ *   end of the stream waits behind a pause too, unless `close()` comes first.
+ * - After `close()` (also from inside `data()`), `data()` is not called again; `end()` follows once.
+ * - A sink whose `data()` throws ends the connection: the transport closes, and `end()` follows.
+ * - One write at a time: `write()` is called again only once the promise of the last one settled.
+ *
  * @module
  */
 
@@ -64,7 +74,8 @@ export interface Transport {
   /**
    * Writes buffers in order. Returns nothing when the runtime took every byte
    * at once; otherwise a promise that resolves once it has, so awaiting the
-   * result is backpressure. The buffers must not change until then.
+   * result is backpressure. The buffers must not change until then, and
+   * `write()` is not called again before (a transport need not queue writes).
    *
    * @param chunks The buffers to write.
    * @returns Nothing, or a promise when the bytes are not all taken yet.

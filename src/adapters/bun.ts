@@ -148,9 +148,12 @@ class BunTransport implements Transport {
   #endSent = false;
   /** The socket closed: nothing can be written either. */
   #closed = false;
+  /** Closed by `close()`: what is held is dropped, and the end goes to the sink even while paused. */
+  #dropped = false;
   /** Buffers Bun has not taken yet, waiting for `drain` (made on first use: Bun usually takes all). */
   #pending: Uint8Array[] | undefined;
-  #drained: (() => void) | undefined;
+  /** Settles once Bun took every pending buffer (or the socket closed): every waiting write's promise. */
+  #drained: PromiseWithResolvers<void> | undefined;
   readonly hints: RuntimeHints = HINTS;
   // Read at once, though each costs a system call: Bun forgets them once the socket closes.
   readonly remoteAddress: NetAddress | undefined;
@@ -169,12 +172,9 @@ class BunTransport implements Transport {
 
   /** Bun's `data` callback: each call brings a fresh buffer, handed over as is. */
   push(bytes: Uint8Array): void {
-    const sink = this.#sink;
+    if (this.#dropped) return;
     // Straight to the sink, unless it paused or earlier chunks still wait (order is kept).
-    if (sink && !this.#paused && !this.#held?.length) {
-      sink.data(bytes);
-      return;
-    }
+    if (this.#sink && !this.#paused && !this.#held?.length) return this.#give(bytes);
     (this.#held ??= []).push(bytes);
     this.#heldBytes += bytes.length;
     if (this.#paused || this.#heldBytes > HIGH_WATER) this.#pauseSocket();
@@ -190,13 +190,16 @@ class BunTransport implements Transport {
     this.#deliver();
   }
 
-  /** Bun's `close` or `error`: the socket is gone; a write waiting for `drain` is over too. */
+  /**
+   * Bun's `close` or `error`: the socket is gone, and a write waiting for `drain` is over too. What
+   * was read before still reaches the sink, then the end.
+   */
   closed(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#held = undefined;
+    this.#pending = undefined;
+    this.#settleWrites();
     this.eof();
-    this.#drained?.();
   }
 
   /** Hands the sink what was held while it does not pause, then the end of the stream. */
@@ -204,20 +207,30 @@ class BunTransport implements Transport {
     const sink = this.#sink;
     if (!sink) return;
     const held = this.#held;
-    while (!this.#paused && held?.length) {
+    // Stops as soon as the sink pauses or closes (from inside `data()`).
+    while (!this.#paused && this.#held === held && held?.length) {
       const bytes = held.shift()!;
       this.#heldBytes -= bytes.length;
-      sink.data(bytes);
+      this.#give(bytes);
     }
     if (!this.#paused && this.#socketPaused && !this.#ended) {
       this.#socketPaused = false;
       this.#socket.resume();
     }
-    // After a close, at once; after the peer's FIN, once what came before it was taken. Later, not
-    // from inside close(), which the sink may have called while handling a chunk.
-    if (this.#ended && !this.#endSent && (this.#closed || (!this.#paused && !held?.length))) {
+    // Once what came before it was taken (at once after close()). Later, not from inside close(),
+    // which the sink may have called while handling a chunk.
+    if (this.#ended && !this.#endSent && (this.#dropped || (!this.#paused && !this.#held?.length))) {
       this.#endSent = true;
       queueMicrotask(() => sink.end());
+    }
+  }
+
+  /** One chunk to the sink; a sink that throws ends the connection rather than Bun's callback. */
+  #give(bytes: Uint8Array): void {
+    try {
+      this.#sink!.data(bytes);
+    } catch {
+      this.close();
     }
   }
 
@@ -240,6 +253,7 @@ class BunTransport implements Transport {
   }
 
   write(chunks: Uint8Array[]): Promise<void> | void {
+    if (this.#closed) return; // Reading reports it.
     if (this.#pending) {
       for (const chunk of chunks) this.#pending.push(chunk);
     } else {
@@ -254,8 +268,7 @@ class BunTransport implements Transport {
       }
       if (!this.#pending) return;
     }
-    if (this.#closed) return;
-    return new Promise((resolve) => this.#drained = resolve);
+    return (this.#drained ??= Promise.withResolvers()).promise;
   }
 
   /** Bun's `drain`: writes what Bun takes of what waits; the rest waits for the next. */
@@ -272,15 +285,23 @@ class BunTransport implements Transport {
       pending.shift();
     }
     this.#pending = undefined;
+    this.#settleWrites();
+  }
+
+  #settleWrites(): void {
     const drained = this.#drained;
     this.#drained = undefined;
-    drained?.();
+    drained?.resolve();
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#socket.end();
+    if (this.#dropped) return;
+    this.#dropped = true;
+    this.#held = undefined;
+    this.#heldBytes = 0;
+    if (!this.#closed) this.#socket.end();
     this.closed();
+    this.#deliver(); // The end, even when paused, or when the socket had closed already.
   }
 }
 

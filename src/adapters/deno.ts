@@ -106,9 +106,6 @@ const HINTS: RuntimeHints = { scriptedTextDecoding: true };
 
 class DenoTransport extends Pausable implements Transport {
   #conn: Deno.Conn;
-  #sink: TransportSink | undefined;
-  /** The buffer to read into next: the last one, unless the sink kept it. */
-  #buffer = new Uint8Array(SMALL_READ_SIZE);
   #closed = false;
   readonly hints: RuntimeHints = HINTS;
   readonly remoteAddress: NetAddress | undefined;
@@ -128,40 +125,43 @@ class DenoTransport extends Pausable implements Transport {
   }
 
   start(sink: TransportSink): void {
-    this.#sink = sink;
-    this.#readLoop();
+    // A sink that throws ends the connection (after its end()), not the process.
+    this.#readLoop(sink).catch(() => this.close());
   }
 
   /**
    * Reads until the end of the stream, handing each chunk to the sink; while paused, what was read
    * (the end of the stream too) waits for `resume()`, unless `close()` comes first.
    */
-  async #readLoop(): Promise<void> {
-    const sink = this.#sink!;
-    let buffer = this.#buffer;
-    while (!this.#closed) {
-      let n: number | null;
-      try {
-        n = await this.#conn.read(buffer);
-      } catch {
-        n = null;
+  async #readLoop(sink: TransportSink): Promise<void> {
+    // The buffer to read into next: the last one, unless the sink kept it.
+    let buffer = new Uint8Array(SMALL_READ_SIZE);
+    try {
+      while (!this.#closed) {
+        let n: number | null;
+        try {
+          n = await this.#conn.read(buffer);
+        } catch {
+          n = null;
+        }
+        while (this.paused && !this.#closed) await this.paused;
+        if (n === null || this.#closed) break;
+        // The buffer is handed over without a copy (on Deno, allocating even a small buffer costs
+        // more than the rest of the read); the next read goes into it again unless the sink kept it
+        // (bench (c) on Deno about +15% against a new buffer per read), else into a new one: larger
+        // once reads fill their buffer, the small one again once they are small.
+        const kept = sink.data(buffer.subarray(0, n));
+        const size = n === buffer.length
+          ? Math.min(buffer.length * 16, READ_SIZE)
+          : n < SHRINK_BELOW
+          ? SMALL_READ_SIZE
+          : buffer.length;
+        if (kept || size !== buffer.length) buffer = new Uint8Array(size);
+        while (this.paused && !this.#closed) await this.paused;
       }
-      while (this.paused && !this.#closed) await this.paused;
-      if (n === null || this.#closed) break;
-      // The buffer is handed over without a copy (on Deno, allocating even a small buffer costs
-      // more than the rest of the read); the next read goes into it again unless the sink kept it
-      // (bench (c) on Deno about +15% against a new buffer per read), else into a new one: larger
-      // once reads fill their buffer, the small one again once they are small.
-      const kept = sink.data(buffer.subarray(0, n));
-      const size = n === buffer.length
-        ? Math.min(buffer.length * 16, READ_SIZE)
-        : n < SHRINK_BELOW
-        ? SMALL_READ_SIZE
-        : buffer.length;
-      if (kept || size !== buffer.length) buffer = new Uint8Array(size);
-      while (this.paused && !this.#closed) await this.paused;
+    } finally {
+      sink.end();
     }
-    sink.end();
   }
 
   write(chunks: Uint8Array[]): Promise<void> {

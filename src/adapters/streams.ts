@@ -114,11 +114,20 @@ class StreamTransport extends Pausable implements Transport {
   }
 
   start(sink: TransportSink): void {
-    this.#readLoop(sink);
+    // A sink that throws ends the connection (after its end()), not the process.
+    this.#readLoop(sink).catch(() => this.close());
   }
 
-  /** Reads until the stream ends, handing each chunk to the sink, and waits while paused. */
+  /** Reads until the stream ends, handing each chunk to the sink, and waits while paused; then the end. */
   async #readLoop(sink: TransportSink): Promise<void> {
+    try {
+      await this.#readAll(sink);
+    } finally {
+      sink.end();
+    }
+  }
+
+  async #readAll(sink: TransportSink): Promise<void> {
     // The BYOB read buffer: the last one again, unless the sink kept it.
     let buffer: Uint8Array<ArrayBufferLike> = new Uint8Array(0);
     while (!this.#closed) {
@@ -161,7 +170,6 @@ class StreamTransport extends Pausable implements Transport {
       if (this.#closed) break;
       if (sink.data(bytes) && this.#byob) buffer = new Uint8Array(0);
     }
-    sink.end();
   }
 
   async write(chunks: Uint8Array[]): Promise<void> {

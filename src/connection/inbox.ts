@@ -161,12 +161,14 @@ export class Inbox<C> {
    * call's: it waits first in line, ahead of other calls. When it gives up half-way (a timeout),
    * the pieces it took go back to the front of the queue, so the next call gets the whole message.
    */
-  async #joinRest(first: MessagePart, timeout: number | undefined): Promise<Message> {
+  async #joinRest(first: MessagePart, timeout: number | undefined): Promise<Message | undefined> {
     const parts = [first];
     try {
       for (let last = first; !last.final;) {
         const part = await this.#next(timeout, true);
-        if (part === undefined) break;
+        // Closed (cleanly) before the message was complete: there is no message, as for any
+        // receive() after the close.
+        if (part === undefined) return undefined;
         parts.push(last = part);
       }
     } catch (error) {

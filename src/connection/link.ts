@@ -7,16 +7,12 @@
 
 import type { Transport, TransportSink } from "../transport.ts";
 
-/** Takes a chunk during the opening handshake (`null` at the end of the stream); returns `true` once the step is complete. */
+/**
+ * Takes a chunk during the opening handshake (`null` at the end of the stream); returns `true` once
+ * the step is complete. The chunk is valid only during the call: the transport may read into its
+ * buffer again, so a feed copies what it keeps (the core's handshakes do).
+ */
 export type HandshakeFeed = (chunk: Uint8Array | null) => boolean;
-
-/** Where the bytes of an open connection go. */
-export interface OpenSink {
-  /** A chunk read; returns whether it kept the buffer (see `TransportSink.data`). */
-  data(chunk: Uint8Array): boolean;
-  /** The end of the stream. */
-  end(): void;
-}
 
 /** A failed connection's socket is closed once the peer sent nothing for this long (ms)… */
 const LINGER_QUIET = 100;
@@ -38,10 +34,10 @@ const enum State {
   Ended,
 }
 
-/** A handshake step: what takes the bytes, and what to call once it has what it needs. */
+/** A handshake step: what takes the bytes, and how it ends. */
 interface Step {
   feed: HandshakeFeed;
-  done: () => void;
+  done: PromiseWithResolvers<void>;
 }
 
 /** A linger: its quiet timer, and what to call once the transport is closed. */
@@ -79,7 +75,7 @@ export class Link implements TransportSink {
   readonly transport: Transport;
   #state = State.New;
   #step: Step | undefined;
-  #reader: OpenSink | undefined;
+  #reader: TransportSink | undefined;
   #lingering: Lingering | undefined;
 
   /**
@@ -101,28 +97,40 @@ export class Link implements TransportSink {
    * the stream, after which the step is over too), then pauses the transport.
    *
    * @param feed Takes each chunk; returns `true` once the step is complete.
-   * @returns Once the step is complete.
+   * @returns Once the step is complete; rejects with what `feed` threw, if it throws (the
+   *   transport is paused then too).
    */
   handshake(feed: HandshakeFeed): Promise<void> {
     if (this.ended) {
-      feed(null);
+      try {
+        feed(null);
+      } catch (error) {
+        return Promise.reject(error);
+      }
       return Promise.resolve();
     }
-    const step = Promise.withResolvers<void>();
-    this.#step = { feed, done: step.resolve };
+    const step: Step = { feed, done: Promise.withResolvers() };
+    this.#step = step;
     this.#go(State.Handshake);
-    return step.promise;
+    return step.done.promise;
   }
 
   /**
-   * The connection is open: from now on the bytes go to `reader`.
+   * The connection is open: from now on the bytes go to `reader`, once it calls `resume()` (the
+   * transport stays paused until then, so the reader can first read what came with the handshake).
+   * A stream that ended already ends the reader at once.
    *
    * @param reader Takes every chunk and the end of the stream.
    */
-  open(reader: OpenSink): void {
+  open(reader: TransportSink): void {
     this.#reader = reader;
     if (this.ended) return reader.end();
-    this.#go(State.Open);
+    const fresh = this.#state === State.New;
+    this.#state = State.Open;
+    if (!fresh) return;
+    // No handshake through this link (a connection made by hand): started paused.
+    this.transport.pause();
+    this.transport.start(this);
   }
 
   /**
@@ -184,8 +192,8 @@ export class Link implements TransportSink {
       case State.Open:
         return this.#reader!.data(chunk);
       case State.Handshake:
-        if (this.#step!.feed(chunk)) this.#stepDone();
-        return false;
+        this.#feed(chunk);
+        return false; // A feed copies what it keeps.
       case State.Linger:
         this.#heard(this.#lingering!);
         return false;
@@ -200,23 +208,31 @@ export class Link implements TransportSink {
     if (state === State.Ended) return;
     this.#state = State.Ended;
     if (state === State.Open) this.#reader!.end();
-    else if (state === State.Handshake) {
-      this.#step!.feed(null);
-      this.#stepDone();
-    } else if (state === State.Linger) {
+    else if (state === State.Handshake) this.#feed(null);
+    else if (state === State.Linger) {
       this.transport.close();
       this.#lingering!.done();
     }
   }
 
-  #stepDone(): void {
+  /** Hands a chunk to the handshake step; ends the step once it is complete, or threw. */
+  #feed(chunk: Uint8Array | null): void {
+    const step = this.#step!;
+    let failed = false;
+    let error: unknown;
+    try {
+      if (!step.feed(chunk) && chunk !== null) return;
+    } catch (thrown) {
+      failed = true;
+      error = thrown;
+    }
+    this.#step = undefined;
     if (this.#state === State.Handshake) {
       this.#state = State.Idle;
       this.transport.pause();
     }
-    const step = this.#step;
-    this.#step = undefined;
-    step?.done();
+    if (failed) step.done.reject(error);
+    else step.done.resolve();
   }
 
   /** Lingering: the peer sent something, so it is not quiet yet. */

@@ -14,8 +14,8 @@ import { nextTurn } from "../timers.ts";
 import { ignore } from "./closed.ts";
 import type { Inbox } from "./inbox.ts";
 import type { Keepalive } from "./keepalive.ts";
-import type { Link, OpenSink } from "./link.ts";
-import type { RuntimeHints } from "../transport.ts";
+import type { Link } from "./link.ts";
+import type { RuntimeHints, TransportSink } from "../transport.ts";
 import type { ConnectionSettings } from "./options.ts";
 import type { Outbox } from "./outbox.ts";
 
@@ -70,7 +70,7 @@ export interface ReaderOwner<C> {
  * it takes effect once the application waits for input (`answered()`), or after the close
  * timeout.
  */
-export class Reader<C> implements OpenSink {
+export class Reader<C> implements TransportSink {
   readonly #protocol: ServerProtocol | ClientProtocol;
   readonly #link: Link;
   readonly #inbox: Inbox<C>;
@@ -129,11 +129,13 @@ export class Reader<C> implements OpenSink {
     else if (this.#protocol.endingHeld) this.#hold();
     this.#outbox.schedule();
     if (this.#closed) return this.#owner.finish(this.#connection as C);
+    // The link stays paused until `#readOn()` finds nothing to wait for: later chunks must not
+    // overtake what is left of the early frames.
     this.#link.open(this);
     this.#readOn();
   }
 
-  /** {@inheritDoc OpenSink.data} */
+  /** {@inheritDoc TransportSink.data} */
   data(chunk: Uint8Array): boolean {
     if (this.#closed) return false;
     let kept = false;
@@ -146,7 +148,7 @@ export class Reader<C> implements OpenSink {
     return kept;
   }
 
-  /** {@inheritDoc OpenSink.end} */
+  /** {@inheritDoc TransportSink.end} */
   end(): void {
     if (this.#closed) return;
     try {
@@ -206,11 +208,17 @@ export class Reader<C> implements OpenSink {
     this.dispatch();
   }
 
-  /** Pauses the transport while reading must wait, resumes it after, and finishes once closed. */
+  /**
+   * Reads on: resumes the transport (a no-op unless paused), or pauses it while reading must wait
+   * and resumes it after; finishes once closed.
+   */
   #readOn(): void {
     if (this.#closed) return this.#owner.finish(this.#connection as C);
     const wait = this.#mustWait();
-    if (!wait) return this.#armIdleTimer();
+    if (!wait) {
+      this.#armIdleTimer();
+      return this.#link.resume();
+    }
     this.#link.pause();
     wait.then(() => {
       if (this.#closed) return this.#owner.finish(this.#connection as C);

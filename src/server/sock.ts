@@ -126,7 +126,7 @@ async function writeQuietly(transport: Transport, chunks: Uint8Array[]): Promise
  * ```
  */
 export class Sock {
-  #options: SockOptions;
+  readonly #options: SockOptions;
   #router = new Router<Handler>();
   #listeners: Listener[] = [];
   #topics = new Topics<Connection>();
@@ -163,17 +163,20 @@ export class Sock {
     this.#handshakeTimeout = timeout;
     this.#handshakes = new Deadlines(timeout / 8, (link) => link.close());
     // Every option checked now, not at the first connection.
-    connectionSettings(options);
     if (options.subprotocols) checkSubprotocols(options.subprotocols);
-    this.#options = deflate
-      ? {
-        ...options,
-        extensions: [
-          new PerMessageDeflateServer(deflate === true ? {} : deflate),
-          ...options.extensions ?? [],
-        ],
-      }
-      : options;
+    // A copy, taken once: later changes to the caller's object change nothing. Connection tells the
+    // core when a handler has answered (endings wait for its replies), and reads the frames that
+    // came with the handshake within its per-turn bounds.
+    this.#options = {
+      ...options,
+      holdEndings: true,
+      leaveUnread: true,
+      extensions: deflate
+        ? [new PerMessageDeflateServer(deflate === true ? {} : deflate), ...options.extensions ?? []]
+        : options.extensions,
+    };
+    // Every option checked now, not at the first connection (and then shared by every connection).
+    connectionSettings(this.#options);
   }
 
   /**
@@ -214,12 +217,9 @@ export class Sock {
    */
   async listen(endpoint: Partial<Endpoint> = {}): Promise<Listener["address"]> {
     const adapter = this.#options.adapter ?? detectAdapter();
-    // Connection tells the core when a handler has answered (endings wait for its replies), and reads
-    // the frames that came with the handshake within its per-turn bounds.
-    const options = { ...this.#options, holdEndings: true, leaveUnread: true };
     const listener = await adapter.listen(
       { hostname: endpoint.hostname ?? "0.0.0.0", port: endpoint.port ?? 0, tls: endpoint.tls },
-      (transport) => this.#serve(transport, options).catch(this.#reportError),
+      (transport) => this.#serve(transport).catch(this.#reportError),
     );
     this.#listeners.push(listener);
     return listener.address;
@@ -286,9 +286,9 @@ export class Sock {
     for (const ws of open) ws.terminate();
   }
 
-  async #serve(transport: Transport, options: ServerProtocolOptions): Promise<void> {
+  async #serve(transport: Transport): Promise<void> {
     const link = new Link(transport);
-    const open = await this.#open(link, options);
+    const open = await this.#open(link);
     if (!open) return;
     const { protocol, opened } = open;
     const ws = new Connection(protocol, link, this.#options, opened.events, this.#hub);
@@ -309,15 +309,12 @@ export class Sock {
    * The opening handshake within its timeout; after anything but an accept,
    * the answer is written and the transport closed.
    */
-  async #open(
-    link: Link,
-    options: ServerProtocolOptions,
-  ): Promise<{ protocol: ServerProtocol; opened: Opened } | undefined> {
+  async #open(link: Link): Promise<{ protocol: ServerProtocol; opened: Opened } | undefined> {
     if (this.#closing) {
       link.close();
       return undefined;
     }
-    const protocol = new ServerProtocol(options);
+    const protocol = new ServerProtocol(this.#options);
     this.#handshakes.set(link, this.#handshakeTimeout);
     let opened: Opened | undefined;
     try {
@@ -357,18 +354,16 @@ export class Sock {
     const over = () => protocol.readyState !== ReadyState.Connecting || this.#dropped(link);
     let request: UpgradeRequest | undefined;
     let failed = false;
-    while (!request && !failed) {
-      await link.handshake((chunk) => {
-        if (chunk === null) return failed = true;
-        protocol.receiveData(chunk);
-        // Every event: the request may come with a failure queued behind it (too much early data).
-        for (const event of protocol.events()) {
-          if (event.type !== "request") return failed = true;
-          request = event.request;
-        }
-        return request !== undefined;
-      });
-    }
+    await link.handshake((chunk) => {
+      if (chunk === null) return failed = true;
+      protocol.receiveData(chunk);
+      // Every event: the request may come with a failure queued behind it (too much early data).
+      for (const event of protocol.events()) {
+        if (event.type !== "request") return failed = true;
+        request = event.request;
+      }
+      return request !== undefined;
+    });
     if (failed || !request) return undefined;
     if (request.error) {
       if (options.fallback && !request.headers.has("upgrade")) {

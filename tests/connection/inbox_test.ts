@@ -319,3 +319,17 @@ test("Inbox: a receive() that times out half-way through a message gives its pie
   inbox.push(part("lo"));
   assertEquals(await within(inbox.receive(), "the next receive()"), "hello");
 });
+
+test("Inbox: a clean close half-way through a streamed message leaves receive() nothing, not the part read", async () => {
+  const inbox = inboxOf(owner(), 16);
+  const waiting = inbox.receive();
+  inbox.push(part("hel", false));
+  for (let i = 0; i < 3; i++) await Promise.resolve(); // The call now waits for the rest.
+  inbox.close(CLEAN);
+  assertStrictEquals(await within(waiting, "receive()"), undefined);
+
+  const iterated = inboxOf(owner(), 16);
+  iterated.push(part("wor", false));
+  iterated.close(CLEAN);
+  assertEquals(await within(iterated.next(), "next()"), { done: true, value: undefined });
+});

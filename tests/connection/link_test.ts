@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import { assert, assertEquals } from "../assert.ts";
-import { Link, type OpenSink } from "../../src/connection/link.ts";
+import { Link } from "../../src/connection/link.ts";
 import { streamTransport } from "../../src/adapters/streams.ts";
-import type { Transport } from "../../src/transport.ts";
+import type { Transport, TransportSink } from "../../src/transport.ts";
 import { nextTurn } from "../../src/timers.ts";
 import { within } from "../_helpers.ts";
 
@@ -72,7 +72,7 @@ function opener() {
   let dataAfterEnd = 0;
   const ended = Promise.withResolvers<void>();
   const waits: { text: string; resolve: () => void }[] = [];
-  const sink: OpenSink = {
+  const sink: TransportSink = {
     data(chunk) {
       if (ends > 0) dataAfterEnd++;
       chunks.push(decoder.decode(chunk));
@@ -127,6 +127,29 @@ test("Link.handshake() feeds each chunk until feed returns true, then pauses unt
   }
 });
 
+test("Link.handshake() rejects with what the feed threw, and reads nothing more until the next step", async () => {
+  const { link, write } = linked();
+  try {
+    const broken = new Error("a broken feed");
+    const step = link.handshake(() => {
+      throw broken;
+    });
+    await write("A");
+    const error = await within(step.then(() => undefined, (e) => e), "the failed step", STEP);
+    assert(error === broken, "rejected with the feed's error");
+    const pending = write("B");
+    pending.catch(() => {});
+    await quietTurns();
+    const next = feeder((seen) => seen === "B");
+    const again = link.handshake(next.feed);
+    await within(again, "the next step", STEP);
+    assertEquals(next.fed, ["B"]);
+    assert(!link.ended);
+  } finally {
+    link.close();
+  }
+});
+
 test("Link.handshake() feeds null at the end of the stream, which completes the step; later steps get null at once", async () => {
   const { link, write, end } = linked();
   try {
@@ -165,7 +188,7 @@ test("Link.handshake() paused between steps feeds the peer's EOF to the next ste
   }
 });
 
-test("Link.open() after the handshake delivers every later chunk in order, then the end once", async () => {
+test("Link.open() after the handshake delivers every later chunk in order once resumed, then the end once", async () => {
   const { link, write, end } = linked();
   try {
     const head = feeder((seen) => seen === "head");
@@ -178,6 +201,9 @@ test("Link.open() after the handshake delivers every later chunk in order, then 
     await quietTurns();
     const open = opener();
     link.open(open.sink);
+    await quietTurns();
+    assertEquals(open.chunks, [], "nothing reaches the open sink before resume()");
+    link.resume();
     await within(early, "the write before open()", STEP);
     for (const text of ["2", "3", "45"]) await write(text);
     await open.got("12345");
@@ -218,6 +244,7 @@ async function openLink() {
   await within(step, "the handshake", STEP);
   const open = opener();
   pipe.link.open(open.sink);
+  pipe.link.resume();
   return { ...pipe, open };
 }
 
