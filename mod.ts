@@ -30,7 +30,7 @@ export {
   type NetErrorOptions,
 } from "./src/net_errors.ts";
 export { detectAdapter } from "./src/adapters/mod.ts";
-export { Connection, type TopicHub } from "./src/connection/connection.ts";
+export { Connection, type ServerHub } from "./src/connection/connection.ts";
 export type { ConnectionOptions } from "./src/connection/options.ts";
 export { ConnectionClosed } from "./src/connection/closed.ts";
 export { type HandshakeFeed, Link } from "./src/connection/link.ts";

@@ -256,3 +256,23 @@ export function systemCode<T extends string>(error: unknown, codes: readonly T[]
   const code = (error as { code?: unknown } | null)?.code;
   return codes.includes(code as T) ? code as T : undefined;
 }
+
+/**
+ * For adapters: the message of a runtime's error, as the `reason` of a
+ * {@linkcode ConnectError} or {@linkcode ListenError} whose code alone does not say it all.
+ *
+ * @param error What the runtime threw.
+ * @returns Its message, or the value as a string when it is not an `Error`.
+ *
+ * @example
+ * ```ts
+ * import { messageOf } from "./net_errors.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(messageOf(new Error("Failed to connect")), "Failed to connect");
+ * assertEquals(messageOf("reset"), "reset");
+ * ```
+ */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import { assert, assertEquals } from "./assert.ts";
-import { Deadlines, nextTurn } from "../src/timers.ts";
+import { Deadlines, nextTurn, settledWithin, TurnEnd } from "../src/timers.ts";
 import { within } from "./_helpers.ts";
 
 /** How often the deadlines under test wake, in ms. */
@@ -163,4 +163,28 @@ test("nextTurn() resolves after a setTimeout(0) queued before it", async () => {
   await nextTurn();
   order.push("next turn");
   assertEquals(order, ["microtask", "timer", "next turn"]);
+});
+
+test("settledWithin() says true for a promise that settles in time, rejected too, and false after the time", async () => {
+  assertEquals(await settledWithin(Promise.resolve(1), 60000), true);
+  assertEquals(await settledWithin(Promise.reject(new Error("x")), 60000), true);
+  const started = performance.now();
+  assertEquals(await within(settledWithin(new Promise(() => {}), 20), "settledWithin(never, 20)"), false);
+  assert(performance.now() - started >= 19, "gave up before its time");
+});
+
+test("TurnEnd runs each item added in a turn once, in order, after the turn's microtasks, in one batch", async () => {
+  const ran: string[] = [];
+  const turnEnd = new TurnEnd<string>((item) => {
+    ran.push(item);
+    if (item === "b") turnEnd.add("added while running"); // The next batch.
+  });
+  turnEnd.add("a");
+  await Promise.resolve();
+  turnEnd.add("b");
+  queueMicrotask(() => ran.push("microtask"));
+  assertEquals(ran, []);
+  await within(new Promise((resolve) => setTimeout(resolve, 0)), "a timer");
+  await within(nextTurn(), "the next turn");
+  assertEquals(ran, ["microtask", "a", "b", "added while running"]);
 });

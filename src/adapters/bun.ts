@@ -21,6 +21,7 @@ import {
   type ConnectErrorCode,
   ListenError,
   type ListenErrorCode,
+  messageOf,
   SYSTEM_CONNECT_CODES,
   systemCode,
 } from "../net_errors.ts";
@@ -91,14 +92,12 @@ const CERT_CODES: [ConnectErrorCode, string[]][] = [
   ["CERT_EXPIRED", ["CERT_HAS_EXPIRED", "CERT_NOT_YET_VALID"]],
 ];
 
-const reasonOf = (error: unknown) => error instanceof Error ? error.message : String(error);
-
 /** A failure of `Bun.connect` in sock's terms. */
 function connectFailed(error: unknown, endpoint: Endpoint): ConnectError {
   // Bun puts Node's system error `code` on its errors.
   const code = systemCode(error, SYSTEM_CONNECT_CODES) ?? "UNKNOWN";
   return new ConnectError(code, endpoint, {
-    reason: code === "UNKNOWN" ? reasonOf(error) : undefined,
+    reason: code === "UNKNOWN" ? messageOf(error) : undefined,
     cause: error,
   });
 }
@@ -121,7 +120,7 @@ function handshakeFailed(error: Error | null, endpoint: Endpoint): ConnectError 
 function listenFailed(error: unknown, endpoint: Endpoint): ListenError {
   const code = systemCode(error, LISTEN_CODES) ?? "UNKNOWN";
   return new ListenError(code, endpoint, {
-    reason: code === "UNKNOWN" ? reasonOf(error) : undefined,
+    reason: code === "UNKNOWN" ? messageOf(error) : undefined,
     cause: error,
   });
 }

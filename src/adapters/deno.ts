@@ -19,6 +19,7 @@ import {
   type ConnectErrorCode,
   ListenError,
   type ListenErrorCode,
+  messageOf,
   SYSTEM_CONNECT_CODES,
   systemCode,
 } from "../net_errors.ts";
@@ -40,15 +41,13 @@ const LISTEN_CODES: ListenErrorCode[] = ["EADDRINUSE", "EADDRNOTAVAIL", "EACCES"
 /** A failed name lookup is a plain `Error` on Deno, with no code: its message tells. */
 const LOOKUP_FAILED = /failed to lookup address/i;
 
-const reasonOf = (error: unknown) => error instanceof Error ? error.message : String(error);
-
 /**
  * A failure of `Deno.connect`, `Deno.connectTls` or (`duringTls`) the TLS handshake in sock's terms.
  * TLS failures are told apart by rustls' reason (Deno has one error class for all of them):
  * `UnknownIssuer`, `NotValidForName` ("certificate not valid for name"), `Expired` or `NotValidYet`.
  */
 function connectFailed(error: unknown, endpoint: Endpoint, duringTls: boolean): ConnectError {
-  const reason = reasonOf(error);
+  const reason = messageOf(error);
   const { errors } = Deno;
   // Deno puts a system error code on many of its errors.
   let code: ConnectErrorCode = systemCode(error, SYSTEM_CONNECT_CODES) ??
@@ -84,7 +83,7 @@ function connectFailed(error: unknown, endpoint: Endpoint, duringTls: boolean): 
 
 /** A failure of `Deno.listen` or `Deno.listenTls` in sock's terms. */
 function listenFailed(error: unknown, endpoint: Endpoint): ListenError {
-  const reason = reasonOf(error);
+  const reason = messageOf(error);
   const { errors } = Deno;
   const code: ListenErrorCode = systemCode(error, LISTEN_CODES) ??
     (error instanceof errors.AddrInUse

@@ -20,9 +20,10 @@ import type { Link } from "./link.ts";
 import { DEFLATE_SLICE, Outbox, QUEUED, slices } from "./outbox.ts";
 import { Reader, type ReaderOwner } from "./reader.ts";
 import { type ConnectionOptions, type ConnectionSettings, connectionSettings } from "./options.ts";
+import { settledWithin } from "../timers.ts";
 
-/** The server a connection belongs to: where it subscribes to topics (see `Sock.publish`). */
-export interface TopicHub {
+/** The server a connection belongs to: its topics (see `Sock.publish`) and its list of connections. */
+export interface ServerHub {
   /** Adds the connection to a topic. */
   subscribe(ws: Connection, topic: string): void;
   /** Removes the connection from a topic. */
@@ -45,7 +46,8 @@ export interface TopicHub {
  * goes out before our close frame; the ending waits at most `closeTimeout`.
  *
  * Made by `Sock` and `connect()`; to drive a protocol core of your own over a transport, wrap the
- * transport in a {@linkcode Link} after the opening handshake.
+ * transport in a {@linkcode Link}, drive the opening handshake with `Link.handshake()`, then pass
+ * the open core and the link to this constructor.
  *
  * @example An echo handler and a client
  * ```ts
@@ -81,7 +83,7 @@ export class Connection implements AsyncIterable<Message> {
   #finishing = false;
   /** Set while `sendStream()` sends a message; resolves when it is done. */
   #streaming: Promise<void> | undefined;
-  #hub: TopicHub | undefined;
+  #hub: ServerHub | undefined;
   /** Per-connection data, set by the server's `upgrade` hook. */
   data: unknown;
 
@@ -99,7 +101,7 @@ export class Connection implements AsyncIterable<Message> {
     link: Link,
     options: ConnectionOptions = {},
     pending: ProtocolEvent[] = [],
-    hub?: TopicHub,
+    hub?: ServerHub,
   ) {
     this.#protocol = protocol;
     this.#link = link;
@@ -402,11 +404,10 @@ export class Connection implements AsyncIterable<Message> {
     this.#reader.answered();
     // Our close frame, or the echo of the peer's, goes out first; then the peer's close is awaited.
     // The timeout also bounds the write: a peer that does not read holds it up forever.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, this.#settings.closeTimeout));
-    const flushed = this.#outbox.flush().catch(ignore);
-    await Promise.race([flushed.then(() => this.closed), timeout]);
-    clearTimeout(timer);
+    await settledWithin(
+      this.#outbox.flush().catch(ignore).then(() => this.closed),
+      this.#settings.closeTimeout,
+    );
     if (!this.#closed) {
       this.#protocol.receiveEof();
       this.#reader.dispatch();
@@ -493,12 +494,7 @@ export class Connection implements AsyncIterable<Message> {
   async #finish(): Promise<void> {
     if (this.#finishing) return;
     this.#finishing = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.#outbox.flush().catch(ignore),
-      new Promise<void>((resolve) => timer = setTimeout(resolve, this.#settings.closeTimeout)),
-    ]);
-    clearTimeout(timer);
+    await settledWithin(this.#outbox.flush(), this.#settings.closeTimeout);
     if (!this.#link.ended && !this.#closed?.received) await this.#link.linger(this.#settings.closeTimeout);
     this.#link.close();
   }

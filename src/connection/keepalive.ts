@@ -88,7 +88,8 @@ export class Keepalive<C> {
   ping(payload: string): Promise<number> {
     return quiet(
       new Promise((resolve, reject) => {
-        this.#owner.sendPing(this.#connection as C, payload); // Throws only for a payload over 125 bytes: the caller's mistake.
+        // Throws only for a payload over 125 bytes (the caller's mistake): the promise rejects.
+        this.#owner.sendPing(this.#connection as C, payload);
         const pings = this.#pings ??= new Map();
         // A pong answers every ping with its payload: one sent earlier settles with this one.
         const earlier = pings.get(payload);

@@ -317,7 +317,7 @@ export class Reader<C> implements TransportSink {
   /**
    * The core holds back an ending (a violation, the peer's close frame, EOF) that follows
    * messages the application has not answered: it takes effect when the application next waits
-   * for a message (`#answered`), or after the close timeout if it does not (RFC 6455 §5.5.1
+   * for a message (`answered()`), or after the close timeout if it does not (RFC 6455 §5.5.1
    * allows finishing the current message before answering a close).
    */
   #hold(): void {

@@ -13,14 +13,14 @@ import {
 } from "../core/deflate/permessage_deflate.ts";
 import { CloseCode } from "../core/close.ts";
 import { detectAdapter } from "../adapters/mod.ts";
-import { Connection, type TopicHub } from "../connection/connection.ts";
+import { Connection, type ServerHub } from "../connection/connection.ts";
 import { type ConnectionOptions, connectionSettings } from "../connection/options.ts";
 import { checkOption } from "../core/options.ts";
 import { ConnectionClosed, ignore } from "../connection/closed.ts";
 import type { Message } from "../connection/inbox.ts";
 import { Link } from "../connection/link.ts";
 import type { Adapter, Endpoint, Listener, Transport } from "../transport.ts";
-import { Deadlines } from "../timers.ts";
+import { Deadlines, settledWithin } from "../timers.ts";
 import { Router } from "./router.ts";
 import { Topics } from "./topics.ts";
 
@@ -130,7 +130,7 @@ export class Sock {
   #router = new Router<Handler>();
   #listeners: Listener[] = [];
   #topics = new Topics<Connection>();
-  #hub: TopicHub = {
+  #hub: ServerHub = {
     subscribe: (ws, topic) => this.#topics.subscribe(ws, topic),
     unsubscribe: (ws, topic) => this.#topics.unsubscribe(ws, topic),
     topicsOf: (ws) => this.#topics.topicsOf(ws),
@@ -277,12 +277,8 @@ export class Sock {
     for (const listener of this.#listeners.splice(0)) listener.close();
     for (const link of [...this.#handshakes.items()]) link.close();
     const open = [...this.connections];
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      Promise.all(open.map((ws) => ws.close(CloseCode.GoingAway, "server shutting down").catch(ignore))),
-      new Promise((resolve) => timer = setTimeout(resolve, timeout)),
-    ]);
-    clearTimeout(timer);
+    const closing = open.map((ws) => ws.close(CloseCode.GoingAway, "server shutting down").catch(ignore));
+    await settledWithin(Promise.all(closing), timeout);
     for (const ws of open) ws.terminate();
   }
 

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { ReadyState } from "../core/protocol.ts";
+
 /**
  * What the hub needs of a member: its ready state, and a `send()` that does not have to be awaited
  * (a server connection fits).
@@ -23,14 +25,11 @@
  * ```
  */
 export interface Subscriber {
-  /** The WebSocket ready state: 1 (open) is the only one published to. */
+  /** The WebSocket ready state: `ReadyState.Open` is the only one published to. */
   readonly readyState: number;
   /** Queues a message; the hub never waits for what it returns. */
   send(message: string | Uint8Array): unknown;
 }
-
-/** `ReadyState.Open` (src/core/protocol.ts): the one state a member is published to in. */
-const OPEN = 1;
 
 /** The topics of a subscriber that has none: one shared empty set. */
 const NONE: ReadonlySet<string> = new Set();
@@ -205,10 +204,10 @@ export class Topics<S extends Subscriber> {
     let queued = 0;
     for (const member of members) {
       // Closing: whatever was sent would only wait for the close to reject it.
-      if (member.readyState !== OPEN) continue;
+      if (member.readyState !== ReadyState.Open) continue;
       // Never rejects unhandled, and past maxBufferedAmount it cuts the member instead of queueing.
       member.send(message);
-      if (member.readyState === OPEN) queued++;
+      if (member.readyState === ReadyState.Open) queued++;
     }
     return queued;
   }
