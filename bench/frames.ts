@@ -102,14 +102,14 @@ const UPGRADE = new TextEncoder().encode(
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
 );
 
-async function openServer(): Promise<ServerProtocol> {
+function openServer(): ServerProtocol {
   const server = new ServerProtocol({ maxMessageSize: 64 * MiB });
   // A copy, as a transport hands over bytes it read: the core parses the head where it is, and on
   // Deno a TextEncoder-made array seen there slows later text decoding by a sixth (V8 type feedback).
   server.receiveData(UPGRADE.slice());
   const [event] = server.events();
   if (event?.type !== "request") throw new Error(`expected a request event, got ${event?.type}`);
-  await server.accept();
+  server.accept();
   server.dataToSend();
   if (server.readyState !== 1) throw new Error("server did not open");
   return server;

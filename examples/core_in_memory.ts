@@ -38,14 +38,14 @@ function show(side: string, events: ProtocolEvent[] | { type: string }[]) {
 }
 
 // Opening handshake.
-await client.sendRequest();
+client.sendRequest();
 pipe(client, server, "client →");
 const [request] = server.events();
 if (request.type !== "request") throw new Error(`expected a request, got ${request.type}`);
 console.log(
   `  server sees ${request.request.method} ${request.request.target}, offered ${request.request.subprotocols}`,
 );
-await server.accept({ subprotocol: "chat.v1" });
+server.accept({ subprotocol: "chat.v1" });
 pipe(server, client, "server →");
 show("client", client.events());
 
@@ -69,7 +69,7 @@ victim.receiveData(new TextEncoder().encode(
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
 ));
 victim.events();
-await victim.accept();
+victim.accept();
 victim.dataToSend();
 victim.receiveData(new Uint8Array([0x81, 0x02, 0x68, 0x69]));
 show(

@@ -178,7 +178,7 @@ async function open(
   if (attempt.cancelled) transport.close();
   const link = new Link(transport);
   try {
-    await protocol.sendRequest();
+    protocol.sendRequest();
     // A write fails only once the connection is gone (reads just end, below).
     await Promise.resolve(transport.write(protocol.dataToSend())).catch((error) => {
       throw closedEarly(endpoint, error);

@@ -304,14 +304,14 @@ export function sent(protocol: Protocol<unknown>): Uint8Array {
 }
 
 /** A server after a completed handshake (RFC 6455 §1.3 request), its events and output drained. */
-export async function openServer(options: ServerProtocolOptions = {}): Promise<ServerProtocol> {
+export function openServer(options: ServerProtocolOptions = {}): ServerProtocol {
   const server = new ServerProtocol(options);
   server.receiveData(latin1Bytes(upgradeRequest()));
   const events = server.events();
   if (events.length !== 1 || events[0].type !== "request") {
     throw new Error(`expected a request event, got ${JSON.stringify(events)}`);
   }
-  await server.accept();
+  server.accept();
   if (!latin1Text(server.dataToSend()).startsWith("HTTP/1.1 101 ")) throw new Error("no 101 response");
   if (server.readyState !== ReadyState.Open) throw new Error("the server is not open");
   return server;
@@ -321,13 +321,13 @@ export async function openServer(options: ServerProtocolOptions = {}): Promise<S
  * A client after a completed handshake, its events and output drained. Unless
  * `random` is given, every mask key is the RFC 6455 §5.7 key 37 fa 21 3d.
  */
-export async function openClient(options: Partial<ClientProtocolOptions> = {}): Promise<ClientProtocol> {
+export function openClient(options: Partial<ClientProtocolOptions> = {}): ClientProtocol {
   const client = new ClientProtocol({ url: "ws://server.example.com/chat", random: RFC_RANDOM, ...options });
-  await client.sendRequest();
+  client.sendRequest();
   const request = latin1Text(client.dataToSend());
   const key = /\r\nSec-WebSocket-Key: ([^\r]+)\r\n/i.exec(request)?.[1];
   if (!key) throw new Error(`no key in ${request}`);
-  client.receiveData(latin1Bytes(acceptResponseText(await acceptToken(key))));
+  client.receiveData(latin1Bytes(acceptResponseText(acceptToken(key))));
   const events = client.events();
   if (events.length !== 1 || events[0].type !== "accepted") {
     throw new Error(`expected an accepted event, got ${JSON.stringify(events)}`);

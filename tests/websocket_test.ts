@@ -360,7 +360,7 @@ test("WebSocket: a protocol error from the server fails the connection: error, t
     await transport.write([
       new TextEncoder().encode(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-          `Sec-WebSocket-Accept: ${await acceptToken(key)}\r\n\r\n`,
+          `Sec-WebSocket-Accept: ${acceptToken(key)}\r\n\r\n`,
       ),
       new Uint8Array([0x83, 0x00]),
     ]);

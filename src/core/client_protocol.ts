@@ -72,7 +72,7 @@ interface Rejection {
  * import { assertEquals, assertMatch } from "@std/assert";
  *
  * const client = new ClientProtocol({ url: "ws://example.com/chat", random: (b) => b.fill(0) });
- * await client.sendRequest();
+ * client.sendRequest();
  * const request = new TextDecoder().decode(client.dataToSend()[0]);
  * assertMatch(request, /^GET \/chat HTTP\/1\.1\r\nHost: example\.com\r\n/);
  *
@@ -113,16 +113,13 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
   }
 
   /**
-   * Queues the opening request. Asynchronous only because the expected
-   * accept token is computed with Web Crypto first.
+   * Queues the opening request.
    *
    * @throws {TypeError} When called twice.
    */
-  async sendRequest(): Promise<void> {
+  sendRequest(): void {
     if (this.#token !== undefined) throw new TypeError("the request was already sent");
-    this.#token = "";
-    const token = await acceptToken(this.#key);
-    this.#token = token;
+    this.#token = acceptToken(this.#key);
     this.sendRaw(this.#request, true);
   }
 

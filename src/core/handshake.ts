@@ -11,6 +11,7 @@ import { ProtocolError } from "./errors.ts";
 import { type ExtensionOffer, formatExtensions, parseExtensions } from "./extensions.ts";
 import { type HttpHeaders, isToken, type ParsedHead, parseTokenList } from "./http.ts";
 import { cryptoRandom, type RandomSource } from "./mask.ts";
+import { sha1 } from "./sha1.ts";
 import { parseWebSocketUrl } from "./url.ts";
 
 /** The GUID appended to the key before hashing (RFC 6455 §1.3). */
@@ -20,7 +21,7 @@ const encoder = new TextEncoder();
 
 /**
  * Computes `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`: base64 of the
- * SHA-1 of the key and the GUID, with Web Crypto.
+ * SHA-1 of the key and the GUID.
  *
  * @param key The client's key.
  * @returns The accept token.
@@ -30,33 +31,11 @@ const encoder = new TextEncoder();
  * import { acceptToken } from "@sock/sock";
  * import { assertEquals } from "@std/assert";
  *
- * assertEquals(await acceptToken("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+ * assertEquals(acceptToken("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
  * ```
  */
-export async function acceptToken(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest(SHA1, tokenInput(key));
-  return base64(new Uint8Array(digest));
-}
-
-/** The algorithm as an object: Deno's `digest()` takes 1–2 µs longer to normalize a name. */
-const SHA1 = { name: "SHA-1" };
-
-/**
- * `key` and the GUID as bytes, for a 24-character ASCII key (all valid ones) in one shared buffer.
- * Speed trick, one of several allocations commit c8801ff removed from the handshake (bench (e),
- * handshakes/s: Deno 8,695 → 8,950, Bun 9,819 → 10,562, for all of them together).
- */
-const TOKEN_INPUT = encoder.encode("x".repeat(24) + WEBSOCKET_GUID);
-
-function tokenInput(key: string): Uint8Array<ArrayBuffer> {
-  if (key.length !== 24) return encoder.encode(key + WEBSOCKET_GUID);
-  for (let i = 0; i < 24; i++) {
-    const c = key.charCodeAt(i);
-    if (c > 0x7f) return encoder.encode(key + WEBSOCKET_GUID);
-    TOKEN_INPUT[i] = c;
-  }
-  // digest() copies its input before it returns, so the buffer can be filled again at once.
-  return TOKEN_INPUT;
+export function acceptToken(key: string): string {
+  return base64(sha1(encoder.encode(key + WEBSOCKET_GUID)));
 }
 
 const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -395,7 +374,7 @@ export interface AcceptOptions {
  *     ["Sec-WebSocket-Protocol", "chat, superchat"],
  *   ]),
  * });
- * const bytes = acceptResponse(request, await acceptToken(request.key), undefined, { subprotocol: "chat" });
+ * const bytes = acceptResponse(request, acceptToken(request.key), undefined, { subprotocol: "chat" });
  * assertMatch(new TextDecoder().decode(bytes), /Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=\r\nSec-WebSocket-Protocol: chat\r\n/);
  * ```
  */

@@ -15,7 +15,7 @@
  *     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
  * ));
  * assertEquals(server.events()[0].type, "request");
- * await server.accept();
+ * server.accept();
  * assertEquals(server.readyState, 1);
  * ```
  *

@@ -484,7 +484,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
    *   "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
    *     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
    * ));
-   * await server.accept();
+   * server.accept();
    * server.events();
    * // A masked binary frame of 3 bytes (mask key 0), read into a buffer of its own.
    * const chunk = new Uint8Array([0x82, 0x83, 0, 0, 0, 0, 1, 2, 3]);
@@ -551,7 +551,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
    *     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
    * ));
    * server.events();
-   * await server.accept();
+   * server.accept();
    * server.dataToSend();
    * // An unmasked "Hi" (a violation: client frames must be masked) after a masked "Hello".
    * server.receiveData(new Uint8Array([
@@ -732,7 +732,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
    *     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
    * ));
    * server.events();
-   * await server.accept();
+   * server.accept();
    * server.fail(new ProtocolError("send buffer full", 1008));
    * const closed = server.events().find((event) => event.type === "closed");
    * assertEquals(closed?.code, 1008);

@@ -90,7 +90,7 @@ const NO_BYTES = new Uint8Array(0);
  * ));
  * const [event] = server.events();
  * assertEquals(event.type, "request");
- * await server.accept();
+ * server.accept();
  * const [response] = server.dataToSend();
  * assertMatch(new TextDecoder().decode(response), /^HTTP\/1\.1 101 /);
  *
@@ -106,7 +106,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
   #reader: HeadReader | undefined;
   #factories: ServerExtensionFactory[];
   #request: UpgradeRequest | undefined;
-  #token: Promise<string> | undefined;
+  #token: string | undefined;
   /** Bytes the client sent before the answer, in the first `#earlySize` bytes; grown as they come. */
   #early = NO_BYTES;
   #earlySize = 0;
@@ -178,10 +178,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
       this.#request = request;
       this.#headOnly = request.method === "HEAD";
       if (!request.error) {
-        // Start hashing now, so accept() usually finds the token ready; a failure
-        // surfaces in accept(), never as an unhandled rejection.
         this.#token = acceptToken(request.key);
-        this.#token.catch(() => {});
       }
       this.emit({ type: "request", request });
       // Bytes after the head are early data, under the same limit as later ones.
@@ -193,33 +190,26 @@ export class ServerProtocol extends Protocol<RequestEvent> {
 
   /**
    * Accepts the upgrade: queues the 101 response and moves to OPEN.
-   * Asynchronous only because the accept token is a Web Crypto SHA-1.
    *
    * @param options The subprotocol (one the client offered, or none), extra headers, extensions.
-   * @returns `true` once OPEN; `false` when the connection ended (EOF) while the token was computed.
    * @throws {ProtocolError} The request's `error`, when it is not a valid upgrade.
    * @throws {TypeError} Before a request, after an answer, for a subprotocol not offered, or an invalid header.
    */
-  async accept(options: ServerAcceptOptions = {}): Promise<boolean> {
+  accept(options: ServerAcceptOptions = {}): void {
     const request = this.#checkCanAnswer();
     if (request.error) throw request.error;
     const { header, extensions } = negotiateExtensions(
       options.extensions ?? this.#factories,
       request.extensions,
     );
-    // Checks the subprotocol and headers, if any, before anything is committed.
-    if (options.subprotocol !== undefined || options.headers !== undefined || header !== undefined) {
-      acceptResponse(request, "", header, options);
-    }
+    // Throws for a bad subprotocol or header before anything is committed.
+    const response = acceptResponse(request, this.#token!, header, options);
     this.#answered = true;
-    const token = await this.#token!;
-    if (this.readyState !== ReadyState.Connecting) return false;
-    this.sendRaw(acceptResponse(request, token, header, options), true);
+    this.sendRaw(response, true);
     this.open(options.subprotocol ?? "", extensions);
     const early = this.#early.subarray(0, this.#earlySize);
     this.#early = NO_BYTES;
     this.receiveAfterHandshake(early);
-    return true;
   }
 
   /**

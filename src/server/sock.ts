@@ -400,7 +400,7 @@ export class Sock {
     const chosen = decision?.subprotocol === null
       ? undefined
       : decision?.subprotocol ?? options.subprotocols?.find((p) => offered.includes(p));
-    if (!await protocol.accept({ subprotocol: chosen, headers: decision?.headers })) return undefined;
+    protocol.accept({ subprotocol: chosen, headers: decision?.headers });
     if (this.#dropped(link)) return undefined;
     await writeQuietly(link.transport, protocol.dataToSend());
     return {

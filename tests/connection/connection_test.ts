@@ -41,14 +41,14 @@ function memoryTransport() {
   return { transport, writes, done };
 }
 
-async function openProtocol(options: ServerProtocolOptions = {}): Promise<ServerProtocol> {
+function openProtocol(options: ServerProtocolOptions = {}): ServerProtocol {
   const protocol = new ServerProtocol(options);
   protocol.receiveData(new TextEncoder().encode(
     "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
   ));
   protocol.events();
-  await protocol.accept();
+  protocol.accept();
   protocol.dataToSend();
   return protocol;
 }

@@ -20,11 +20,11 @@ const named = (prefix: string, count: number) => Array.from({ length: count }, (
  * A server core past its handshake, holding `early` (frames that came in the same read as the
  * request) unread, as Sock leaves them for the connection.
  */
-async function acceptedWith(early: Uint8Array): Promise<ServerProtocol> {
+function acceptedWith(early: Uint8Array): ServerProtocol {
   const protocol = new ServerProtocol({ holdEndings: true, leaveUnread: true });
   protocol.receiveData(joinBytes([encoder.encode(REQUEST), early]));
   protocol.events();
-  await protocol.accept();
+  protocol.accept();
   protocol.dataToSend();
   return protocol;
 }

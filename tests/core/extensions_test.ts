@@ -114,21 +114,21 @@ function xor(bytes: Uint8Array, key: number): Uint8Array {
 const enc = (s: string) => new TextEncoder().encode(s);
 
 /** A server that accepted the default request with the given extension header and factories. */
-async function openServer(offer: string | undefined, factories: ServerExtensionFactory[]) {
+function openServer(offer: string | undefined, factories: ServerExtensionFactory[]) {
   const server = new ServerProtocol({ extensions: factories });
   server.receiveData(
     latin1Bytes(upgradeRequest({ extra: offer ? [["Sec-WebSocket-Extensions", offer]] : [] })),
   );
   assert.deepEqual(server.events().map((e) => e.type), ["request"]);
-  await server.accept();
+  server.accept();
   const response = latin1Text(server.dataToSend());
   return { server, response };
 }
 
 /** A client that got a 101 with the given extra header lines. */
-async function openClient(extensions: ClientExtensionFactory[], extra: string[]) {
+function openClient(extensions: ClientExtensionFactory[], extra: string[]) {
   const client = new ClientProtocol({ url: "ws://example.com/chat", extensions, random: (b) => b.fill(0) });
-  await client.sendRequest();
+  client.sendRequest();
   const request = latin1Text(client.dataToSend());
   client.receiveData(latin1Bytes(acceptResponseText("ICX+Yqv66kxgM0FcWaLWlFLwTAI=", extra)));
   return { client, request };
@@ -370,11 +370,11 @@ test("ServerProtocol sends no Sec-WebSocket-Extensions when nothing is agreed", 
   assert.deepEqual(server.extensions, []);
 });
 
-test("ServerProtocol.accept() extensions replace the constructor's", async () => {
+test("ServerProtocol.accept() extensions replace the constructor's", () => {
   const server = new ServerProtocol({ extensions: [serverFactory()] });
   server.receiveData(latin1Bytes(upgradeRequest({ extra: [["Sec-WebSocket-Extensions", "x-identity"]] })));
   server.events();
-  await server.accept({ extensions: [] });
+  server.accept({ extensions: [] });
   assert.doesNotMatch(latin1Text(server.dataToSend()), /Sec-WebSocket-Extensions/i);
   assert.deepEqual(server.extensions, []);
 });
@@ -430,7 +430,7 @@ test("A server without the extension fails an RSV2 frame with 1002 and says so i
   assert.deepEqual([...close.payload.subarray(0, 2)], [0x03, 0xea]);
 });
 
-test("An extension's decoded size counts against maxMessageSize (1009)", async () => {
+test("An extension's decoded size counts against maxMessageSize (1009)", () => {
   const doubling: ServerExtensionFactory = {
     name: NAME,
     accept: () => ({
@@ -451,7 +451,7 @@ test("An extension's decoded size counts against maxMessageSize (1009)", async (
   const server = new ServerProtocol({ extensions: [doubling], maxMessageSize: 10 });
   server.receiveData(latin1Bytes(upgradeRequest({ extra: [["Sec-WebSocket-Extensions", NAME]] })));
   server.events();
-  await server.accept();
+  server.accept();
   server.dataToSend();
   server.receiveData(frameBytes(0x80 | RSV2 | 0x2, new Uint8Array(5), RFC_MASK));
   assert.deepEqual(server.events(), [{ type: "binary", data: new Uint8Array(10), final: true }]);
@@ -517,7 +517,7 @@ test("ClientProtocol fails with 1002 for a malformed Sec-WebSocket-Extensions an
   assert.equal(failure(client.events()).code, 1002);
 });
 
-test("A client and a server agree on the toy extension and exchange messages through it", async () => {
+test("A client and a server agree on the toy extension and exchange messages through it", () => {
   const clientCalls: Calls = { decode: [], encode: [] };
   const serverCalls: Calls = { decode: [], encode: [] };
   const client = new ClientProtocol({
@@ -530,10 +530,10 @@ test("A client and a server agree on the toy extension and exchange messages thr
     ],
   });
   const server = new ServerProtocol({ extensions: [serverFactory([], serverCalls)] });
-  await client.sendRequest();
+  client.sendRequest();
   for (const chunk of client.dataToSend()) server.receiveData(chunk);
   assert.deepEqual(server.events().map((e) => e.type), ["request"]);
-  await server.accept();
+  server.accept();
   for (const chunk of server.dataToSend()) client.receiveData(chunk);
   assert.deepEqual(client.events().map((e) => e.type), ["accepted"]);
 
@@ -560,7 +560,7 @@ test("A client and a server agree on the toy extension and exchange messages thr
   assert.ok(clientCalls.decode.length >= 1);
 });
 
-test("accept() checks the extension header before committing: a bad one leaves the request to reject", async () => {
+test("accept() checks the extension header before committing: a bad one leaves the request to reject", () => {
   const bad: ServerExtensionFactory = {
     name: NAME,
     accept: () => ({
@@ -571,7 +571,7 @@ test("accept() checks the extension header before committing: a bad one leaves t
   const server = new ServerProtocol({ extensions: [bad] });
   server.receiveData(latin1Bytes(upgradeRequest({ extra: [["Sec-WebSocket-Extensions", NAME]] })));
   server.events();
-  await assert.rejects(server.accept(), TypeError);
+  assert.throws(() => server.accept(), TypeError);
   server.reject(500);
   assert.match(latin1Text(server.dataToSend()), /^HTTP\/1\.1 500 /);
 });

@@ -44,7 +44,7 @@ function feedBounded(
   return { events, calls, perCall };
 }
 
-async function deflateServer(): Promise<ServerProtocol> {
+function deflateServer(): ServerProtocol {
   const server = new ServerProtocol({
     extensions: [new PerMessageDeflateServer()],
     maxMessageSize: 32 << 20,
@@ -53,7 +53,7 @@ async function deflateServer(): Promise<ServerProtocol> {
     latin1Bytes(upgradeRequest({ extra: [["Sec-WebSocket-Extensions", "permessage-deflate"]] })),
   );
   server.events();
-  await server.accept();
+  server.accept();
   server.dataToSend();
   return server;
 }
@@ -157,20 +157,20 @@ test("receiveData() with limits, split at random offsets, gives the events of on
   }
 });
 
-test("ServerProtocol with leaveUnread reads no early frame in accept(): takeUnread() hands them over, to read within limits", async () => {
+test("ServerProtocol with leaveUnread reads no early frame in accept(): takeUnread() hands them over, to read within limits", () => {
   const early = joinBytes(Array.from({ length: 50 }, (_, i) => buildFrame(0x81, `early ${i}`, KEY)));
   const request = joinBytes([latin1Bytes(upgradeRequest()), early]);
   const eager = new ServerProtocol();
   eager.receiveData(request);
   eager.events();
-  await eager.accept();
+  eager.accept();
   const expected = eager.events();
   assert.equal(expected.length, 50, "by default accept() reads them all at once");
 
   const server = new ServerProtocol({ leaveUnread: true });
   server.receiveData(request);
   server.events();
-  await server.accept();
+  server.accept();
   assert.deepEqual(server.events(), [], "accept() read nothing");
   const unread = server.takeUnread();
   assert.deepEqual(unread, early);
@@ -180,16 +180,16 @@ test("ServerProtocol with leaveUnread reads no early frame in accept(): takeUnre
   assert.equal(bounded.calls, 7);
 });
 
-test("ClientProtocol with leaveUnread leaves the frames behind the 101 for takeUnread()", async () => {
+test("ClientProtocol with leaveUnread leaves the frames behind the 101 for takeUnread()", () => {
   const client = new ClientProtocol({
     url: "ws://server.example.com/chat",
     random: RFC_RANDOM,
     leaveUnread: true,
   });
-  await client.sendRequest();
+  client.sendRequest();
   const key = /Sec-WebSocket-Key: ([^\r]+)/i.exec(latin1Text(client.dataToSend()))![1];
   client.receiveData(
-    joinBytes([latin1Bytes(acceptResponseText(await acceptToken(key))), buildFrame(0x81, "after")]),
+    joinBytes([latin1Bytes(acceptResponseText(acceptToken(key))), buildFrame(0x81, "after")]),
   );
   assert.deepEqual(client.events().map((e) => e.type), ["accepted"]);
   const unread = client.takeUnread()!;

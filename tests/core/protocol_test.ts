@@ -98,16 +98,16 @@ const BIG_CUTS = [
 ];
 
 /** Every way to feed `bytes` (cuts only at `offsets` when given); asserts each yields `expected`. */
-async function assertEverySplit(
-  open: () => Promise<Side>,
+function assertEverySplit(
+  open: () => Side,
   bytes: Uint8Array,
   expected: unknown[],
   offsets?: number[],
   output?: Uint8Array,
-): Promise<void> {
+): void {
   const ways: Split[] = splits(bytes, offsets);
   for (const { label, chunks } of ways) {
-    const protocol = await open();
+    const protocol = open();
     assert.deepEqual(events(protocol, chunks), expected, label);
     if (output) assert.deepEqual(sent(protocol), output, `output, ${label}`);
   }
@@ -115,36 +115,36 @@ async function assertEverySplit(
 
 // ---- RFC 6455 §5.7 examples, received -------------------------------------------------------------
 
-test("ClientProtocol reads the RFC 6455 §5.7 unmasked 'Hello' at every split", async () => {
-  await assertEverySplit(openClient, RFC_FRAMES.text, [text("Hello")], undefined, new Uint8Array(0));
+test("ClientProtocol reads the RFC 6455 §5.7 unmasked 'Hello' at every split", () => {
+  assertEverySplit(openClient, RFC_FRAMES.text, [text("Hello")], undefined, new Uint8Array(0));
 });
 
-test("ServerProtocol reads the RFC 6455 §5.7 masked 'Hello' at every split", async () => {
-  await assertEverySplit(openServer, RFC_FRAMES.maskedText, [text("Hello")], undefined, new Uint8Array(0));
+test("ServerProtocol reads the RFC 6455 §5.7 masked 'Hello' at every split", () => {
+  assertEverySplit(openServer, RFC_FRAMES.maskedText, [text("Hello")], undefined, new Uint8Array(0));
 });
 
-test("ClientProtocol reads the RFC 6455 §5.7 fragmented 'Hel' + 'lo' as one message at every split", async () => {
-  await assertEverySplit(openClient, RFC_FRAMES.fragmented, [text("Hello")]);
+test("ClientProtocol reads the RFC 6455 §5.7 fragmented 'Hel' + 'lo' as one message at every split", () => {
+  assertEverySplit(openClient, RFC_FRAMES.fragmented, [text("Hello")]);
 });
 
-test("ServerProtocol reads a masked fragmented 'Hel' + 'lo' as one message at every split", async () => {
+test("ServerProtocol reads a masked fragmented 'Hel' + 'lo' as one message at every split", () => {
   const bytes = joinBytes([fromClient(0x01, "Hel"), fromClient(0x80, "lo")]);
-  await assertEverySplit(openServer, bytes, [text("Hello")]);
+  assertEverySplit(openServer, bytes, [text("Hello")]);
 });
 
-test("ClientProtocol answers the RFC 6455 §5.7 ping with the RFC's masked pong, at every split", async () => {
+test("ClientProtocol answers the RFC 6455 §5.7 ping with the RFC's masked pong, at every split", () => {
   const ping = { type: "ping", data: utf8("Hello") };
-  await assertEverySplit(openClient, RFC_FRAMES.ping, [ping], undefined, RFC_FRAMES.maskedPong);
+  assertEverySplit(openClient, RFC_FRAMES.ping, [ping], undefined, RFC_FRAMES.maskedPong);
 });
 
-test("ServerProtocol reads the RFC 6455 §5.7 masked pong at every split and sends nothing", async () => {
+test("ServerProtocol reads the RFC 6455 §5.7 masked pong at every split and sends nothing", () => {
   const pong = { type: "pong", data: utf8("Hello") };
-  await assertEverySplit(openServer, RFC_FRAMES.maskedPong, [pong], undefined, new Uint8Array(0));
+  assertEverySplit(openServer, RFC_FRAMES.maskedPong, [pong], undefined, new Uint8Array(0));
 });
 
-test("ServerProtocol answers a masked ping 'Hello' with the RFC 6455 §5.7 unmasked pong", async () => {
+test("ServerProtocol answers a masked ping 'Hello' with the RFC 6455 §5.7 unmasked pong", () => {
   const ping = { type: "ping", data: utf8("Hello") };
-  await assertEverySplit(
+  assertEverySplit(
     openServer,
     fromClient(0x89, "Hello"),
     [ping],
@@ -153,24 +153,24 @@ test("ServerProtocol answers a masked ping 'Hello' with the RFC 6455 §5.7 unmas
   );
 });
 
-test("ClientProtocol reads the RFC 6455 §5.7 256-byte binary frame at every split", async () => {
-  await assertEverySplit(openClient, RFC_FRAMES.binary256, [binary(counting(256))]);
+test("ClientProtocol reads the RFC 6455 §5.7 256-byte binary frame at every split", () => {
+  assertEverySplit(openClient, RFC_FRAMES.binary256, [binary(counting(256))]);
 });
 
-test("ServerProtocol reads a masked 256-byte binary frame at every split", async () => {
-  await assertEverySplit(openServer, maskFrame(RFC_FRAMES.binary256, RFC_MASK), [binary(counting(256))]);
+test("ServerProtocol reads a masked 256-byte binary frame at every split", () => {
+  assertEverySplit(openServer, maskFrame(RFC_FRAMES.binary256, RFC_MASK), [binary(counting(256))]);
 });
 
-test("ClientProtocol reads the RFC 6455 §5.7 64 KiB binary frame at many splits and byte by byte", async () => {
-  await assertEverySplit(openClient, RFC_FRAMES.binary64k, [binary(counting(65536))], BIG_CUTS);
+test("ClientProtocol reads the RFC 6455 §5.7 64 KiB binary frame at many splits and byte by byte", () => {
+  assertEverySplit(openClient, RFC_FRAMES.binary64k, [binary(counting(65536))], BIG_CUTS);
 });
 
-test("ServerProtocol reads a masked 64 KiB binary frame at many splits and byte by byte", async () => {
+test("ServerProtocol reads a masked 64 KiB binary frame at many splits and byte by byte", () => {
   const bytes = maskFrame(RFC_FRAMES.binary64k, RFC_MASK);
-  await assertEverySplit(openServer, bytes, [binary(counting(65536))], BIG_CUTS.map((n) => n + 4));
+  assertEverySplit(openServer, bytes, [binary(counting(65536))], BIG_CUTS.map((n) => n + 4));
 });
 
-test("ClientProtocol reads many frames from one chunk in order, at every split", async () => {
+test("ClientProtocol reads many frames from one chunk in order, at every split", () => {
   const bytes = joinBytes([
     RFC_FRAMES.text,
     RFC_FRAMES.fragmented,
@@ -188,7 +188,7 @@ test("ClientProtocol reads many frames from one chunk in order, at every split",
     text("ab"),
     text("Hello"),
   ];
-  await assertEverySplit(openClient, bytes, expected, undefined, RFC_FRAMES.maskedPong);
+  assertEverySplit(openClient, bytes, expected, undefined, RFC_FRAMES.maskedPong);
 });
 
 // ---- RFC 6455 §5.7 examples, sent -------------------------------------------------------------------
@@ -349,7 +349,7 @@ test("ServerProtocol fails a 64-bit length with its top bit set with 1002, from 
   assertFails(await openClient(), hex("82 7f ff ff ff ff ff ff ff ff"), 1002);
 });
 
-test("Control frames interleaved in a fragmented message are delivered and answered", async () => {
+test("Control frames interleaved in a fragmented message are delivered and answered", () => {
   const bytes = joinBytes([
     fromClient(0x01, "Hel"),
     fromClient(0x89, "p1"),
@@ -364,7 +364,7 @@ test("Control frames interleaved in a fragmented message are delivered and answe
     { type: "ping", data: new Uint8Array(0) },
     text("Hello"),
   ];
-  await assertEverySplit(openServer, bytes, expected, undefined, hex("8a 02 70 31 8a 00"));
+  assertEverySplit(openServer, bytes, expected, undefined, hex("8a 02 70 31 8a 00"));
 });
 
 test("A close frame inside a fragmented message closes cleanly and drops the partial message", async () => {
@@ -520,7 +520,7 @@ test("A code point over U+10FFFF in a middle fragment fails with 1007 before the
   assertFails(server, parts, 1007);
 });
 
-test("A multi-byte character split across fragments and reads is decoded", async () => {
+test("A multi-byte character split across fragments and reads is decoded", () => {
   // "€" = e2 82 ac and "𝄞" = f0 9d 84 9e, each split over fragments.
   const stream = joinBytes([
     fromClient(0x01, hex("61 e2")),
@@ -529,12 +529,12 @@ test("A multi-byte character split across fragments and reads is decoded", async
     fromClient(0x00, hex("84")),
     fromClient(0x80, hex("9e 62")),
   ]);
-  await assertEverySplit(openServer, stream, [text("a€𝄞b")]);
+  assertEverySplit(openServer, stream, [text("a€𝄞b")]);
 });
 
-test("A single-frame text split over reads is decoded, characters cut anywhere", async () => {
+test("A single-frame text split over reads is decoded, characters cut anywhere", () => {
   const message = "ünïcödé ✓ 𝄞".repeat(5);
-  await assertEverySplit(openServer, fromClient(0x81, message), [text(message)]);
+  assertEverySplit(openServer, fromClient(0x81, message), [text(message)]);
 });
 
 for (const scriptedTextDecoding of [false, true]) {
@@ -665,7 +665,7 @@ test("close() sends every valid code", async () => {
   }
 });
 
-test("readyState goes CONNECTING, OPEN, CLOSING, CLOSED through a close we start", async () => {
+test("readyState goes CONNECTING, OPEN, CLOSING, CLOSED through a close we start", () => {
   const server = new ServerProtocol();
   assert.equal(server.readyState, ReadyState.Connecting);
   assert.throws(() => server.send("early"), TypeError);
@@ -673,7 +673,7 @@ test("readyState goes CONNECTING, OPEN, CLOSING, CLOSED through a close we start
   server.receiveData(latin1Bytes(upgradeRequest()));
   assert.equal(server.readyState, ReadyState.Connecting);
   server.events();
-  await server.accept();
+  server.accept();
   server.dataToSend();
   assert.equal(server.readyState, ReadyState.Open);
   server.close(1000, "bye");
@@ -1046,13 +1046,13 @@ test("receiveData with transfer still copies a message split across chunks", asy
   assert.deepEqual(event.data, payload);
 });
 
-test("receiveData() returns a fresh result, kept only for a message delivered as a view of the transferred chunk", async () => {
+test("receiveData() returns a fresh result, kept only for a message delivered as a view of the transferred chunk", () => {
   const server = new ServerProtocol();
   const request = latin1Bytes(upgradeRequest());
   const handshake = server.receiveData(request, { transfer: true });
   assert.deepEqual(handshake, { read: request.length, kept: false }, "the handshake copies what it keeps");
   server.events();
-  await server.accept();
+  server.accept();
   const text = fromClient(0x81, "a text is decoded, never kept");
   assert.deepEqual(server.receiveData(text, { transfer: true }), { read: text.length, kept: false });
   const ping = fromClient(0x89, "ping");
@@ -1083,7 +1083,7 @@ test("events() and dataToSend() never hand out an array the core keeps filling",
   assert.deepEqual(noBytes, []);
 });
 
-test("An extension failing with a code not allowed on the wire fails the connection with 1011", async () => {
+test("An extension failing with a code not allowed on the wire fails the connection with 1011", () => {
   const extension = {
     name: "x-broken",
     rsv: 0x20,
@@ -1100,7 +1100,7 @@ test("An extension failing with a code not allowed on the wire fails the connect
   });
   server.receiveData(latin1Bytes(upgradeRequest({ extra: [["Sec-WebSocket-Extensions", "x-broken"]] })));
   server.events();
-  await server.accept();
+  server.accept();
   server.dataToSend();
   const got = events(server, [fromClient(0xa1, "x")]);
   assert.deepEqual(got.map((e) => e.type), ["failed", "closed"]);
@@ -1108,7 +1108,7 @@ test("An extension failing with a code not allowed on the wire fails the connect
   assert.equal(server.readyState, ReadyState.Closed);
 });
 
-test("sendText hands an extension bytes it may keep, even for short ASCII text", async () => {
+test("sendText hands an extension bytes it may keep, even for short ASCII text", () => {
   const kept: Uint8Array[] = [];
   const extension = {
     name: "x-buffer",
@@ -1128,7 +1128,7 @@ test("sendText hands an extension bytes it may keep, even for short ASCII text",
   });
   server.receiveData(latin1Bytes(upgradeRequest({ extra: [["Sec-WebSocket-Extensions", "x-buffer"]] })));
   server.events();
-  await server.accept();
+  server.accept();
   server.dataToSend();
   server.send("hello ", { fin: false });
   server.send("world");

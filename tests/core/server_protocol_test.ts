@@ -161,26 +161,25 @@ test("ServerProtocol emits the same request event for a request fed one byte at 
   assert.deepEqual(requestSummary(events[0].request), requestSummary(serverWith(bytes).request));
 });
 
-test("ServerProtocol keeps a frame pipelined after the head and delivers it after accept()", async () => {
+test("ServerProtocol keeps a frame pipelined after the head and delivers it after accept()", () => {
   const bytes = joinBytes([latin1Bytes(upgradeRequest()), MASKED_HELLO]);
   for (let cut = 1; cut < bytes.length; cut++) {
     const server = new ServerProtocol();
     server.receiveData(bytes.subarray(0, cut));
     server.receiveData(bytes.subarray(cut));
     assert.deepEqual(types(server.events()), ["request"], `split at ${cut}`);
-    await server.accept();
+    server.accept();
     assert.deepEqual(server.events(), [{ type: "text", data: "Hello", final: true }], `split at ${cut}`);
     assert.equal(parseResponse(server.dataToSend()).status, 101);
   }
 });
 
-test("ServerProtocol keeps frames that arrive while accept() is computing the token", async () => {
+test("ServerProtocol keeps frames that arrive between the request and accept(), and delivers them after it", () => {
   const { server } = serverFor();
-  const accepting = server.accept();
   server.receiveData(MASKED_HELLO.subarray(0, 4));
   server.receiveData(MASKED_HELLO.subarray(4));
   assert.deepEqual(server.events(), []);
-  await accepting;
+  server.accept();
   assert.deepEqual(server.events(), [{ type: "text", data: "Hello", final: true }]);
 });
 
@@ -220,10 +219,10 @@ test("ServerProtocol fails with 400 when the head arrives with early data beyond
   assert.equal(parseResponse(server.dataToSend()).status, 400);
 });
 
-test("ServerProtocol rejects accept() after early data failed the handshake", async () => {
+test("ServerProtocol rejects accept() after early data failed the handshake", () => {
   const { server } = serverFor();
   server.receiveData(new Uint8Array(EARLY_DATA_LIMIT + 1));
-  await assert.rejects(server.accept(), TypeError);
+  assert.throws(() => server.accept(), TypeError);
 });
 
 // ---- Limits and syntax
@@ -306,9 +305,9 @@ test("ServerProtocol reports a POST upgrade as 405 and reject() answers 405 with
   assert.deepEqual(types(server.events()), ["closed"]);
 });
 
-test("ServerProtocol.accept() throws the request's error for an invalid upgrade", async () => {
+test("ServerProtocol.accept() throws the request's error for an invalid upgrade", () => {
   const { server } = serverFor({ method: "POST" });
-  await assert.rejects(server.accept(), (e) => e instanceof ProtocolError && e.status === 405);
+  assert.throws(() => server.accept(), (e) => e instanceof ProtocolError && e.status === 405);
   assert.deepEqual(server.dataToSend(), []);
   server.reject();
   assert.equal(parseResponse(server.dataToSend()).status, 405);
@@ -395,9 +394,9 @@ test("ServerProtocol.reject() without a status answers a valid upgrade with 403"
 
 // ---- accept()
 
-test("ServerProtocol.accept() sends 101 with the right accept token and opens", async () => {
+test("ServerProtocol.accept() sends 101 with the right accept token and opens", () => {
   const { server } = serverFor();
-  await server.accept();
+  server.accept();
   const response = parseResponse(server.dataToSend());
   assert.equal(response.status, 101);
   assert.deepEqual(response.get("upgrade"), ["websocket"]);
@@ -410,40 +409,40 @@ test("ServerProtocol.accept() sends 101 with the right accept token and opens", 
   assert.deepEqual(server.events(), []);
 });
 
-test("ServerProtocol.accept() sends the chosen subprotocol when the client offered it", async () => {
+test("ServerProtocol.accept() sends the chosen subprotocol when the client offered it", () => {
   const { server } = serverFor({ extra: [["Sec-WebSocket-Protocol", "chat, superchat"]] });
-  await server.accept({ subprotocol: "superchat" });
+  server.accept({ subprotocol: "superchat" });
   assert.deepEqual(parseResponse(server.dataToSend()).get("sec-websocket-protocol"), ["superchat"]);
   assert.equal(server.subprotocol, "superchat");
 });
 
-test("ServerProtocol.accept() may choose no subprotocol when some are offered", async () => {
+test("ServerProtocol.accept() may choose no subprotocol when some are offered", () => {
   const { server } = serverFor({ extra: [["Sec-WebSocket-Protocol", "chat"]] });
-  await server.accept();
+  server.accept();
   const response = parseResponse(server.dataToSend());
   assert.equal(response.status, 101);
   assert.deepEqual(response.get("sec-websocket-protocol"), []);
   assert.equal(server.subprotocol, "");
 });
 
-test("ServerProtocol.accept() refuses a subprotocol the client did not offer with TypeError, and can be retried", async () => {
+test("ServerProtocol.accept() refuses a subprotocol the client did not offer with TypeError, and can be retried", () => {
   const { server } = serverFor({ extra: [["Sec-WebSocket-Protocol", "chat"]] });
-  await assert.rejects(server.accept({ subprotocol: "superchat" }), TypeError);
+  assert.throws(() => server.accept({ subprotocol: "superchat" }), TypeError);
   assert.deepEqual(server.dataToSend(), []);
   assert.equal(server.readyState, ReadyState.Connecting);
-  await server.accept({ subprotocol: "chat" });
+  server.accept({ subprotocol: "chat" });
   assert.equal(parseResponse(server.dataToSend()).status, 101);
 });
 
-test("ServerProtocol.accept() sends extra response headers", async () => {
+test("ServerProtocol.accept() sends extra response headers", () => {
   const { server } = serverFor();
-  await server.accept({ headers: [["Set-Cookie", "a=1"], ["Set-Cookie", "b=2"], ["X-Server", "sock"]] });
+  server.accept({ headers: [["Set-Cookie", "a=1"], ["Set-Cookie", "b=2"], ["X-Server", "sock"]] });
   const response = parseResponse(server.dataToSend());
   assert.deepEqual(response.get("set-cookie"), ["a=1", "b=2"]);
   assert.deepEqual(response.get("x-server"), ["sock"]);
 });
 
-test("ServerProtocol.accept() refuses header injection with TypeError and sends nothing", async () => {
+test("ServerProtocol.accept() refuses header injection with TypeError and sends nothing", () => {
   for (
     const headers of [
       { "X-A": "1\r\nSet-Cookie: evil=1" } as Record<string, string>,
@@ -453,15 +452,15 @@ test("ServerProtocol.accept() refuses header injection with TypeError and sends 
     ]
   ) {
     const { server } = serverFor();
-    await assert.rejects(server.accept({ headers }), TypeError, JSON.stringify(headers));
+    assert.throws(() => server.accept({ headers }), TypeError, JSON.stringify(headers));
     assert.deepEqual(server.dataToSend(), []);
     assert.equal(server.readyState, ReadyState.Connecting);
   }
 });
 
-test("ServerProtocol then exchanges messages with the client", async () => {
+test("ServerProtocol then exchanges messages with the client", () => {
   const { server } = serverFor();
-  await server.accept();
+  server.accept();
   server.dataToSend();
   server.receiveData(MASKED_HELLO);
   server.receiveData(frameBytes(0x82, new Uint8Array([1, 2, 3]), RFC_MASK));
@@ -588,12 +587,12 @@ test("ServerProtocol.reject() refuses 101 and statuses outside 100–599 with Ra
   assert.equal(parseResponse(server.dataToSend()).status, 404);
 });
 
-test("ServerProtocol refuses accept() after reject() with TypeError", async () => {
+test("ServerProtocol refuses accept() after reject() with TypeError", () => {
   const { server } = serverFor();
   server.reject(403, { final: false });
-  await assert.rejects(server.accept(), TypeError);
+  assert.throws(() => server.accept(), TypeError);
   server.rejectData("", true);
-  await assert.rejects(server.accept(), TypeError);
+  assert.throws(() => server.accept(), TypeError);
 });
 
 test("ServerProtocol refuses reject() after accept() with TypeError, even while accept() is pending", async () => {
@@ -603,15 +602,15 @@ test("ServerProtocol refuses reject() after accept() with TypeError, even while 
   await accepting;
   assert.throws(() => server.reject(403), TypeError);
   assert.throws(() => server.rejectData("x"), TypeError);
-  await assert.rejects(server.accept(), TypeError);
+  assert.throws(() => server.accept(), TypeError);
   assert.equal(parseResponse(server.dataToSend()).status, 101);
 });
 
-test("ServerProtocol refuses reject() twice and answers before a request with TypeError", async () => {
+test("ServerProtocol refuses reject() twice and answers before a request with TypeError", () => {
   const server = new ServerProtocol();
   assert.equal(server.request, undefined);
   assert.throws(() => server.reject(), TypeError);
-  await assert.rejects(server.accept(), TypeError);
+  assert.throws(() => server.accept(), TypeError);
   assert.throws(() => server.rejectData("x"), TypeError);
   server.receiveData(latin1Bytes(upgradeRequest()));
   server.reject(403, { final: false });
@@ -629,20 +628,15 @@ test("ServerProtocol ends a pending rejection at EOF", () => {
   assert.throws(() => server.rejectData("more"), TypeError);
 });
 
-test("ServerProtocol.accept() resolves false when EOF arrives while the token is computed", async () => {
+test("ServerProtocol.accept() is synchronous: the 101 is queued and the state OPEN when it returns", () => {
   const server = new ServerProtocol();
   server.receiveData(latin1Bytes(upgradeRequest()));
   server.events();
-  const accepted = server.accept();
-  server.receiveEof();
-  assert.equal(await accepted, false);
-  assert.equal(server.readyState, ReadyState.Closed);
-  assert.equal(joinBytes(server.dataToSend()).length, 0, "no 101 after the connection ended");
-});
-
-test("ServerProtocol.accept() resolves true once OPEN", async () => {
-  const server = new ServerProtocol();
-  server.receiveData(latin1Bytes(upgradeRequest()));
-  assert.equal(await server.accept(), true);
+  server.accept();
   assert.equal(server.readyState, ReadyState.Open);
+  assert.ok(latin1Text(server.dataToSend()).startsWith("HTTP/1.1 101 "));
+  // An EOF after it ends the open connection, as any EOF does.
+  server.receiveEof();
+  assert.equal(server.readyState, ReadyState.Closed);
+  assert.throws(() => server.accept(), TypeError);
 });

@@ -115,11 +115,11 @@ test("a server with deflate negotiates over repeated Sec-WebSocket-Extensions he
       ["Sec-WebSocket-Extensions", "permessage-deflate; server_max_window_bits=10"],
     ],
   });
-  const answer = async (extensions?: PerMessageDeflateServer[]) => {
+  const answer = (extensions?: PerMessageDeflateServer[]) => {
     const server = new ServerProtocol({ extensions });
     server.receiveData(latin1Bytes(request));
     server.events();
-    await server.accept();
+    server.accept();
     return /\r\nSec-WebSocket-Extensions: ([^\r]*)\r\n/i.exec(latin1Text(server.dataToSend()))?.[1];
   };
   assert.equal(
@@ -207,11 +207,11 @@ interface Pair {
 }
 
 /** A server and a client that agreed on permessage-deflate with these settings. */
-async function pair(
+function pair(
   serverOptions: PerMessageDeflateOptions = {},
   clientOptions: PerMessageDeflateOptions = {},
   protocolOptions: Omit<Partial<ClientProtocolOptions>, "extensions"> = {},
-): Promise<Pair> {
+): Pair {
   const client = new ClientProtocol({
     url: "ws://example.com/",
     extensions: [new PerMessageDeflateClient(clientOptions)],
@@ -221,10 +221,10 @@ async function pair(
     extensions: [new PerMessageDeflateServer(serverOptions)],
     ...protocolOptions,
   });
-  await client.sendRequest();
+  client.sendRequest();
   server.receiveData(joinBytes(client.dataToSend()));
   server.events();
-  await server.accept();
+  server.accept();
   client.receiveData(joinBytes(server.dataToSend()));
   assert.equal(client.events()[0]?.type, "accepted");
   assert.equal(client.extensions[0]?.name, "permessage-deflate");
@@ -330,17 +330,17 @@ test("a fragmented compressed message decodes when cut at every offset", async (
 });
 
 /** A client, opened by hand, that agreed to permessage-deflate, for frames written byte by byte. */
-async function deflateClient(answer = "permessage-deflate", options: Partial<ClientProtocolOptions> = {}) {
+function deflateClient(answer = "permessage-deflate", options: Partial<ClientProtocolOptions> = {}) {
   const client = new ClientProtocol({
     url: "ws://example.com/",
     extensions: [new PerMessageDeflateClient()],
     random: RFC_RANDOM,
     ...options,
   });
-  await client.sendRequest();
+  client.sendRequest();
   const key = /\r\nSec-WebSocket-Key: ([^\r]+)\r\n/i.exec(latin1Text(client.dataToSend()))![1];
   client.receiveData(
-    latin1Bytes(acceptResponseText(await acceptToken(key), [`Sec-WebSocket-Extensions: ${answer}`])),
+    latin1Bytes(acceptResponseText(acceptToken(key), [`Sec-WebSocket-Extensions: ${answer}`])),
   );
   assert.equal(client.events()[0]?.type, "accepted");
   return client;
@@ -412,11 +412,11 @@ test("corrupt and truncated compressed messages fail with 1007; RSV1 on a contro
   }
 });
 
-test("an RSV1 message without permessage-deflate agreed fails with 1002", async () => {
+test("an RSV1 message without permessage-deflate agreed fails with 1002", () => {
   const client = new ClientProtocol({ url: "ws://example.com/", random: RFC_RANDOM });
-  await client.sendRequest();
+  client.sendRequest();
   const key = /\r\nSec-WebSocket-Key: ([^\r]+)\r\n/i.exec(latin1Text(client.dataToSend()))![1];
-  client.receiveData(latin1Bytes(acceptResponseText(await acceptToken(key))));
+  client.receiveData(latin1Bytes(acceptResponseText(acceptToken(key))));
   client.events();
   client.receiveData(buildFrame(0xc1, RFC7692.hello));
   assert.equal(failure(client.events() as ProtocolEvent[]), 1002);
