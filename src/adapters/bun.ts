@@ -158,10 +158,10 @@ class BunTransport implements Transport {
   readonly remoteAddress: NetAddress | undefined;
   readonly localAddress: NetAddress | undefined;
 
-  constructor(socket: BunSocket, local: string) {
+  constructor(socket: BunSocket, local: NetAddress) {
     this.#socket = socket;
     this.remoteAddress = { hostname: socket.remoteAddress, port: socket.remotePort };
-    this.localAddress = { hostname: local, port: socket.localPort };
+    this.localAddress = local;
   }
 
   start(sink: TransportSink): void {
@@ -309,14 +309,14 @@ class BunTransport implements Transport {
 }
 
 function handler(
-  local: () => string,
+  local: (socket: BunSocket) => NetAddress,
   onOpen: (transport: BunTransport) => void,
 ): BunSocketHandler {
   return {
     // Plain Uint8Arrays rather than Buffers, so messages are the same type on every runtime.
     binaryType: "uint8array",
     open(socket) {
-      socket.data = new BunTransport(socket, local());
+      socket.data = new BunTransport(socket, local(socket));
       onOpen(socket.data);
     },
     // Bun.connect() rejects with the same error, which connect() maps.
@@ -351,7 +351,9 @@ export const bunAdapter: Adapter = {
   name: "bun",
   listen(endpoint: Endpoint, onConnection: (transport: Transport) => void): Promise<Listener> {
     const { hostname, port, tls } = endpoint;
-    let local: string | undefined;
+    // Every accepted connection's local address is the listener's: one object for all, and no
+    // getsockname() per connection.
+    let local: NetAddress | undefined;
     let listener: BunListenerLike;
     try {
       listener = bun().listen({
@@ -359,8 +361,10 @@ export const bunAdapter: Adapter = {
         port,
         tls: tls && typeof tls === "object" && "cert" in tls ? { cert: tls.cert, key: tls.key } : undefined,
         allowHalfOpen: true, // After the peer's FIN, replies to what it sent last can still go out.
-        // One string for every connection, not one per call.
-        socket: handler(() => local ??= listener.hostname, onConnection),
+        socket: handler(
+          () => local ??= Object.freeze({ hostname: listener.hostname, port: listener.port }),
+          onConnection,
+        ),
       });
     } catch (error) {
       return Promise.reject(listenFailed(error, endpoint));
@@ -387,7 +391,7 @@ export const bunAdapter: Adapter = {
     };
     // When Bun.connect() itself rejects, nobody awaits `opened`: keep its rejection handled.
     opened.promise.catch(() => {});
-    const handlers = handler(() => hostname, tls ? () => {} : open);
+    const handlers = handler((socket) => ({ hostname, port: socket.localPort }), tls ? () => {} : open);
     const { close, error } = handlers;
     // Closed, or failed, before it opened (TLS: before the handshake finished): reset by the peer.
     handlers.close = (socket, cause) => {

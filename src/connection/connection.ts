@@ -494,7 +494,11 @@ export class Connection implements AsyncIterable<Message> {
   async #finish(): Promise<void> {
     if (this.#finishing) return;
     this.#finishing = true;
-    await settledWithin(this.#outbox.flush(), this.#settings.closeTimeout);
+    // Written at once as a rule (the socket takes it): then no timer and no promise to wait on.
+    this.#outbox.now();
+    if (this.#outbox.bufferedAmount > 0) {
+      await settledWithin(this.#outbox.flush(), this.#settings.closeTimeout);
+    }
     if (!this.#link.ended && !this.#closed?.received) await this.#link.linger(this.#settings.closeTimeout);
     this.#link.close();
   }

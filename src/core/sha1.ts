@@ -7,6 +7,8 @@
 
 /** The message schedule, reused by every call (the function never re-enters). */
 const W = new Int32Array(80);
+/** The padded message of two blocks (56 to 119 bytes, the handshake's 60 among them), reused. */
+const PADDED = new Uint8Array(128);
 
 /**
  * The SHA-1 digest of `bytes`.
@@ -30,7 +32,8 @@ const W = new Int32Array(80);
 export function sha1(bytes: Uint8Array): Uint8Array {
   const length = bytes.length;
   // The message, a 1 bit, zeros, and its length in bits as 64 bits: a multiple of 64 bytes.
-  const padded = new Uint8Array(((length + 8) >>> 6) + 1 << 6);
+  const size = ((length + 8) >>> 6) + 1 << 6;
+  const padded = size === PADDED.length ? PADDED.fill(0) : new Uint8Array(size);
   padded.set(bytes);
   padded[length] = 0x80;
   const bits = length * 8;

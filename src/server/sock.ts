@@ -102,12 +102,15 @@ interface Opened {
   data: unknown;
 }
 
-/** Writes the handshake's answer; a peer gone by then is no server error (its handler, if any, sees 1006). */
-async function writeQuietly(transport: Transport, chunks: Uint8Array[]): Promise<void> {
+/**
+ * Writes the handshake's answer; a peer gone by then is no server error (its handler, if any,
+ * sees 1006). Returns a promise only when the write does not complete at once.
+ */
+function writeQuietly(transport: Transport, chunks: Uint8Array[]): Promise<void> | undefined {
   try {
-    await transport.write(chunks);
+    return transport.write(chunks)?.catch(ignore);
   } catch {
-    // Nothing to report.
+    return undefined; // Nothing to report.
   }
 }
 
@@ -390,7 +393,7 @@ export class Sock {
       params: matched.params,
       upgrade: request,
     };
-    const decision = await options.upgrade?.(routeRequest);
+    const decision = options.upgrade && await options.upgrade(routeRequest);
     if (over()) return undefined;
     if (decision && "reject" in decision) {
       protocol.reject(decision.reject.status ?? 403, decision.reject);
@@ -402,7 +405,8 @@ export class Sock {
       : decision?.subprotocol ?? options.subprotocols?.find((p) => offered.includes(p));
     protocol.accept({ subprotocol: chosen, headers: decision?.headers });
     if (this.#dropped(link)) return undefined;
-    await writeQuietly(link.transport, protocol.dataToSend());
+    const written = writeQuietly(link.transport, protocol.dataToSend());
+    if (written) await written;
     return {
       handler: matched.handler,
       request: routeRequest,
