@@ -205,6 +205,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
     // Throws for a bad subprotocol or header before anything is committed.
     const response = acceptResponse(request, this.#token!, header, options);
     this.#answered = true;
+    this.#token = undefined; // Not kept for the connection's life.
     this.sendRaw(response, true);
     this.open(options.subprotocol ?? "", extensions);
     const early = this.#early.subarray(0, this.#earlySize);
