@@ -40,8 +40,8 @@ export function acceptToken(key: string): string {
 
 /**
  * `key` and the GUID as bytes, for a 24-character ASCII key (all valid ones) in one shared buffer,
- * as sha1() pads it into its own: acceptToken() on Deno 6.4 -> 1.4 µs (a TextEncoder call is an op
- * there), unchanged on Bun.
+ * as sha1() pads it into its own: acceptToken() took 6.4 µs on Deno and takes 1.4 µs (a TextEncoder
+ * call is an op there); on Bun it takes 1 µs either way.
  */
 const TOKEN_INPUT = encoder.encode("x".repeat(24) + WEBSOCKET_GUID);
 
