@@ -71,5 +71,6 @@ export function parseClosePayload(payload: Uint8Array): CloseInfo {
   if (!isValidCloseCode(code)) {
     throw new ProtocolError(`invalid close code ${code}`, CloseCode.ProtocolError);
   }
-  return { code, reason: decodeUtf8(payload.subarray(2)) };
+  // No view for an empty reason, the usual case (a view is not free on JavaScriptCore).
+  return { code, reason: payload.length === 2 ? "" : decodeUtf8(payload.subarray(2)) };
 }

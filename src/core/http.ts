@@ -147,6 +147,8 @@ export interface ParsedHead {
 }
 
 const CR = 13, LF = 10;
+/** What follows a head that ends its chunk. */
+const NOTHING = new Uint8Array(0);
 
 /**
  * Collects an HTTP head from bytes split in any way and parses it once the
@@ -219,8 +221,9 @@ export class HeadReader {
         if (lineLength === 0) {
           if (this.#lines === 0) throw badRequest("the head starts with an empty line");
           const head = this.#parse(b, i - 3);
-          const rest = chunk.subarray(take - (length - i - 1));
-          return { head, rest };
+          const restAt = take - (length - i - 1);
+          // No view when nothing follows the head, the usual case.
+          return { head, rest: restAt === chunk.length ? NOTHING : chunk.subarray(restAt) };
         }
         this.#lines++;
         if (this.#lines > this.#maxHeaders + 1) {

@@ -208,9 +208,8 @@ export class ServerProtocol extends Protocol<RequestEvent> {
     this.#token = undefined; // Not kept for the connection's life.
     this.sendRaw(response, true);
     this.open(options.subprotocol ?? "", extensions);
-    const early = this.#early.subarray(0, this.#earlySize);
+    if (this.#earlySize > 0) this.receiveAfterHandshake(this.#early.subarray(0, this.#earlySize));
     this.#early = NO_BYTES;
-    this.receiveAfterHandshake(early);
   }
 
   /**
