@@ -487,7 +487,7 @@ export class FrameEncoder {
     if (at + size > this.#staging.length) {
       const length = this.#staging.length;
       const grown = new Uint8Array(length === 0 ? size : Math.max(length * 2, at + size, MIN_STAGING));
-      grown.set(this.#staging.subarray(0, at));
+      if (at > 0) grown.set(this.#staging.subarray(0, at));
       this.#staging = grown;
       this.#stagingView = undefined;
     }
