@@ -26,6 +26,7 @@
 
 import { option } from "../../examples/args.ts";
 import { collectOnSignal } from "./gc.ts";
+import { frameLength, unmask } from "./floor_frames.ts";
 
 collectOnSignal();
 
@@ -86,30 +87,6 @@ let outLength = 0;
 /** The echo of a close frame, once one came. */
 let closeReply: Uint8Array | undefined;
 
-/** XORs `out[start, end)` with the mask at `key[k, k + 4)`, four bytes at a time where aligned. */
-function unmask(start: number, end: number, key: Uint8Array, k: number): void {
-  let p = start;
-  for (; p < end && p & 3; p++) out[p] ^= key[k + ((p - start) & 3)];
-  if (p + 4 <= end) {
-    const s = p - start;
-    const m = key[k + (s & 3)] | key[k + ((s + 1) & 3)] << 8 | key[k + ((s + 2) & 3)] << 16 |
-      key[k + ((s + 3) & 3)] << 24; // little-endian
-    const last = end >> 2;
-    for (let w = p >> 2; w < last; w++) words[w] ^= m;
-    p = last << 2;
-  }
-  for (; p < end; p++) out[p] ^= key[k + ((p - start) & 3)];
-}
-
-/** The length of the frame at `buf[i, end)`, header included; 0 if its header is incomplete. */
-function frameLength(buf: Uint8Array, i: number, end: number): number {
-  if (end - i < 2) return 0;
-  const length7 = buf[i + 1] & 127;
-  if (length7 < 126) return 6 + length7;
-  if (length7 === 126) return end - i < 4 ? 0 : 8 + (buf[i + 2] << 8 | buf[i + 3]);
-  return end - i < 10 ? 0 : 14 + buf[i + 6] * 2 ** 24 + (buf[i + 7] << 16 | buf[i + 8] << 8 | buf[i + 9]);
-}
-
 /** Echoes the complete frames of `buf[i, end)` into `out`; returns where the rest (an incomplete frame) starts. */
 function parse(socket: BunSocket, buf: Uint8Array, i: number, end: number): number {
   let length: number;
@@ -121,7 +98,7 @@ function parse(socket: BunSocket, buf: Uint8Array, i: number, end: number): numb
     for (let h = 0; h < header; h++) out[o + h] = buf[i + h];
     out[o + 1] &= 127;
     out.set(buf.subarray(payload, i + length), o + header);
-    unmask(o + header, o + length - 4, buf, payload - 4);
+    unmask(out, words, o + header, o + length - 4, buf, payload - 4);
     const opcode = buf[i] & 15;
     i += length;
     if (opcode < 8) outLength += length - 4;

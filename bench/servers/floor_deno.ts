@@ -33,6 +33,7 @@
 import { createHash } from "node:crypto";
 import { option } from "../../examples/args.ts";
 import { collectOnSignal } from "./gc.ts";
+import { frameLength, unmask } from "./floor_frames.ts";
 
 collectOnSignal();
 
@@ -89,30 +90,6 @@ function close(conn: Deno.Conn): void {
   } catch {
     // Closed already.
   }
-}
-
-/** XORs `out[start, end)` with the mask at `key[k, k + 4)`, four bytes at a time where aligned. */
-function unmask(out: Uint8Array, words: Int32Array, start: number, end: number, key: Uint8Array, k: number) {
-  let p = start;
-  for (; p < end && p & 3; p++) out[p] ^= key[k + ((p - start) & 3)];
-  if (p + 4 <= end) {
-    const s = p - start;
-    const m = key[k + (s & 3)] | key[k + ((s + 1) & 3)] << 8 | key[k + ((s + 2) & 3)] << 16 |
-      key[k + ((s + 3) & 3)] << 24; // little-endian
-    const last = end >> 2;
-    for (let w = p >> 2; w < last; w++) words[w] ^= m;
-    p = last << 2;
-  }
-  for (; p < end; p++) out[p] ^= key[k + ((p - start) & 3)];
-}
-
-/** The length of the frame at `buf[i, end)`, header included; 0 if its header is incomplete. */
-function frameLength(buf: Uint8Array, i: number, end: number): number {
-  if (end - i < 2) return 0;
-  const length7 = buf[i + 1] & 127;
-  if (length7 < 126) return 6 + length7;
-  if (length7 === 126) return end - i < 4 ? 0 : 8 + (buf[i + 2] << 8 | buf[i + 3]);
-  return end - i < 10 ? 0 : 14 + buf[i + 6] * 2 ** 24 + (buf[i + 7] << 16 | buf[i + 8] << 8 | buf[i + 9]);
 }
 
 /** The opening handshake; the bytes read after the request head are left at the start of `buf`. */
