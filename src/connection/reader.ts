@@ -213,7 +213,7 @@ export class Reader<C> implements TransportSink {
    * and resumes it after; finishes once closed.
    */
   #readOn(): void {
-    if (this.#closed) return this.#owner.finish(this.#connection as C);
+    if (this.#closed) return this.#finish();
     const wait = this.#mustWait();
     if (!wait) {
       this.#armIdleTimer();
@@ -221,10 +221,20 @@ export class Reader<C> implements TransportSink {
     }
     this.#link.pause();
     wait.then(() => {
-      if (this.#closed) return this.#owner.finish(this.#connection as C);
+      if (this.#closed) return this.#finish();
       this.#link.resume();
       this.#armIdleTimer();
     }).catch(() => this.#link.close());
+  }
+
+  /**
+   * Reading is over: the transport stays paused until it closes, so no read is left pending for
+   * the close to cancel (on Deno a cancelled read is an `Interrupted` error, each one a few µs of
+   * a handshake's cost).
+   */
+  #finish(): void {
+    this.#link.pause();
+    this.#owner.finish(this.#connection as C);
   }
 
   /**
