@@ -9,12 +9,14 @@ import {
   acceptToken,
   ClientProtocol,
   type ClientProtocolOptions,
+  type CloseResult,
   type Protocol,
   type ProtocolEvent,
   ReadyState,
   ServerProtocol,
   type ServerProtocolOptions,
 } from "../src/core/mod.ts";
+import { nextTurn } from "../src/timers.ts";
 
 // ---- Handshake helpers (http, extensions, handshake, server and client protocol tests) ----
 
@@ -436,4 +438,23 @@ export function randomPieces(rng: Rng, bytes: Uint8Array, max: number): Uint8Arr
     at += n;
   }
   return pieces;
+}
+
+// ---- Connection parts (inbox, outbox, keepalive tests) ----
+
+/** How a connection ends when the socket is gone without a close frame (1006). */
+export const ABNORMAL: CloseResult = {
+  code: 1006,
+  reason: "",
+  wasClean: false,
+  received: undefined,
+  sent: undefined,
+};
+
+/** Whether `promise` is still pending after the microtasks and timers queued so far ran. */
+export async function pending(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  promise.then(() => settled = true, () => settled = true);
+  await nextTurn();
+  return !settled;
 }

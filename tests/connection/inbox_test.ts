@@ -5,7 +5,7 @@ import { ConnectionClosed } from "../../src/connection/closed.ts";
 import { QUEUED } from "../../src/connection/outbox.ts";
 import type { CloseResult } from "../../src/core/protocol.ts";
 import { nextTurn } from "../../src/timers.ts";
-import { within } from "../_helpers.ts";
+import { ABNORMAL, pending, within } from "../_helpers.ts";
 
 /** What a loaded 2-core machine may add to any timer, in ms. */
 const MARGIN = 2000;
@@ -44,21 +44,6 @@ const CLEAN: CloseResult = {
   received: { code: 1000, reason: "" },
   sent: { code: 1000, reason: "" },
 };
-const ABNORMAL: CloseResult = {
-  code: 1006,
-  reason: "",
-  wasClean: false,
-  received: undefined,
-  sent: undefined,
-};
-
-/** Whether `promise` is still pending after the microtasks and timers queued so far ran. */
-async function pending(promise: Promise<unknown>): Promise<boolean> {
-  let settled = false;
-  promise.then(() => settled = true, () => settled = true);
-  await nextTurn();
-  return !settled;
-}
 
 test("Inbox.receive() returns messages in the order they were pushed", async () => {
   const inbox = inboxOf(owner(), 16);

@@ -3,9 +3,7 @@ import { assert, assertEquals, assertRejects } from "../assert.ts";
 import { Keepalive, type KeepaliveOwner } from "../../src/connection/keepalive.ts";
 import { ConnectionClosed } from "../../src/connection/closed.ts";
 import { connectionSettings } from "../../src/connection/options.ts";
-import type { CloseResult } from "../../src/core/protocol.ts";
-import { nextTurn } from "../../src/timers.ts";
-import { within } from "../_helpers.ts";
+import { ABNORMAL, pending, within } from "../_helpers.ts";
 
 /** What a loaded 2-core machine may add to any timer, in ms. */
 const MARGIN = 2000;
@@ -17,14 +15,6 @@ const encoder = new TextEncoder();
 /** The connection a keepalive belongs to, as its owner's functions must be given it. */
 const CONNECTION = { name: "the connection" };
 type Connection = typeof CONNECTION;
-
-const ABNORMAL: CloseResult = {
-  code: 1006,
-  reason: "",
-  wasClean: false,
-  received: undefined,
-  sent: undefined,
-};
 
 /** A pong's payload: the bytes of the ping's. */
 const pongOf = (payload: string) => encoder.encode(payload);
@@ -71,21 +61,14 @@ function owner(bound: number) {
   };
 }
 
-/** Whether `promise` is still pending after the microtasks and timers queued so far ran. */
-async function pending(promise: Promise<unknown>): Promise<boolean> {
-  let settled = false;
-  promise.then(() => settled = true, () => settled = true);
-  await nextTurn();
-  return !settled;
+/** A keepalive of {@linkcode CONNECTION} with these timings (ms), reporting to `own`. */
+function keepaliveOf(own: ReturnType<typeof owner>["own"], pingInterval: number, pongTimeout: number) {
+  return new Keepalive(CONNECTION, own, connectionSettings({ pingInterval, pongTimeout }));
 }
 
 test("Keepalive.ping() sends the ping and resolves with a round trip >= 0 when the pong with its payload arrives", async () => {
   const o = owner(MARGIN);
-  const keepalive = new Keepalive(
-    CONNECTION,
-    o.own,
-    connectionSettings({ pingInterval: 0, pongTimeout: 1000 }),
-  );
+  const keepalive = keepaliveOf(o.own, 0, 1000);
   try {
     const rtt = keepalive.ping("abc");
     assertEquals(o.pings.map((p) => p.payload), ["abc"], "sent during the call");
@@ -102,11 +85,7 @@ test("Keepalive.ping() sends the ping and resolves with a round trip >= 0 when t
 
 test("Keepalive.ping() twice with the same payload: one pong resolves both", async () => {
   const o = owner(MARGIN);
-  const keepalive = new Keepalive(
-    CONNECTION,
-    o.own,
-    connectionSettings({ pingInterval: 0, pongTimeout: 1000 }),
-  );
+  const keepalive = keepaliveOf(o.own, 0, 1000);
   try {
     const first = keepalive.ping("same");
     const second = keepalive.ping("same");
@@ -122,11 +101,7 @@ test("Keepalive.ping() twice with the same payload: one pong resolves both", asy
 
 test("Keepalive.ping() rejects with the owner's error when it refuses to send the ping", async () => {
   const o = owner(MARGIN);
-  const keepalive = new Keepalive(
-    CONNECTION,
-    o.own,
-    connectionSettings({ pingInterval: 0, pongTimeout: 1000 }),
-  );
+  const keepalive = keepaliveOf(o.own, 0, 1000);
   try {
     await assertRejects(() => keepalive.ping("x".repeat(126)), RangeError);
     assertEquals(o.pings, []);
@@ -137,11 +112,7 @@ test("Keepalive.ping() rejects with the owner's error when it refuses to send th
 
 test("Keepalive.close() rejects every ping still waiting with ConnectionClosed, and a late pong changes nothing", async () => {
   const o = owner(MARGIN);
-  const keepalive = new Keepalive(
-    CONNECTION,
-    o.own,
-    connectionSettings({ pingInterval: 0, pongTimeout: 1000 }),
-  );
+  const keepalive = keepaliveOf(o.own, 0, 1000);
   const first = keepalive.ping("one");
   const second = keepalive.ping("two");
   const same = keepalive.ping("two");
@@ -156,11 +127,7 @@ test("Keepalive.close() rejects every ping still waiting with ConnectionClosed, 
 test("Keepalive sends a ping every interval: the first within three quarters to one interval, each pong answered", async () => {
   const interval = 200;
   const o = owner(6 * interval + MARGIN);
-  const keepalive = new Keepalive(
-    CONNECTION,
-    o.own,
-    connectionSettings({ pingInterval: interval, pongTimeout: 60000 }),
-  );
+  const keepalive = keepaliveOf(o.own, interval, 60000);
   const created = o.sinceStart();
   try {
     for (let n = 1; n <= 3; n++) {
@@ -185,18 +152,10 @@ test("Keepalive sends a ping every interval: the first within three quarters to 
 test("Keepalive sends no pings while the owner is not open, and none after close()", async () => {
   const interval = 120;
   const o = owner(MARGIN);
-  const keepalive = new Keepalive(
-    CONNECTION,
-    o.own,
-    connectionSettings({ pingInterval: interval, pongTimeout: 60000 }),
-  );
+  const keepalive = keepaliveOf(o.own, interval, 60000);
   // A second keepalive on the same schedule pings as the clock to wait on.
   const clock = owner(8 * interval + MARGIN);
-  const ticking = new Keepalive(
-    CONNECTION,
-    clock.own,
-    connectionSettings({ pingInterval: interval, pongTimeout: 60000 }),
-  );
+  const ticking = keepaliveOf(clock.own, interval, 60000);
   try {
     o.close();
     await clock.pinged(1);
@@ -218,11 +177,7 @@ test("Keepalive without an answer to its ping calls terminate() once the pong ti
   const interval = 200;
   const pongTimeout = 300;
   const o = owner(interval + pongTimeout + MARGIN);
-  const keepalive = new Keepalive(
-    CONNECTION,
-    o.own,
-    connectionSettings({ pingInterval: interval, pongTimeout: pongTimeout }),
-  );
+  const keepalive = keepaliveOf(o.own, interval, pongTimeout);
   try {
     await o.terminated();
     assert(o.pings.length >= 1);
@@ -243,11 +198,7 @@ test("Keepalive does not terminate a peer that was heard from after the ping, th
   const interval = 200;
   const pongTimeout = 300;
   const o = owner(2 * (interval + pongTimeout) + MARGIN);
-  const keepalive = new Keepalive(
-    CONNECTION,
-    o.own,
-    connectionSettings({ pingInterval: interval, pongTimeout: pongTimeout }),
-  );
+  const keepalive = keepaliveOf(o.own, interval, pongTimeout);
   try {
     await o.pinged(1);
     // Bytes arrive after the ping went out (a large frame, say): a sign of life.
@@ -269,18 +220,10 @@ test("Keepalive.close() before the pong timeout passed never calls terminate()",
   const interval = 150;
   const pongTimeout = 200;
   const o = owner(MARGIN + 10 * interval);
-  const keepalive = new Keepalive(
-    CONNECTION,
-    o.own,
-    connectionSettings({ pingInterval: interval, pongTimeout: pongTimeout }),
-  );
+  const keepalive = keepaliveOf(o.own, interval, pongTimeout);
   // Another keepalive with the same timeouts, left to time out: the clock to wait on.
   const clock = owner(MARGIN + 10 * interval);
-  const ticking = new Keepalive(
-    CONNECTION,
-    clock.own,
-    connectionSettings({ pingInterval: interval, pongTimeout: pongTimeout }),
-  );
+  const ticking = keepaliveOf(clock.own, interval, pongTimeout);
   try {
     await o.pinged(1);
     keepalive.close(ABNORMAL);

@@ -4,7 +4,7 @@ import { Outbox } from "../../src/connection/outbox.ts";
 import type { ServerProtocol } from "../../src/core/server_protocol.ts";
 import type { Transport } from "../../src/transport.ts";
 import { nextTurn } from "../../src/timers.ts";
-import { openServer, readFrames, within } from "../_helpers.ts";
+import { openServer, pending, readFrames, within } from "../_helpers.ts";
 
 /** How long any one step may take on a loaded machine before the test fails instead of hanging (ms). */
 const STEP = 20000;
@@ -82,14 +82,6 @@ async function setup() {
     (given) => Promise.reject(given === connection ? new Closed("closed") : new Error("another connection")),
   );
   return { server, fake, outbox };
-}
-
-/** Whether `promise` is still pending after the microtasks and timers queued so far ran. */
-async function pending(promise: Promise<unknown>): Promise<boolean> {
-  let settled = false;
-  promise.then(() => settled = true, () => settled = true);
-  await nextTurn();
-  return !settled;
 }
 
 test("Outbox.schedule() sends everything queued in one turn as one write, at the end of the turn", async () => {
