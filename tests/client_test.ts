@@ -16,6 +16,13 @@ import { within } from "./_helpers.ts";
 /** Every wait here is bounded by this; none of them should come near it. */
 const BOUND = 10_000;
 
+/** Awaits a close (bounded) and checks it ended cleanly with 1000. */
+async function closesCleanly(closing: Promise<{ code: number; wasClean: boolean }>): Promise<void> {
+  const closed = await within(closing, "close", BOUND);
+  assertStrictEquals(closed.code, 1000);
+  assertStrictEquals(closed.wasClean, true);
+}
+
 /** A raw TCP server on a free loopback port; `close()` destroys the sockets it accepted too. */
 interface RawServer {
   port: number;
@@ -121,9 +128,7 @@ test("connect: an echo round trip, with the subprotocol the server prefers", asy
     assertStrictEquals(await within(ws.receive(), "text echo", BOUND), "héllo ✓");
     await ws.send(new Uint8Array([0, 1, 2, 255]));
     assertEquals(await within(ws.receive(), "binary echo", BOUND), new Uint8Array([0, 1, 2, 255]));
-    const closed = await within(ws.close(1000, "done"), "close", BOUND);
-    assertStrictEquals(closed.code, 1000);
-    assertStrictEquals(closed.wasClean, true);
+    await closesCleanly(ws.close(1000, "done"));
   } finally {
     ws?.terminate();
     await app.close();
@@ -287,9 +292,7 @@ test("connect: aborting the signal after the open leaves the connection alone", 
     controller.abort(new Error("too late"));
     await ws.send("still here");
     assertStrictEquals(await within(ws.receive(), "echo", BOUND), "still here");
-    const closed = await within(ws.close(1000), "close", BOUND);
-    assertStrictEquals(closed.code, 1000);
-    assertStrictEquals(closed.wasClean, true);
+    await closesCleanly(ws.close(1000));
   } finally {
     ws?.terminate();
     await app.close();
@@ -343,9 +346,7 @@ test("connect: frames in the same write as the 101 are the first messages", asyn
     ws = await within(connect(`${server.url}/`), "connect", BOUND);
     assertStrictEquals(await within(ws.receive(), "first message", BOUND), "early");
     assertEquals(await within(ws.receive(), "second message", BOUND), new Uint8Array([7, 8]));
-    const closed = await within(ws.close(), "close", BOUND);
-    assertStrictEquals(closed.code, 1000);
-    assertStrictEquals(closed.wasClean, true);
+    await closesCleanly(ws.close());
   } finally {
     ws?.terminate();
     await server.close();

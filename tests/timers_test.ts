@@ -175,16 +175,17 @@ test("settledWithin() says true for a promise that settles in time, rejected too
 
 test("TurnEnd runs each item added in a turn once, in order, after the turn's microtasks, in one batch", async () => {
   const ran: string[] = [];
+  const second = Promise.withResolvers<void>();
   const turnEnd = new TurnEnd<string>((item) => {
     ran.push(item);
     if (item === "b") turnEnd.add("added while running"); // The next batch.
+    if (item === "added while running") second.resolve();
   });
   turnEnd.add("a");
   await Promise.resolve();
   turnEnd.add("b");
   queueMicrotask(() => ran.push("microtask"));
   assertEquals(ran, []);
-  await within(new Promise((resolve) => setTimeout(resolve, 0)), "a timer");
-  await within(nextTurn(), "the next turn");
+  await within(second.promise, "the batch added while the first ran");
   assertEquals(ran, ["microtask", "a", "b", "added while running"]);
 });

@@ -26,7 +26,7 @@
 
 import { option } from "../../examples/args.ts";
 import { collectOnSignal } from "./gc.ts";
-import { frameLength, unmask } from "./floor_frames.ts";
+import { echoFrame, frameLength } from "./floor_frames.ts";
 
 collectOnSignal();
 
@@ -91,14 +91,8 @@ let closeReply: Uint8Array | undefined;
 function parse(socket: BunSocket, buf: Uint8Array, i: number, end: number): number {
   let length: number;
   while (i < end && (length = frameLength(buf, i, end)) && i + length <= end) {
-    const length7 = buf[i + 1] & 127;
-    const header = length7 < 126 ? 2 : length7 === 126 ? 4 : 10;
-    const payload = i + header + 4;
     const o = outLength;
-    for (let h = 0; h < header; h++) out[o + h] = buf[i + h];
-    out[o + 1] &= 127;
-    out.set(buf.subarray(payload, i + length), o + header);
-    unmask(out, words, o + header, o + length - 4, buf, payload - 4);
+    echoFrame(buf, i, length, out, words, o);
     const opcode = buf[i] & 15;
     i += length;
     if (opcode < 8) outLength += length - 4;

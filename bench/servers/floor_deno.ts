@@ -33,7 +33,7 @@
 import { createHash } from "node:crypto";
 import { option } from "../../examples/args.ts";
 import { collectOnSignal } from "./gc.ts";
-import { frameLength, unmask } from "./floor_frames.ts";
+import { echoFrame, frameLength } from "./floor_frames.ts";
 
 collectOnSignal();
 
@@ -149,13 +149,7 @@ async function session(peer: Peer): Promise<void> {
     let length: number;
     let closeReply: Uint8Array | undefined;
     while ((length = frameLength(buf, i, have)) && i + length <= have) {
-      const length7 = buf[i + 1] & 127;
-      const header = length7 < 126 ? 2 : length7 === 126 ? 4 : 10;
-      const payload = i + header + 4;
-      for (let h = 0; h < header; h++) out[o + h] = buf[i + h];
-      out[o + 1] &= 127;
-      out.set(buf.subarray(payload, i + length), o + header);
-      unmask(out, words, o + header, o + length - 4, buf, payload - 4);
+      echoFrame(buf, i, length, out, words, o);
       const opcode = buf[i] & 15;
       i += length;
       if (opcode < 8) o += length - 4;

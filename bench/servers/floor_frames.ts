@@ -1,6 +1,6 @@
 /**
  * What the two floors (floor_bun.ts, floor_deno.ts) share: finding a masked client frame's length,
- * and unmasking in place a word at a time. Part of the floors, not of sock.
+ * and writing its echo, unmasked a word at a time. Part of the floors, not of sock.
  *
  * @module
  */
@@ -50,4 +50,32 @@ export function frameLength(buf: Uint8Array, i: number, end: number): number {
   if (length7 < 126) return 6 + length7;
   if (length7 === 126) return end - i < 4 ? 0 : 8 + (buf[i + 2] << 8 | buf[i + 3]);
   return end - i < 10 ? 0 : 14 + buf[i + 6] * 2 ** 24 + (buf[i + 7] << 16 | buf[i + 8] << 8 | buf[i + 9]);
+}
+
+/**
+ * Writes the server's echo of the masked client frame at `buf[i, i + length)` into `out` at `o`: its
+ * header without the mask bit, then its payload, unmasked.
+ *
+ * @param buf The bytes read.
+ * @param i Where the frame starts.
+ * @param length Its length, header included (see `frameLength`).
+ * @param out Where the echo goes.
+ * @param words `out` as 32-bit words.
+ * @param o Where in `out` it starts.
+ */
+export function echoFrame(
+  buf: Uint8Array,
+  i: number,
+  length: number,
+  out: Uint8Array,
+  words: Int32Array,
+  o: number,
+): void {
+  const length7 = buf[i + 1] & 127;
+  const header = length7 < 126 ? 2 : length7 === 126 ? 4 : 10;
+  const payload = i + header + 4;
+  for (let h = 0; h < header; h++) out[o + h] = buf[i + h];
+  out[o + 1] &= 127;
+  out.set(buf.subarray(payload, i + length), o + header);
+  unmask(out, words, o + header, o + length - 4, buf, payload - 4);
 }

@@ -243,7 +243,8 @@ class BunTransport implements Transport {
    * Holds chunks from now on; the socket itself pauses only once one arrives. A pause that ends
    * before more data comes (the usual case: between the opening handshake and the open
    * connection) then costs no system call, where pausing and resuming the socket cost two
-   * (`epoll_ctl`) per connection.
+   * (`epoll_ctl`) per connection (with the synchronous SHA-1 of the same commit, bench (e) on Bun
+   * 7,570 -> 8,678 handshakes/s over 3 rounds; within noise over 7).
    */
   pause(): void {
     this.#paused = true;

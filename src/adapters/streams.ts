@@ -121,54 +121,50 @@ class StreamTransport extends Pausable implements Transport {
   /** Reads until the stream ends, handing each chunk to the sink, and waits while paused; then the end. */
   async #readLoop(sink: TransportSink): Promise<void> {
     try {
-      await this.#readAll(sink);
-    } finally {
-      sink.end();
-    }
-  }
-
-  async #readAll(sink: TransportSink): Promise<void> {
-    // The BYOB read buffer: the last one again, unless the sink kept it.
-    let buffer: Uint8Array<ArrayBufferLike> = new Uint8Array(0);
-    while (!this.#closed) {
-      while (this.paused && !this.#closed) await this.paused;
-      if (this.#closed) break;
-      let result: ReadableStreamReadResult<Uint8Array>;
-      try {
-        if (this.#byob) {
-          if (buffer.byteLength === 0) buffer = new Uint8Array(READ_SIZE);
-          result = await (this.#reader as ReadableStreamBYOBReader).read(buffer);
-        } else {
-          result = await (this.#reader as ReadableStreamDefaultReader<Uint8Array>).read();
-        }
-      } catch {
-        // The stream errored, or the transport was closed meanwhile: the end either way.
-        result = { done: true, value: undefined };
-      }
-      if (result.done) {
-        // The end waits behind a pause, as data does, unless close() comes first.
+      // The BYOB read buffer: the last one again, unless the sink kept it.
+      let buffer: Uint8Array<ArrayBufferLike> = new Uint8Array(0);
+      while (!this.#closed) {
         while (this.paused && !this.#closed) await this.paused;
-        break;
-      }
-      let bytes: Uint8Array;
-      if (this.#byob) {
-        bytes = result.value;
-        // The read moved our buffer into `bytes.buffer`: read into it again unless the sink keeps it.
-        buffer = new Uint8Array(bytes.buffer);
-      } else {
+        if (this.#closed) break;
+        let result: ReadableStreamReadResult<Uint8Array>;
         try {
-          bytes = bytesOf(result.value);
-        } catch (error) {
-          // Not bytes: the stream is broken, and ends here.
-          this.#reader.cancel(error).catch(() => {});
+          if (this.#byob) {
+            if (buffer.byteLength === 0) buffer = new Uint8Array(READ_SIZE);
+            result = await (this.#reader as ReadableStreamBYOBReader).read(buffer);
+          } else {
+            result = await (this.#reader as ReadableStreamDefaultReader<Uint8Array>).read();
+          }
+        } catch {
+          // The stream errored, or the transport was closed meanwhile: the end either way.
+          result = { done: true, value: undefined };
+        }
+        if (result.done) {
+          // The end waits behind a pause, as data does, unless close() comes first.
+          while (this.paused && !this.#closed) await this.paused;
           break;
         }
-        if (this.#copy) bytes = bytes.slice();
+        let bytes: Uint8Array;
+        if (this.#byob) {
+          bytes = result.value;
+          // The read moved our buffer into `bytes.buffer`: read into it again unless the sink keeps it.
+          buffer = new Uint8Array(bytes.buffer);
+        } else {
+          try {
+            bytes = bytesOf(result.value);
+          } catch (error) {
+            // Not bytes: the stream is broken, and ends here.
+            this.#reader.cancel(error).catch(() => {});
+            break;
+          }
+          if (this.#copy) bytes = bytes.slice();
+        }
+        if (bytes.length === 0) continue;
+        while (this.paused && !this.#closed) await this.paused;
+        if (this.#closed) break;
+        if (sink.data(bytes) && this.#byob) buffer = new Uint8Array(0);
       }
-      if (bytes.length === 0) continue;
-      while (this.paused && !this.#closed) await this.paused;
-      if (this.#closed) break;
-      if (sink.data(bytes) && this.#byob) buffer = new Uint8Array(0);
+    } finally {
+      sink.end();
     }
   }
 

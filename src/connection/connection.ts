@@ -494,7 +494,9 @@ export class Connection implements AsyncIterable<Message> {
   async #finish(): Promise<void> {
     if (this.#finishing) return;
     this.#finishing = true;
-    // Written at once as a rule (the socket takes it): then no timer and no promise to wait on.
+    // Written at once as a rule (the socket takes it): then no timer and no promise to wait on
+    // (with the other timer-free steps of 02e50ba, an in-memory handshake and close on Bun went
+    // 28 -> 21 µs).
     this.#outbox.now();
     if (this.#outbox.bufferedAmount > 0) {
       await settledWithin(this.#outbox.flush(), this.#settings.closeTimeout);

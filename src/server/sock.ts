@@ -165,7 +165,6 @@ export class Sock {
     const timeout = checkOption("handshakeTimeout", options.handshakeTimeout, 10000, { min: 1 });
     this.#handshakeTimeout = timeout;
     this.#handshakes = new Deadlines(timeout / 8, (link) => link.close());
-    // Every option checked now, not at the first connection.
     if (options.subprotocols) checkSubprotocols(options.subprotocols);
     // A copy, taken once: later changes to the caller's object change nothing. Connection tells the
     // core when a handler has answered (endings wait for its replies), and reads the frames that

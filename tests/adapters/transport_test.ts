@@ -285,6 +285,24 @@ for (const kind of KINDS) {
     });
   });
 
+  test(`${kind.name}: pause() before start() starts it paused: nothing reaches the sink until resume()`, async () => {
+    await withPair(kind, async ({ a, b }) => {
+      const sink = new Recorder();
+      b.pause();
+      sink.paused = true;
+      b.start(sink);
+      const sent = a.write([pattern(0, 100)]);
+      sent?.catch(() => {});
+      await quietTurns();
+      assertEquals(sink.received, 0, "data() before resume()");
+      sink.paused = false;
+      b.resume();
+      await sink.bytes(100);
+      assertEquals(sink.dataWhilePaused, 0);
+      assertEquals(sink.mismatch, undefined);
+    });
+  });
+
   test(`${kind.name}: pause() stops data() until resume(), which delivers everything sent meanwhile`, async () => {
     await withPair(kind, async ({ a, b }) => {
       const sink = new Recorder();
