@@ -1,6 +1,6 @@
 /**
- * The chat application: a `Sock` server that serves its page over the
- * plain-HTTP fallback and broadcasts every message through a topic.
+ * The chat application: a `Sock` server that serves its page through `fetch`
+ * and broadcasts every message through a topic.
  *
  * @module
  */
@@ -18,10 +18,10 @@ export function chatApp(onError: (error: unknown) => void): Sock {
   const app = new Sock({
     maxMessageSize: 64 * 1024,
     deflate: true,
-    fallback: (request) =>
-      request.path === "/"
-        ? { headers: { "Content-Type": "text/html; charset=utf-8" }, body: page }
-        : { status: 404, body: "not found\n" },
+    fetch: (request) =>
+      new URL(request.url).pathname === "/"
+        ? new Response(page, { headers: { "Content-Type": "text/html; charset=utf-8" } })
+        : new Response("not found\n", { status: 404 }),
     onError,
   });
   const system = (text: string) => JSON.stringify({ type: "system", text, online: app.connections.size });

@@ -1,5 +1,5 @@
 /**
- * The chat's single page, served over the plain-HTTP fallback.
+ * The chat's single page, served through `fetch`.
  *
  * @module
  */

@@ -1,5 +1,5 @@
 /**
- * A chat server: serves its own page over the plain-HTTP fallback, and
+ * A chat server: serves its own page through `fetch`, and
  * broadcasts every message to everyone through a topic. Same code on both
  * runtimes:
  *

@@ -71,6 +71,15 @@ export {
   parseTokenList,
   trimOws,
 } from "./http.ts";
+export {
+  type HttpDataEvent,
+  type HttpEndEvent,
+  type HttpErrorEvent,
+  type HttpRequestEvent,
+  type HttpServerEvent,
+  type HttpServerOptions,
+  HttpServerProtocol,
+} from "./http_server.ts";
 export { cryptoRandom, mask, MaskKeys, type RandomSource } from "./mask.ts";
 export {
   type BinaryEvent,

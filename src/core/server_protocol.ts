@@ -18,7 +18,7 @@ import {
   parseUpgradeRequest,
   type UpgradeRequest,
 } from "./handshake.ts";
-import { type HeadLimits, HeadReader } from "./http.ts";
+import { type HeadLimits, HeadReader, type ParsedHead } from "./http.ts";
 import {
   Protocol,
   type ProtocolEvent,
@@ -172,9 +172,40 @@ export class ServerProtocol extends Protocol<RequestEvent> {
     }
     try {
       const result = this.#reader!.write(chunk);
-      if (!result) return;
-      this.#reader = undefined;
-      const request = parseUpgradeRequest(result.head);
+      if (result) this.receiveHead(result.head, result.rest);
+    } catch (error) {
+      this.#failHandshake(error);
+    }
+  }
+
+  /**
+   * Takes a request head read by someone else, e.g. an {@linkcode HttpServerProtocol} that served
+   * the connection's earlier requests, and the bytes that came after it, as if they were received
+   * here: the `request` event follows.
+   *
+   * @example A head parsed beforehand
+   * ```ts
+   * import { HeadReader, ServerProtocol } from "@sock/sock";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const { head, rest } = new HeadReader(true).write(new TextEncoder().encode(
+   *   "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+   *     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+   * ))!;
+   * const server = new ServerProtocol();
+   * server.receiveHead(head, rest);
+   * assertEquals(server.request?.path, "/chat");
+   * ```
+   *
+   * @param head The request head.
+   * @param rest What followed it (early data); not kept past the call.
+   * @throws {TypeError} When a head was received already.
+   */
+  receiveHead(head: ParsedHead, rest: Uint8Array): void {
+    if (!this.#reader) throw new TypeError("the request head was received already");
+    this.#reader = undefined;
+    try {
+      const request = parseUpgradeRequest(head);
       this.#request = request;
       this.#headOnly = request.method === "HEAD";
       if (!request.error) {
@@ -182,7 +213,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
       }
       this.emit({ type: "request", request });
       // Bytes after the head are early data, under the same limit as later ones.
-      if (result.rest.length > 0) this.receiveData(result.rest);
+      if (rest.length > 0) this.receiveData(rest);
     } catch (error) {
       this.#failHandshake(error);
     }

@@ -4,7 +4,13 @@
  * @module
  */
 
-import { checkSubprotocols, type HeadersInit, type UpgradeRequest } from "../core/handshake.ts";
+import {
+  checkSubprotocols,
+  type HeadersInit,
+  parseUpgradeRequest,
+  type UpgradeRequest,
+} from "../core/handshake.ts";
+import { type HttpRequestEvent, HttpServerProtocol } from "../core/http_server.ts";
 import { type ProtocolEvent, ReadyState } from "../core/protocol.ts";
 import { ServerProtocol, type ServerProtocolOptions } from "../core/server_protocol.ts";
 import {
@@ -22,6 +28,7 @@ import { Link } from "../connection/link.ts";
 import type { Adapter, Endpoint, Listener, Transport } from "../transport.ts";
 import { Deadlines, settledWithin } from "../timers.ts";
 import { Router } from "./router.ts";
+import { HttpSession, ServeInfo } from "./http.ts";
 import { Topics } from "./topics.ts";
 
 /** What a handler learns about the request that opened its connection. */
@@ -42,9 +49,9 @@ export interface RouteRequest {
  */
 export type Handler = (ws: Connection, request: RouteRequest) => unknown;
 
-/** An HTTP response the server sends instead of upgrading. */
+/** An HTTP response the `upgrade` hook sends instead of upgrading. */
 export interface HttpResponse {
-  /** The status. Default 200 for `fallback`, 403 for `upgrade`. */
+  /** The status. Default 403. */
   status?: number;
   /** Response headers. */
   headers?: HeadersInit;
@@ -68,7 +75,11 @@ export type UpgradeDecision =
 export interface SockOptions extends ServerProtocolOptions, ConnectionOptions {
   /** The runtime adapter; detected by default. */
   adapter?: Adapter;
-  /** How long a client may take to send its request head, in ms. Default 10000. */
+  /**
+   * How long a client may take to send a request head, in ms: from the connection's start, or
+   * from the first byte of a later request on a persistent connection. Default 10000. The
+   * `upgrade` hook and `fetch` are not timed.
+   */
   handshakeTimeout?: number;
   /**
    * Subprotocols the server speaks, preferred first: the first one in this list that the client
@@ -81,10 +92,19 @@ export interface SockOptions extends ServerProtocolOptions, ConnectionOptions {
   /** Sees each routed request before the upgrade: accept with settings, or reject. */
   upgrade?: (request: RouteRequest) => UpgradeDecision | undefined | Promise<UpgradeDecision | undefined>;
   /**
-   * Answers plain HTTP requests (no upgrade), e.g. to serve a page; without it they get 426.
-   * A HEAD request gets the response's head only, its `Content-Length` that of the body.
+   * Answers every request that is not a WebSocket upgrade to a route, as `Deno.serve` and
+   * `Bun.serve` take it (Hono's `app.fetch` fits): HTTP/1.1 with persistent connections,
+   * pipelining, streamed request and response bodies. It can upgrade a request itself with
+   * {@linkcode Sock.upgrade}. A handler that throws or rejects gets 500 and `onError`.
+   * Without it, requests that are not upgrades get 426.
    */
-  fallback?: (request: UpgradeRequest) => HttpResponse | Promise<HttpResponse>;
+  fetch?: (request: Request, info: ServeInfo) => Response | Promise<Response>;
+  /** Largest request body in bytes (with `fetch`); a longer one gets 413. Default 16 MiB. */
+  maxBodySize?: number;
+  /** How long a persistent connection may wait for its next request, in ms (with `fetch`). Default 5000. */
+  keepAliveTimeout?: number;
+  /** How long a request body may go without a byte while it is read, in ms (with `fetch`). Default 30000. */
+  bodyTimeout?: number;
   /** Called with errors thrown by handlers and hooks. */
   onError?: (error: unknown) => void;
   /**
@@ -94,13 +114,34 @@ export interface SockOptions extends ServerProtocolOptions, ConnectionOptions {
   deflate?: boolean | PerMessageDeflateOptions;
 }
 
-/** A request that was upgraded: what its handler needs. */
+/** What {@linkcode Sock.upgrade} takes besides the request and the handler. */
+export interface UpgradeOptions {
+  /** The subprotocol: one the client offered. Default: the `subprotocols` option's pick. */
+  subprotocol?: string;
+  /** Extra 101 response headers. */
+  headers?: HeadersInit;
+  /** Per-connection data, as `ws.data`. */
+  data?: unknown;
+}
+
+/** An upgrade request that was accepted: what its handler needs. */
 interface Opened {
   handler: Handler;
   request: RouteRequest;
-  events: ProtocolEvent[];
+  subprotocol: string | undefined;
+  headers: HeadersInit | undefined;
   data: unknown;
 }
+
+/** A request `fetch` may upgrade: its head, and the upgrade once `upgrade()` accepted it. */
+interface Upgradable {
+  event: HttpRequestEvent;
+  opened: Opened | undefined;
+}
+
+/** A refused request's answer goes out before its connection closes, within this many ms. */
+const LINGER = 2000;
+const NO_BYTES = new Uint8Array(0);
 
 /**
  * Writes the handshake's answer; a peer gone by then is no server error (its handler, if any,
@@ -145,6 +186,16 @@ export class Sock {
   /** Connections still in the opening handshake, dropped at their deadline; `close()` drops them at once. */
   #handshakes: Deadlines<Link>;
   #handshakeTimeout: number;
+  /** Persistent connections waiting for their next request, closed at their deadline. */
+  #idle: Deadlines<Link>;
+  #keepAliveTimeout: number;
+  /** Request bodies waited for, failed at their deadline. */
+  #stalls: Deadlines<HttpSession>;
+  #bodyTimeout: number;
+  /** Connections served through `fetch`. */
+  #sessions = new Set<HttpSession>();
+  /** Upgrade requests handed to `fetch`, by their `Request`. */
+  #upgradable = new WeakMap<Request, Upgradable>();
   #closing = false;
   /** Passes an error to `onError`: one function for every connection. */
   #reportError = (error: unknown): void => this.#options.onError?.(error);
@@ -165,6 +216,11 @@ export class Sock {
     const timeout = checkOption("handshakeTimeout", options.handshakeTimeout, 10000, { min: 1 });
     this.#handshakeTimeout = timeout;
     this.#handshakes = new Deadlines(timeout / 8, (link) => link.close());
+    this.#keepAliveTimeout = checkOption("keepAliveTimeout", options.keepAliveTimeout, 5000, { min: 1 });
+    this.#idle = new Deadlines(this.#keepAliveTimeout / 8, (link) => link.close());
+    this.#bodyTimeout = checkOption("bodyTimeout", options.bodyTimeout, 30000, { min: 1 });
+    this.#stalls = new Deadlines(this.#bodyTimeout / 8, (session) => session.stall());
+    checkOption("maxBodySize", options.maxBodySize, 16 * 1024 * 1024, { min: 0 });
     if (options.subprotocols) checkSubprotocols(options.subprotocols);
     // A copy, taken once: later changes to the caller's object change nothing. Connection tells the
     // core when a handler has answered (endings wait for its replies), and reads the frames that
@@ -219,9 +275,10 @@ export class Sock {
    */
   async listen(endpoint: Partial<Endpoint> = {}): Promise<Listener["address"]> {
     const adapter = this.#options.adapter ?? detectAdapter();
+    const scheme = endpoint.tls ? "https:" : "http:";
     const listener = await adapter.listen(
       { hostname: endpoint.hostname ?? "0.0.0.0", port: endpoint.port ?? 0, tls: endpoint.tls },
-      (transport) => this.#serve(transport).catch(this.#reportError),
+      (transport) => this.#serve(transport, scheme).catch(this.#reportError),
     );
     this.#listeners.push(listener);
     return listener.address;
@@ -278,78 +335,90 @@ export class Sock {
     this.#closing = true;
     for (const listener of this.#listeners.splice(0)) listener.close();
     for (const link of [...this.#handshakes.items()]) link.close();
+    for (const session of this.#sessions) if (session.idle) session.link.close();
     const open = [...this.connections];
     const closing = open.map((ws) => ws.close(CloseCode.GoingAway, "server shutting down").catch(ignore));
     await settledWithin(Promise.all(closing), timeout);
     for (const ws of open) ws.terminate();
+    for (const session of this.#sessions) session.link.close();
   }
 
-  async #serve(transport: Transport): Promise<void> {
+  /**
+   * Upgrades a request that `fetch` received to a WebSocket connection run by `handler`, so any
+   * router can route WebSocket endpoints beside its other routes (as Bun's `server.upgrade()` and
+   * Deno's `upgradeWebSocket()` do). `fetch` returns the response this gives: for an accepted
+   * upgrade the server sends the 101 instead of it; for a request that is not a valid upgrade it
+   * is the error to answer with (400, 403 for an origin not allowed, 405, 426).
+   *
+   * @example WebSocket and HTTP routes in one `fetch`
+   * ```ts
+   * import { connect, Sock } from "@sock/sock";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const app: Sock = new Sock({
+   *   fetch: (request) =>
+   *     new URL(request.url).pathname === "/ws"
+   *       ? app.upgrade(request, async (ws) => await ws.send("hello"))
+   *       : new Response("a page\n"),
+   * });
+   * const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+   * assertEquals(await (await fetch(`http://127.0.0.1:${port}/`)).text(), "a page\n");
+   * const ws = await connect(`ws://127.0.0.1:${port}/ws`);
+   * assertEquals(await ws.receive({ timeout: 5000 }), "hello");
+   * await ws.close();
+   * await app.close();
+   * ```
+   *
+   * @param request The request `fetch` received.
+   * @param handler Runs the connection, as a route's handler does.
+   * @param options The subprotocol, 101 headers and `ws.data`.
+   * @returns The response for `fetch` to return.
+   * @throws {TypeError} For a request upgraded already, or a subprotocol the client did not offer.
+   */
+  upgrade(request: Request, handler: Handler, options: UpgradeOptions = {}): Response {
+    const slot = this.#upgradable.get(request);
+    if (!slot) {
+      return new Response("Upgrade: websocket is required\n", {
+        status: 426,
+        headers: { Upgrade: "websocket", Connection: "Upgrade" },
+      });
+    }
+    if (slot.opened) throw new TypeError("the request was upgraded already");
+    const upgrade = parseUpgradeRequest(slot.event.head);
+    const error = upgrade.error;
+    if (error) return new Response(error.message + "\n", { status: error.status, headers: error.headers });
+    if (!this.#originAllowed(upgrade)) return new Response("origin not allowed\n", { status: 403 });
+    const offered = upgrade.subprotocols;
+    if (options.subprotocol !== undefined && !offered.includes(options.subprotocol)) {
+      throw new TypeError("the client did not offer that subprotocol");
+    }
+    slot.opened = {
+      handler,
+      request: { path: upgrade.path, query: upgrade.query, params: {}, upgrade },
+      subprotocol: options.subprotocol ?? this.#options.subprotocols?.find((p) => offered.includes(p)),
+      headers: options.headers,
+      data: options.data,
+    };
+    return new Response(null, { status: 200 });
+  }
+
+  async #serve(transport: Transport, scheme: string): Promise<void> {
     const link = new Link(transport);
-    const open = await this.#open(link);
-    if (!open) return;
-    const { protocol, opened } = open;
-    const ws = new Connection(protocol, link, this.#options, opened.events, this.#hub);
-    ws.data = opened.data;
-    if (!ws.closeResult) this.connections.add(ws);
-    try {
-      await opened.handler(ws, opened.request);
-      await ws.close(CloseCode.Normal);
-    } catch (error) {
-      // A handler stopped by its own connection closing under it is no server error.
-      if (error instanceof ConnectionClosed && ws.closeResult) return;
-      this.#options.onError?.(error);
-      await ws.close(CloseCode.InternalError, "internal error");
-    }
-  }
-
-  /**
-   * The opening handshake within its timeout; after anything but an accept,
-   * the answer is written and the transport closed.
-   */
-  async #open(link: Link): Promise<{ protocol: ServerProtocol; opened: Opened } | undefined> {
-    if (this.#closing) {
-      link.close();
-      return undefined;
-    }
-    const protocol = new ServerProtocol(this.#options);
+    if (this.#closing) return link.close();
     this.#handshakes.set(link, this.#handshakeTimeout);
-    let opened: Opened | undefined;
-    try {
-      opened = await this.#handshake(protocol, link);
-    } catch (error) {
-      this.#options.onError?.(error);
-      try {
-        if (protocol.readyState === ReadyState.Connecting) protocol.reject(500, { body: "internal error\n" });
-      } catch {
-        // Answered already (accept() failed after committing): the connection is just closed.
-      }
-    } finally {
-      this.#handshakes.delete(link);
-    }
-    if (opened && this.#closing) {
-      // Accepted while the server was shutting down: it never reaches a handler.
-      link.close();
-      return undefined;
-    }
-    if (!opened) {
-      await writeQuietly(link.transport, protocol.dataToSend());
-      link.close();
-      return undefined;
-    }
-    return { protocol, opened };
+    if (this.#options.fetch) return await this.#serveHttp(link, scheme);
+    const protocol = new ServerProtocol(this.#options);
+    const request = await this.#readHead(protocol, link);
+    this.#handshakes.delete(link);
+    await this.#websocket(link, protocol, request && await this.#route(protocol, request));
   }
 
   /**
-   * Reads until the request head is complete, then answers it; returns what the handler needs after an
-   * accept. Nothing more is read before the answer: the core keeps what came with the head (at most one
-   * read) as early data, so the answer does not depend on how the runtime cut its reads.
+   * Reads until the request head is complete. Nothing more is read before the answer: the core
+   * keeps what came with the head (at most one read) as early data, so the answer does not depend
+   * on how the runtime cut its reads.
    */
-  async #handshake(protocol: ServerProtocol, link: Link): Promise<Opened | undefined> {
-    const options = this.#options;
-    // Over without an answer from here: the core failed it (and queued its own answer), or the
-    // handshake timeout or close() dropped the link while a hook ran.
-    const over = () => protocol.readyState !== ReadyState.Connecting || this.#dropped(link);
+  async #readHead(protocol: ServerProtocol, link: Link): Promise<UpgradeRequest | undefined> {
     let request: UpgradeRequest | undefined;
     let failed = false;
     await link.handshake((chunk) => {
@@ -362,18 +431,30 @@ export class Sock {
       }
       return request !== undefined;
     });
-    if (failed || !request) return undefined;
-    if (request.error) {
-      if (options.fallback && !request.headers.has("upgrade")) {
-        const response = await options.fallback(request);
-        if (over()) return undefined;
-        protocol.reject(response.status ?? 200, response);
-      } else {
-        protocol.reject();
-      }
+    return failed ? undefined : request;
+  }
+
+  /**
+   * Answers an upgrade request to a route: its origin, route and `upgrade` hook decide. Returns
+   * what the handler needs after an accept; after anything else the answer is queued in `protocol`.
+   */
+  async #route(protocol: ServerProtocol, request: UpgradeRequest): Promise<Opened | undefined> {
+    try {
+      return await this.#decide(protocol, request);
+    } catch (error) {
+      // A hook that threw, or a rejection it asked for that cannot be sent: answered 500.
+      this.#options.onError?.(error);
       return undefined;
     }
-    if (options.origins && !options.origins.includes(request.headers.get("origin") ?? "")) {
+  }
+
+  async #decide(protocol: ServerProtocol, request: UpgradeRequest): Promise<Opened | undefined> {
+    const options = this.#options;
+    if (request.error) {
+      protocol.reject();
+      return undefined;
+    }
+    if (!this.#originAllowed(request)) {
       protocol.reject(403, { body: "origin not allowed\n" });
       return undefined;
     }
@@ -393,7 +474,8 @@ export class Sock {
       upgrade: request,
     };
     const decision = options.upgrade && await options.upgrade(routeRequest);
-    if (over()) return undefined;
+    // The core failed the handshake meanwhile (too much early data), or close() began.
+    if (protocol.readyState !== ReadyState.Connecting || this.#closing) return undefined;
     if (decision && "reject" in decision) {
       protocol.reject(decision.reject.status ?? 403, decision.reject);
       return undefined;
@@ -402,20 +484,142 @@ export class Sock {
     const chosen = decision?.subprotocol === null
       ? undefined
       : decision?.subprotocol ?? options.subprotocols?.find((p) => offered.includes(p));
-    protocol.accept({ subprotocol: chosen, headers: decision?.headers });
-    if (this.#dropped(link)) return undefined;
-    const written = writeQuietly(link.transport, protocol.dataToSend());
-    if (written) await written;
     return {
       handler: matched.handler,
       request: routeRequest,
-      events: protocol.events() as ProtocolEvent[],
+      subprotocol: chosen,
+      headers: decision?.headers,
       data: decision?.data,
     };
   }
 
-  /** Whether the handshake timeout or `close()` dropped this link before its answer. */
-  #dropped(link: Link): boolean {
-    return this.#closing || !this.#handshakes.has(link);
+  /**
+   * Ends the opening handshake: accepts and runs the handler when `opened`, else writes the answer
+   * queued in `protocol` (a rejection) and closes.
+   */
+  async #websocket(link: Link, protocol: ServerProtocol, opened: Opened | undefined): Promise<void> {
+    if (opened && !this.#closing) {
+      try {
+        protocol.accept({ subprotocol: opened.subprotocol, headers: opened.headers });
+      } catch (error) {
+        this.#options.onError?.(error);
+        opened = undefined;
+      }
+    } else if (opened) {
+      // Accepted while the server was shutting down: it never reaches a handler.
+      return link.close();
+    }
+    if (!opened) {
+      if (protocol.readyState === ReadyState.Connecting && protocol.request && !protocol.request.error) {
+        try {
+          protocol.reject(500, { body: "internal error\n" });
+        } catch {
+          // Answered already: the connection is just closed.
+        }
+      }
+      await writeQuietly(link.transport, protocol.dataToSend());
+      return link.close();
+    }
+    const written = writeQuietly(link.transport, protocol.dataToSend());
+    if (written) await written;
+    const ws = new Connection(protocol, link, this.#options, protocol.events() as ProtocolEvent[], this.#hub);
+    ws.data = opened.data;
+    if (!ws.closeResult) this.connections.add(ws);
+    try {
+      await opened.handler(ws, opened.request);
+      await ws.close(CloseCode.Normal);
+    } catch (error) {
+      // A handler stopped by its own connection closing under it is no server error.
+      if (error instanceof ConnectionClosed && ws.closeResult) return;
+      this.#options.onError?.(error);
+      await ws.close(CloseCode.InternalError, "internal error");
+    }
+  }
+
+  /** Serves a connection's requests through `fetch` until it closes or one of them upgrades. */
+  async #serveHttp(link: Link, scheme: string): Promise<void> {
+    const options = this.#options;
+    const session = new HttpSession(
+      link,
+      new HttpServerProtocol(options),
+      scheme,
+      this.#stalls,
+      this.#bodyTimeout,
+    );
+    const info = new ServeInfo(link.transport);
+    this.#sessions.add(session);
+    const headStarted = () => {
+      this.#idle.delete(link);
+      this.#handshakes.set(link, this.#handshakeTimeout);
+    };
+    try {
+      for (let first = true;; first = false) {
+        if (!first) this.#idle.set(link, this.#keepAliveTimeout);
+        const event = await session.nextRequest(first ? undefined : headStarted);
+        this.#idle.delete(link);
+        this.#handshakes.delete(link);
+        if (!event) {
+          // The connection ended, or the request was refused: its answer goes out first.
+          await session.flush().catch(ignore);
+          return await link.linger(LINGER);
+        }
+        if (event.upgrade) {
+          const protocol = new ServerProtocol(this.#options);
+          protocol.receiveHead(event.head, NO_BYTES);
+          const request = protocol.request!;
+          if (!request.error && this.#router.match(request.path)) {
+            protocol.receiveData(session.http.detach());
+            return await this.#websocket(link, protocol, await this.#route(protocol, request));
+          }
+        }
+        const upgraded = await this.#exchange(session, event, info);
+        if (upgraded) {
+          const protocol = new ServerProtocol(this.#options);
+          protocol.receiveHead(event.head, session.http.detach());
+          return await this.#websocket(link, protocol, upgraded);
+        }
+        if (!session.http.keepAlive || session.ended || this.#closing) return link.close();
+      }
+    } catch (error) {
+      // The response could not be written whole: the connection ends here.
+      if (!session.ended) options.onError?.(error);
+      link.close();
+    } finally {
+      this.#sessions.delete(session);
+      this.#stalls.delete(session);
+    }
+  }
+
+  /** One request through `fetch`, and its response; returns what an upgrade from `fetch` needs. */
+  async #exchange(
+    session: HttpSession,
+    event: HttpRequestEvent,
+    info: ServeInfo,
+  ): Promise<Opened | undefined> {
+    const request = session.request(event);
+    let response: Response;
+    if (!request) {
+      response = new Response("the request cannot be represented as a Request\n", { status: 400 });
+    } else {
+      const slot: Upgradable | undefined = event.upgrade ? { event, opened: undefined } : undefined;
+      if (slot) this.#upgradable.set(request, slot);
+      try {
+        response = await this.#options.fetch!(request, info);
+        if (!(response instanceof Response)) {
+          throw new TypeError("fetch returned something other than a Response");
+        }
+      } catch (error) {
+        this.#options.onError?.(error);
+        response = new Response("internal error\n", { status: 500 });
+      }
+      if (slot?.opened) return slot.opened;
+    }
+    await session.respond(event, response);
+    return undefined;
+  }
+
+  #originAllowed(request: UpgradeRequest): boolean {
+    const origins = this.#options.origins;
+    return !origins || origins.includes(request.headers.get("origin") ?? "");
   }
 }

@@ -1,0 +1,429 @@
+/**
+ * Plain HTTP on a connection: the sans-IO HTTP/1.1 core's requests as web-standard `Request`s,
+ * and `Response`s written back with their bodies streamed.
+ *
+ * @module
+ */
+
+import type { HttpRequestEvent, HttpServerEvent, HttpServerProtocol } from "../core/http_server.ts";
+import { concat } from "../core/bytes.ts";
+import { ignore } from "../connection/closed.ts";
+import type { Link } from "../connection/link.ts";
+import type { Transport } from "../transport.ts";
+import type { Deadlines } from "../timers.ts";
+
+/** Queued body bytes beyond which reading pauses until the application reads the body. */
+const BODY_HIGH_WATER = 65536;
+/** Output pieces up to this total are joined into one write. */
+const JOIN_LIMIT = 16384;
+/** Microtask turns a body's next chunk may take and still count as already there (static bodies take 1–5). */
+const SETTLE_HOPS = 8;
+const NOT_YET = Symbol("not yet");
+
+/**
+ * What a `fetch` handler learns besides the request, in the shapes `Deno.serve` (`remoteAddr`) and
+ * `Bun.serve` (`requestIP()`) give it, so helpers written for either (Hono's `getConnInfo`) work.
+ *
+ * @example Reading the client's address
+ * ```ts
+ * import { Sock } from "@sock/sock";
+ *
+ * const app = new Sock({
+ *   fetch: (_request, info) => new Response(`you are ${info.remoteAddr.hostname}\n`),
+ * });
+ * ```
+ */
+export class ServeInfo {
+  readonly #transport: Transport;
+
+  /**
+   * Describes one connection.
+   *
+   * @param transport The connection.
+   */
+  constructor(transport: Transport) {
+    this.#transport = transport;
+  }
+
+  /** The client's address, as `Deno.serve` gives it. */
+  get remoteAddr(): { transport: "tcp"; hostname: string; port: number } {
+    const address = this.#transport.remoteAddress;
+    return { transport: "tcp", hostname: address?.hostname ?? "", port: address?.port ?? 0 };
+  }
+
+  /**
+   * The client's address, as `Bun.serve`'s `server.requestIP()` gives it.
+   *
+   * @param _request The request (every request of a connection comes from the same address).
+   * @returns The address, port and family; `null` when unknown.
+   */
+  requestIP(_request?: Request): { address: string; port: number; family: "IPv4" | "IPv6" } | null {
+    const address = this.#transport.remoteAddress;
+    if (!address) return null;
+    return {
+      address: address.hostname,
+      port: address.port,
+      family: address.hostname.includes(":") ? "IPv6" : "IPv4",
+    };
+  }
+}
+
+/** Waits at most a few microtask turns for `promise`; `NOT_YET` when it takes longer. */
+async function settled<T>(promise: Promise<T>): Promise<T | typeof NOT_YET> {
+  let value: T | typeof NOT_YET = NOT_YET;
+  let failed = false, error: unknown;
+  promise.then((result) => value = result, (thrown) => {
+    failed = true;
+    error = thrown;
+  });
+  for (let i = 0; i < SETTLE_HOPS && value === NOT_YET && !failed; i++) await null;
+  if (failed) throw error;
+  return value;
+}
+
+/**
+ * One connection's plain HTTP requests: reads them through the core, hands each out as a
+ * `Request` whose body streams with backpressure and whose `signal` aborts when the client goes
+ * away, and writes `Response`s back in order.
+ *
+ * Reading goes on while a handler runs, so the end of the connection is noticed, but stops once
+ * the next request's head is in (pipelined requests wait in order), or 64 KiB of body wait unread.
+ *
+ * @example Serving one request by hand
+ * ```ts ignore
+ * const session = new HttpSession(link, new HttpServerProtocol(), "http:");
+ * const event = await session.nextRequest();
+ * if (event) await session.respond(event, new Response("hi"));
+ * ```
+ */
+export class HttpSession {
+  /** The connection. */
+  readonly link: Link;
+  /** Its HTTP/1.1 protocol. */
+  readonly http: HttpServerProtocol;
+  readonly #scheme: string;
+  readonly #stalls: Deadlines<HttpSession>;
+  readonly #bodyTimeout: number;
+  #stalled = false;
+  /** Events not taken yet: the current body's pieces, its end, the next request, an error. */
+  #queue: HttpServerEvent[] = [];
+  #queuedBytes = 0;
+  #reading = false;
+  #ended = false;
+  #wake: (() => void) | undefined;
+  /** The current request's, while its handler may use it. */
+  #abort: AbortController | undefined;
+  /** Whether the current request may become a WebSocket: nothing more is read while it is handled. */
+  #holding = false;
+  /** Called once when the first byte of the awaited request head arrives. */
+  #onFirstByte: (() => void) | undefined;
+  /** Bytes were read past the current request (pipelined): the core holds them. */
+  #heldSome = false;
+  /** Waiting for a request of which nothing arrived yet. */
+  #idle = false;
+
+  /**
+   * Serves the requests of one connection.
+   *
+   * @param link The connection, not started yet.
+   * @param http Its protocol.
+   * @param scheme `http:` or `https:`, for request URLs.
+   * @param stalls The deadlines of bodies waited for, shared by the server's sessions.
+   * @param bodyTimeout How long a body may go without a byte while it is read, in ms.
+   */
+  constructor(
+    link: Link,
+    http: HttpServerProtocol,
+    scheme: string,
+    stalls: Deadlines<HttpSession>,
+    bodyTimeout: number,
+  ) {
+    this.link = link;
+    this.http = http;
+    this.#scheme = scheme;
+    this.#stalls = stalls;
+    this.#bodyTimeout = bodyTimeout;
+  }
+
+  /** Whether it waits for the next request with nothing of it received yet. */
+  get idle(): boolean {
+    return this.#idle;
+  }
+
+  /** A body went without a byte for too long: the request body fails, and the connection closes. */
+  stall(): void {
+    this.#stalled = true;
+    this.link.close();
+  }
+
+  /** Whether the connection ended (the client went away, or it was closed). */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /**
+   * The next request's head.
+   *
+   * @param onFirstByte Called when its first byte arrives, unless it arrived already.
+   * @returns The request, or `undefined` when the connection ended or the request was refused
+   *   (its error response is queued: write it with `flush()`, then close).
+   */
+  async nextRequest(onFirstByte?: () => void): Promise<HttpRequestEvent | undefined> {
+    this.#abort = undefined;
+    this.#holding = false;
+    // What the last request's handler left of its body.
+    while (this.#queue.length > 0 && (this.#queue[0].type === "data" || this.#queue[0].type === "end")) {
+      const left = this.#queue.shift()!;
+      if (left.type === "data") this.#queuedBytes -= left.data.length;
+    }
+    const first = () =>
+      this.#queue.length > 0 && (this.#queue[0].type === "request" || this.#queue[0].type === "error");
+    this.#idle = !this.#heldSome && this.#queue.length === 0;
+    this.#onFirstByte = this.#idle ? onFirstByte : undefined;
+    await this.#wait(first);
+    this.#idle = false;
+    this.#onFirstByte = undefined;
+    const event = this.#queue[0];
+    if (!event || event.type !== "request") return undefined;
+    this.#queue.shift();
+    this.#holding = event.upgrade;
+    if (!this.#holding) this.#pump(); // Notices the client going away while the handler runs.
+    return event;
+  }
+
+  /**
+   * The web-standard request for `event`.
+   *
+   * @param event The request's head.
+   * @returns The request, or `undefined` when it cannot be one (a host or method `Request` refuses).
+   */
+  request(event: HttpRequestEvent): Request | undefined {
+    const headers = new Headers();
+    try {
+      for (const [name, value] of event.headers) headers.append(name, value);
+      const target = event.target;
+      const url = target.charCodeAt(0) === 0x2f
+        ? this.#scheme + "//" + (event.headers.get("host") || "localhost") + target
+        : target === "*"
+        ? this.#scheme + "//" + (event.headers.get("host") || "localhost") + "/"
+        : target;
+      const abort = this.#abort = new AbortController();
+      if (this.#ended) abort.abort();
+      const hasBody = event.bodyLength !== 0 && event.method !== "GET" && event.method !== "HEAD";
+      return new Request(url, {
+        method: event.method,
+        headers,
+        signal: abort.signal,
+        body: hasBody ? this.#body(event) : null,
+        // @ts-ignore: `duplex` is needed for a streamed body (Deno, Node), but not in every lib's RequestInit.
+        duplex: "half",
+      });
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Writes `response` as the answer to the current request, its body streamed as it comes.
+   *
+   * @param event The request it answers.
+   * @param response The response.
+   * @returns Once written; rejects with what reading the response's body threw (the connection is
+   *   closed then, unless the 500 that replaces it could still be sent).
+   */
+  async respond(event: HttpRequestEvent, response: Response): Promise<void> {
+    const http = this.http;
+    const fields: [string, string][] = [];
+    let declared: number | null = null;
+    response.headers.forEach((value, name) => {
+      if (name === "content-length" && /^[0-9]{1,15}$/.test(value)) declared = Number(value);
+      fields.push([name, value]);
+    });
+    // Fetch's Headers iteration joins Set-Cookie fields; each must stay its own field.
+    const cookies = response.headers.getSetCookie?.() ?? [];
+    if (cookies.length > 1) {
+      for (let i = fields.length - 1; i >= 0; i--) if (fields[i][0] === "set-cookie") fields.splice(i, 1);
+      for (const cookie of cookies) fields.push(["set-cookie", cookie]);
+    }
+    const body = response.body;
+    if (body === null || event.method === "HEAD" && declared !== null) {
+      http.respond(response.status, fields, declared ?? 0);
+      this.#end();
+      if (body) body.cancel().catch(ignore);
+      return await this.flush();
+    }
+    const reader = body.getReader();
+    try {
+      let result: ReadableStreamReadResult<Uint8Array> = await reader.read();
+      if (result.done) {
+        http.respond(response.status, fields, declared ?? 0);
+        this.#end();
+        return await this.flush();
+      }
+      let next: Promise<ReadableStreamReadResult<Uint8Array>> | undefined = reader.read();
+      const after = await settled(next);
+      const length = declared ?? (after !== NOT_YET && after.done ? byteLength(result.value) : null);
+      http.respond(response.status, fields, length);
+      if (event.method === "HEAD") {
+        reader.cancel().catch(ignore);
+        this.#end();
+        return await this.flush();
+      }
+      let sent = 0;
+      for (;;) {
+        const chunk = result.value;
+        if (!(chunk instanceof Uint8Array)) throw new TypeError("a response body chunk is not a Uint8Array");
+        sent += chunk.length;
+        if (length !== null && sent > length) {
+          throw new TypeError("the response body is longer than its Content-Length");
+        }
+        http.send(chunk);
+        if (next === undefined) next = reader.read();
+        const settledNext = await settled(next);
+        if (settledNext === NOT_YET) {
+          // Nothing more yet (a stream being produced): what is here goes out now.
+          await this.flush();
+          if (this.#ended) throw new TypeError("the client went away");
+          result = await next;
+        } else result = settledNext;
+        next = undefined;
+        if (result.done) break;
+      }
+      if (length !== null && sent !== length) {
+        throw new TypeError("the response body is shorter than its Content-Length");
+      }
+      this.#end();
+      await this.flush();
+    } catch (error) {
+      reader.cancel(error).catch(ignore);
+      throw error;
+    }
+  }
+
+  /** Writes what the protocol queued; resolves once the transport took it. */
+  flush(): Promise<void> {
+    const chunks = this.http.dataToSend();
+    if (chunks.length === 0) return Promise.resolve();
+    let size = 0;
+    for (const chunk of chunks) size += chunk.length;
+    try {
+      const written = this.link.transport.write(
+        chunks.length > 1 && size <= JOIN_LIMIT ? [concat(chunks, size)] : chunks,
+      );
+      return written ?? Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** The body stream of the current request: pieces as the client sends them, read on demand. */
+  #body(event: HttpRequestEvent): ReadableStream<Uint8Array> {
+    let asked = false;
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        if (!asked) {
+          asked = true;
+          if (event.expectContinue) {
+            this.http.continue();
+            await this.flush();
+          }
+        }
+        const ready = () => this.#queue.length > 0 && this.#queue[0].type !== "request";
+        if (!ready()) {
+          this.#stalls.set(this, this.#bodyTimeout);
+          await this.#wait(ready);
+          this.#stalls.delete(this);
+        }
+        const piece = this.#queue[0];
+        if (piece === undefined || piece.type === "request") {
+          controller.error(
+            new TypeError(
+              this.#stalled
+                ? "the request body timed out"
+                : "the client went away before the end of the request body",
+            ),
+          );
+          return;
+        }
+        if (piece.type === "error") {
+          controller.error(piece.error);
+          return;
+        }
+        this.#queue.shift();
+        if (piece.type === "end") return controller.close();
+        this.#queuedBytes -= piece.data.length;
+        controller.enqueue(piece.data);
+        this.#pump();
+      },
+      cancel: () => {
+        // Unread body bytes would be read as the next request: this connection closes after the response.
+      },
+    }, { highWaterMark: 0 });
+  }
+
+  /** Waits until `ready()` or the end of the connection, reading meanwhile. */
+  async #wait(ready: () => boolean): Promise<void> {
+    while (!ready() && !this.#ended) {
+      this.#pump();
+      await new Promise<void>((resolve) => this.#wake = resolve);
+    }
+  }
+
+  /** Reads, unless enough waits already. */
+  #pump(): void {
+    if (this.#reading || this.#ended || this.#full()) return;
+    this.#reading = true;
+    this.link.handshake(this.#feed).then(() => {
+      this.#reading = false;
+    }, ignore);
+  }
+
+  /** Whether reading should pause: the next request is in, or the body waits to be read. */
+  #full(): boolean {
+    const head = this.#queue[this.#queue.length - 1];
+    return this.#holding || this.#queuedBytes >= BODY_HIGH_WATER ||
+      (head !== undefined && (head.type === "request" || head.type === "error")) ||
+      (this.http.requestDone && this.#queue.length === 0 && !this.http.wantsData && this.#heldSome);
+  }
+
+  #feed = (chunk: Uint8Array | null): boolean => {
+    if (chunk === null) {
+      this.#ended = true;
+      this.#abort?.abort();
+    } else {
+      if (!this.http.wantsData) this.#heldSome = true;
+      const onFirstByte = this.#onFirstByte;
+      this.#onFirstByte = undefined;
+      this.#idle = false;
+      onFirstByte?.();
+      this.http.receiveData(chunk);
+      this.#take(true);
+    }
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+    return this.#full();
+  };
+
+  /** Moves the protocol's events to the queue, copying body bytes when they are views of a read buffer. */
+  #take(copy: boolean): void {
+    for (const event of this.http.events()) {
+      if (event.type === "data") {
+        const data = copy ? event.data.slice() : event.data;
+        this.#queuedBytes += data.length;
+        this.#queue.push({ type: "data", data });
+      } else this.#queue.push(event);
+    }
+  }
+
+  /** Ends the response; the next request's events that came with earlier reads (pipelined) follow. */
+  #end(): void {
+    this.http.end();
+    this.#heldSome = false;
+    this.#take(false);
+  }
+}
+
+function byteLength(chunk: unknown): number {
+  return chunk instanceof Uint8Array ? chunk.length : 0;
+}
