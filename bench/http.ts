@@ -34,7 +34,10 @@
  * The server's CPU share is its utime + stime over the generator's whole run
  * (so slightly below its loaded share); the generator's comes from
  * bench/http_load.ts over the measured window: near 100% means the generator,
- * not the server, may be the limit.
+ * not the server, may be the limit. The machine's other CPU use over the run
+ * (/proc/stat's busy time less the server's and the generator's) is logged per
+ * run and summed up at the end: on two CPUs, anything else running (a test
+ * suite, a build) takes from the server or the generator.
  *
  * Usage:
  *
@@ -103,6 +106,8 @@ interface Result {
   /** The server's and the load generator's CPU time per second (1 = one core). */
   server_cpu: number;
   load_cpu: number;
+  /** CPU time of all other processes on the machine per second of the run: contention. */
+  other_cpu: number;
   /** (e): server RSS in MiB before the connections and with them open. */
   rss_before: number;
   rss_with: number;
@@ -289,6 +294,13 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
 }
 
+/** CPU time (not idle, not I/O wait) of the whole machine, all CPUs, in seconds. */
+function busySeconds(): number {
+  const [user, nice, system, , , irq, softirq, steal] = Deno.readTextFileSync("/proc/stat")
+    .split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  return (user + nice + system + irq + softirq + steal) / TICKS_PER_SECOND;
+}
+
 /** A process's resident set size in MiB. */
 function rssMiB(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
@@ -308,6 +320,7 @@ interface LoadReport {
   p50_ms?: number;
   p99_ms?: number;
   cpu_share?: number;
+  cpu_total_s?: number;
 }
 
 const noResult: Result = {
@@ -317,6 +330,7 @@ const noResult: Result = {
   p99_ms: NaN,
   server_cpu: NaN,
   load_cpu: NaN,
+  other_cpu: NaN,
   rss_before: NaN,
   rss_with: NaN,
   open_s: NaN,
@@ -362,11 +376,12 @@ async function runOnce(server: Server, scenario: Scenario): Promise<Result> {
       await loadReport(load, what, 10_000);
       return { ...noResult, rate: (rss_with - rss_before) * 1024 / IDLE_CONNS, rss_before, rss_with, open_s };
     }
-    const cpuBefore = cpuSeconds(pid);
-    const wallBefore = performance.now();
+    const [cpuBefore, busyBefore, wallBefore] = [cpuSeconds(pid), busySeconds(), performance.now()];
     load = new Pinned(1, bun, loadArgs);
     const report = await loadReport(load, what, (WARMUP + SECONDS) * 1000 + 60_000);
-    const server_cpu = (cpuSeconds(pid) - cpuBefore) / ((performance.now() - wallBefore) / 1000);
+    const serverSeconds = cpuSeconds(pid) - cpuBefore;
+    const wall = (performance.now() - wallBefore) / 1000;
+    const others = busySeconds() - busyBefore - serverSeconds - (report.cpu_total_s ?? NaN);
     return {
       ...noResult,
       rate: report.rate,
@@ -374,7 +389,8 @@ async function runOnce(server: Server, scenario: Scenario): Promise<Result> {
       p50_ms: report.p50_ms ?? NaN,
       p99_ms: report.p99_ms ?? NaN,
       load_cpu: report.cpu_share ?? NaN,
-      server_cpu,
+      server_cpu: serverSeconds / wall,
+      other_cpu: Math.max(0, others) / wall,
     };
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
@@ -448,7 +464,8 @@ for (let round = 0; round < rounds; round++) {
         results.set(key(server, scenario), [...results.get(key(server, scenario)) ?? [], result]);
         const cpu = Number.isNaN(result.server_cpu)
           ? ""
-          : `  cpu: server ${pct(result.server_cpu)} load ${pct(result.load_cpu)}`;
+          : `  cpu: server ${pct(result.server_cpu)} load ${pct(result.load_cpu)} ` +
+            `others ${pct(result.other_cpu)}`;
         console.log(`${prefix} ${scenario.describe(result)}${cpu}`);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
@@ -580,6 +597,17 @@ if (targets.length) console.log(`\ntargets (medians of ${rounds} round(s)):`);
 for (const { scenario, label, value, min } of targets) {
   console.log(
     `  ${value >= min ? "ok  " : "MISS"} (${scenario.id}) ${label.padEnd(24)} ${ratioText(value)} ≥ ${min}×`,
+  );
+}
+
+// On a machine of two CPUs, anything else running takes CPU from the server or the generator.
+const timed = [...results.values()].flat().map((r) => r.other_cpu).filter((v) => !Number.isNaN(v));
+if (timed.length) {
+  const busy = timed.filter((v) => v > 0.15).length;
+  console.log(
+    `\nother processes' CPU during the loaded runs (share of one core): median ${pct(median(timed))}, ` +
+      `max ${pct(Math.max(...timed))}` +
+      (busy ? `; ${busy} of ${timed.length} runs above 15%, their numbers are less reliable` : ""),
   );
 }
 

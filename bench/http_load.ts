@@ -32,7 +32,7 @@
  * Counts cover `seconds` after `warmup` seconds. Prints one `LOAD_JSON {...}`
  * line (responses per second, MB/s of response body in 10^6 bytes, p50/p99
  * latency in ms, this process's CPU time as a share of one core over the
- * window) and exits; exits with 1 and the first errors on stderr if any check
+ * window, and its CPU seconds since it started) and exits; exits with 1 and the first errors on stderr if any check
  * failed.
  *
  * @module
@@ -183,8 +183,12 @@ function finish(report: Record<string, unknown> | undefined): never {
   stopping = true;
   measuring = false;
   if (report) {
+    const cpu = process.cpuUsage();
+    const cpu_total_s = Number(((cpu.user + cpu.system) / 1e6).toFixed(3));
     console.log(
-      `LOAD_JSON ${JSON.stringify({ mode: MODE, target: TARGET, runtime: `bun ${Bun.version}`, ...report })}`,
+      `LOAD_JSON ${
+        JSON.stringify({ mode: MODE, target: TARGET, runtime: `bun ${Bun.version}`, ...report, cpu_total_s })
+      }`,
     );
   }
   for (const message of errors) console.error(message);

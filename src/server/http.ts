@@ -156,6 +156,11 @@ export class HttpSession {
     this.link.close();
   }
 
+  /** Whether the request failed (malformed, or over a limit) while its handler ran: the client's fault. */
+  get failed(): boolean {
+    return this.#queue.some((event) => event.type === "error");
+  }
+
   /** Whether the connection ended (the client went away, or it was closed). */
   get ended(): boolean {
     return this.#ended;
@@ -233,6 +238,8 @@ export class HttpSession {
    */
   async respond(event: HttpRequestEvent, response: Response): Promise<void> {
     const http = this.http;
+    // The request failed under the handler (a malformed body): its error response is queued instead.
+    if (this.failed) return await this.flush();
     const fields: [string, string][] = [];
     let declared: number | null = null;
     response.headers.forEach((value, name) => {

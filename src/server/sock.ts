@@ -609,7 +609,8 @@ export class Sock {
           throw new TypeError("fetch returned something other than a Response");
         }
       } catch (error) {
-        this.#options.onError?.(error);
+        // A handler failing because the client did (a malformed body, gone) is no server error.
+        if (!session.failed && !session.ended) this.#options.onError?.(error);
         response = new Response("internal error\n", { status: 500 });
       }
       if (slot?.opened) return slot.opened;
