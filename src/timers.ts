@@ -6,7 +6,8 @@
 
 /**
  * Many deadlines on one timer instead of one timer each: the timer wakes every `resolution` ms
- * while any deadline is set, so a deadline fires up to one resolution late. Used for handshake
+ * while any deadline is set (until its first wake after the last is cleared), so a deadline fires up
+ * to one resolution late. Used for handshake
  * timeouts, keepalive pings and idle buffers, where thousands of connections would otherwise each
  * hold a timer.
  *
@@ -66,9 +67,9 @@ export class Deadlines<T> {
    * @param item What the deadline was for.
    */
   delete(item: T): void {
-    if (!this.#due.delete(item) || this.#due.size > 0) return;
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    // The timer stops at its next wake with nothing due, not here: a connection that sets and clears
+    // a deadline per request would otherwise start and stop a timer each time.
+    this.#due.delete(item);
   }
 
   /** The items with a deadline set. */
@@ -85,8 +86,12 @@ export class Deadlines<T> {
     const now = performance.now();
     for (const [item, due] of this.#due) {
       if (due > now) continue;
-      this.delete(item);
+      this.#due.delete(item);
       this.#expire(item);
+    }
+    if (this.#due.size === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
     }
   };
 }

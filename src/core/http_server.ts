@@ -98,7 +98,7 @@ const LAST_CHUNK = encodeUtf8("0\r\n\r\n");
 const CONTINUE = encodeUtf8("HTTP/1.1 100 Continue\r\n\r\n");
 
 /** Response fields the protocol writes itself: the app's are dropped (RFC 9110 §7.6.1). */
-const FRAMING = new Set(["connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te"]);
+const FRAMING = new Set(["connection", "keep-alive", "transfer-encoding", "content-length", "te"]);
 
 /** The `Date` field, formatted once per second. */
 let dateSecond = -1;
@@ -110,6 +110,16 @@ function httpDate(): string {
     dateValue = new Date(now).toUTCString();
   }
   return dateValue;
+}
+
+/** A chunk's size line, without extensions (written in script: on Deno `TextEncoder` is an op). */
+function chunkHead(size: number): Uint8Array {
+  const hex = size.toString(16);
+  const bytes = new Uint8Array(hex.length + 2);
+  for (let i = 0; i < hex.length; i++) bytes[i] = hex.charCodeAt(i);
+  bytes[hex.length] = CR;
+  bytes[hex.length + 1] = LF;
+  return bytes;
 }
 
 /** A chunk extension: `;name` or `;name=value`, the value a token or a quoted string (RFC 9112 §7.1.1). */
@@ -207,6 +217,8 @@ export class HttpServerProtocol {
   #chunked = false;
   #headOnly = false;
   #closeAfter = false;
+  /** Set by `closeAfterResponse()`. */
+  #closing = false;
 
   /**
    * Creates the server side of one connection, waiting for its first request.
@@ -284,7 +296,7 @@ export class HttpServerProtocol {
    * Starts the response to the current request. The protocol frames it: `Content-Length` when
    * `length` is known, else chunked (close-delimited for HTTP/1.0); no body for HEAD, 204 and 304.
    * It writes `Connection`, `Transfer-Encoding`, `Content-Length` and (unless given) `Date`
-   * itself, and drops those fields from `headers`.
+   * itself, and drops those fields from `headers` (`Connection: close` in them is honoured).
    *
    * @param status 200–599.
    * @param headers The response's other fields.
@@ -300,12 +312,14 @@ export class HttpServerProtocol {
       throw new RangeError(`invalid response status ${status}`);
     }
     const fields: [string, string][] = [];
-    let dated = false, close = !this.#requestKeepAlive;
+    let dated = false, upgrade = false, close = !this.#requestKeepAlive || this.#closing;
     for (const field of headerPairs(headers)) {
       const name = field[0].toLowerCase();
       if (name === "connection" && /(^|[\s,])close($|[\s,])/i.test(field[1])) close = true;
       if (FRAMING.has(name)) continue;
       if (name === "date") dated = true;
+      // An Upgrade field (a 426's, say) goes with `Connection: upgrade` (RFC 9110 §7.8).
+      if (name === "upgrade") upgrade = true;
       fields.push(field);
     }
     const bodiless = status === 204 || status === 304;
@@ -318,13 +332,23 @@ export class HttpServerProtocol {
       else close = true; // HTTP/1.0 without a length: the end of the connection ends the body.
     }
     if (this.#chunked) fields.push(["Transfer-Encoding", "chunked"]);
-    if (close) fields.push(["Connection", "close"]);
-    else if (this.#version === "HTTP/1.0") fields.push(["Connection", "keep-alive"]);
+    const connection = close ? "close" : this.#version === "HTTP/1.0" ? "keep-alive" : "";
+    if (upgrade) fields.push(["Connection", connection ? "upgrade, " + connection : "upgrade"]);
+    else if (connection) fields.push(["Connection", connection]);
     if (!dated) fields.push(["Date", httpDate()]);
     this.#output.push(formatResponse(status, fields));
     this.#response = 1;
     this.#closeAfter = close;
     this.#expectContinue = false;
+  }
+
+  /**
+   * Ends the connection after the response in progress, or the next one if none is: it says
+   * `Connection: close` unless its head went out already (a server shutting down).
+   */
+  closeAfterResponse(): void {
+    this.#closing = true;
+    if (this.#response === 1) this.#closeAfter = true;
   }
 
   /**
@@ -336,7 +360,7 @@ export class HttpServerProtocol {
   send(data: Uint8Array): void {
     if (this.#response !== 1) throw new TypeError("no response body is in progress");
     if (data.length === 0 || this.#headOnly || this.#state === State.Closed) return;
-    if (this.#chunked) this.#output.push(encodeUtf8(data.length.toString(16) + "\r\n"), data, CHUNK_END);
+    if (this.#chunked) this.#output.push(chunkHead(data.length), data, CHUNK_END);
     else this.#output.push(data);
   }
 

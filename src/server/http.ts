@@ -6,7 +6,7 @@
  */
 
 import type { HttpRequestEvent, HttpServerEvent, HttpServerProtocol } from "../core/http_server.ts";
-import { concat } from "../core/bytes.ts";
+import { encodeUtf8 } from "../core/utf8.ts";
 import { ignore } from "../connection/closed.ts";
 import type { Link } from "../connection/link.ts";
 import type { Transport } from "../transport.ts";
@@ -14,11 +14,14 @@ import type { Deadlines } from "../timers.ts";
 
 /** Queued body bytes beyond which reading pauses until the application reads the body. */
 const BODY_HIGH_WATER = 65536;
+/** Response body bytes queued beyond which they are written (and the write awaited) before more is read. */
+const SEND_HIGH_WATER = 65536;
 /** Output pieces up to this total are joined into one write. */
 const JOIN_LIMIT = 16384;
 /** Microtask turns a body's next chunk may take and still count as already there (static bodies take 1–5). */
 const SETTLE_HOPS = 8;
 const NOT_YET = Symbol("not yet");
+const INTERNAL_ERROR = encodeUtf8("internal error\n");
 
 /**
  * What a `fetch` handler learns besides the request, in the shapes `Deno.serve` (`remoteAddr`) and
@@ -111,7 +114,7 @@ export class HttpSession {
   #reading = false;
   #ended = false;
   #wake: (() => void) | undefined;
-  /** The current request's, while its handler may use it. */
+  /** The current request's signal, once its handler read it. */
   #abort: AbortController | undefined;
   /** Whether the current request may become a WebSocket: nothing more is read while it is handled. */
   #holding = false;
@@ -121,6 +124,8 @@ export class HttpSession {
   #heldSome = false;
   /** Waiting for a request of which nothing arrived yet. */
   #idle = false;
+  /** Counts the requests taken: a body stream reads only while its request is the current one. */
+  #requests = 0;
 
   /**
    * Serves the requests of one connection.
@@ -176,6 +181,11 @@ export class HttpSession {
   async nextRequest(onFirstByte?: () => void): Promise<HttpRequestEvent | undefined> {
     this.#abort = undefined;
     this.#holding = false;
+    // The last request's body, if still read, fails: the queue is the next request's now.
+    this.#requests++;
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
     // What the last request's handler left of its body.
     while (this.#queue.length > 0 && (this.#queue[0].type === "data" || this.#queue[0].type === "end")) {
       const left = this.#queue.shift()!;
@@ -203,22 +213,19 @@ export class HttpSession {
    * @returns The request, or `undefined` when it cannot be one (a host or method `Request` refuses).
    */
   request(event: HttpRequestEvent): Request | undefined {
-    const headers = new Headers();
+    const target = event.target;
+    const url = target.charCodeAt(0) === 0x2f
+      ? this.#scheme + "//" + (event.headers.get("host") || "localhost") + target
+      : target === "*"
+      ? this.#scheme + "//" + (event.headers.get("host") || "localhost") + "/"
+      : target;
+    const hasBody = event.bodyLength !== 0 && event.method !== "GET" && event.method !== "HEAD";
+    let request: Request;
     try {
-      for (const [name, value] of event.headers) headers.append(name, value);
-      const target = event.target;
-      const url = target.charCodeAt(0) === 0x2f
-        ? this.#scheme + "//" + (event.headers.get("host") || "localhost") + target
-        : target === "*"
-        ? this.#scheme + "//" + (event.headers.get("host") || "localhost") + "/"
-        : target;
-      const abort = this.#abort = new AbortController();
-      if (this.#ended) abort.abort();
-      const hasBody = event.bodyLength !== 0 && event.method !== "GET" && event.method !== "HEAD";
-      return new Request(url, {
+      // Fields as pairs: on Deno, a `Headers` object costs 7.6 µs per Request against 4.8 µs.
+      request = new Request(url, {
         method: event.method,
-        headers,
-        signal: abort.signal,
+        headers: [...event.headers],
         body: hasBody ? this.#body(event) : null,
         // @ts-ignore: `duplex` is needed for a streamed body (Deno, Node), but not in every lib's RequestInit.
         duplex: "half",
@@ -226,6 +233,22 @@ export class HttpSession {
     } catch {
       return undefined;
     }
+    // `signal` is made when first read: a signal given to the constructor costs 5 µs per request on
+    // Deno (it makes a dependent signal), and most handlers never read it.
+    const id = this.#requests;
+    let abort: AbortController | undefined;
+    Object.defineProperty(request, "signal", {
+      configurable: true,
+      get: () => {
+        if (!abort) {
+          abort = new AbortController();
+          if (this.#ended || id !== this.#requests) abort.abort();
+          else this.#abort = abort;
+        }
+        return abort.signal;
+      },
+    });
+    return request;
   }
 
   /**
@@ -253,30 +276,42 @@ export class HttpSession {
       for (const cookie of cookies) fields.push(["set-cookie", cookie]);
     }
     const body = response.body;
-    if (body === null || event.method === "HEAD" && declared !== null) {
-      http.respond(response.status, fields, declared ?? 0);
-      this.#end();
-      if (body) body.cancel().catch(ignore);
-      return await this.flush();
-    }
-    const reader = body.getReader();
+    // Without a body, a declared length is kept for HEAD only (the length a GET gets): any other
+    // response says 0, or the bytes of the next response would be read as its body.
+    const none = event.method === "HEAD" ? declared ?? 0 : 0;
+    /** Whether the head is queued: before that, a failure is answered 500 instead. */
+    let started = false;
+    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
     try {
+      if (body === null || event.method === "HEAD" && declared !== null) {
+        http.respond(response.status, fields, none);
+        started = true;
+        this.#end();
+        if (body) body.cancel().catch(ignore);
+        return await this.flush();
+      }
+      reader = body.getReader();
       let result: ReadableStreamReadResult<Uint8Array> = await reader.read();
       if (result.done) {
-        http.respond(response.status, fields, declared ?? 0);
+        http.respond(response.status, fields, none);
+        started = true;
         this.#end();
         return await this.flush();
+      }
+      if (!(result.value instanceof Uint8Array)) {
+        throw new TypeError("a response body chunk is not a Uint8Array");
       }
       let next: Promise<ReadableStreamReadResult<Uint8Array>> | undefined = reader.read();
       const after = await settled(next);
       const length = declared ?? (after !== NOT_YET && after.done ? byteLength(result.value) : null);
       http.respond(response.status, fields, length);
+      started = true;
       if (event.method === "HEAD") {
         reader.cancel().catch(ignore);
         this.#end();
         return await this.flush();
       }
-      let sent = 0;
+      let sent = 0, queued = 0;
       for (;;) {
         const chunk = result.value;
         if (!(chunk instanceof Uint8Array)) throw new TypeError("a response body chunk is not a Uint8Array");
@@ -285,13 +320,16 @@ export class HttpSession {
           throw new TypeError("the response body is longer than its Content-Length");
         }
         http.send(chunk);
+        queued += chunk.length;
         if (next === undefined) next = reader.read();
         const settledNext = await settled(next);
-        if (settledNext === NOT_YET) {
-          // Nothing more yet (a stream being produced): what is here goes out now.
+        if (settledNext === NOT_YET || queued >= SEND_HIGH_WATER) {
+          // Nothing more yet (a stream being produced), or enough waits: what is here goes out now,
+          // and a client that does not read holds the stream back.
           await this.flush();
+          queued = 0;
           if (this.#ended) throw new TypeError("the client went away");
-          result = await next;
+          result = settledNext === NOT_YET ? await next : settledNext;
         } else result = settledNext;
         next = undefined;
         if (result.done) break;
@@ -302,7 +340,18 @@ export class HttpSession {
       this.#end();
       await this.flush();
     } catch (error) {
-      reader.cancel(error).catch(ignore);
+      reader?.cancel(error).catch(ignore);
+      if (!started && !this.#ended) {
+        // Nothing of the response was queued: a 500 replaces it, then the connection closes.
+        try {
+          http.respond(500, [["Content-Type", "text/plain; charset=utf-8"], ["Connection", "close"]], 15);
+          http.send(INTERNAL_ERROR);
+          this.#end();
+        } catch {
+          // The request failed meanwhile: its own error response is queued instead.
+        }
+        await this.flush().catch(ignore);
+      }
       throw error;
     }
   }
@@ -313,33 +362,57 @@ export class HttpSession {
     if (chunks.length === 0) return Promise.resolve();
     let size = 0;
     for (const chunk of chunks) size += chunk.length;
+    let out = chunks;
+    if (chunks.length > 1 && size <= JOIN_LIMIT) {
+      // Joined into this session's own buffer, reused while no write holds it.
+      let buffer = this.#out;
+      if (this.#writing || buffer === undefined || buffer.length < size) {
+        buffer = new Uint8Array(Math.max(size, 1024));
+      }
+      let at = 0;
+      for (const chunk of chunks) {
+        buffer.set(chunk, at);
+        at += chunk.length;
+      }
+      this.#out = buffer;
+      out = [buffer.subarray(0, size)];
+    }
     try {
-      const written = this.link.transport.write(
-        chunks.length > 1 && size <= JOIN_LIMIT ? [concat(chunks, size)] : chunks,
-      );
-      return written ?? Promise.resolve();
+      const written = this.link.transport.write(out);
+      if (!written) return Promise.resolve();
+      this.#writing = true;
+      return written.finally(() => this.#writing = false);
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
+  #out: Uint8Array | undefined;
+  #writing = false;
+
   /** The body stream of the current request: pieces as the client sends them, read on demand. */
   #body(event: HttpRequestEvent): ReadableStream<Uint8Array> {
     let asked = false;
+    const request = this.#requests;
+    const over = () => request !== this.#requests;
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
-        if (!asked) {
+        if (!asked && !over()) {
           asked = true;
           if (event.expectContinue) {
             this.http.continue();
             await this.flush();
           }
         }
-        const ready = () => this.#queue.length > 0 && this.#queue[0].type !== "request";
+        const ready = () => over() || (this.#queue.length > 0 && this.#queue[0].type !== "request");
         if (!ready()) {
           this.#stalls.set(this, this.#bodyTimeout);
           await this.#wait(ready);
           this.#stalls.delete(this);
+        }
+        if (over()) {
+          controller.error(new TypeError("the request body was not read before its response was sent"));
+          return;
         }
         const piece = this.#queue[0];
         if (piece === undefined || piece.type === "request") {

@@ -29,6 +29,8 @@ import type { Adapter, Endpoint, Listener, Transport } from "../transport.ts";
 import { Deadlines, settledWithin } from "../timers.ts";
 import { Router } from "./router.ts";
 import { HttpSession, ServeInfo } from "./http.ts";
+
+export { ServeInfo };
 import { Topics } from "./topics.ts";
 
 /** What a handler learns about the request that opened its connection. */
@@ -192,8 +194,8 @@ export class Sock {
   /** Request bodies waited for, failed at their deadline. */
   #stalls: Deadlines<HttpSession>;
   #bodyTimeout: number;
-  /** Connections served through `fetch`. */
-  #sessions = new Set<HttpSession>();
+  /** Connections served through `fetch`, and when each is over. */
+  #sessions = new Map<HttpSession, Promise<void>>();
   /** Upgrade requests handed to `fetch`, by their `Request`. */
   #upgradable = new WeakMap<Request, Upgradable>();
   #closing = false;
@@ -335,12 +337,16 @@ export class Sock {
     this.#closing = true;
     for (const listener of this.#listeners.splice(0)) listener.close();
     for (const link of [...this.#handshakes.items()]) link.close();
-    for (const session of this.#sessions) if (session.idle) session.link.close();
+    // Requests in progress are answered (with `Connection: close`); idle connections close now.
+    for (const [session] of this.#sessions) {
+      if (session.idle) session.link.close();
+      else session.http.closeAfterResponse();
+    }
     const open = [...this.connections];
     const closing = open.map((ws) => ws.close(CloseCode.GoingAway, "server shutting down").catch(ignore));
-    await settledWithin(Promise.all(closing), timeout);
+    await settledWithin(Promise.all([...closing, ...this.#sessions.values()]), timeout);
     for (const ws of open) ws.terminate();
-    for (const session of this.#sessions) session.link.close();
+    for (const [session] of this.#sessions) session.link.close();
   }
 
   /**
@@ -547,7 +553,8 @@ export class Sock {
       this.#bodyTimeout,
     );
     const info = new ServeInfo(link.transport);
-    this.#sessions.add(session);
+    const over = Promise.withResolvers<void>();
+    this.#sessions.set(session, over.promise);
     const headStarted = () => {
       this.#idle.delete(link);
       this.#handshakes.set(link, this.#handshakeTimeout);
@@ -578,7 +585,11 @@ export class Sock {
           protocol.receiveHead(event.head, session.http.detach());
           return await this.#websocket(link, protocol, upgraded);
         }
-        if (!session.http.keepAlive || session.ended || this.#closing) return link.close();
+        if (session.http.keepAlive && !session.ended && !this.#closing) continue;
+        // A body not read to its end is drained for a while first: closing on unread bytes would
+        // reset the connection, and the client could lose the response.
+        if (!session.http.requestDone && !session.ended) return await link.linger(LINGER);
+        return link.close();
       }
     } catch (error) {
       // The response could not be written whole: the connection ends here.
@@ -587,6 +598,7 @@ export class Sock {
     } finally {
       this.#sessions.delete(session);
       this.#stalls.delete(session);
+      over.resolve();
     }
   }
 

@@ -969,7 +969,9 @@ test("HttpServerProtocol drops the app's framing fields and writes its own", () 
   http.end();
   assert.equal(
     output(http),
-    "HTTP/1.1 200 OK\r\nX-Before: 1\r\nX-After: 2\r\nContent-Length: 2\r\nDate: <date>\r\n\r\nok",
+    "HTTP/1.1 200 OK\r\nX-Before: 1\r\nUpgrade: h2c\r\nX-After: 2\r\nContent-Length: 2\r\n" +
+      "Connection: upgrade\r\nDate: <date>\r\n\r\nok",
+    "an Upgrade field is kept, with the Connection: upgrade it needs (RFC 9110 §7.8)",
   );
   assert.equal(http.keepAlive, true);
 });
