@@ -9,7 +9,7 @@ import type { HttpRequestEvent, HttpServerEvent, HttpServerProtocol } from "../c
 import { encodeUtf8 } from "../core/utf8.ts";
 import { ignore } from "../connection/closed.ts";
 import type { Link } from "../connection/link.ts";
-import type { Transport } from "../transport.ts";
+import type { Transport, TransportSink } from "../transport.ts";
 import type { Deadlines } from "../timers.ts";
 
 /** Queued body bytes beyond which reading pauses until the application reads the body. */
@@ -99,7 +99,7 @@ async function settled<T>(promise: Promise<T>): Promise<T | typeof NOT_YET> {
  * if (event) await session.respond(event, new Response("hi"));
  * ```
  */
-export class HttpSession {
+export class HttpSession implements TransportSink {
   /** The connection. */
   readonly link: Link;
   /** Its HTTP/1.1 protocol. */
@@ -148,6 +148,7 @@ export class HttpSession {
     this.#scheme = scheme;
     this.#stalls = stalls;
     this.#bodyTimeout = bodyTimeout;
+    link.open(this); // Paused until the first wait.
   }
 
   /** Whether it waits for the next request with nothing of it received yet. */
@@ -183,9 +184,7 @@ export class HttpSession {
     this.#holding = false;
     // The last request's body, if still read, fails: the queue is the next request's now.
     this.#requests++;
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+    this.#wakeUp();
     // What the last request's handler left of its body.
     while (this.#queue.length > 0 && (this.#queue[0].type === "data" || this.#queue[0].type === "end")) {
       const left = this.#queue.shift()!;
@@ -453,9 +452,7 @@ export class HttpSession {
   #pump(): void {
     if (this.#reading || this.#ended || this.#full()) return;
     this.#reading = true;
-    this.link.handshake(this.#feed).then(() => {
-      this.#reading = false;
-    }, ignore);
+    this.link.resume();
   }
 
   /** Whether reading should pause: the next request is in, or the body waits to be read. */
@@ -466,24 +463,35 @@ export class HttpSession {
       (this.http.requestDone && this.#queue.length === 0 && !this.http.wantsData && this.#heldSome);
   }
 
-  #feed = (chunk: Uint8Array | null): boolean => {
-    if (chunk === null) {
-      this.#ended = true;
-      this.#abort?.abort();
-    } else {
-      if (!this.http.wantsData) this.#heldSome = true;
-      const onFirstByte = this.#onFirstByte;
-      this.#onFirstByte = undefined;
-      this.#idle = false;
-      onFirstByte?.();
-      this.http.receiveData(chunk);
-      this.#take(true);
+  /** {@inheritDoc TransportSink.data} */
+  data(chunk: Uint8Array): boolean {
+    if (!this.http.wantsData) this.#heldSome = true;
+    const onFirstByte = this.#onFirstByte;
+    this.#onFirstByte = undefined;
+    this.#idle = false;
+    onFirstByte?.();
+    this.http.receiveData(chunk);
+    this.#take(true);
+    if (this.#full()) {
+      this.#reading = false;
+      this.link.pause();
     }
+    this.#wakeUp();
+    return false; // Body bytes are copied.
+  }
+
+  /** {@inheritDoc TransportSink.end} */
+  end(): void {
+    this.#ended = true;
+    this.#abort?.abort();
+    this.#wakeUp();
+  }
+
+  #wakeUp(): void {
     const wake = this.#wake;
     this.#wake = undefined;
     wake?.();
-    return this.#full();
-  };
+  }
 
   /** Moves the protocol's events to the queue, copying body bytes when they are views of a read buffer. */
   #take(copy: boolean): void {

@@ -251,6 +251,7 @@ test("hono: runtime fetch: JSON, a JSON echo, the page, HEAD, 404, 426", { timeo
     // /ws is Hono's route; a request there that is not an upgrade gets sock.upgrade()'s 426.
     const plain = await fetch(`${server.base}/ws`);
     assert.equal(plain.status, 426);
+    assert.equal(plain.headers.get("upgrade"), "websocket");
     await plain.body?.cancel();
     assert.deepEqual(server.errors, []);
   } finally {
