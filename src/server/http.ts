@@ -7,15 +7,20 @@
 
 import type { HttpRequestEvent, HttpServerEvent, HttpServerProtocol } from "../core/http_server.ts";
 import { encodeUtf8 } from "../core/utf8.ts";
+import { concat } from "../core/bytes.ts";
 import { ignore } from "../connection/closed.ts";
 import type { Link } from "../connection/link.ts";
 import type { Transport, TransportSink } from "../transport.ts";
-import type { Deadlines } from "../timers.ts";
+import { type Deadlines, TurnEnd } from "../timers.ts";
 
 /** Queued body bytes beyond which reading pauses until the application reads the body. */
 const BODY_HIGH_WATER = 65536;
 /** Response body bytes queued beyond which they are written (and the write awaited) before more is read. */
 const SEND_HIGH_WATER = 65536;
+/** Responses to pipelined requests that may go out in one write… */
+const PIPELINE_BATCH = 16;
+/** …when each body is at most this long. */
+const SMALL_RESPONSE = 4096;
 /** Output pieces up to this total are joined into one write. */
 const JOIN_LIMIT = 16384;
 /** Microtask turns a body's next chunk may take and still count as already there (static bodies take 1–5). */
@@ -287,7 +292,7 @@ export class HttpSession implements TransportSink {
         started = true;
         this.#end();
         if (body) body.cancel().catch(ignore);
-        return await this.flush();
+        return await this.#flushEnded();
       }
       reader = body.getReader();
       let result: ReadableStreamReadResult<Uint8Array> = await reader.read();
@@ -295,7 +300,7 @@ export class HttpSession implements TransportSink {
         http.respond(response.status, fields, none);
         started = true;
         this.#end();
-        return await this.flush();
+        return await this.#flushEnded();
       }
       if (!(result.value instanceof Uint8Array)) {
         throw new TypeError("a response body chunk is not a Uint8Array");
@@ -308,7 +313,7 @@ export class HttpSession implements TransportSink {
       if (event.method === "HEAD") {
         reader.cancel().catch(ignore);
         this.#end();
-        return await this.flush();
+        return await this.#flushEnded();
       }
       let sent = 0, queued = 0;
       for (;;) {
@@ -337,7 +342,7 @@ export class HttpSession implements TransportSink {
         throw new TypeError("the response body is shorter than its Content-Length");
       }
       this.#end();
-      await this.flush();
+      await (sent <= SMALL_RESPONSE ? this.#flushEnded() : this.flush());
     } catch (error) {
       reader?.cancel(error).catch(ignore);
       if (!started && !this.#ended) {
@@ -355,39 +360,61 @@ export class HttpSession implements TransportSink {
     }
   }
 
-  /** Writes what the protocol queued; resolves once the transport took it. */
+  /**
+   * After a small response: writes it, unless the next request is here already (pipelined), whose
+   * response then goes out in the same write (at most `PIPELINE_BATCH` responses per write).
+   */
+  #flushEnded(): Promise<void> {
+    if (++this.#batched < PIPELINE_BATCH && !this.#ended && this.http.keepAlive) {
+      for (const event of this.#queue) {
+        if (event.type !== "request") continue;
+        // Written at the end of this turn at the latest, should the next handler take longer.
+        if (!this.#turnFlush) {
+          this.#turnFlush = true;
+          HttpSession.#turnEnd.add(this);
+        }
+        return Promise.resolve();
+      }
+    }
+    return this.flush();
+  }
+
+  /**
+   * Writes what the protocol queued; resolves once the transport took it. Writes go out one after
+   * another: one called while another is in flight waits for it.
+   */
   flush(): Promise<void> {
+    if (this.#writing) return this.#writing.then(() => this.flush());
+    this.#batched = 0;
     const chunks = this.http.dataToSend();
     if (chunks.length === 0) return Promise.resolve();
     let size = 0;
     for (const chunk of chunks) size += chunk.length;
-    let out = chunks;
-    if (chunks.length > 1 && size <= JOIN_LIMIT) {
-      // Joined into this session's own buffer, reused while no write holds it.
-      let buffer = this.#out;
-      if (this.#writing || buffer === undefined || buffer.length < size) {
-        buffer = new Uint8Array(Math.max(size, 1024));
-      }
-      let at = 0;
-      for (const chunk of chunks) {
-        buffer.set(chunk, at);
-        at += chunk.length;
-      }
-      this.#out = buffer;
-      out = [buffer.subarray(0, size)];
-    }
     try {
-      const written = this.link.transport.write(out);
+      const written = this.link.transport.write(
+        chunks.length > 1 && size <= JOIN_LIMIT ? [concat(chunks, size)] : chunks,
+      );
       if (!written) return Promise.resolve();
-      this.#writing = true;
-      return written.finally(() => this.#writing = false);
+      const writing: Promise<void> = this.#writing = written.finally(() => {
+        if (this.#writing === writing) this.#writing = undefined;
+      });
+      return writing;
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
-  #out: Uint8Array | undefined;
-  #writing = false;
+  /** The write in flight, if any. */
+  #writing: Promise<void> | undefined;
+  /** Responses queued since the last write. */
+  #batched = 0;
+  /** A write at the end of this turn is due. */
+  #turnFlush = false;
+  /** Writes what sessions batched during a turn. */
+  static #turnEnd = new TurnEnd<HttpSession>((session) => {
+    session.#turnFlush = false;
+    session.flush().catch(() => session.link.close());
+  });
 
   /** The body stream of the current request: pieces as the client sends them, read on demand. */
   #body(event: HttpRequestEvent): ReadableStream<Uint8Array> {

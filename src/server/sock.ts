@@ -575,17 +575,20 @@ export class Sock {
           protocol.receiveHead(event.head, NO_BYTES);
           const request = protocol.request!;
           if (!request.error && this.#router.match(request.path)) {
+            await session.flush(); // Responses to earlier requests batched with the next one.
             protocol.receiveData(session.http.detach());
             return await this.#websocket(link, protocol, await this.#route(protocol, request));
           }
         }
         const upgraded = await this.#exchange(session, event, info);
         if (upgraded) {
+          await session.flush();
           const protocol = new ServerProtocol(this.#options);
           protocol.receiveHead(event.head, session.http.detach());
           return await this.#websocket(link, protocol, upgraded);
         }
         if (session.http.keepAlive && !session.ended && !this.#closing) continue;
+        await session.flush();
         // A body not read to its end is drained for a while first: closing on unread bytes would
         // reset the connection, and the client could lose the response.
         if (!session.http.requestDone && !session.ended) return await link.linger(LINGER);

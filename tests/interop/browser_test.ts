@@ -12,16 +12,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { writeFile } from "node:fs/promises";
 import process from "node:process";
 import { connect } from "../../src/client.ts";
 import type { Connection } from "../../src/connection/connection.ts";
 import { Sock } from "../../src/server/sock.ts";
 import { chatApp } from "../../examples/chat/app.ts";
+import { CHROMIUM, type Chromium, launchChromium, until } from "../_chromium.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 /** The test body must finish by then; cleanup has the rest of the 30 s. */
 const BODY_BUDGET = 22_000;
 
@@ -65,192 +63,6 @@ const exchangeLargeMessages = (port: number) =>
     return { extensions: ws.extensions, echoed };
   })()`;
 
-// ---- A child process on either runtime ----
-
-/** A started process: its PID, its stderr, its exit, and `kill`. */
-interface Child {
-  pid: number;
-  stderr: ReadableStream<Uint8Array>;
-  exited: Promise<unknown>;
-  kill(signal: "SIGTERM" | "SIGKILL"): void;
-}
-
-/** The part of `Bun.spawn` used here, declared locally instead of depending on bun-types. */
-interface BunSpawn {
-  spawn(cmd: string[], options: { stdin: "ignore"; stdout: "ignore"; stderr: "pipe" }): {
-    pid: number;
-    stderr: ReadableStream<Uint8Array>;
-    exited: Promise<number>;
-    kill(signal?: string): void;
-  };
-}
-
-function spawn(command: string, args: string[]): Child {
-  if ("Bun" in globalThis) {
-    const bun = (globalThis as unknown as { Bun: BunSpawn }).Bun;
-    const proc = bun.spawn([command, ...args], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-    return { pid: proc.pid, stderr: proc.stderr, exited: proc.exited, kill: (signal) => proc.kill(signal) };
-  }
-  const child = new Deno.Command(command, { args, stdin: "null", stdout: "null", stderr: "piped" }).spawn();
-  return { pid: child.pid, stderr: child.stderr, exited: child.status, kill: (signal) => child.kill(signal) };
-}
-
-/** Resolves `true` when `promise` settles within `ms`, `false` otherwise. */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const done = await Promise.race([
-    promise.then(() => true, () => true),
-    new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms)),
-  ]);
-  clearTimeout(timer);
-  return done;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * Drains a process's stderr to the end (so the pipe never fills), keeping a
- * tail for error messages; `url` resolves with the `DevTools listening on`
- * address, or rejects if stderr ends without one.
- */
-function watchStderr(stderr: ReadableStream<Uint8Array>) {
-  let text = "";
-  let found: ((url: string) => void) | undefined;
-  let ended: ((error: Error) => void) | undefined;
-  const url = new Promise<string>((resolve, reject) => {
-    found = resolve;
-    ended = reject;
-  });
-  const done = (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of stderr) {
-      text = (text + decoder.decode(chunk, { stream: true })).slice(-16384);
-      const match = /DevTools listening on (ws:\/\/\S+)/.exec(text);
-      if (match) found?.(match[1]);
-    }
-  })().catch(() => {}).finally(() => ended?.(new Error(`chromium exited before listening:\n${text}`)));
-  return { url, done, tail: () => text };
-}
-
-// ---- The DevTools protocol over sock's client ----
-
-/** An error answer from Chromium. */
-class CdpError extends Error {
-  override name = "CdpError";
-}
-
-/** JSON-RPC over a sock `Connection`: commands with ids, to the browser or to a flattened session. */
-class Cdp {
-  #ws: Connection;
-  #next = 1;
-  #pending = new Map<number, { resolve: (result: unknown) => void; reject: (error: unknown) => void }>();
-  #closed = false;
-  readonly reading: Promise<void>;
-
-  constructor(ws: Connection) {
-    this.#ws = ws;
-    this.reading = this.#read();
-  }
-
-  async #read(): Promise<void> {
-    let reason: unknown = new Error("the DevTools connection closed");
-    try {
-      for await (const message of this.#ws) {
-        if (typeof message !== "string") continue;
-        const answer = JSON.parse(message) as { id?: number; result?: unknown; error?: { message: string } };
-        if (typeof answer.id !== "number") continue; // an event
-        const waiter = this.#pending.get(answer.id);
-        this.#pending.delete(answer.id);
-        if (answer.error) waiter?.reject(new CdpError(answer.error.message));
-        else waiter?.resolve(answer.result);
-      }
-    } catch (error) {
-      reason = error;
-    } finally {
-      this.#closed = true;
-      for (const waiter of this.#pending.values()) waiter.reject(reason);
-      this.#pending.clear();
-    }
-  }
-
-  /** Sends a command and waits (at most `timeout` ms) for its answer. */
-  async call<T = Record<string, unknown>>(
-    method: string,
-    params: Record<string, unknown> = {},
-    sessionId?: string,
-    timeout = 5000,
-  ): Promise<T> {
-    if (this.#closed) throw new Error(`${method}: the DevTools connection is closed`);
-    const id = this.#next++;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const answer = new Promise<unknown>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      timer = setTimeout(() => {
-        this.#pending.delete(id);
-        reject(new Error(`${method}: no answer within ${timeout} ms`));
-      }, timeout);
-    });
-    try {
-      await this.#ws.send(
-        JSON.stringify(sessionId ? { id, method, params, sessionId } : { id, method, params }),
-      );
-      return await answer as T;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Evaluates an expression in a page and returns its value (a promise's, once settled). */
-  async evaluate(sessionId: string, expression: string): Promise<unknown> {
-    const { result, exceptionDetails } = await this.call<{
-      result: { value?: unknown };
-      exceptionDetails?: { text: string; exception?: { description?: string } };
-    }>("Runtime.evaluate", { expression, returnByValue: true, awaitPromise: true }, sessionId);
-    if (exceptionDetails) {
-      throw new CdpError(exceptionDetails.exception?.description ?? exceptionDetails.text);
-    }
-    return result.value;
-  }
-
-  /** Opens a tab on `url` and attaches to it; returns the session id. */
-  async open(url: string): Promise<string> {
-    const { targetId } = await this.call<{ targetId: string }>("Target.createTarget", { url });
-    const { sessionId } = await this.call<{ sessionId: string }>("Target.attachToTarget", {
-      targetId,
-      flatten: true,
-    });
-    return sessionId;
-  }
-}
-
-/**
- * Polls `probe` every 50 ms until `ok` holds, up to `deadline`. Answers of
- * Chromium's that are errors (a page still loading) count as "not yet".
- */
-async function until<T>(
-  what: string,
-  probe: () => Promise<T>,
-  ok: (value: T) => boolean,
-  deadline: number,
-): Promise<T> {
-  let last: unknown;
-  while (true) {
-    try {
-      const value = await probe();
-      if (ok(value)) return value;
-      last = value;
-    } catch (error) {
-      if (!(error instanceof CdpError)) throw error;
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      const shown = last instanceof Error ? last.message : JSON.stringify(last);
-      throw new Error(`timed out waiting for ${what}; last: ${shown}`);
-    }
-    await sleep(50);
-  }
-}
-
 /** The next chat message (not a system line) a sock client receives, before `deadline`. */
 async function nextChat(ws: Connection, deadline: number): Promise<{ name: string; text: string }> {
   while (true) {
@@ -279,41 +91,15 @@ if (!existsSync(CHROMIUM)) {
   test(title, { timeout: 30_000 }, async () => {
     const deadline = Date.now() + BODY_BUDGET;
     const server = await chatServer();
-    const profile = await mkdtemp(join(tmpdir(), "sock-chromium-"));
-    let chromium: Child | undefined;
-    let stderr: ReturnType<typeof watchStderr> | undefined;
-    let cdp: Cdp | undefined;
-    let devtools: Connection | undefined;
+    let chromium: Chromium | undefined;
     let client: Connection | undefined;
     try {
-      chromium = spawn(CHROMIUM, [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-        "--remote-debugging-port=0",
-        `--user-data-dir=${profile}`,
-        "about:blank",
-      ]);
-      const watched = stderr = watchStderr(chromium.stderr);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const devtoolsUrl = await Promise.race([
-        watched.url,
-        new Promise<never>((_, reject) =>
-          timer = setTimeout(
-            () => reject(new Error(`no DevTools address within 10 s:\n${watched.tail()}`)),
-            10_000,
-          )
-        ),
-      ]).finally(() => clearTimeout(timer));
-
-      devtools = await connect(devtoolsUrl, { closeTimeout: 1000 });
-      cdp = new Cdp(devtools);
-      const browser = cdp;
+      chromium = await launchChromium({
+        profilePrefix: "sock-chromium-",
+        addressTimeout: 10_000,
+        callTimeout: 5000,
+      });
+      const browser = chromium.cdp;
       const pageUrl = `http://127.0.0.1:${server.port}/`;
       const tabs = [await browser.open(pageUrl), await browser.open(pageUrl)];
       for (const [i, tab] of tabs.entries()) {
@@ -390,21 +176,7 @@ if (!existsSync(CHROMIUM)) {
       assert.deepEqual(server.errors, []);
     } finally {
       await client?.close().catch(() => {});
-      await devtools?.close().catch(() => {});
-      if (cdp) await within(cdp.reading, 1000);
-      if (chromium) {
-        try {
-          chromium.kill("SIGTERM");
-        } catch { /* already gone */ }
-        if (!await within(chromium.exited, 3000)) {
-          try {
-            chromium.kill("SIGKILL");
-          } catch { /* already gone */ }
-          await within(chromium.exited, 2000);
-        }
-      }
-      if (stderr) await within(stderr.done, 1000);
-      await rm(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+      await chromium?.close();
       await server.close();
     }
   });

@@ -13,17 +13,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import process from "node:process";
+import { readFile } from "node:fs/promises";
 import { connect } from "../../src/client.ts";
 import type { Connection } from "../../src/connection/connection.ts";
 import { Sock } from "../../src/server/sock.ts";
 import { HONO_VERSION, honoApp, type HonoAppOptions, type HonoModules } from "../../examples/hono.ts";
+import { CHROMIUM, type Chromium, launchChromium, spawn, until } from "../_chromium.ts";
 
 const CURL = "/usr/bin/curl";
-const CHROMIUM = "/usr/bin/chromium";
 const HONO_DIR = new URL("../../tools/dev/node_modules/hono/", import.meta.url);
 
 // ---- Hono from tools/dev, and the app on a free port ----
@@ -104,65 +101,7 @@ const TICKS_AND_DONE = [
   { event: "done", data: "bye" },
 ];
 
-// ---- Child processes on either runtime, killed by PID ----
-
-/** A started process. */
-interface Child {
-  pid: number;
-  stdout: ReadableStream<Uint8Array>;
-  stderr: ReadableStream<Uint8Array>;
-  exited: Promise<number>;
-}
-
-/** The part of `Bun.spawn` used here, declared locally instead of depending on bun-types. */
-interface BunSpawn {
-  spawn(cmd: string[], options: {
-    stdin: "ignore" | Blob;
-    stdout: "pipe" | "ignore";
-    stderr: "pipe";
-  }): {
-    pid: number;
-    stdout: ReadableStream<Uint8Array>;
-    stderr: ReadableStream<Uint8Array>;
-    exited: Promise<number>;
-  };
-}
-
-function spawn(command: string, args: string[], input?: Uint8Array): Child {
-  if ("Bun" in globalThis) {
-    const bun = (globalThis as unknown as { Bun: BunSpawn }).Bun;
-    const proc = bun.spawn([command, ...args], {
-      stdin: input ? new Blob([input as Uint8Array<ArrayBuffer>]) : "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    return { pid: proc.pid, stdout: proc.stdout, stderr: proc.stderr, exited: proc.exited };
-  }
-  const child = new Deno.Command(command, {
-    args,
-    stdin: input ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (input) {
-    const writer = child.stdin.getWriter();
-    writer.write(input).then(() => writer.close()).catch(() => {});
-  }
-  return {
-    pid: child.pid,
-    stdout: child.stdout,
-    stderr: child.stderr,
-    exited: child.status.then((s) => s.code),
-  };
-}
-
-/** Kills a child by PID unless it has exited (a reaped PID could belong to another process by now). */
-function kill(child: Child, exited: boolean, signal: "SIGTERM" | "SIGKILL" = "SIGKILL"): void {
-  if (exited) return;
-  try {
-    process.kill(child.pid, signal);
-  } catch { /* gone meanwhile */ }
-}
+// ---- Commands run to their end (spawned, and killed by PID, by ../_chromium.ts) ----
 
 /** Runs a command to its end (killed after `timeout` ms); its exit code and output. */
 async function run(
@@ -170,13 +109,12 @@ async function run(
   args: string[],
   { input, timeout = 20_000 }: { input?: Uint8Array; timeout?: number } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = spawn(command, args, input);
-  let exited = false;
+  const child = spawn(command, args, { input });
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const output = Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text()]);
     const code = await Promise.race([
-      child.exited.then((code) => (exited = true, code)),
+      child.exited,
       new Promise<never>((_, reject) =>
         timer = setTimeout(() => reject(new Error(`${command} ran longer than ${timeout} ms`)), timeout)
       ),
@@ -185,7 +123,7 @@ async function run(
     return { code, stdout, stderr };
   } finally {
     clearTimeout(timer);
-    kill(child, exited);
+    child.kill();
   }
 }
 
@@ -526,149 +464,6 @@ if (!existsSync(CURL)) {
 
 // ---- (d) Headless Chromium: the page, its WebSocket to Hono's /ws, fetch and EventSource ----
 
-/** Resolves `true` when `promise` settles within `ms`, `false` otherwise. */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const done = await Promise.race([
-    promise.then(() => true, () => true),
-    new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms)),
-  ]);
-  clearTimeout(timer);
-  return done;
-}
-
-/**
- * Drains Chromium's stderr to the end (so the pipe never fills), keeping a tail for error
- * messages; `url` resolves with the `DevTools listening on` address.
- */
-function watchStderr(stderr: ReadableStream<Uint8Array>) {
-  let text = "";
-  let found: ((url: string) => void) | undefined;
-  let ended: ((error: Error) => void) | undefined;
-  const url = new Promise<string>((resolve, reject) => {
-    found = resolve;
-    ended = reject;
-  });
-  const done = (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of stderr) {
-      text = (text + decoder.decode(chunk, { stream: true })).slice(-16384);
-      const match = /DevTools listening on (ws:\/\/\S+)/.exec(text);
-      if (match) found?.(match[1]);
-    }
-  })().catch(() => {}).finally(() => ended?.(new Error(`chromium exited before listening:\n${text}`)));
-  return { url, done, tail: () => text };
-}
-
-/** An error answer from Chromium. */
-class CdpError extends Error {
-  override name = "CdpError";
-}
-
-/** The DevTools protocol over sock's client: commands with ids, to the browser or a flattened session. */
-class Cdp {
-  #ws: Connection;
-  #next = 1;
-  #pending = new Map<number, { resolve: (result: unknown) => void; reject: (error: unknown) => void }>();
-  #closed = false;
-  readonly reading: Promise<void>;
-
-  constructor(ws: Connection) {
-    this.#ws = ws;
-    this.reading = this.#read();
-  }
-
-  async #read(): Promise<void> {
-    let reason: unknown = new Error("the DevTools connection closed");
-    try {
-      for await (const message of this.#ws) {
-        if (typeof message !== "string") continue;
-        const answer = JSON.parse(message) as { id?: number; result?: unknown; error?: { message: string } };
-        if (typeof answer.id !== "number") continue; // an event
-        const waiter = this.#pending.get(answer.id);
-        this.#pending.delete(answer.id);
-        if (answer.error) waiter?.reject(new CdpError(answer.error.message));
-        else waiter?.resolve(answer.result);
-      }
-    } catch (error) {
-      reason = error;
-    } finally {
-      this.#closed = true;
-      for (const waiter of this.#pending.values()) waiter.reject(reason);
-      this.#pending.clear();
-    }
-  }
-
-  async call<T = Record<string, unknown>>(
-    method: string,
-    params: Record<string, unknown> = {},
-    sessionId?: string,
-    timeout = 10_000,
-  ): Promise<T> {
-    if (this.#closed) throw new Error(`${method}: the DevTools connection is closed`);
-    const id = this.#next++;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const answer = new Promise<unknown>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      timer = setTimeout(() => {
-        this.#pending.delete(id);
-        reject(new Error(`${method}: no answer within ${timeout} ms`));
-      }, timeout);
-    });
-    try {
-      await this.#ws.send(
-        JSON.stringify(sessionId ? { id, method, params, sessionId } : { id, method, params }),
-      );
-      return await answer as T;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Evaluates an expression in a page; its value (a promise's, once settled). */
-  async evaluate(sessionId: string, expression: string): Promise<unknown> {
-    const { result, exceptionDetails } = await this.call<{
-      result: { value?: unknown };
-      exceptionDetails?: { text: string; exception?: { description?: string } };
-    }>("Runtime.evaluate", { expression, returnByValue: true, awaitPromise: true }, sessionId);
-    if (exceptionDetails) {
-      throw new CdpError(exceptionDetails.exception?.description ?? exceptionDetails.text);
-    }
-    return result.value;
-  }
-
-  /** Opens a tab on `url` and attaches to it; the session id. */
-  async open(url: string): Promise<string> {
-    const { targetId } = await this.call<{ targetId: string }>("Target.createTarget", { url });
-    const { sessionId } = await this.call<{ sessionId: string }>("Target.attachToTarget", {
-      targetId,
-      flatten: true,
-    });
-    return sessionId;
-  }
-}
-
-/** Polls `probe` every 50 ms until `ok` holds, up to `deadline`; Chromium's errors (a page loading) are "not yet". */
-async function until<T>(what: string, probe: () => Promise<T>, ok: (value: T) => boolean, deadline: number) {
-  let last: unknown;
-  while (true) {
-    try {
-      const value = await probe();
-      if (ok(value)) return value;
-      last = value;
-    } catch (error) {
-      if (!(error instanceof CdpError)) throw error;
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`,
-      );
-    }
-    await sleep(50);
-  }
-}
-
 /** The page's state, as the test reads it. */
 const PAGE_STATE = `(() => {
   const text = (id) => document.getElementById(id)?.textContent ?? null;
@@ -692,42 +487,14 @@ if (!existsSync(CHROMIUM)) {
   test(chromiumTitle, { timeout: 45_000 }, async () => {
     const deadline = Date.now() + 30_000;
     const server = await serve({ ticks: 3, tickInterval: 200 });
-    const profile = await mkdtemp(join(tmpdir(), "sock-hono-chromium-"));
-    let chromium: Child | undefined;
-    let exited = false;
-    let stderr: ReturnType<typeof watchStderr> | undefined;
-    let cdp: Cdp | undefined;
-    let devtools: Connection | undefined;
+    let chromium: Chromium | undefined;
     try {
-      chromium = spawn(CHROMIUM, [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-        "--remote-debugging-port=0",
-        `--user-data-dir=${profile}`,
-        "about:blank",
-      ]);
-      chromium.exited.then(() => exited = true, () => exited = true);
-      chromium.stdout.cancel().catch(() => {});
-      const watched = stderr = watchStderr(chromium.stderr);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const devtoolsUrl = await Promise.race([
-        watched.url,
-        new Promise<never>((_, reject) =>
-          timer = setTimeout(
-            () => reject(new Error(`no DevTools address within 15 s:\n${watched.tail()}`)),
-            15_000,
-          )
-        ),
-      ]).finally(() => clearTimeout(timer));
-
-      devtools = await connect(devtoolsUrl, { closeTimeout: 1000 });
-      const browser = cdp = new Cdp(devtools);
+      chromium = await launchChromium({
+        profilePrefix: "sock-hono-chromium-",
+        addressTimeout: 15_000,
+        callTimeout: 10_000,
+      });
+      const browser = chromium.cdp;
       const tab = await browser.open(`${server.base}/`);
       const state = () => browser.evaluate(tab, PAGE_STATE) as Promise<PageState>;
 
@@ -781,17 +548,7 @@ if (!existsSync(CHROMIUM)) {
       assert.deepEqual(binary, [1, 2, 3, 250]);
       assert.deepEqual(server.errors, []);
     } finally {
-      await devtools?.close().catch(() => {});
-      if (cdp) await within(cdp.reading, 1000);
-      if (chromium) {
-        kill(chromium, exited, "SIGTERM");
-        if (!await within(chromium.exited, 3000)) {
-          kill(chromium, exited, "SIGKILL");
-          await within(chromium.exited, 2000);
-        }
-      }
-      if (stderr) await within(stderr.done, 1000);
-      await rm(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+      await chromium?.close();
       await server.close();
     }
   });
