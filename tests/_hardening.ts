@@ -394,6 +394,47 @@ export class RawPeer {
 
 // ---- Frames a server sends ----
 
+/** How a slow peer's connection ended: after how long, how, and what the server answered. */
+export interface SlowPeerResult {
+  /** Milliseconds from the connect to the end. */
+  ms: number;
+  /** How the server ended the connection, if it did (within 20 s). */
+  ending: Ending | undefined;
+  /** Everything the server sent. */
+  answer: string;
+}
+
+/**
+ * Three slow peers at once, as slowloris attacks: one writes `head` a byte every 100 ms, one writes
+ * all of it but its final CRLF and waits, one writes nothing. Each waits up to 20 s for the server
+ * to end its connection.
+ */
+export function slowPeers(port: number, head: Uint8Array): Promise<SlowPeerResult[]> {
+  const trickle = async (): Promise<SlowPeerResult> => {
+    const peer = await RawPeer.open(port);
+    const start = performance.now();
+    for (let i = 0; i < head.length && !peer.ending; i++) {
+      await peer.write(head.subarray(i, i + 1));
+      await Promise.race([sleep(100), peer.ended]);
+    }
+    await peer.endedWithin(20000);
+    peer.destroy();
+    return { ms: performance.now() - start, ending: peer.ending, answer: peer.text };
+  };
+  const stall = async (sent: Uint8Array): Promise<SlowPeerResult> => {
+    const peer = await RawPeer.open(port);
+    const start = performance.now();
+    await peer.write(sent);
+    const ending = await peer.endedWithin(20000);
+    peer.destroy();
+    return { ms: performance.now() - start, ending, answer: peer.text };
+  };
+  return Promise.all([trickle(), stall(head.subarray(0, head.length - 2)), stall(new Uint8Array(0))]);
+}
+
+/** The labels of {@linkcode slowPeers}' results, in order. */
+export const SLOW_PEERS = ["one byte per 100 ms", "a head without its blank line", "silence"];
+
 /** A frame as received from a server. */
 export interface ServerFrame {
   fin: boolean;

@@ -15,7 +15,7 @@ import {
   upgradeRequest,
   type UpgradeRequestOptions,
 } from "../_helpers.ts";
-import { RawPeer, serverFrames, sleep } from "../_hardening.ts";
+import { RawPeer, serverFrames, sleep, SLOW_PEERS, slowPeers } from "../_hardening.ts";
 
 /** A Sock on a free loopback port whose handler and upgrade hook count the connections they see. */
 async function server(options: SockOptions = {}) {
@@ -92,32 +92,8 @@ test("Hostile handshakes: slowloris, an unfinished head and silence are dropped 
   const { app, port, seen } = await server({ handshakeTimeout: timeout });
   try {
     const bytes = latin1Bytes(request({}));
-    const trickle = async () => {
-      // One byte every 100 ms: the head would take over 15 s.
-      const peer = await RawPeer.open(port);
-      const start = performance.now();
-      for (let i = 0; i < bytes.length && !peer.ending; i++) {
-        await peer.write(bytes.subarray(i, i + 1));
-        await Promise.race([sleep(100), peer.ended]);
-      }
-      await peer.endedWithin(20000);
-      peer.destroy();
-      return { ms: performance.now() - start, ending: peer.ending, answer: peer.text };
-    };
-    const stall = async (sent: Uint8Array) => {
-      const peer = await RawPeer.open(port);
-      const start = performance.now();
-      await peer.write(sent);
-      const ending = await peer.endedWithin(20000);
-      peer.destroy();
-      return { ms: performance.now() - start, ending, answer: peer.text };
-    };
-    const results = await Promise.all([
-      trickle(),
-      stall(bytes.subarray(0, bytes.length - 2)), // all but the final CRLF
-      stall(new Uint8Array(0)), // nothing at all
-    ]);
-    for (const [i, label] of ["one byte per 100 ms", "a head without its blank line", "silence"].entries()) {
+    const results = await slowPeers(port, bytes);
+    for (const [i, label] of SLOW_PEERS.entries()) {
       const { ms, ending, answer } = results[i];
       console.log(`handshake: ${label} -> closed after ${Math.round(ms)} ms (handshakeTimeout ${timeout})`);
       assert.ok(ending, `${label}: closed`);

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Sock, type SockOptions } from "../../src/server/sock.ts";
 import { latin1Bytes } from "../_helpers.ts";
-import { RawPeer, sleep } from "../_hardening.ts";
+import { RawPeer, SLOW_PEERS, slowPeers } from "../_hardening.ts";
 
 /** A Sock with `fetch` on a free loopback port, recording the paths its handler sees. */
 async function server(options: SockOptions = {}) {
@@ -191,31 +191,8 @@ test("Hostile HTTP: slowloris, an unfinished head and silence are dropped at han
   const { app, port, seen } = await server({ handshakeTimeout: timeout });
   try {
     const bytes = latin1Bytes(get("/", "User-Agent: slow\r\n"));
-    const trickle = async () => {
-      const peer = await RawPeer.open(port);
-      const start = performance.now();
-      for (let i = 0; i < bytes.length && !peer.ending; i++) {
-        await peer.write(bytes.subarray(i, i + 1));
-        await Promise.race([sleep(100), peer.ended]);
-      }
-      await peer.endedWithin(20000);
-      peer.destroy();
-      return { ms: performance.now() - start, ending: peer.ending, answer: peer.text };
-    };
-    const stall = async (sent: Uint8Array) => {
-      const peer = await RawPeer.open(port);
-      const start = performance.now();
-      await peer.write(sent);
-      const ending = await peer.endedWithin(20000);
-      peer.destroy();
-      return { ms: performance.now() - start, ending, answer: peer.text };
-    };
-    const results = await Promise.all([
-      trickle(),
-      stall(bytes.subarray(0, bytes.length - 2)),
-      stall(new Uint8Array(0)),
-    ]);
-    for (const [i, label] of ["one byte per 100 ms", "a head without its blank line", "silence"].entries()) {
+    const results = await slowPeers(port, bytes);
+    for (const [i, label] of SLOW_PEERS.entries()) {
       const { ms, ending, answer } = results[i];
       assert.ok(ending, `${label}: closed`);
       assert.equal(answer, "", `${label}: dropped without an answer`);

@@ -1095,7 +1095,8 @@ test("fetch upgrades a request with app.upgrade, and the handler sees the data",
   }
 });
 
-test("a connection that served plain requests can upgrade from fetch afterwards", async () => {
+/** A server whose `fetch` upgrades WebSocket requests to an echo (`echo <message>`) and answers others "plain". */
+async function echoOrPlain() {
   const server = await serve((request) =>
     request.headers.get("upgrade") === "websocket"
       ? server.app.upgrade(request, async (ws) => {
@@ -1103,6 +1104,11 @@ test("a connection that served plain requests can upgrade from fetch afterwards"
       })
       : new Response("plain")
   );
+  return server;
+}
+
+test("a connection that served plain requests can upgrade from fetch afterwards", async () => {
+  const server = await echoOrPlain();
   try {
     await withPeer(server.port, async (peer) => {
       await peer.write(get("/") + get("/again"));
@@ -1124,13 +1130,7 @@ test("a connection that served plain requests can upgrade from fetch afterwards"
 });
 
 test("an upgrade pipelined right behind a plain request is served after it, with its frames", async () => {
-  const server = await serve((request) =>
-    request.headers.get("upgrade") === "websocket"
-      ? server.app.upgrade(request, async (ws) => {
-        for await (const message of ws) await ws.send(`echo ${message}`);
-      })
-      : new Response("plain")
-  );
+  const server = await echoOrPlain();
   try {
     await withPeer(server.port, async (peer) => {
       // The frame rides in the same write as the upgrade request.
