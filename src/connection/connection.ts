@@ -66,7 +66,7 @@ export interface ServerHub {
  * await app.close();
  * ```
  */
-export class Connection implements AsyncIterable<Message> {
+export class Connection<Data = unknown> implements AsyncIterable<Message> {
   #protocol: ServerProtocol | ClientProtocol;
   #link: Link;
   #inbox: Inbox<Connection>;
@@ -84,8 +84,11 @@ export class Connection implements AsyncIterable<Message> {
   /** Set while `sendStream()` sends a message; resolves when it is done. */
   #streaming: Promise<void> | undefined;
   #hub: ServerHub | undefined;
-  /** Per-connection data, set by the server's `upgrade` hook. */
-  data: unknown;
+  /**
+   * Per-connection data, typed by the server's `Data` parameter (`new Sock<Data>()`): what the
+   * `upgrade` hook or `Sock.upgrade()` attached, `undefined` when neither did.
+   */
+  data: Data = undefined as Data;
 
   /**
    * Wraps an OPEN protocol and its link, and starts reading.

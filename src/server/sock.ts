@@ -49,7 +49,7 @@ export interface RouteRequest {
  * Handles one connection; returning closes it with 1000, throwing with 1011
  * (a `ConnectionClosed` from the connection itself just ends it).
  */
-export type Handler = (ws: Connection, request: RouteRequest) => unknown;
+export type Handler<Data = unknown> = (ws: Connection<Data>, request: RouteRequest) => unknown;
 
 /** An HTTP response the `upgrade` hook sends instead of upgrading. */
 export interface HttpResponse {
@@ -62,19 +62,19 @@ export interface HttpResponse {
 }
 
 /** What the `upgrade` hook decides: accept with these settings, or `{ reject }`. */
-export type UpgradeDecision =
+export type UpgradeDecision<Data = unknown> =
   | {
     /** The subprotocol: one the client offered, or `null` for none. Default: the `subprotocols` option's pick. */
     subprotocol?: string | null;
     /** Extra 101 response headers. */
     headers?: HeadersInit;
     /** Per-connection data, as `ws.data`. */
-    data?: unknown;
+    data?: Data;
   }
   | { /** The response instead of the upgrade. */ reject: HttpResponse };
 
 /** Options of a {@linkcode Sock} server. */
-export interface SockOptions extends ServerProtocolOptions, ConnectionOptions {
+export interface SockOptions<Data = unknown> extends ServerProtocolOptions, ConnectionOptions {
   /** The runtime adapter; detected by default. */
   adapter?: Adapter;
   /**
@@ -89,10 +89,16 @@ export interface SockOptions extends ServerProtocolOptions, ConnectionOptions {
    * None is chosen when the client offered none of them.
    */
   subprotocols?: string[];
-  /** Allowed `Origin` values; others (and a missing Origin) get 403. Default: any. */
-  origins?: string[];
+  /**
+   * Allowed `Origin` values, compared exactly; others get 403. `null` in the list admits requests
+   * without an `Origin` (non-browser clients send none) while those with one are still checked.
+   * Default: any.
+   */
+  origins?: (string | null)[];
   /** Sees each routed request before the upgrade: accept with settings, or reject. */
-  upgrade?: (request: RouteRequest) => UpgradeDecision | undefined | Promise<UpgradeDecision | undefined>;
+  upgrade?: (
+    request: RouteRequest,
+  ) => UpgradeDecision<Data> | undefined | Promise<UpgradeDecision<Data> | undefined>;
   /**
    * Answers every request that is not a WebSocket upgrade to a route, as `Deno.serve` and
    * `Bun.serve` take it (Hono's `app.fetch` fits): HTTP/1.1 with persistent connections,
@@ -119,28 +125,28 @@ export interface SockOptions extends ServerProtocolOptions, ConnectionOptions {
 }
 
 /** What {@linkcode Sock.upgrade} takes besides the request and the handler. */
-export interface UpgradeOptions {
+export interface UpgradeOptions<Data = unknown> {
   /** The subprotocol: one the client offered. Default: the `subprotocols` option's pick. */
   subprotocol?: string;
   /** Extra 101 response headers. */
   headers?: HeadersInit;
   /** Per-connection data, as `ws.data`. */
-  data?: unknown;
+  data?: Data;
 }
 
 /** An upgrade request that was accepted: what its handler needs. */
-interface Opened {
-  handler: Handler;
+interface Opened<Data> {
+  handler: Handler<Data>;
   request: RouteRequest;
   subprotocol: string | undefined;
   headers: HeadersInit | undefined;
-  data: unknown;
+  data: Data | undefined;
 }
 
 /** A request `fetch` may upgrade: its head, and the upgrade once `upgrade()` accepted it. */
-interface Upgradable {
+interface Upgradable<Data> {
   event: HttpRequestEvent;
-  opened: Opened | undefined;
+  opened: Opened<Data> | undefined;
 }
 
 /** A refused request's answer goes out before its connection closes, within this many ms. */
@@ -187,10 +193,22 @@ function writeQuietly(transport: Transport, chunks: Uint8Array[]): Promise<void>
  * app.route("/chat", (ws) => ws.forEach((message) => app.publish("chat", message)));
  * await app.listen({ hostname: "127.0.0.1", port: 9001 });
  * ```
+ *
+ * @example Typed per-connection data
+ * ```ts ignore
+ * import { Sock } from "@sock/sock/server";
+ *
+ * const app = new Sock<{ user: string }>({
+ *   upgrade: (request) => ({ data: { user: new URLSearchParams(request.query).get("user") ?? "guest" } }),
+ * });
+ * app.route("/chat", (ws) => ws.send(`hello ${ws.data.user}`)); // ws.data: { user: string }
+ * ```
+ *
+ * @typeParam Data The type of `ws.data`: what the `upgrade` hook or {@linkcode Sock.upgrade} attaches.
  */
-export class Sock {
-  readonly #options: SockOptions;
-  #router = new Router<Handler>();
+export class Sock<Data = unknown> {
+  readonly #options: SockOptions<Data>;
+  #router = new Router<Handler<Data>>();
   #listeners: Listener[] = [];
   #topics = new Topics<Connection>();
   #hub: ServerHub = {
@@ -199,7 +217,7 @@ export class Sock {
     topicsOf: (ws) => this.#topics.topicsOf(ws),
     closed: (ws) => {
       this.#topics.leave(ws);
-      this.connections.delete(ws);
+      this.connections.delete(ws as Connection<Data>);
     },
   };
   /**
@@ -217,12 +235,12 @@ export class Sock {
   /** Connections served through `fetch`, and when each is over. */
   #sessions = new Map<HttpSession, Promise<void>>();
   /** Upgrade requests handed to `fetch`, by their `Request`. */
-  #upgradable = new WeakMap<Request, Upgradable>();
+  #upgradable = new WeakMap<Request, Upgradable<Data>>();
   #closing = false;
   /** Passes an error to `onError`: one function for every connection. */
   #reportError = (error: unknown): void => this.#options.onError?.(error);
   /** The open connections. */
-  readonly connections: Set<Connection> = new Set();
+  readonly connections: Set<Connection<Data>> = new Set();
 
   /**
    * Creates a server with no routes.
@@ -231,7 +249,7 @@ export class Sock {
    * @throws {RangeError} For a numeric option out of its range.
    * @throws {TypeError} For a subprotocol that is not a token, or one listed twice.
    */
-  constructor(options: SockOptions = {}) {
+  constructor(options: SockOptions<Data> = {}) {
     const { deflate } = options;
     // One timer for every handshake: it wakes eight times per timeout, so a drop comes at most an
     // eighth of it late.
@@ -284,7 +302,7 @@ export class Sock {
    * @param handler The connection handler.
    * @returns This server, for chaining.
    */
-  route(path: string, handler: Handler): this {
+  route(path: string, handler: Handler<Data>): this {
     this.#router.add(path, handler);
     return this;
   }
@@ -401,7 +419,7 @@ export class Sock {
    * @returns The response for `fetch` to return.
    * @throws {TypeError} For a request upgraded already, or a subprotocol the client did not offer.
    */
-  upgrade(request: Request, handler: Handler, options: UpgradeOptions = {}): Response {
+  upgrade(request: Request, handler: Handler<Data>, options: UpgradeOptions<Data> = {}): Response {
     const slot = this.#upgradable.get(request);
     if (!slot) {
       return new Response("Upgrade: websocket is required\n", {
@@ -464,7 +482,7 @@ export class Sock {
    * Answers an upgrade request to a route: its origin, route and `upgrade` hook decide. Returns
    * what the handler needs after an accept; after anything else the answer is queued in `protocol`.
    */
-  async #route(protocol: ServerProtocol, request: UpgradeRequest): Promise<Opened | undefined> {
+  async #route(protocol: ServerProtocol, request: UpgradeRequest): Promise<Opened<Data> | undefined> {
     try {
       return await this.#decide(protocol, request);
     } catch (error) {
@@ -474,7 +492,7 @@ export class Sock {
     }
   }
 
-  async #decide(protocol: ServerProtocol, request: UpgradeRequest): Promise<Opened | undefined> {
+  async #decide(protocol: ServerProtocol, request: UpgradeRequest): Promise<Opened<Data> | undefined> {
     const options = this.#options;
     if (request.error) {
       protocol.reject();
@@ -523,7 +541,7 @@ export class Sock {
    * Ends the opening handshake: accepts and runs the handler when `opened`, else writes the answer
    * queued in `protocol` (a rejection) and closes.
    */
-  async #websocket(link: Link, protocol: ServerProtocol, opened: Opened | undefined): Promise<void> {
+  async #websocket(link: Link, protocol: ServerProtocol, opened: Opened<Data> | undefined): Promise<void> {
     if (opened && !this.#closing) {
       try {
         protocol.accept({ subprotocol: opened.subprotocol, headers: opened.headers });
@@ -548,8 +566,14 @@ export class Sock {
     }
     const written = writeQuietly(link.transport, protocol.dataToSend());
     if (written) await written;
-    const ws = new Connection(protocol, link, this.#options, protocol.events() as ProtocolEvent[], this.#hub);
-    ws.data = opened.data;
+    const ws = new Connection<Data>(
+      protocol,
+      link,
+      this.#options,
+      protocol.events() as ProtocolEvent[],
+      this.#hub,
+    );
+    ws.data = opened.data as Data;
     if (!ws.closeResult) this.connections.add(ws);
     try {
       await opened.handler(ws, opened.request);
@@ -630,13 +654,13 @@ export class Sock {
     session: HttpSession,
     event: HttpRequestEvent,
     info: ServeInfo,
-  ): Promise<Opened | undefined> {
+  ): Promise<Opened<Data> | undefined> {
     const request = session.request(event);
     let response: Response;
     if (!request) {
       response = new Response("the request cannot be represented as a Request\n", { status: 400 });
     } else {
-      const slot: Upgradable | undefined = event.upgrade ? { event, opened: undefined } : undefined;
+      const slot: Upgradable<Data> | undefined = event.upgrade ? { event, opened: undefined } : undefined;
       if (slot) this.#upgradable.set(request, slot);
       try {
         response = await this.#options.fetch!(request, info);
@@ -656,6 +680,6 @@ export class Sock {
 
   #originAllowed(request: UpgradeRequest): boolean {
     const origins = this.#options.origins;
-    return !origins || origins.includes(request.headers.get("origin") ?? "");
+    return !origins || origins.includes(request.headers.get("origin"));
   }
 }

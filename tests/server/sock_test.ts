@@ -276,6 +276,34 @@ test("Sock refuses an Origin outside the allow-list with 403 before any handler 
   }
 });
 
+test("Sock's origins list admits requests without an Origin when it holds null, and still checks the others", async () => {
+  const strict = new Sock({ origins: ["https://good.example"] });
+  const lenient = new Sock({ origins: ["https://good.example", null] });
+  const ports: number[] = [];
+  for (const app of [strict, lenient]) {
+    app.route("/", (ws) => ws.send("in"));
+    ports.push((await app.listen({ hostname: "127.0.0.1", port: 0 })).port);
+  }
+  const attempt = (port: number, origin?: string) =>
+    connect(`ws://127.0.0.1:${port}/`, origin ? { headers: { Origin: origin } } : {}).then(
+      async (ws) => {
+        await ws.close();
+        return 101;
+      },
+      (error) => (error instanceof HandshakeRejected ? error.response.status : error),
+    );
+  try {
+    assert.equal(await attempt(ports[0]), 403, "no Origin, without null in the list");
+    assert.equal(await attempt(ports[1]), 101, "no Origin, with null in the list");
+    assert.equal(await attempt(ports[1], "https://evil.example"), 403, "a wrong Origin is still refused");
+    assert.equal(await attempt(ports[1], "https://good.example"), 101);
+    assert.equal(await attempt(ports[1], "null"), 403, "the string null is an Origin like any other");
+  } finally {
+    await strict.close();
+    await lenient.close();
+  }
+});
+
 test("Sock's upgrade hook picks the subprotocol, adds headers, attaches data, or rejects", async () => {
   const app = new Sock({
     subprotocols: ["v2", "v1"],
