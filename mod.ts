@@ -1,13 +1,29 @@
 /**
  * sock: a WebSocket toolkit for Deno and Bun with no runtime dependencies.
  *
- * At its heart is the sans-IO protocol core (RFC 6455, also `@sock/sock/core`):
- * feed it bytes, read events, write the bytes it queues; it never touches a
- * socket, so it runs the same on Deno, Bun, browsers and edge runtimes. On top
- * of it: `Connection`, the route server `Sock`, `connect()` and a web-style
- * `WebSocket` class, over small runtime adapters (`./deno`, `./bun`, `./streams`).
+ * A server with WebSocket routes (and, through `fetch`, the app's other HTTP routes on the same
+ * port), a client, and the web's `WebSocket` class, over small runtime adapters (`./deno`, `./bun`,
+ * `./streams`). At its heart is the sans-IO protocol core (RFC 6455, RFC 7692 and HTTP/1.1, also
+ * `@sock/sock/core`): feed it bytes, read events, write the bytes it queues; it never touches a
+ * socket, so it runs the same on Deno, Bun, browsers and edge runtimes.
  *
- * @example A text frame, encoded and decoded
+ * @example A server and a client
+ * ```ts
+ * import { connect, Sock } from "@sock/sock";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const app = new Sock();
+ * app.route("/echo", (ws) => ws.forEach((message) => ws.send(message)));
+ * const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+ *
+ * const ws = await connect(`ws://127.0.0.1:${port}/echo`);
+ * await ws.send("hello");
+ * assertEquals(await ws.receive({ timeout: 5000 }), "hello");
+ * await ws.close();
+ * await app.close();
+ * ```
+ *
+ * @example A text frame, encoded and decoded by the core
  * ```ts
  * import { FrameEncoder, Opcode } from "@sock/sock";
  * import { assertEquals } from "@std/assert";

@@ -22,7 +22,7 @@ import { utf8Length } from "./core/utf8.ts";
  *
  * @example Every kind of message
  * ```ts
- * import type { WebSocketData } from "./websocket.ts";
+ * import type { WebSocketData } from "@sock/sock/websocket";
  *
  * const messages: WebSocketData[] = ["text", new Uint8Array([1]), new ArrayBuffer(2), new Blob(["blob"])];
  * ```
@@ -34,7 +34,7 @@ export type WebSocketData = string | ArrayBufferLike | ArrayBufferView | Blob;
  *
  * @example A listener typed by the map
  * ```ts
- * import type { WebSocketEventMap } from "./websocket.ts";
+ * import type { WebSocketEventMap } from "@sock/sock/websocket";
  *
  * const onClose = (event: WebSocketEventMap["close"]) => console.log(event.code, event.reason);
  * ```
@@ -55,7 +55,7 @@ export interface WebSocketEventMap {
  *
  * @example An `onmessage` handler
  * ```ts
- * import type { WebSocketEventHandler } from "./websocket.ts";
+ * import type { WebSocketEventHandler } from "@sock/sock/websocket";
  *
  * const onmessage: WebSocketEventHandler<"message"> = (event) => console.log(event.data);
  * ```
@@ -136,7 +136,7 @@ function errorEvent(cause: unknown): Event {
  *
  * @example The ready states
  * ```ts
- * import { WebSocket } from "./websocket.ts";
+ * import { WebSocket } from "@sock/sock/websocket";
  * import { assertEquals } from "@std/assert";
  *
  * assertEquals([WebSocket.CONNECTING, WebSocket.OPEN, WebSocket.CLOSING, WebSocket.CLOSED], [0, 1, 2, 3]);

@@ -202,7 +202,7 @@ class DenoTransport extends Pausable implements Transport {
  *
  * @example Listening and connecting on loopback
  * ```ts
- * import { denoAdapter } from "./deno.ts";
+ * import { denoAdapter } from "@sock/sock/deno";
  * import { assertEquals } from "@std/assert";
  *
  * const listener = await denoAdapter.listen({ hostname: "127.0.0.1", port: 0 }, async (transport) => {

@@ -26,7 +26,7 @@ import { Pausable } from "./pausable.ts";
  *
  * @example A loopback pair: what is written comes back
  * ```ts
- * import type { StreamPair } from "./streams.ts";
+ * import type { StreamPair } from "@sock/sock/streams";
  *
  * const pair: StreamPair = new TransformStream<Uint8Array, Uint8Array>();
  * ```
@@ -45,7 +45,7 @@ export interface StreamPair {
  *
  * @example Addresses, and no copies for a source that enqueues fresh buffers
  * ```ts
- * import type { StreamTransportOptions } from "./streams.ts";
+ * import type { StreamTransportOptions } from "@sock/sock/streams";
  *
  * const options: StreamTransportOptions = { remoteAddress: { hostname: "example.com", port: 443 }, copy: false };
  * ```
@@ -211,7 +211,7 @@ class StreamTransport extends Pausable implements Transport {
  *
  * @example A loopback pair: what is written is read back
  * ```ts
- * import { streamTransport } from "./streams.ts";
+ * import { streamTransport } from "@sock/sock/streams";
  * import { assertEquals } from "@std/assert";
  *
  * const transport = streamTransport(new TransformStream<Uint8Array, Uint8Array>());

@@ -53,8 +53,8 @@ interface Lingering {
  *
  * @example Reading a request head through a link (the bytes come from a stream pair here)
  * ```ts
- * import { Link } from "./link.ts";
- * import { streamTransport } from "../adapters/streams.ts";
+ * import { Link } from "@sock/sock";
+ * import { streamTransport } from "@sock/sock/streams";
  * import { assertEquals } from "@std/assert";
  *
  * const pipe = new TransformStream<Uint8Array, Uint8Array>();
