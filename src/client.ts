@@ -17,7 +17,11 @@ import { Link } from "./connection/link.ts";
 import { ConnectError, hostPort } from "./net_errors.ts";
 import type { Adapter, Endpoint, Transport } from "./transport.ts";
 
-/** Options of {@linkcode connect}. */
+/**
+ * Options of {@linkcode connect}.
+ *
+ * @category Client
+ */
 export interface ConnectOptions extends ConnectionOptions, ProtocolOptions, HeadLimits {
   /** Subprotocols to offer. */
   subprotocols?: string[];
@@ -43,6 +47,8 @@ export interface ConnectOptions extends ConnectionOptions, ProtocolOptions, Head
 
 /**
  * The server answered the handshake with something other than 101.
+ *
+ * @category Errors
  *
  * @example Telling a refusal from other failures
  * ```ts
@@ -74,6 +80,8 @@ export class HandshakeRejected extends Error {
 
 /**
  * Opens a WebSocket connection.
+ *
+ * @category Client
  *
  * @param url A `ws:` or `wss:` URL.
  * @param options Subprotocols, headers, TLS and the adapter.

@@ -28,6 +28,8 @@ import type { NetAddress } from "./transport.ts";
  *   cipher or version, a fatal alert).
  * - `ENETUNREACH`, `EHOSTUNREACH`: no route to the network or host.
  * - `UNKNOWN`: anything else; the message carries the runtime's reason.
+ *
+ * @category Errors
  */
 export type ConnectErrorCode =
   | "ECONNREFUSED"
@@ -50,6 +52,8 @@ export type ConnectErrorCode =
  * - `EACCES`: not allowed to listen there (a port below 1024 without privileges).
  * - `ENOTFOUND`: the host name did not resolve.
  * - `UNKNOWN`: anything else; the message carries the runtime's reason.
+ *
+ * @category Errors
  */
 export type ListenErrorCode = "EADDRINUSE" | "EADDRNOTAVAIL" | "EACCES" | "ENOTFOUND" | "UNKNOWN";
 
@@ -77,6 +81,8 @@ const LISTEN_TEXT: Record<ListenErrorCode, string> = {
 
 /**
  * Options of {@linkcode ConnectError} and {@linkcode ListenError}.
+ *
+ * @category Errors
  *
  * @example The runtime's reason and error
  * ```ts
@@ -122,6 +128,8 @@ function text(description: string, reason: string | undefined): string {
  * and `cause` is the runtime's own error, when there is one.
  *
  * `connect()` rejects with it, as do adapters' `connect()`.
+ *
+ * @category Errors
  *
  * @example What `connect("ws://127.0.0.1:1/")` rejects with when nothing listens there
  * ```ts
@@ -169,6 +177,8 @@ export class ConnectError extends Error {
  * is the runtime's own error.
  *
  * `Sock`'s `listen()` rejects with it, as do adapters' `listen()`.
+ *
+ * @category Errors
  *
  * @example A port already in use: `EADDRINUSE`
  * ```ts

@@ -20,7 +20,11 @@
  * @module
  */
 
-/** A network address. */
+/**
+ * A network address.
+ *
+ * @category Adapters
+ */
 export interface NetAddress {
   /** The host name or IP address. */
   hostname: string;
@@ -31,6 +35,8 @@ export interface NetAddress {
 /**
  * Where a transport's bytes go: one sink for the life of a connection (opening handshake, open,
  * and the linger after a failure are its states).
+ *
+ * @category Adapters
  */
 export interface TransportSink {
   /**
@@ -48,6 +54,8 @@ export interface TransportSink {
 /**
  * What a runtime does faster one way than another, for the code that feeds the protocol core:
  * facts about the runtime, declared by its adapter, never options a user sets.
+ *
+ * @category Adapters
  */
 export interface RuntimeHints {
   /**
@@ -59,7 +67,11 @@ export interface RuntimeHints {
   scriptedTextDecoding?: boolean;
 }
 
-/** A byte stream: one TCP or TLS connection. */
+/**
+ * A byte stream: one TCP or TLS connection.
+ *
+ * @category Adapters
+ */
 export interface Transport {
   /**
    * Starts reading: every chunk read goes to `sink.data()`, then `sink.end()` once. Called once.
@@ -91,7 +103,11 @@ export interface Transport {
   readonly localAddress: NetAddress | undefined;
 }
 
-/** A listening socket that hands each new connection to a callback. */
+/**
+ * A listening socket that hands each new connection to a callback.
+ *
+ * @category Adapters
+ */
 export interface Listener {
   /** The address actually bound (the port is chosen by the system for port 0). */
   readonly address: NetAddress;
@@ -99,7 +115,11 @@ export interface Listener {
   close(): void;
 }
 
-/** Where to listen or connect. */
+/**
+ * Where to listen or connect.
+ *
+ * @category Adapters
+ */
 export interface Endpoint {
   /** Host name or address. */
   hostname: string;
@@ -109,7 +129,11 @@ export interface Endpoint {
   tls?: { cert: string; key: string } | { caCerts?: string[] } | boolean;
 }
 
-/** What a runtime provides: listening and connecting. */
+/**
+ * What a runtime provides: listening and connecting.
+ *
+ * @category Adapters
+ */
 export interface Adapter {
   /** The runtime's name, for diagnostics. */
   readonly name: string;

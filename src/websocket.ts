@@ -20,6 +20,8 @@ import { utf8Length } from "./core/utf8.ts";
 /**
  * The data `send()` takes, as in browsers: a string is sent as text, the rest as binary.
  *
+ * @category Client
+ *
  * @example Every kind of message
  * ```ts
  * import type { WebSocketData } from "@sock/sock/websocket";
@@ -31,6 +33,8 @@ export type WebSocketData = string | ArrayBufferLike | ArrayBufferView | Blob;
 
 /**
  * The events a {@linkcode WebSocket} fires, by type; `addEventListener` types its listeners with it.
+ *
+ * @category Client
  *
  * @example A listener typed by the map
  * ```ts
@@ -52,6 +56,8 @@ export interface WebSocketEventMap {
 
 /**
  * An `on…` property's value: a function called with the event (`this` is the WebSocket), or `null`.
+ *
+ * @category Client
  *
  * @example An `onmessage` handler
  * ```ts
@@ -119,6 +125,8 @@ function errorEvent(cause: unknown): Event {
  * Differences from browsers: `extensions` lists the agreed extensions' names
  * without their parameters. `close()` without a code sends an empty close frame, which the peer reports
  * as 1005, as in browsers.
+ *
+ * @category Client
  *
  * @example Echo, in browser style
  * ```ts ignore

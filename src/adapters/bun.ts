@@ -333,6 +333,8 @@ function handler(
 /**
  * Bun's sockets as a sock {@linkcode Adapter}.
  *
+ * @category Adapters
+ *
  * @example Listening and connecting on loopback (under Bun)
  * ```ts ignore
  * import { bunAdapter } from "@sock/sock/bun";

@@ -200,6 +200,8 @@ class DenoTransport extends Pausable implements Transport {
 /**
  * Deno's sockets as a sock {@linkcode Adapter}.
  *
+ * @category Adapters
+ *
  * @example Listening and connecting on loopback
  * ```ts
  * import { denoAdapter } from "@sock/sock/deno";

@@ -12,6 +12,8 @@ import { denoAdapter } from "./deno.ts";
  * The adapter for the current runtime: Bun's when `Bun` is defined, Deno's
  * when `Deno` is.
  *
+ * @category Adapters
+ *
  * @returns The adapter.
  * @throws {TypeError} On a runtime without raw sockets sock knows.
  *

@@ -24,6 +24,8 @@ import { Pausable } from "./pausable.ts";
 /**
  * A connection as a pair of byte streams, as `cloudflare:sockets` returns.
  *
+ * @category Adapters
+ *
  * @example A loopback pair: what is written comes back
  * ```ts
  * import type { StreamPair } from "@sock/sock/streams";
@@ -42,6 +44,8 @@ export interface StreamPair {
 
 /**
  * Options of {@linkcode streamTransport}.
+ *
+ * @category Adapters
  *
  * @example Addresses, and no copies for a source that enqueues fresh buffers
  * ```ts
@@ -204,6 +208,8 @@ class StreamTransport extends Pausable implements Transport {
  * delivered; it is aborted if closing fails), calls `pair.close()` if there
  * is one, and does nothing the second time.
  *
+ * @category Adapters
+ *
  * @param pair The streams, e.g. a Cloudflare `Socket`.
  * @param options Addresses to report, and whether to copy chunks.
  * @returns The transport. The streams are locked to it from now on.
@@ -238,6 +244,8 @@ export function streamTransport(pair: StreamPair, options: StreamTransportOption
  * `TypeError`. When `open` fails, `connect` rejects with a `ConnectError`: the
  * one `open` threw, or one wrapping its error (code `UNKNOWN` unless the error
  * has a system `code` such as `ECONNREFUSED`).
+ *
+ * @category Adapters
  *
  * @param open Opens a connection to an endpoint and returns its streams.
  * @param options Whether to copy chunks (see {@linkcode StreamTransportOptions}).

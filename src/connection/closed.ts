@@ -12,6 +12,8 @@ import type { CloseResult } from "../core/protocol.ts";
  * Thrown by `receive()` and iteration once the connection closed abnormally,
  * and by `send()` after close. It carries the close frames both ways.
  *
+ * @category Connection
+ *
  * @example A handler that fails reaches the client as 1011
  * ```ts
  * import { connect, ConnectionClosed, Sock } from "@sock/sock";

@@ -22,7 +22,11 @@ import { Reader, type ReaderOwner } from "./reader.ts";
 import { type ConnectionOptions, type ConnectionSettings, connectionSettings } from "./options.ts";
 import { settledWithin } from "../timers.ts";
 
-/** The server a connection belongs to: its topics (see `Sock.publish`) and its list of connections. */
+/**
+ * The server a connection belongs to: its topics (see `Sock.publish`) and its list of connections.
+ *
+ * @category Server
+ */
 export interface ServerHub {
   /** Adds the connection to a topic. */
   subscribe(ws: Connection, topic: string): void;
@@ -48,6 +52,8 @@ export interface ServerHub {
  * Made by `Sock` and `connect()`; to drive a protocol core of your own over a transport, wrap the
  * transport in a {@linkcode Link}, drive the opening handshake with `Link.handshake()`, then pass
  * the open core and the link to this constructor.
+ *
+ * @category Connection
  *
  * @example An echo handler and a client
  * ```ts

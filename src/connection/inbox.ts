@@ -10,10 +10,18 @@ import type { CloseResult } from "../core/protocol.ts";
 import { ended, quiet } from "./closed.ts";
 import { QUEUED } from "./outbox.ts";
 
-/** A message: text as a string, binary as bytes. */
+/**
+ * A message: text as a string, binary as bytes.
+ *
+ * @category Connection
+ */
 export type Message = string | Uint8Array;
 
-/** A message, or with `streamMessages` a piece of one; `final` marks the last piece. */
+/**
+ * A message, or with `streamMessages` a piece of one; `final` marks the last piece.
+ *
+ * @category Connection
+ */
 export interface MessagePart {
   /** The text or bytes. */
   data: Message;

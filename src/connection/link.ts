@@ -11,6 +11,8 @@ import type { Transport, TransportSink } from "../transport.ts";
  * Takes a chunk during the opening handshake (`null` at the end of the stream); returns `true` once
  * the step is complete. The chunk is valid only during the call: the transport may read into its
  * buffer again, so a feed copies what it keeps (the core's handshakes do).
+ *
+ * @category Connection
  */
 export type HandshakeFeed = (chunk: Uint8Array | null) => boolean;
 
@@ -50,6 +52,8 @@ interface Lingering {
  * A transport and the states its bytes go through. The handshake drivers (server and client) call
  * `handshake()` until the core has what it needs; `Connection` then calls `open()`; after a
  * failure, `linger()` drains the peer before the socket closes.
+ *
+ * @category Connection
  *
  * @example Reading a request head through a link (the bytes come from a stream pair here)
  * ```ts

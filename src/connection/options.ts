@@ -7,7 +7,11 @@
 
 import { checkOption } from "../core/options.ts";
 
-/** Options of a {@linkcode Connection}. */
+/**
+ * Options of a {@linkcode Connection}.
+ *
+ * @category Connection
+ */
 export interface ConnectionOptions {
   /** How long `close()` waits for the peer's close frame, in ms. Default 5000. */
   closeTimeout?: number;

@@ -27,7 +27,11 @@ import {
   type ReceiveResult,
 } from "./protocol.ts";
 
-/** Options for {@linkcode ClientProtocol}. */
+/**
+ * Options for {@linkcode ClientProtocol}.
+ *
+ * @category Protocol core
+ */
 export interface ClientProtocolOptions
   extends ProtocolOptions, HeadLimits, Omit<RequestOptions, "extensions"> {
   /** Extensions to offer, in order of preference. Default none. */
@@ -36,7 +40,11 @@ export interface ClientProtocolOptions
   maxRejectBodySize?: number;
 }
 
-/** The server accepted: the connection is OPEN. */
+/**
+ * The server accepted: the connection is OPEN.
+ *
+ * @category Protocol core
+ */
 export interface AcceptedEvent {
   /** Discriminant. */
   type: "accepted";
@@ -44,7 +52,11 @@ export interface AcceptedEvent {
   response: HandshakeResponse;
 }
 
-/** The server answered with something other than 101; the connection is over. */
+/**
+ * The server answered with something other than 101; the connection is over.
+ *
+ * @category Protocol core
+ */
 export interface RejectedEvent {
   /** Discriminant. */
   type: "rejected";
@@ -54,7 +66,11 @@ export interface RejectedEvent {
   body: Uint8Array;
 }
 
-/** Events a {@linkcode ClientProtocol} produces. */
+/**
+ * Events a {@linkcode ClientProtocol} produces.
+ *
+ * @category Protocol core
+ */
 export type ClientEvent = AcceptedEvent | RejectedEvent | ProtocolEvent;
 
 /** A rejection response whose body is still arriving. */
@@ -65,6 +81,8 @@ interface Rejection {
 
 /**
  * The client side of a WebSocket connection, without I/O.
+ *
+ * @category Protocol core
  *
  * @example Driving a client by hand
  * ```ts

@@ -11,6 +11,8 @@
  *
  * 1005, 1006 and 1015 are reported locally and never sent on the wire.
  *
+ * @category Frames
+ *
  * @example Using a close code
  * ```ts
  * import { CloseCode } from "@sock/sock";
@@ -56,12 +58,16 @@ export const CloseCode = {
 /**
  * Maximum length in bytes of a close reason: a control frame's 125 minus the 2-byte code
  * (RFC 6455 §5.5). The one limit every close checks: the core's, and sock's `WebSocket`.
+ *
+ * @category Frames
  */
 export const MAX_CLOSE_REASON_BYTES = 123;
 
 /**
  * Whether `code` may appear in a close frame on the wire
  * (1000–1003, 1007–1014 and 3000–4999; RFC 6455 §7.4).
+ *
+ * @category Frames
  *
  * @param code The close code to check.
  * @returns `true` when the code may be sent and received.
@@ -83,7 +89,11 @@ export function isValidCloseCode(code: number): boolean {
     (code >= 3000 && code <= 4999);
 }
 
-/** A close code with its reason, as carried by a close frame. */
+/**
+ * A close code with its reason, as carried by a close frame.
+ *
+ * @category Frames
+ */
 export interface CloseInfo {
   /** The close code; 1005 when the frame carried none. */
   code: number;

@@ -11,6 +11,8 @@ import { decodeUtf8, encodeUtf8, utf8Length } from "./utf8.ts";
 /**
  * Builds the payload of a close frame, checking the caller's code and reason.
  *
+ * @category Frames
+ *
  * @param code A code valid on the wire, or `undefined` for an empty payload.
  * @param reason A reason of at most 123 UTF-8 bytes; needs a code.
  * @returns The close frame payload.
@@ -48,6 +50,8 @@ export function encodeClosePayload(code?: number, reason = ""): Uint8Array {
 
 /**
  * Parses the payload of a received close frame (RFC 6455 §5.5.1).
+ *
+ * @category Frames
  *
  * @param payload The unmasked close frame payload.
  * @returns The code (1005 when absent) and reason.

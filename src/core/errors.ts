@@ -4,7 +4,11 @@
  * @module
  */
 
-/** Options for {@linkcode ProtocolError}. */
+/**
+ * Options for {@linkcode ProtocolError}.
+ *
+ * @category Errors
+ */
 export interface ProtocolErrorOptions {
   /** HTTP status to answer with, when the error happened during the opening handshake. */
   status?: number;
@@ -20,6 +24,8 @@ export interface ProtocolErrorOptions {
  * `code` is the close code sent to the peer when the connection is failed
  * (1002 protocol error, 1007 invalid payload data, 1009 message too big, …).
  * During the opening handshake `status` carries the HTTP status to answer with.
+ *
+ * @category Errors
  *
  * @example Inspecting a protocol error
  * ```ts

@@ -10,7 +10,11 @@ import { CloseCode } from "./close.ts";
 import { ProtocolError } from "./errors.ts";
 import { isToken, isTokenCode } from "./http.ts";
 
-/** One extension with its parameters, as offered or agreed. */
+/**
+ * One extension with its parameters, as offered or agreed.
+ *
+ * @category Extensions
+ */
 export interface ExtensionOffer {
   /** The extension token, e.g. `permessage-deflate`. */
   name: string;
@@ -23,6 +27,8 @@ export interface ExtensionOffer {
  * Extensions run in the order negotiated when sending, in reverse when receiving.
  * Their RSV bits go on a message's first frame only, as permessage-deflate
  * requires; a continuation frame with an RSV bit set fails with 1002.
+ *
+ * @category Extensions
  */
 export interface Extension {
   /** The registered name, e.g. `permessage-deflate`. */
@@ -56,7 +62,11 @@ export interface Extension {
   ): { data: Uint8Array; rsv: number };
 }
 
-/** The server side of an extension: picks an offer and makes the extension. */
+/**
+ * The server side of an extension: picks an offer and makes the extension.
+ *
+ * @category Extensions
+ */
 export interface ServerExtensionFactory {
   /** The extension token it answers to. */
   readonly name: string;
@@ -69,7 +79,11 @@ export interface ServerExtensionFactory {
   accept(offers: ExtensionOffer[]): { response: ExtensionOffer; extension: Extension } | undefined;
 }
 
-/** The client side of an extension: makes an offer and checks the answer. */
+/**
+ * The client side of an extension: makes an offer and checks the answer.
+ *
+ * @category Extensions
+ */
 export interface ClientExtensionFactory {
   /** The extension token it offers. */
   readonly name: string;
@@ -97,6 +111,8 @@ const enum Scan {
 /**
  * Parses `Sec-WebSocket-Extensions` values (RFC 6455 §9.1), with quoted-string
  * parameter values, in one linear pass.
+ *
+ * @category Extensions
  *
  * @param value The field value (repeated fields joined with commas).
  * @returns The extensions in order.
@@ -186,6 +202,8 @@ export function parseExtensions(value: string): ExtensionOffer[] {
  * Formats extensions for a `Sec-WebSocket-Extensions` field, quoting values
  * that are not tokens.
  *
+ * @category Extensions
+ *
  * @param extensions The extensions to format.
  * @returns The field value.
  * @throws {TypeError} When a name or parameter name is not a token.
@@ -218,6 +236,8 @@ export function formatExtensions(extensions: ExtensionOffer[]): string {
  * Server-side negotiation: each factory, in the server's order, looks at the
  * client's offers of its name and accepts one or declines. Offers nobody
  * accepts are declined silently, as RFC 6455 §9.1 allows.
+ *
+ * @category Extensions
  *
  * @param factories The server's extensions, in order of preference.
  * @param offers The client's offers.
@@ -259,6 +279,8 @@ export function negotiateExtensions(
 /**
  * Client-side completion: every extension in the server's answer must have
  * been offered, at most once each.
+ *
+ * @category Extensions
  *
  * @param factories The client's extensions, as offered.
  * @param responses The server's `Sec-WebSocket-Extensions`, parsed.

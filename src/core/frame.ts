@@ -15,6 +15,8 @@ const NONE: Uint8Array<ArrayBuffer> = new Uint8Array(0);
 /**
  * Frame opcodes (RFC 6455 §5.2). 0x3–0x7 and 0xB–0xF are reserved.
  *
+ * @category Frames
+ *
  * @example Testing for a control opcode
  * ```ts
  * import { Opcode } from "@sock/sock";
@@ -39,20 +41,44 @@ export const Opcode = {
   Pong: 0xa,
 } as const;
 
-/** One of the {@linkcode Opcode} values. */
+/**
+ * One of the {@linkcode Opcode} values.
+ *
+ * @category Frames
+ */
 export type Opcode = typeof Opcode[keyof typeof Opcode];
 
-/** The RSV1 bit of the first header byte (claimed by permessage-deflate). */
+/**
+ * The RSV1 bit of the first header byte (claimed by permessage-deflate).
+ *
+ * @category Frames
+ */
 export const RSV1 = 0x40;
-/** The RSV2 bit. */
+/**
+ * The RSV2 bit.
+ *
+ * @category Frames
+ */
 export const RSV2 = 0x20;
-/** The RSV3 bit. */
+/**
+ * The RSV3 bit.
+ *
+ * @category Frames
+ */
 export const RSV3 = 0x10;
 
-/** Largest payload a control frame may carry (§5.5). */
+/**
+ * Largest payload a control frame may carry (§5.5).
+ *
+ * @category Frames
+ */
 export const MAX_CONTROL_PAYLOAD = 125;
 
-/** Receives what a {@linkcode FrameDecoder} reads, in order. */
+/**
+ * Receives what a {@linkcode FrameDecoder} reads, in order.
+ *
+ * @category Frames
+ */
 export interface FrameSink {
   /**
    * A frame header was read and passed the frame-level checks.
@@ -81,7 +107,11 @@ export interface FrameSink {
   frameEnd(): void;
 }
 
-/** Options for {@linkcode FrameDecoder}. */
+/**
+ * Options for {@linkcode FrameDecoder}.
+ *
+ * @category Frames
+ */
 export interface FrameDecoderOptions {
   /** `true` to require masked frames (a server), `false` to refuse them (a client). */
   expectMasked: boolean;
@@ -107,6 +137,8 @@ const enum State {
  * that are fragmented or over 125 bytes, a 64-bit length with its top bit set
  * (all 1002), and frames over `maxFrameSize` (1009), all before any payload
  * is read. Input chunks are never modified or retained.
+ *
+ * @category Frames
  *
  * @example Decoding the RFC 6455 §5.7 masked "Hello"
  * ```ts
@@ -323,6 +355,8 @@ const KEEP_STAGING = 65536;
  * payload of 256 KiB or more is queued by reference after its header, without a copy. Masking
  * (a client's job) writes masked bytes into the queue and never touches the
  * caller's buffer.
+ *
+ * @category Frames
  *
  * @example Encoding the RFC 6455 §5.7 unmasked "Hello"
  * ```ts

@@ -14,7 +14,11 @@ import { cryptoRandom, type RandomSource } from "./mask.ts";
 import { sha1 } from "./sha1.ts";
 import { parseWebSocketUrl } from "./url.ts";
 
-/** The GUID appended to the key before hashing (RFC 6455 §1.3). */
+/**
+ * The GUID appended to the key before hashing (RFC 6455 §1.3).
+ *
+ * @category Handshake
+ */
 export const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 const encoder = new TextEncoder();
@@ -22,6 +26,8 @@ const encoder = new TextEncoder();
 /**
  * Computes `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`: base64 of the
  * SHA-1 of the key and the GUID.
+ *
+ * @category Handshake
  *
  * @param key The client's key.
  * @returns The accept token.
@@ -71,6 +77,8 @@ function base64(bytes: Uint8Array): string {
 /**
  * Makes a fresh `Sec-WebSocket-Key`: base64 of 16 random bytes.
  *
+ * @category Handshake
+ *
  * @param random The random source; `crypto.getRandomValues` by default.
  * @returns The key, 24 characters.
  *
@@ -91,7 +99,11 @@ export function generateKey(random: RandomSource = cryptoRandom): string {
 /** A valid key: base64 of exactly 16 bytes, i.e. 22 base64 characters then `==`. */
 const KEY_PATTERN = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
 
-/** An HTTP request head, parsed and checked as a WebSocket upgrade. */
+/**
+ * An HTTP request head, parsed and checked as a WebSocket upgrade.
+ *
+ * @category Handshake
+ */
 export interface UpgradeRequest {
   /** The request method. */
   method: string;
@@ -123,6 +135,8 @@ export interface UpgradeRequest {
  * Checks a parsed request head against RFC 6455 §4.2.1. Problems with the
  * HTTP syntax itself throw; problems with the upgrade are reported in
  * `error`, so a server can still answer a plain HTTP request.
+ *
+ * @category Handshake
  *
  * @param head The parsed request head.
  * @returns The request, with `error` set when it is not a valid upgrade.
@@ -302,7 +316,11 @@ function statusLine(statusCode: number): string {
   return `HTTP/1.1 ${statusCode} ${REASONS[statusCode] ?? ""}`;
 }
 
-/** Header fields as pairs, a record, or our own class. */
+/**
+ * Header fields as pairs, a record, or our own class.
+ *
+ * @category HTTP
+ */
 export type HeadersInit = Iterable<[string, string]> | Record<string, string>;
 
 /** Header fields in any accepted form, as pairs. */
@@ -337,6 +355,8 @@ function formatHead(startLine: string, headers: [string, string][]): Uint8Array 
  * Formats an HTTP response head, with the status's standard reason phrase (RFC 9110 §15 and the
  * IANA registry; empty for a status without one).
  *
+ * @category HTTP
+ *
  * @param statusCode The status, 100–599.
  * @param headers The header fields.
  * @returns The head's bytes.
@@ -360,7 +380,11 @@ export function formatResponse(statusCode: number, headers: HeadersInit = []): U
   return formatHead(statusLine(statusCode), headerPairs(headers));
 }
 
-/** What the server agrees to in its 101 response. */
+/**
+ * What the server agrees to in its 101 response.
+ *
+ * @category Handshake
+ */
 export interface AcceptOptions {
   /** The chosen subprotocol; must be one the client offered. Omit to choose none. */
   subprotocol?: string;
@@ -370,6 +394,8 @@ export interface AcceptOptions {
 
 /**
  * Builds the `101 Switching Protocols` response for a valid request.
+ *
+ * @category Handshake
  *
  * @param request The validated request.
  * @param token The accept token for `request.key`.
@@ -418,7 +444,11 @@ export function acceptResponse(
   return formatHead(statusLine(101), headers);
 }
 
-/** What a client asks for in its opening request. */
+/**
+ * What a client asks for in its opening request.
+ *
+ * @category Handshake
+ */
 export interface RequestOptions {
   /** `ws:` or `wss:` URL (`http:`/`https:` are accepted as their WebSocket forms; see {@linkcode parseWebSocketUrl}). */
   url: string | URL;
@@ -432,6 +462,8 @@ export interface RequestOptions {
 
 /**
  * Builds the client's opening request (RFC 6455 §4.1).
+ *
+ * @category Handshake
  *
  * @param options The URL, subprotocols, extension offers and extra headers.
  * @param key The `Sec-WebSocket-Key` to send.
@@ -494,7 +526,11 @@ export function checkSubprotocols(subprotocols: readonly string[]): void {
   }
 }
 
-/** A server's response head, split into what the client needs. */
+/**
+ * A server's response head, split into what the client needs.
+ *
+ * @category Handshake
+ */
 export interface HandshakeResponse {
   /** The HTTP status. */
   status: number;
@@ -508,6 +544,8 @@ export interface HandshakeResponse {
  * Checks a 101 response against the client's request (RFC 6455 §4.1):
  * `Upgrade`, `Connection`, the accept token, and a subprotocol that was offered.
  * Extensions are checked by the caller with `completeExtensions`.
+ *
+ * @category Handshake
  *
  * @param response The response head.
  * @param expectedToken The accept token for the key sent.

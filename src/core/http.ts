@@ -21,6 +21,8 @@ let adopt: (headers: HttpHeaders, text: string, spans: number[]) => void;
  * HTTP header fields in the order received, looked up case-insensitively.
  * Unlike the Fetch `Headers`, repeated fields stay separate.
  *
+ * @category HTTP
+ *
  * @example Reading repeated headers
  * ```ts
  * import { HttpHeaders } from "@sock/sock";
@@ -128,7 +130,11 @@ function sameName(text: string, start: number, end: number, name: string): boole
   return true;
 }
 
-/** Limits on an HTTP head, all checked while the bytes arrive. */
+/**
+ * Limits on an HTTP head, all checked while the bytes arrive.
+ *
+ * @category HTTP
+ */
 export interface HeadLimits {
   /** Largest head (start line, fields and the blank line) in bytes. Default 16384. */
   maxHeadSize?: number;
@@ -138,7 +144,11 @@ export interface HeadLimits {
   maxHeaders?: number;
 }
 
-/** A parsed request or status line plus its fields. */
+/**
+ * A parsed request or status line plus its fields.
+ *
+ * @category HTTP
+ */
 export interface ParsedHead {
   /** The start line split at its first two spaces. */
   startLine: [string, string, string];
@@ -158,6 +168,8 @@ const NOTHING = new Uint8Array(0);
  * the limits (414 for an overlong request line), 400 for bad syntax: a bare
  * CR or LF, NUL or another control character, obs-fold, a field name that is
  * not a token, or whitespace before the colon.
+ *
+ * @category HTTP
  *
  * @example Reading a head in two pieces
  * ```ts
@@ -331,7 +343,11 @@ function latin1(b: Uint8Array, start: number, end: number): string {
   return s;
 }
 
-/** Removes optional whitespace (SP and HTAB) at both ends. */
+/**
+ * Removes optional whitespace (SP and HTAB) at both ends.
+ *
+ * @category HTTP
+ */
 export function trimOws(value: string): string {
   let start = 0, end = value.length;
   while (start < end && isOws(value.charCodeAt(start))) start++;
@@ -350,6 +366,8 @@ for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL
 
 /**
  * Whether a string is an HTTP token (RFC 9110 §5.6.2).
+ *
+ * @category HTTP
  *
  * @param value The string to check.
  * @returns `true` for a non-empty token.
@@ -372,6 +390,8 @@ export function isToken(value: string): boolean {
 /**
  * Whether a UTF-16 code unit is a token character (tchar).
  *
+ * @category HTTP
+ *
  * @param c The code unit.
  * @returns `true` for a tchar.
  *
@@ -391,6 +411,8 @@ export function isTokenCode(c: number): boolean {
 /**
  * Splits a comma-separated list of tokens (RFC 9110 §5.6.1), such as
  * `Connection` or `Sec-WebSocket-Protocol`, ignoring empty elements.
+ *
+ * @category HTTP
  *
  * @param value The field value (several values may be joined with commas).
  * @returns The tokens, in order, as written.

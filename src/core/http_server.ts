@@ -12,13 +12,21 @@ import { formatResponse, headerPairs, type HeadersInit } from "./handshake.ts";
 import { type HeadLimits, HeadReader, HttpHeaders, isTokenCode, type ParsedHead, trimOws } from "./http.ts";
 import { encodeUtf8 } from "./utf8.ts";
 
-/** Options for {@linkcode HttpServerProtocol}. */
+/**
+ * Options for {@linkcode HttpServerProtocol}.
+ *
+ * @category HTTP
+ */
 export interface HttpServerOptions extends HeadLimits {
   /** Largest request body in bytes; a longer one is answered 413. Default 16 MiB. */
   maxBodySize?: number;
 }
 
-/** A request head arrived; its body (if any) follows as `data` events, then `end`. */
+/**
+ * A request head arrived; its body (if any) follows as `data` events, then `end`.
+ *
+ * @category HTTP
+ */
 export interface HttpRequestEvent {
   /** Discriminant. */
   type: "request";
@@ -40,7 +48,11 @@ export interface HttpRequestEvent {
   upgrade: boolean;
 }
 
-/** A piece of the request body: a view of the bytes received, valid until the next `receiveData`. */
+/**
+ * A piece of the request body: a view of the bytes received, valid until the next `receiveData`.
+ *
+ * @category HTTP
+ */
 export interface HttpDataEvent {
   /** Discriminant. */
   type: "data";
@@ -48,7 +60,11 @@ export interface HttpDataEvent {
   data: Uint8Array;
 }
 
-/** The request body is complete. */
+/**
+ * The request body is complete.
+ *
+ * @category HTTP
+ */
 export interface HttpEndEvent {
   /** Discriminant. */
   type: "end";
@@ -59,6 +75,8 @@ export interface HttpEndEvent {
 /**
  * The request is malformed or over a limit: the error response (400, 413, 414, 431, 501, 505) is
  * queued when no response had started, and the connection must close once it is written.
+ *
+ * @category HTTP
  */
 export interface HttpErrorEvent {
   /** Discriminant. */
@@ -67,7 +85,11 @@ export interface HttpErrorEvent {
   error: ProtocolError;
 }
 
-/** Events an {@linkcode HttpServerProtocol} produces. */
+/**
+ * Events an {@linkcode HttpServerProtocol} produces.
+ *
+ * @category HTTP
+ */
 export type HttpServerEvent = HttpRequestEvent | HttpDataEvent | HttpEndEvent | HttpErrorEvent;
 
 const enum State {
@@ -168,6 +190,8 @@ function fail(status: number, message: string): ProtocolError {
  * `Transfer-Encoding`, a repeated or malformed `Content-Length`, a `Transfer-Encoding` whose last
  * coding is not `chunked` (or any coding but `chunked`: 501), a malformed chunk, a bare CR or LF or
  * obs-fold is answered 400 and ends the connection, so no byte of it is read as another request.
+ *
+ * @category HTTP
  *
  * @example A request with a body, and its response
  * ```ts

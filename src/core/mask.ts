@@ -7,10 +7,16 @@
 /**
  * Fills a buffer with random bytes. The default is `crypto.getRandomValues`;
  * tests inject a deterministic source.
+ *
+ * @category Frames
  */
 export type RandomSource = (target: Uint8Array<ArrayBuffer>) => void;
 
-/** The platform CSPRNG. */
+/**
+ * The platform CSPRNG.
+ *
+ * @category Frames
+ */
 export const cryptoRandom: RandomSource = (target) => {
   crypto.getRandomValues(target);
 };
@@ -20,6 +26,8 @@ const POOL_SIZE = 4096;
 /**
  * Hands out 4-byte mask keys drawn from a pooled random source, so the
  * CSPRNG is called once per 1024 frames instead of once per frame.
+ *
+ * @category Frames
  *
  * @example Drawing mask keys
  * ```ts
@@ -72,6 +80,8 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  * unmasks piece by piece. `target` may be `source` itself (with `offset`
  * equal to `start`) for an in-place unmask; otherwise the two must not
  * overlap, and `source` is not modified.
+ *
+ * @category Frames
  *
  * @param source The bytes to mask or unmask.
  * @param key The mask key, big-endian (key byte 0 is the top byte).

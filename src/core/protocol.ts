@@ -24,6 +24,8 @@ import {
 /**
  * Connection states, numbered like the web `WebSocket.readyState`.
  *
+ * @category Protocol core
+ *
  * @example Checking the state
  * ```ts
  * import { ReadyState } from "@sock/sock";
@@ -43,12 +45,20 @@ export const ReadyState = {
   Closed: 3,
 } as const;
 
-/** One of the {@linkcode ReadyState} values. */
+/**
+ * One of the {@linkcode ReadyState} values.
+ *
+ * @category Protocol core
+ */
 export type ReadyState = typeof ReadyState[keyof typeof ReadyState];
 
 const STATE_NAMES = ["CONNECTING", "OPEN", "CLOSING", "CLOSED"];
 
-/** A text message, or with `streamMessages` a piece of one. */
+/**
+ * A text message, or with `streamMessages` a piece of one.
+ *
+ * @category Protocol core
+ */
 export interface TextEvent {
   /** Discriminant. */
   type: "text";
@@ -58,7 +68,11 @@ export interface TextEvent {
   final: boolean;
 }
 
-/** A binary message, or with `streamMessages` a piece of one. */
+/**
+ * A binary message, or with `streamMessages` a piece of one.
+ *
+ * @category Protocol core
+ */
 export interface BinaryEvent {
   /** Discriminant. */
   type: "binary";
@@ -68,7 +82,11 @@ export interface BinaryEvent {
   final: boolean;
 }
 
-/** A ping from the peer; the pong is already queued unless `autoPong` is off. */
+/**
+ * A ping from the peer; the pong is already queued unless `autoPong` is off.
+ *
+ * @category Protocol core
+ */
 export interface PingEvent {
   /** Discriminant. */
   type: "ping";
@@ -76,7 +94,11 @@ export interface PingEvent {
   data: Uint8Array;
 }
 
-/** A pong from the peer. */
+/**
+ * A pong from the peer.
+ *
+ * @category Protocol core
+ */
 export interface PongEvent {
   /** Discriminant. */
   type: "pong";
@@ -87,6 +109,8 @@ export interface PongEvent {
 /**
  * The peer's close frame arrived; if the peer started the close, the echo is already queued.
  * (Not the DOM's `CloseEvent`, which reports how a connection ended: that is {@linkcode ClosedEvent}.)
+ *
+ * @category Protocol core
  */
 export interface CloseFrameEvent extends CloseInfo {
   /** Discriminant. */
@@ -98,6 +122,8 @@ export interface CloseFrameEvent extends CloseInfo {
  * close frame with `error.code` is queued; a server failing a handshake
  * queues the HTTP error response; a client failing one queues nothing.
  * Flush `dataToSend()`, then close the transport.
+ *
+ * @category Protocol core
  */
 export interface FailedEvent {
   /** Discriminant. */
@@ -106,7 +132,11 @@ export interface FailedEvent {
   error: ProtocolError;
 }
 
-/** How a connection ended: the close frames that went each way, and the code and reason that sum them up. */
+/**
+ * How a connection ended: the close frames that went each way, and the code and reason that sum them up.
+ *
+ * @category Protocol core
+ */
 export interface CloseResult {
   /** The peer's close code if it sent one; else the code we failed with; else 1006. */
   code: number;
@@ -125,19 +155,33 @@ export interface CloseResult {
  * the transport. When to close it is the driver's choice: RFC 6455 §7.1.1 asks the server to close
  * the TCP connection first, and a client to wait a little for that before closing it itself; the
  * core needs neither, as nothing it queues follows this event.
+ *
+ * @category Protocol core
  */
 export interface ClosedEvent extends CloseResult {
   /** Discriminant. */
   type: "closed";
 }
 
-/** Events both sides produce once open: messages (or pieces of them) and control frames. */
+/**
+ * Events both sides produce once open: messages (or pieces of them) and control frames.
+ *
+ * @category Protocol core
+ */
 export type FrameEvent = TextEvent | BinaryEvent | PingEvent | PongEvent | CloseFrameEvent;
 
-/** Events the shared layer produces. */
+/**
+ * Events the shared layer produces.
+ *
+ * @category Protocol core
+ */
 export type ProtocolEvent = FrameEvent | FailedEvent | ClosedEvent;
 
-/** Options both sides share; every limit has a safe default. */
+/**
+ * Options both sides share; every limit has a safe default.
+ *
+ * @category Protocol core
+ */
 export interface ProtocolOptions {
   /** Largest message in bytes (after decompression); larger fails with 1009. Default 16 MiB. */
   maxMessageSize?: number;
@@ -181,6 +225,8 @@ export interface ProtocolOptions {
  * Options for one `receiveData()` call. Besides the chunk's ownership and the bounds on one call, a
  * driver passes hints it takes from its transport: facts about the runtime it runs on, which change
  * how fast the core's work is done, never what it produces.
+ *
+ * @category Protocol core
  */
 export interface ReceiveOptions {
   /**
@@ -214,7 +260,11 @@ export interface ReceiveOptions {
   copySmallMessages?: boolean;
 }
 
-/** What one `receiveData()` call did with its chunk. */
+/**
+ * What one `receiveData()` call did with its chunk.
+ *
+ * @category Protocol core
+ */
 export interface ReceiveResult {
   /**
    * How many bytes of the chunk were read: all of them unless a limit in {@linkcode ReceiveOptions}
@@ -230,7 +280,11 @@ export interface ReceiveResult {
   kept: boolean;
 }
 
-/** Options for one outgoing message or piece of one. */
+/**
+ * Options for one outgoing message or piece of one.
+ *
+ * @category Protocol core
+ */
 export interface SendOptions {
   /** `false` sends a piece of a message; more pieces follow, the last with `fin: true`. Default `true`. */
   fin?: boolean;
@@ -304,6 +358,8 @@ const IN_PLACE_LIMIT = 4096;
  *
  * Every method is synchronous. Feed received bytes to `receiveData()`, read
  * `events()`, write `dataToSend()` to the transport.
+ *
+ * @category Protocol core
  */
 export class Protocol<SideEvent = never> implements FrameSink {
   #state: ReadyState = ReadyState.Connecting;

@@ -29,13 +29,21 @@ import {
 } from "./protocol.ts";
 import { encodeUtf8 } from "./utf8.ts";
 
-/** Options for {@linkcode ServerProtocol}. */
+/**
+ * Options for {@linkcode ServerProtocol}.
+ *
+ * @category Protocol core
+ */
 export interface ServerProtocolOptions extends ProtocolOptions, HeadLimits {
   /** Extensions the server supports, in order of preference. Default none. */
   extensions?: ServerExtensionFactory[];
 }
 
-/** A complete request head arrived: answer it with `accept()` or `reject()`. */
+/**
+ * A complete request head arrived: answer it with `accept()` or `reject()`.
+ *
+ * @category Protocol core
+ */
 export interface RequestEvent {
   /** Discriminant. */
   type: "request";
@@ -43,16 +51,28 @@ export interface RequestEvent {
   request: UpgradeRequest;
 }
 
-/** Events a {@linkcode ServerProtocol} produces. */
+/**
+ * Events a {@linkcode ServerProtocol} produces.
+ *
+ * @category Protocol core
+ */
 export type ServerEvent = RequestEvent | ProtocolEvent;
 
-/** Options for {@linkcode ServerProtocol.accept}. */
+/**
+ * Options for {@linkcode ServerProtocol.accept}.
+ *
+ * @category Protocol core
+ */
 export interface ServerAcceptOptions extends AcceptOptions {
   /** Extensions to negotiate for this connection; defaults to the constructor's. */
   extensions?: ServerExtensionFactory[];
 }
 
-/** A rejection response. */
+/**
+ * A rejection response.
+ *
+ * @category Protocol core
+ */
 export interface RejectOptions {
   /** Response headers. `Connection: close` is added. */
   headers?: HeadersInit;
@@ -77,6 +97,8 @@ const NO_BYTES = new Uint8Array(0);
 
 /**
  * The server side of a WebSocket connection, without I/O.
+ *
+ * @category Protocol core
  *
  * @example Driving a handshake and an echo by hand
  * ```ts

@@ -5,7 +5,11 @@
  * @module
  */
 
-/** A WebSocket URL, checked and taken apart: everything a client needs to connect and to ask. */
+/**
+ * A WebSocket URL, checked and taken apart: everything a client needs to connect and to ask.
+ *
+ * @category Handshake
+ */
 export interface WebSocketUrl {
   /** The URL, normalized: `http:` became `ws:` and `https:` became `wss:`. A fresh object. */
   url: URL;
@@ -25,6 +29,8 @@ export interface WebSocketUrl {
  * Reads a WebSocket URL (RFC 6455 §3): `ws:` and `wss:`, with `http:` and `https:` taken as their
  * WebSocket forms (as the WHATWG `WebSocket` constructor does), and no fragment (not even an empty
  * `#`).
+ *
+ * @category Handshake
  *
  * @param url The URL.
  * @returns The normalized URL and its parts.

@@ -22,6 +22,8 @@ const CODES: number[][] = Array.from({ length: SMALL_TEXT }, (_, n) => new Array
 /**
  * Encodes a string as UTF-8.
  *
+ * @category Frames
+ *
  * @param text The string to encode.
  * @returns Its UTF-8 bytes.
  *
@@ -40,6 +42,8 @@ export function encodeUtf8(text: string): Uint8Array {
 /**
  * The length of a string in UTF-8, without encoding it: what `encodeUtf8(text).length` would be (a
  * lone surrogate counts as U+FFFD, 3 bytes, as `TextEncoder` writes it).
+ *
+ * @category Frames
  *
  * @param text The string.
  * @returns Its size in UTF-8 bytes.
@@ -75,6 +79,8 @@ export function utf8Length(text: string): number {
 
 /**
  * Decodes complete UTF-8 bytes, failing on any invalid sequence.
+ *
+ * @category Frames
  *
  * @param bytes The bytes to decode.
  * @returns The decoded string.
@@ -259,6 +265,8 @@ export function unmaskShortText(
  * Each piece is checked as it arrives: an invalid sequence fails in the piece
  * where it occurs, and a sequence cut at a piece boundary waits for the next
  * piece. {@linkcode Utf8StreamDecoder.end} fails if the text ends mid-sequence.
+ *
+ * @category Frames
  *
  * @example Decoding a character split in two
  * ```ts

@@ -32,6 +32,8 @@ const INTERNAL_ERROR = encodeUtf8("internal error\n");
  * What a `fetch` handler learns besides the request, in the shapes `Deno.serve` (`remoteAddr`) and
  * `Bun.serve` (`requestIP()`) give it, so helpers written for either (Hono's `getConnInfo`) work.
  *
+ * @category Server
+ *
  * @example Reading the client's address
  * ```ts
  * import { Sock } from "@sock/sock";

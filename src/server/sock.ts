@@ -33,7 +33,11 @@ import { HttpSession, ServeInfo } from "./http.ts";
 export { ServeInfo };
 import { Topics } from "./topics.ts";
 
-/** What a handler learns about the request that opened its connection. */
+/**
+ * What a handler learns about the request that opened its connection.
+ *
+ * @category Server
+ */
 export interface RouteRequest {
   /** The path, e.g. `/rooms/lobby`. */
   path: string;
@@ -48,10 +52,16 @@ export interface RouteRequest {
 /**
  * Handles one connection; returning closes it with 1000, throwing with 1011
  * (a `ConnectionClosed` from the connection itself just ends it).
+ *
+ * @category Server
  */
 export type Handler<Data = unknown> = (ws: Connection<Data>, request: RouteRequest) => unknown;
 
-/** An HTTP response the `upgrade` hook sends instead of upgrading. */
+/**
+ * An HTTP response the `upgrade` hook sends instead of upgrading.
+ *
+ * @category Server
+ */
 export interface HttpResponse {
   /** The status. Default 403. */
   status?: number;
@@ -61,7 +71,11 @@ export interface HttpResponse {
   body?: string | Uint8Array;
 }
 
-/** What the `upgrade` hook decides: accept with these settings, or `{ reject }`. */
+/**
+ * What the `upgrade` hook decides: accept with these settings, or `{ reject }`.
+ *
+ * @category Server
+ */
 export type UpgradeDecision<Data = unknown> =
   | {
     /** The subprotocol: one the client offered, or `null` for none. Default: the `subprotocols` option's pick. */
@@ -73,7 +87,11 @@ export type UpgradeDecision<Data = unknown> =
   }
   | { /** The response instead of the upgrade. */ reject: HttpResponse };
 
-/** Options of a {@linkcode Sock} server. */
+/**
+ * Options of a {@linkcode Sock} server.
+ *
+ * @category Server
+ */
 export interface SockOptions<Data = unknown> extends ServerProtocolOptions, ConnectionOptions {
   /** The runtime adapter; detected by default. */
   adapter?: Adapter;
@@ -124,7 +142,11 @@ export interface SockOptions<Data = unknown> extends ServerProtocolOptions, Conn
   deflate?: boolean | PerMessageDeflateOptions;
 }
 
-/** What {@linkcode Sock.upgrade} takes besides the request and the handler. */
+/**
+ * What {@linkcode Sock.upgrade} takes besides the request and the handler.
+ *
+ * @category Server
+ */
 export interface UpgradeOptions<Data = unknown> {
   /** The subprotocol: one the client offered. Default: the `subprotocols` option's pick. */
   subprotocol?: string;
@@ -168,6 +190,8 @@ function writeQuietly(transport: Transport, chunks: Uint8Array[]): Promise<void>
 /**
  * A WebSocket server with routes, and an HTTP/1.1 server for the app's other requests on the same
  * port (`fetch`). The same code runs on Deno and Bun.
+ *
+ * @category Server
  *
  * @example An echo route
  * ```ts ignore

@@ -21,7 +21,11 @@ import {
 } from "./tables.ts";
 import { checkOption } from "../options.ts";
 
-/** Options of a {@linkcode Deflater}. */
+/**
+ * Options of a {@linkcode Deflater}.
+ *
+ * @category Extensions
+ */
 export interface DeflaterOptions {
   /**
    * log2 of the LZ77 window, 8–15 (default 15). Back-references never reach
@@ -674,6 +678,8 @@ const spareBuffers = new Map<number, Buffers>();
  *
  * Back-references reach at most W − 1 bytes back (W − 262 at windowBits 15,
  * as in zlib), so any decoder with a window of W bytes can decode the stream.
+ *
+ * @category Extensions
  *
  * @example Compressing two messages with context takeover
  * ```ts

@@ -195,6 +195,8 @@ const HAND_OVER_MIN = 65536;
  * the limit given to `write()` throws one with code 1009 before anything
  * beyond the limit is allocated.
  *
+ * @category Extensions
+ *
  * @example Decoding a stream fed one byte at a time
  * ```ts
  * import { Inflater } from "@sock/sock/core";

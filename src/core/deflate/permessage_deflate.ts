@@ -30,6 +30,8 @@ const TAIL = new Uint8Array([0x00, 0x00, 0xff, 0xff]);
  * and what to answer; on a client, what to offer and which answers to allow.
  * "Server" and "client" name the side that compresses: the server's window
  * is the one the server compresses with.
+ *
+ * @category Extensions
  */
 export interface PerMessageDeflateOptions {
   /**
@@ -152,6 +154,8 @@ class Settings {
  * The server side of permessage-deflate: accepts the first offer it can
  * honour and declines the others (a bad offer never fails the handshake).
  *
+ * @category Extensions
+ *
  * @example Accepting a browser's offer
  * ```ts
  * import { negotiateExtensions, parseExtensions, PerMessageDeflateServer } from "@sock/sock/core";
@@ -223,6 +227,8 @@ export class PerMessageDeflateServer implements ServerExtensionFactory {
 /**
  * The client side of permessage-deflate: one offer from the options, and a
  * strict check of the server's answer (RFC 7692 §7.1).
+ *
+ * @category Extensions
  *
  * @example The offer a client makes
  * ```ts
