@@ -7,7 +7,7 @@
  * @module
  */
 
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -263,6 +263,43 @@ export async function until<T>(
     }
     await sleep(50);
   }
+}
+
+// ---- Viewport and screenshots ----
+
+/** Gives a tab a `width` × `height` CSS-pixel viewport at one device pixel per CSS pixel. */
+export async function setViewport(cdp: Cdp, sessionId: string, width: number, height: number): Promise<void> {
+  await cdp.call(
+    "Emulation.setDeviceMetricsOverride",
+    { width, height, deviceScaleFactor: 1, mobile: false },
+    sessionId,
+  );
+}
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/**
+ * The size a PNG file declares: checks the 8-byte signature and that the first chunk is a 13-byte
+ * `IHDR`, and reads its width and height.
+ *
+ * @throws {Error} When `bytes` is not a PNG.
+ */
+export function pngSize(bytes: Uint8Array): { width: number; height: number } {
+  if (bytes.length < 33 || PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) {
+    throw new Error("not a PNG: wrong signature");
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const type = String.fromCharCode(...bytes.subarray(12, 16));
+  if (view.getUint32(8) !== 13 || type !== "IHDR") throw new Error("not a PNG: the first chunk is not IHDR");
+  return { width: view.getUint32(16), height: view.getUint32(20) };
+}
+
+/** Captures a tab's viewport as a PNG, writes it to `path`, and returns its bytes. */
+export async function screenshot(cdp: Cdp, sessionId: string, path: string): Promise<Uint8Array> {
+  const { data } = await cdp.call<{ data: string }>("Page.captureScreenshot", { format: "png" }, sessionId);
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  await writeFile(path, bytes);
+  return bytes;
 }
 
 // ---- Launching and ending Chromium ----
