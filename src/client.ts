@@ -24,7 +24,7 @@ import type { Adapter, Endpoint, Transport } from "./transport.ts";
  */
 export interface ConnectOptions extends ConnectionOptions, ProtocolOptions, HeadLimits {
   /** Subprotocols to offer. */
-  subprotocols?: string[];
+  subprotocols?: string[] | undefined;
   /** Extra request headers. */
   headers?: HeadersInit;
   /** The runtime adapter; detected by default. */
@@ -200,7 +200,7 @@ async function open(
         return events.length > 0;
       });
       for (let i = 0; i < events.length; i++) {
-        const event = events[i];
+        const event = events[i]!;
         if (event.type === "accepted") {
           return new Connection(protocol, link, options, events.slice(i + 1) as ProtocolEvent[]);
         }

@@ -93,7 +93,7 @@ const LISTEN_TEXT: Record<ListenErrorCode, string> = {
  */
 export interface NetErrorOptions {
   /** Details after the code's own description, such as the runtime's TLS reason. */
-  reason?: string;
+  reason?: string | undefined;
   /** The runtime's original error. */
   cause?: unknown;
 }

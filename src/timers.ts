@@ -5,6 +5,12 @@
  */
 
 /**
+ * `setImmediate` of Bun, Node and Deno, declared here for type checks with the web's lib only, which
+ * lacks it; checked for before use.
+ */
+declare const setImmediate: ((run: () => void) => unknown) | undefined;
+
+/**
  * Many deadlines on one timer instead of one timer each: the timer wakes every `resolution` ms
  * while any deadline is set (until its first wake after the last is cleared), so a deadline fires up
  * to one resolution late. Used for handshake

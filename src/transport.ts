@@ -126,7 +126,7 @@ export interface Endpoint {
   /** Port; 0 to listen on a free one. */
   port: number;
   /** TLS: PEM certificate and key to listen with, or `true`/CA certificates to connect with. */
-  tls?: { cert: string; key: string } | { caCerts?: string[] } | boolean;
+  tls?: { cert: string; key: string } | { caCerts?: string[] | undefined } | boolean | undefined;
 }
 
 /**

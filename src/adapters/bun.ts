@@ -62,14 +62,14 @@ interface BunApi {
   listen(options: {
     hostname: string;
     port: number;
-    tls?: { cert: string; key: string };
+    tls?: { cert: string; key: string } | undefined;
     allowHalfOpen: boolean;
     socket: BunSocketHandler;
   }): BunListenerLike;
   connect(options: {
     hostname: string;
     port: number;
-    tls?: boolean | { ca?: string[] };
+    tls?: boolean | { ca?: string[] | undefined } | undefined;
     allowHalfOpen: boolean;
     socket: BunSocketHandler;
   }): Promise<BunSocket>;
@@ -262,7 +262,7 @@ class BunTransport implements Transport {
       for (const chunk of chunks) this.#pending.push(chunk);
     } else {
       for (let i = 0; i < chunks.length; i++) {
-        const chunk = chunks[i];
+        const chunk = chunks[i]!;
         const written = this.#socket.write(chunk);
         if (written === chunk.length) continue;
         if (written < 0) return; // Closed: reading reports it.
@@ -279,7 +279,7 @@ class BunTransport implements Transport {
   drain(): void {
     const pending = this.#pending;
     while (pending && pending.length > 0) {
-      const chunk = pending[0];
+      const chunk = pending[0]!;
       const written = this.#socket.write(chunk);
       if (written < 0) break;
       if (written < chunk.length) {

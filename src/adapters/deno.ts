@@ -166,7 +166,7 @@ class DenoTransport extends Pausable implements Transport {
   write(chunks: Uint8Array[]): Promise<void> {
     // One buffer written whole, the usual case: no async function around the op.
     if (chunks.length !== 1) return this.#writeAll(chunks);
-    const chunk = chunks[0];
+    const chunk = chunks[0]!;
     try {
       return this.#conn.write(chunk).then((n) =>
         n < chunk.length ? this.#writeAll([chunk.subarray(n)]) : undefined
@@ -273,11 +273,10 @@ export const denoAdapter: Adapter = {
     let duringTls = false;
     try {
       if (!tls) return new DenoTransport(await Deno.connect({ hostname, port }));
-      const tlsConn = await Deno.connectTls({
-        hostname,
-        port,
-        caCerts: typeof tls === "object" && "caCerts" in tls ? tls.caCerts : undefined,
-      });
+      const caCerts = typeof tls === "object" && "caCerts" in tls ? tls.caCerts : undefined;
+      const tlsConn = await Deno.connectTls(
+        caCerts === undefined ? { hostname, port } : { hostname, port, caCerts },
+      );
       conn = tlsConn;
       duringTls = true;
       // The handshake here rather than on the first write, so that a certificate error is a

@@ -71,7 +71,7 @@ export function parseClosePayload(payload: Uint8Array): CloseInfo {
   if (payload.length === 1) {
     throw new ProtocolError("close frame payload of 1 byte", CloseCode.ProtocolError);
   }
-  const code = (payload[0] << 8) | payload[1];
+  const code = (payload[0]! << 8) | payload[1]!;
   if (!isValidCloseCode(code)) {
     throw new ProtocolError(`invalid close code ${code}`, CloseCode.ProtocolError);
   }

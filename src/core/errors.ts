@@ -11,9 +11,9 @@
  */
 export interface ProtocolErrorOptions {
   /** HTTP status to answer with, when the error happened during the opening handshake. */
-  status?: number;
+  status?: number | undefined;
   /** Extra HTTP response headers that belong with `status` (e.g. `Sec-WebSocket-Version: 13` with 426). */
-  headers?: [string, string][];
+  headers?: [string, string][] | undefined;
   /** The underlying cause, if any. */
   cause?: unknown;
 }

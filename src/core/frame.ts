@@ -273,7 +273,7 @@ export class FrameDecoder {
   }
 
   #readHeader(b: Uint8Array, at: number): void {
-    const b0 = b[at], b1 = b[at + 1];
+    const b0 = b[at]!, b1 = b[at + 1]!;
     const fin = (b0 & 0x80) !== 0;
     const rsv = b0 & 0x70;
     const opcode = b0 & 0x0f;
@@ -281,11 +281,11 @@ export class FrameDecoder {
     let length = b1 & 0x7f;
     let p = at + 2;
     if (length === 126) {
-      length = (b[p] << 8) | b[p + 1];
+      length = (b[p]! << 8) | b[p + 1]!;
       p += 2;
     } else if (length === 127) {
-      const high = ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
-      const low = ((b[p + 4] << 24) | (b[p + 5] << 16) | (b[p + 6] << 8) | b[p + 7]) >>> 0;
+      const high = ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0;
+      const low = ((b[p + 4]! << 24) | (b[p + 5]! << 16) | (b[p + 6]! << 8) | b[p + 7]!) >>> 0;
       if (high & 0x80000000) {
         throw new ProtocolError("64-bit payload length has its top bit set", CloseCode.ProtocolError);
       }
@@ -321,7 +321,7 @@ export class FrameDecoder {
         CloseCode.MessageTooBig,
       );
     }
-    this.#maskKey = masked ? ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0 : 0;
+    this.#maskKey = masked ? ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0 : 0;
     this.#phase = 0;
     this.#remaining = length;
     this.#sink.frameStart(fin, rsv, opcode, length);
@@ -330,7 +330,7 @@ export class FrameDecoder {
 
 /** The size of the header that starts at `b[at]`, read from its first two bytes. */
 function headerSize(b: Uint8Array, at = 0): number {
-  const b1 = b[at + 1];
+  const b1 = b[at + 1]!;
   const len = b1 & 0x7f;
   return 2 + (len === 126 ? 2 : len === 127 ? 8 : 0) + (b1 & 0x80 ? 4 : 0);
 }

@@ -66,10 +66,10 @@ const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/
 function base64(bytes: Uint8Array): string {
   let out = "";
   for (let i = 0; i < bytes.length; i += 3) {
-    const n = (bytes[i] << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0);
-    out += BASE64[n >>> 18] + BASE64[(n >>> 12) & 63] +
-      (i + 1 < bytes.length ? BASE64[(n >>> 6) & 63] : "=") +
-      (i + 2 < bytes.length ? BASE64[n & 63] : "=");
+    const n = (bytes[i]! << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0);
+    out += BASE64[n >>> 18]! + BASE64[(n >>> 12) & 63]! +
+      (i + 1 < bytes.length ? BASE64[(n >>> 6) & 63]! : "=") +
+      (i + 2 < bytes.length ? BASE64[n & 63]! : "=");
   }
   return out;
 }
@@ -195,7 +195,9 @@ function requestPath(target: string): string {
   // absolute-form (RFC 9112 §3.2.2): keep the path and query.
   const match = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*([^#]*)/.exec(target);
   if (!match) throw status(400, "malformed request target");
-  return match[1].startsWith("/") ? match[1] : "/" + match[1];
+  // The group always takes part in a match (it may be empty).
+  const path = match[1]!;
+  return path.startsWith("/") ? path : "/" + path;
 }
 
 function checkUpgrade(request: UpgradeRequest): void {
@@ -229,8 +231,9 @@ function checkUpgrade(request: UpgradeRequest): void {
   }
   const keys = headers.getAll("sec-websocket-key");
   if (keys.length !== 1) throw status(400, "exactly one Sec-WebSocket-Key is required");
-  if (!KEY_PATTERN.test(keys[0])) throw status(400, "Sec-WebSocket-Key is not base64 of 16 bytes");
-  request.key = keys[0];
+  const key = keys[0]!;
+  if (!KEY_PATTERN.test(key)) throw status(400, "Sec-WebSocket-Key is not base64 of 16 bytes");
+  request.key = key;
 }
 
 /** `Upgrade` lists protocols, which may carry a version: `websocket`, `h2c`, `foo/2`. */
@@ -387,9 +390,9 @@ export function formatResponse(statusCode: number, headers: HeadersInit = []): U
  */
 export interface AcceptOptions {
   /** The chosen subprotocol; must be one the client offered. Omit to choose none. */
-  subprotocol?: string;
+  subprotocol?: string | undefined;
   /** Extra response headers. */
-  headers?: HeadersInit;
+  headers?: HeadersInit | undefined;
 }
 
 /**
@@ -453,11 +456,11 @@ export interface RequestOptions {
   /** `ws:` or `wss:` URL (`http:`/`https:` are accepted as their WebSocket forms; see {@linkcode parseWebSocketUrl}). */
   url: string | URL;
   /** Subprotocols to offer, most preferred first. */
-  subprotocols?: string[];
+  subprotocols?: string[] | undefined;
   /** Extensions to offer, already formatted as offers. */
   extensions?: ExtensionOffer[];
   /** Extra request headers (e.g. `Origin`, `Authorization`). */
-  headers?: HeadersInit;
+  headers?: HeadersInit | undefined;
 }
 
 /**
@@ -574,7 +577,7 @@ export function checkAcceptResponse(
   const fail = (message: string) => new ProtocolError(message, CloseCode.ProtocolError);
   if (response.status !== 101) throw fail(`expected status 101, got ${response.status}`);
   const upgrade = headers.getAll("upgrade").flatMap(parseUpgradeList);
-  if (upgrade.length !== 1 || upgrade[0].toLowerCase() !== "websocket") {
+  if (upgrade.length !== 1 || upgrade[0]!.toLowerCase() !== "websocket") {
     throw fail("response lacks Upgrade: websocket");
   }
   let connection: string[];

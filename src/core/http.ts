@@ -69,7 +69,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
     const text = this.#text, spans = this.#spans;
     const values: string[] = [];
     for (let i = 0; i < spans.length; i += 4) {
-      if (sameName(text, spans[i], spans[i + 1], name)) values.push(text.slice(spans[i + 2], spans[i + 3]));
+      if (sameName(text, spans[i]!, spans[i + 1]!, name)) values.push(text.slice(spans[i + 2], spans[i + 3]));
     }
     return values;
   }
@@ -93,7 +93,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
    */
   has(name: string): boolean {
     const text = this.#text, spans = this.#spans;
-    for (let i = 0; i < spans.length; i += 4) if (sameName(text, spans[i], spans[i + 1], name)) return true;
+    for (let i = 0; i < spans.length; i += 4) if (sameName(text, spans[i]!, spans[i + 1]!, name)) return true;
     return false;
   }
 
@@ -226,7 +226,7 @@ export class HeadReader {
     const b = inPlace ? chunk : this.#buffer!;
     const length = inPlace ? take : this.#length;
     for (let i = this.#scanned; i < length; i++) {
-      const c = b[i];
+      const c = b[i]!;
       if (c === LF) {
         if (i === 0 || b[i - 1] !== CR) throw badRequest("bare LF in the head");
         const lineLength = i - 1 - this.#lineStart;
@@ -334,7 +334,7 @@ const ASCII = new TextDecoder();
 
 function latin1(b: Uint8Array, start: number, end: number): string {
   let high = 0;
-  for (let i = start; i < end; i++) high |= b[i];
+  for (let i = start; i < end; i++) high |= b[i]!;
   if (high < 0x80) return ASCII.decode(b.subarray(start, end));
   let s = "";
   for (let i = start; i < end; i += 4096) {
@@ -487,16 +487,16 @@ export class BodyReader {
       } else if (bytes[i] === LF) {
         i++;
         const size = /^([0-9a-fA-F]{1,8})[ \t]*(;.*)?\r$/.exec(this.#line);
-        if (!size || parseInt(size[1], 16) === 0) {
+        if (!size || parseInt(size[1]!, 16) === 0) {
           this.done = true;
         } else {
-          this.#remaining = parseInt(size[1], 16);
+          this.#remaining = parseInt(size[1]!, 16);
           this.#line = undefined;
         }
       } else if (this.#line.length > 1024) {
         this.done = true;
       } else {
-        this.#line += String.fromCharCode(bytes[i++]);
+        this.#line += String.fromCharCode(bytes[i++]!);
       }
     }
   }

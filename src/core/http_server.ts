@@ -488,7 +488,7 @@ export class HttpServerProtocol {
   #readLine(chunk: Uint8Array, start: number): number {
     let i = start;
     for (; i < chunk.length; i++) {
-      const c = chunk[i];
+      const c = chunk[i]!;
       if (c === LF) {
         if (!this.#line.endsWith("\r")) throw fail(400, "bare LF in a chunked body");
         const line = this.#line.slice(0, -1);
@@ -565,7 +565,7 @@ export class HttpServerProtocol {
     if (version === "HTTP/1.1" ? hosts.length !== 1 : hosts.length > 1) {
       throw fail(400, "exactly one Host header is required");
     }
-    if (hosts.length === 1 && !HOST.test(hosts[0])) throw fail(400, "invalid Host");
+    if (hosts.length === 1 && !HOST.test(hosts[0]!)) throw fail(400, "invalid Host");
     const connection = headers.getAll("connection").join(",").toLowerCase();
     const tokens = connection.split(",").map((token) => token.trim());
     this.#requestKeepAlive = version === "HTTP/1.1"
@@ -632,7 +632,7 @@ export class HttpServerProtocol {
     }
     if (lengths.length === 0) return 0;
     if (lengths.length > 1) throw fail(400, "more than one Content-Length");
-    const value = lengths[0];
+    const value = lengths[0]!;
     if (!/^[0-9]+$/.test(value)) throw fail(400, "malformed Content-Length");
     // Leading zeros are valid; a huge value is a body too large, not a parse error (RFC 9110 §8.6).
     const length = Number(value);

@@ -64,7 +64,7 @@ export class MaskKeys {
     }
     const p = this.#pool, i = this.#offset;
     this.#offset = i + 4;
-    return ((p[i] << 24) | (p[i + 1] << 16) | (p[i + 2] << 8) | p[i + 3]) >>> 0;
+    return ((p[i]! << 24) | (p[i + 1]! << 16) | (p[i + 2]! << 8) | p[i + 3]!) >>> 0;
   }
 }
 
@@ -119,14 +119,14 @@ export function mask(
     // Small: copy and XOR (with 0 when unmasked) in one byte loop, no typed-array view to create.
     let i = 0;
     for (; i + 4 <= n; i += 4) {
-      target[offset + i] = source[start + i] ^ k0;
-      target[offset + i + 1] = source[start + i + 1] ^ k1;
-      target[offset + i + 2] = source[start + i + 2] ^ k2;
-      target[offset + i + 3] = source[start + i + 3] ^ k3;
+      target[offset + i] = source[start + i]! ^ k0;
+      target[offset + i + 1] = source[start + i + 1]! ^ k1;
+      target[offset + i + 2] = source[start + i + 2]! ^ k2;
+      target[offset + i + 3] = source[start + i + 3]! ^ k3;
     }
     for (; i < n; i++) {
       const j = i & 3;
-      target[offset + i] = source[start + i] ^ (j === 0 ? k0 : j === 1 ? k1 : k2);
+      target[offset + i] = source[start + i]! ^ (j === 0 ? k0 : j === 1 ? k1 : k2);
     }
     return;
   }
@@ -139,7 +139,7 @@ export function mask(
   if (n >= 32) {
     // Byte-wise head until the target is 4-byte aligned, then whole words.
     const head = (4 - (at & 3)) & 3;
-    for (; i < head; i++) target[offset + i] ^= (key >>> (24 - 8 * (i & 3))) & 0xff;
+    for (; i < head; i++) target[offset + i]! ^= (key >>> (24 - 8 * (i & 3))) & 0xff;
     const wordKeyBE = head === 0 ? key : ((key << (head * 8)) | (key >>> (32 - head * 8))) >>> 0;
     const wordKey = LITTLE_ENDIAN
       ? (((wordKeyBE & 0xff) << 24) | ((wordKeyBE & 0xff00) << 8) |
@@ -150,20 +150,20 @@ export function mask(
     let w = 0;
     // Unrolled: JavaScriptCore runs this about half again as fast; V8 is unaffected.
     for (; w + 8 <= words; w += 8) {
-      view[w] ^= wordKey;
-      view[w + 1] ^= wordKey;
-      view[w + 2] ^= wordKey;
-      view[w + 3] ^= wordKey;
-      view[w + 4] ^= wordKey;
-      view[w + 5] ^= wordKey;
-      view[w + 6] ^= wordKey;
-      view[w + 7] ^= wordKey;
+      view[w]! ^= wordKey;
+      view[w + 1]! ^= wordKey;
+      view[w + 2]! ^= wordKey;
+      view[w + 3]! ^= wordKey;
+      view[w + 4]! ^= wordKey;
+      view[w + 5]! ^= wordKey;
+      view[w + 6]! ^= wordKey;
+      view[w + 7]! ^= wordKey;
     }
-    for (; w < words; w++) view[w] ^= wordKey;
+    for (; w < words; w++) view[w]! ^= wordKey;
     i = head + words * 4;
   }
   for (; i < n; i++) {
     const j = i & 3;
-    target[offset + i] ^= j === 0 ? k0 : j === 1 ? k1 : j === 2 ? k2 : k3;
+    target[offset + i]! ^= j === 0 ? k0 : j === 1 ? k1 : j === 2 ? k2 : k3;
   }
 }

@@ -915,7 +915,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
     let data = bytes;
     const limit = this.#maxMessageSize - this.#decodedSize;
     for (let i = this.#extensions.length - 1; i >= 0; i--) {
-      data = this.#extensions[i].decode(data, this.#messageRsv, final, limit);
+      data = this.#extensions[i]!.decode(data, this.#messageRsv, final, limit);
     }
     this.#decodedSize += data.length;
     if ((this.#work += data.length) >= this.#maxWork) this.#decoder.stop = true;

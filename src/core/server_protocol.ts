@@ -36,7 +36,7 @@ import { encodeUtf8 } from "./utf8.ts";
  */
 export interface ServerProtocolOptions extends ProtocolOptions, HeadLimits {
   /** Extensions the server supports, in order of preference. Default none. */
-  extensions?: ServerExtensionFactory[];
+  extensions?: ServerExtensionFactory[] | undefined;
 }
 
 /**

@@ -48,28 +48,28 @@ export function sha1(bytes: Uint8Array): Uint8Array {
   for (let block = 0; block < end; block += 64) {
     for (let i = 0; i < 16; i++) {
       const at = block + i * 4;
-      W[i] = padded[at] << 24 | padded[at + 1] << 16 | padded[at + 2] << 8 | padded[at + 3];
+      W[i] = padded[at]! << 24 | padded[at + 1]! << 16 | padded[at + 2]! << 8 | padded[at + 3]!;
     }
     for (let i = 16; i < 80; i++) {
-      const x = W[i - 3] ^ W[i - 8] ^ W[i - 14] ^ W[i - 16];
+      const x = W[i - 3]! ^ W[i - 8]! ^ W[i - 14]! ^ W[i - 16]!;
       W[i] = x << 1 | x >>> 31;
     }
     let a = h0, b = h1, c = h2, d = h3, e = h4, t = 0, i = 0;
     // One loop per round function, rather than one loop choosing it at every step.
     for (; i < 20; i++) {
-      t = ((a << 5 | a >>> 27) + ((b & c) | (~b & d)) + 0x5a827999 + e + W[i]) | 0;
+      t = ((a << 5 | a >>> 27) + ((b & c) | (~b & d)) + 0x5a827999 + e + W[i]!) | 0;
       e = d, d = c, c = b << 30 | b >>> 2, b = a, a = t;
     }
     for (; i < 40; i++) {
-      t = ((a << 5 | a >>> 27) + (b ^ c ^ d) + 0x6ed9eba1 + e + W[i]) | 0;
+      t = ((a << 5 | a >>> 27) + (b ^ c ^ d) + 0x6ed9eba1 + e + W[i]!) | 0;
       e = d, d = c, c = b << 30 | b >>> 2, b = a, a = t;
     }
     for (; i < 60; i++) {
-      t = ((a << 5 | a >>> 27) + ((b & c) | (b & d) | (c & d)) + 0x8f1bbcdc + e + W[i]) | 0;
+      t = ((a << 5 | a >>> 27) + ((b & c) | (b & d) | (c & d)) + 0x8f1bbcdc + e + W[i]!) | 0;
       e = d, d = c, c = b << 30 | b >>> 2, b = a, a = t;
     }
     for (; i < 80; i++) {
-      t = ((a << 5 | a >>> 27) + (b ^ c ^ d) + 0xca62c1d6 + e + W[i]) | 0;
+      t = ((a << 5 | a >>> 27) + (b ^ c ^ d) + 0xca62c1d6 + e + W[i]!) | 0;
       e = d, d = c, c = b << 30 | b >>> 2, b = a, a = t;
     }
     h0 = (h0 + a) | 0;
@@ -81,7 +81,7 @@ export function sha1(bytes: Uint8Array): Uint8Array {
   const digest = new Uint8Array(20);
   const words = [h0, h1, h2, h3, h4];
   for (let i = 0; i < 5; i++) {
-    const word = words[i];
+    const word = words[i]!;
     digest[i * 4] = word >>> 24;
     digest[i * 4 + 1] = word >>> 16;
     digest[i * 4 + 2] = word >>> 8;

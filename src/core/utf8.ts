@@ -99,10 +99,10 @@ export function decodeUtf8(bytes: Uint8Array): string {
   const n = bytes.length;
   if (n < SMALL_TEXT) {
     // A plain array of the exact length: engines spread those into arguments fastest.
-    const codes = CODES[n];
+    const codes = CODES[n]!;
     let i = 0;
     for (; i < n; i++) {
-      const c = bytes[i];
+      const c = bytes[i]!;
       if (c > 0x7f) break;
       codes[i] = c;
     }
@@ -131,14 +131,14 @@ function decodeSmall(bytes: Uint8Array, n: number): string | undefined {
   const units = UNITS;
   let u = 0;
   for (let i = 0; i < n;) {
-    const b0 = bytes[i];
+    const b0 = bytes[i]!;
     if (b0 < 0x80) {
       units[u++] = b0;
       i++;
       continue;
     }
     if (b0 < 0xc2 || b0 > 0xf4) return undefined;
-    const b1 = bytes[i + 1];
+    const b1 = bytes[i + 1]!;
     if (b0 < 0xe0) {
       if (i + 1 >= n || (b1 & 0xc0) !== 0x80) return undefined;
       units[u++] = ((b0 & 0x1f) << 6) | (b1 & 0x3f);
@@ -149,14 +149,14 @@ function decodeSmall(bytes: Uint8Array, n: number): string | undefined {
     const low = b0 === 0xe0 ? 0xa0 : b0 === 0xf0 ? 0x90 : 0x80;
     const high = b0 === 0xed ? 0x9f : b0 === 0xf4 ? 0x8f : 0xbf;
     if (i + 1 >= n || b1 < low || b1 > high) return undefined;
-    const b2 = bytes[i + 2];
+    const b2 = bytes[i + 2]!;
     if (i + 2 >= n || (b2 & 0xc0) !== 0x80) return undefined;
     if (b0 < 0xf0) {
       units[u++] = ((b0 & 0x0f) << 12) | ((b1 & 0x3f) << 6) | (b2 & 0x3f);
       i += 3;
       continue;
     }
-    const b3 = bytes[i + 3];
+    const b3 = bytes[i + 3]!;
     if (i + 3 >= n || (b3 & 0xc0) !== 0x80) return undefined;
     const c = (((b0 & 0x07) << 18) | ((b1 & 0x3f) << 12) | ((b2 & 0x3f) << 6) | (b3 & 0x3f)) - 0x10000;
     units[u++] = 0xd800 | (c >>> 10);
@@ -164,8 +164,8 @@ function decodeSmall(bytes: Uint8Array, n: number): string | undefined {
     i += 4;
   }
   // A plain array of the exact length: engines spread those into arguments fastest.
-  const codes = CODES[u];
-  for (let k = 0; k < u; k++) codes[k] = units[k];
+  const codes = CODES[u]!;
+  for (let k = 0; k < u; k++) codes[k] = units[k]!;
   return String.fromCharCode.apply(null, codes);
 }
 
@@ -245,18 +245,18 @@ export function unmaskShortText(
   if (n >= SMALL_TEXT) return undefined;
   const shift = (phase & 3) * 8;
   if (shift !== 0) key = ((key << shift) | (key >>> (32 - shift))) >>> 0;
-  const codes = CODES[n];
+  const codes = CODES[n]!;
   const bytes = SMALL_BYTES;
   let bits = 0;
   for (let i = 0; i < n; i++) {
-    const c = chunk[start + i] ^ ((key >>> (24 - 8 * (i & 3))) & 0xff);
+    const c = chunk[start + i]! ^ ((key >>> (24 - 8 * (i & 3))) & 0xff);
     bits |= c;
     codes[i] = c;
     bytes[i] = c;
   }
   if (bits < 0x80) return String.fromCharCode.apply(null, codes);
   // Not ASCII: in script, or by TextDecoder (which also reports what the script found invalid).
-  return (scripted ? decodeSmall(bytes, n) : undefined) ?? decodeFatal(SMALL_VIEWS[n]);
+  return (scripted ? decodeSmall(bytes, n) : undefined) ?? decodeFatal(SMALL_VIEWS[n]!);
 }
 
 /**

@@ -193,12 +193,12 @@ export class HttpSession implements TransportSink {
     this.#requests++;
     this.#wakeUp();
     // What the last request's handler left of its body.
-    while (this.#queue.length > 0 && (this.#queue[0].type === "data" || this.#queue[0].type === "end")) {
+    while (this.#queue.length > 0 && (this.#queue[0]!.type === "data" || this.#queue[0]!.type === "end")) {
       const left = this.#queue.shift()!;
       if (left.type === "data") this.#queuedBytes -= left.data.length;
     }
     const first = () =>
-      this.#queue.length > 0 && (this.#queue[0].type === "request" || this.#queue[0].type === "error");
+      this.#queue.length > 0 && (this.#queue[0]!.type === "request" || this.#queue[0]!.type === "error");
     this.#idle = !this.#heldSome && this.#queue.length === 0;
     this.#onFirstByte = this.#idle ? onFirstByte : undefined;
     await this.#wait(first);
@@ -278,7 +278,7 @@ export class HttpSession implements TransportSink {
     // Fetch's Headers iteration joins Set-Cookie fields; each must stay its own field.
     const cookies = response.headers.getSetCookie?.() ?? [];
     if (cookies.length > 1) {
-      for (let i = fields.length - 1; i >= 0; i--) if (fields[i][0] === "set-cookie") fields.splice(i, 1);
+      for (let i = fields.length - 1; i >= 0; i--) if (fields[i]![0] === "set-cookie") fields.splice(i, 1);
       for (const cookie of cookies) fields.push(["set-cookie", cookie]);
     }
     const body = response.body;
@@ -432,7 +432,7 @@ export class HttpSession implements TransportSink {
             await this.flush();
           }
         }
-        const ready = () => over() || (this.#queue.length > 0 && this.#queue[0].type !== "request");
+        const ready = () => over() || (this.#queue.length > 0 && this.#queue[0]!.type !== "request");
         if (!ready()) {
           this.#stalls.set(this, this.#bodyTimeout);
           await this.#wait(ready);

@@ -174,10 +174,11 @@ export class Router<H> {
       if (!match) continue;
       const params: Record<string, string> = {};
       for (let i = 0; i < route.names.length; i++) {
-        const name = route.names[i];
+        const name = route.names[i]!;
         let value: string;
         try {
-          value = decodeURIComponent(match[i + 1]);
+          // One group per name, none optional: each takes part in the match.
+          value = decodeURIComponent(match[i + 1]!);
         } catch {
           // decodeURIComponent's URIError: the client's mistake, not the server's.
           return { refused: MALFORMED };

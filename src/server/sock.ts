@@ -454,7 +454,8 @@ export class Sock<Data = unknown> {
     if (slot.opened) throw new TypeError("the request was upgraded already");
     const upgrade = parseUpgradeRequest(slot.event.head);
     const error = upgrade.error;
-    if (error) return new Response(error.message + "\n", { status: error.status, headers: error.headers });
+    // Every error parsing an upgrade request carries the status to answer with.
+    if (error) return new Response(error.message + "\n", { status: error.status!, headers: error.headers });
     if (!this.#originAllowed(upgrade)) return new Response("origin not allowed\n", { status: 403 });
     const offered = upgrade.subprotocols;
     if (options.subprotocol !== undefined && !offered.includes(options.subprotocol)) {

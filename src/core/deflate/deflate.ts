@@ -123,23 +123,23 @@ const DIST_CODE = new Uint8Array(512);
 {
   let length = 0;
   for (let code = 0; code < 28; code++) {
-    for (let n = 0; n < 1 << LENGTH_EXTRA[code]; n++) LENGTH_CODE[length++] = code;
+    for (let n = 0; n < 1 << LENGTH_EXTRA[code]!; n++) LENGTH_CODE[length++] = code;
   }
   // Length 258 has its own symbol, 285, shorter than 284 with all extra bits set.
   LENGTH_CODE[255] = 28;
   let dist = 0;
   for (let code = 0; code < 16; code++) {
-    for (let n = 0; n < 1 << DIST_EXTRA[code]; n++) DIST_CODE[dist++] = code;
+    for (let n = 0; n < 1 << DIST_EXTRA[code]!; n++) DIST_CODE[dist++] = code;
   }
   dist >>= 7;
   for (let code = 16; code < DIST_CODES; code++) {
-    for (let n = 0; n < 1 << (DIST_EXTRA[code] - 7); n++) DIST_CODE[256 + dist++] = code;
+    for (let n = 0; n < 1 << (DIST_EXTRA[code]! - 7); n++) DIST_CODE[256 + dist++] = code;
   }
 }
 
 function distCode(distance: number): number {
   const d = distance - 1;
-  return d < 256 ? DIST_CODE[d] : DIST_CODE[256 + (d >>> 7)];
+  return d < 256 ? DIST_CODE[d]! : DIST_CODE[256 + (d >>> 7)]!;
 }
 
 const REVERSED_BYTE = new Uint8Array(256);
@@ -159,18 +159,18 @@ const nextCode = new Uint16Array(MAX_CODE_BITS + 1);
  */
 function canonicalCodes(lengths: Uint8Array, count: number, codes: Uint16Array): void {
   lengthCount.fill(0);
-  for (let i = 0; i < count; i++) lengthCount[lengths[i]]++;
+  for (let i = 0; i < count; i++) lengthCount[lengths[i]!]!++;
   lengthCount[0] = 0;
   let code = 0;
   for (let bits = 1; bits <= MAX_CODE_BITS; bits++) {
-    code = (code + lengthCount[bits - 1]) << 1;
+    code = (code + lengthCount[bits - 1]!) << 1;
     nextCode[bits] = code;
   }
   for (let i = 0; i < count; i++) {
-    const length = lengths[i];
+    const length = lengths[i]!;
     if (length === 0) continue;
-    const c = nextCode[length]++;
-    codes[i] = ((REVERSED_BYTE[c & 255] << 8) | REVERSED_BYTE[c >>> 8]) >>> (16 - length);
+    const c = nextCode[length]!++;
+    codes[i] = ((REVERSED_BYTE[c & 255]! << 8) | REVERSED_BYTE[c >>> 8]!) >>> (16 - length);
   }
 }
 
@@ -197,21 +197,21 @@ function buildLengths(freq: Int32Array, count: number, maxBits: number, lengths:
   // Sort the used symbols by frequency (symbol in the low 9 bits).
   let used = 0;
   for (let symbol = 0; symbol < count; symbol++) {
-    if (freq[symbol] !== 0) sortKeys[used++] = (freq[symbol] << 9) | symbol;
+    if (freq[symbol] !== 0) sortKeys[used++] = (freq[symbol]! << 9) | symbol;
   }
   for (let symbol = 0; used < 2; symbol++) {
     if (freq[symbol] === 0) sortKeys[used++] = symbol;
   }
   const keys = sortKeys.subarray(0, used).sort();
-  for (let i = 0; i < used; i++) depths[i] = keys[i] >>> 9;
+  for (let i = 0; i < used; i++) depths[i] = keys[i]! >>> 9;
   minimumRedundancy(depths, used);
   codesPerLength.fill(0);
-  for (let i = 0; i < used; i++) codesPerLength[depths[i]]++;
+  for (let i = 0; i < used; i++) codesPerLength[depths[i]!]!++;
   limitLengths(used, maxBits);
   // The most frequent symbols, at the end, get the shortest codes.
   let next = used;
   for (let bits = 1; bits <= maxBits; bits++) {
-    for (let n = codesPerLength[bits]; n > 0; n--) lengths[keys[--next] & 511] = bits;
+    for (let n = codesPerLength[bits]!; n > 0; n--) lengths[keys[--next]! & 511] = bits;
   }
 }
 
@@ -222,26 +222,26 @@ function buildLengths(freq: Int32Array, count: number, maxBits: number, lengths:
  */
 function minimumRedundancy(a: Int32Array, n: number): void {
   // Phase 1: build the tree, each internal node's weight replaced by its parent's index.
-  a[0] += a[1];
+  a[0]! += a[1]!;
   let root = 0;
   let leaf = 2;
   for (let next = 1; next < n - 1; next++) {
-    if (leaf >= n || a[root] < a[leaf]) {
-      a[next] = a[root];
+    if (leaf >= n || a[root]! < a[leaf]!) {
+      a[next] = a[root]!;
       a[root++] = next;
     } else {
-      a[next] = a[leaf++];
+      a[next] = a[leaf++]!;
     }
-    if (leaf >= n || (root < next && a[root] < a[leaf])) {
-      a[next] += a[root];
+    if (leaf >= n || (root < next && a[root]! < a[leaf]!)) {
+      a[next]! += a[root]!;
       a[root++] = next;
     } else {
-      a[next] += a[leaf++];
+      a[next]! += a[leaf++]!;
     }
   }
   // Phase 2: depths of the internal nodes.
   a[n - 2] = 0;
-  for (let next = n - 3; next >= 0; next--) a[next] = a[a[next]] + 1;
+  for (let next = n - 3; next >= 0; next--) a[next] = a[a[next]!]! + 1;
   // Phase 3: depths of the leaves.
   let available = 1;
   let usedNodes = 0;
@@ -270,17 +270,17 @@ function minimumRedundancy(a: Int32Array, n: number): void {
  */
 function limitLengths(used: number, maxBits: number): void {
   for (let bits = maxBits + 1; bits <= used; bits++) {
-    codesPerLength[maxBits] += codesPerLength[bits];
+    codesPerLength[maxBits]! += codesPerLength[bits]!;
     codesPerLength[bits] = 0;
   }
   let total = 0;
-  for (let bits = maxBits; bits > 0; bits--) total += codesPerLength[bits] << (maxBits - bits);
+  for (let bits = maxBits; bits > 0; bits--) total += codesPerLength[bits]! << (maxBits - bits);
   while (total !== 1 << maxBits) {
-    codesPerLength[maxBits]--;
+    codesPerLength[maxBits]!--;
     for (let bits = maxBits - 1; bits > 0; bits--) {
       if (codesPerLength[bits] !== 0) {
-        codesPerLength[bits]--;
-        codesPerLength[bits + 1] += 2;
+        codesPerLength[bits]!--;
+        codesPerLength[bits + 1]! += 2;
         break;
       }
     }
@@ -386,19 +386,19 @@ function writeBlock(window: Uint8Array, start: number, end: number, syms: Uint32
   litFreq.fill(0);
   distFreq.fill(0);
   for (let i = 0; i < count; i++) {
-    const sym = syms[i];
+    const sym = syms[i]!;
     if (sym < 256) {
-      litFreq[sym]++;
+      litFreq[sym]!++;
     } else {
-      litFreq[257 + LENGTH_CODE[sym & 255]]++;
-      distFreq[distCode(sym >>> 8)]++;
+      litFreq[257 + LENGTH_CODE[sym & 255]!]!++;
+      distFreq[distCode(sym >>> 8)]!++;
     }
   }
   litFreq[END_OF_BLOCK] = 1;
 
   let extraBits = 0;
-  for (let code = 0; code < 29; code++) extraBits += litFreq[257 + code] * LENGTH_EXTRA[code];
-  for (let code = 0; code < DIST_CODES; code++) extraBits += distFreq[code] * DIST_EXTRA[code];
+  for (let code = 0; code < 29; code++) extraBits += litFreq[257 + code]! * LENGTH_EXTRA[code]!;
+  for (let code = 0; code < DIST_CODES; code++) extraBits += distFreq[code]! * DIST_EXTRA[code]!;
 
   buildLengths(litFreq, LITLEN_CODES, MAX_CODE_BITS, litLengths);
   buildLengths(distFreq, DIST_CODES, MAX_CODE_BITS, distLengths);
@@ -409,21 +409,21 @@ function writeBlock(window: Uint8Array, start: number, end: number, syms: Uint32
   const headerSymbols = encodeLengths(litCount, distCount);
   buildLengths(codeLengthFreq, CODE_LENGTH_CODES, MAX_CODE_LENGTH_BITS, codeLengthLengths);
   let codeLengthCount = CODE_LENGTH_CODES;
-  while (codeLengthCount > 4 && codeLengthLengths[CODE_LENGTH_ORDER[codeLengthCount - 1]] === 0) {
+  while (codeLengthCount > 4 && codeLengthLengths[CODE_LENGTH_ORDER[codeLengthCount - 1]!] === 0) {
     codeLengthCount--;
   }
 
   let dynamicBits = 3 + 5 + 5 + 4 + 3 * codeLengthCount + extraBits;
-  for (let i = 0; i < CODE_LENGTH_CODES; i++) dynamicBits += codeLengthFreq[i] * codeLengthLengths[i];
-  for (let i = 0; i < 3; i++) dynamicBits += codeLengthFreq[16 + i] * REPEAT_EXTRA[i];
+  for (let i = 0; i < CODE_LENGTH_CODES; i++) dynamicBits += codeLengthFreq[i]! * codeLengthLengths[i]!;
+  for (let i = 0; i < 3; i++) dynamicBits += codeLengthFreq[16 + i]! * REPEAT_EXTRA[i]!;
   let fixedBits = 3 + extraBits;
   for (let i = 0; i < LITLEN_CODES; i++) {
-    dynamicBits += litFreq[i] * litLengths[i];
-    fixedBits += litFreq[i] * FIXED_LITLEN_LENGTHS[i];
+    dynamicBits += litFreq[i]! * litLengths[i]!;
+    fixedBits += litFreq[i]! * FIXED_LITLEN_LENGTHS[i]!;
   }
   for (let i = 0; i < DIST_CODES; i++) {
-    dynamicBits += distFreq[i] * distLengths[i];
-    fixedBits += distFreq[i] * FIXED_DIST_LENGTHS[i];
+    dynamicBits += distFreq[i]! * distLengths[i]!;
+    fixedBits += distFreq[i]! * FIXED_DIST_LENGTHS[i]!;
   }
 
   if (start >= 0 && storedBits(end - start) <= Math.min(fixedBits, dynamicBits)) {
@@ -440,12 +440,12 @@ function writeBlock(window: Uint8Array, start: number, end: number, syms: Uint32
   putBits(litCount - 257, 5);
   putBits(distCount - 1, 5);
   putBits(codeLengthCount - 4, 4);
-  for (let i = 0; i < codeLengthCount; i++) putBits(codeLengthLengths[CODE_LENGTH_ORDER[i]], 3);
+  for (let i = 0; i < codeLengthCount; i++) putBits(codeLengthLengths[CODE_LENGTH_ORDER[i]!]!, 3);
   canonicalCodes(codeLengthLengths, CODE_LENGTH_CODES, codeLengthCodes);
   for (let i = 0; i < headerSymbols; i++) {
-    const symbol = lengthSymbols[i] & 31;
-    putBits(codeLengthCodes[symbol], codeLengthLengths[symbol]);
-    if (symbol >= 16) putBits(lengthSymbols[i] >>> 5, REPEAT_EXTRA[symbol - 16]);
+    const symbol = lengthSymbols[i]! & 31;
+    putBits(codeLengthCodes[symbol]!, codeLengthLengths[symbol]!);
+    if (symbol >= 16) putBits(lengthSymbols[i]! >>> 5, REPEAT_EXTRA[symbol - 16]!);
   }
   canonicalCodes(litLengths, LITLEN_CODES, litCodes);
   canonicalCodes(distLengths, DIST_CODES, distCodes);
@@ -466,10 +466,10 @@ function encodeLengths(litCount: number, distCount: number): number {
   let n = 0;
   const emit = (symbol: number, extra: number) => {
     lengthSymbols[n++] = symbol | (extra << 5);
-    codeLengthFreq[symbol]++;
+    codeLengthFreq[symbol]!++;
   };
   for (let i = 0; i < total;) {
-    const length = allLengths[i];
+    const length = allLengths[i]!;
     let run = 1;
     while (i + run < total && allLengths[i + run] === length) run++;
     i += run;
@@ -503,17 +503,18 @@ function writeSymbols(
   let bits = writer.bits;
   let bitCount = writer.count;
   for (let i = 0; i < count; i++) {
-    const sym = syms[i];
+    const sym = syms[i]!;
     if (sym < 256) {
-      bits |= litCodes[sym] << bitCount;
-      bitCount += litLengths[sym];
+      bits |= litCodes[sym]! << bitCount;
+      bitCount += litLengths[sym]!;
     } else {
       // Length code and its extra bits: at most 15 + 5 bits.
       const lc = sym & 255;
-      const code = LENGTH_CODE[lc];
+      const code = LENGTH_CODE[lc]!;
       const symbol = 257 + code;
-      bits |= (litCodes[symbol] | ((lc + MIN_MATCH - LENGTH_BASE[code]) << litLengths[symbol])) << bitCount;
-      bitCount += litLengths[symbol] + LENGTH_EXTRA[code];
+      bits |= (litCodes[symbol]! | ((lc + MIN_MATCH - LENGTH_BASE[code]!) << litLengths[symbol]!)) <<
+        bitCount;
+      bitCount += litLengths[symbol]! + LENGTH_EXTRA[code]!;
       while (bitCount >= 8) {
         buf[pos++] = bits;
         bits >>>= 8;
@@ -522,15 +523,15 @@ function writeSymbols(
       // Distance code (at most 15 bits), then its extra bits (at most 13).
       const distance = sym >>> 8;
       const dcode = distCode(distance);
-      bits |= distCodes[dcode] << bitCount;
-      bitCount += distLengths[dcode];
+      bits |= distCodes[dcode]! << bitCount;
+      bitCount += distLengths[dcode]!;
       while (bitCount >= 8) {
         buf[pos++] = bits;
         bits >>>= 8;
         bitCount -= 8;
       }
-      bits |= (distance - DIST_BASE[dcode]) << bitCount;
-      bitCount += DIST_EXTRA[dcode];
+      bits |= (distance - DIST_BASE[dcode]!) << bitCount;
+      bitCount += DIST_EXTRA[dcode]!;
     }
     while (bitCount >= 8) {
       buf[pos++] = bits;
@@ -541,7 +542,7 @@ function writeSymbols(
   writer.pos = pos;
   writer.bits = bits;
   writer.count = bitCount;
-  putBits(litCodes[END_OF_BLOCK], litLengths[END_OF_BLOCK]);
+  putBits(litCodes[END_OF_BLOCK]!, litLengths[END_OF_BLOCK]!);
 }
 
 // ---- Matching ----
@@ -601,7 +602,7 @@ function longestMatch(
       end1 = window[at + bestLength - 1];
       end = window[at + bestLength];
     }
-  } while ((candidate = prev[candidate & windowMask]) > limit && --chain !== 0);
+  } while ((candidate = prev[candidate & windowMask]!) > limit && --chain !== 0);
   return bestLength;
 }
 
@@ -623,18 +624,18 @@ function insertRange(
 ): void {
   if (to < from) return;
   const windowMask = prev.length - 1;
-  let bytes = (window[from] << 8) | (window[from + 1] << 16) | (window[from + 2] << 24);
+  let bytes = (window[from]! << 8) | (window[from + 1]! << 16) | (window[from + 2]! << 24);
   for (let at = from; at <= to; at++) {
-    bytes = (bytes >>> 8) | (window[at + 3] << 24);
+    bytes = (bytes >>> 8) | (window[at + 3]! << 24);
     const h = Math.imul(bytes, HASH_MULTIPLIER) >>> shift;
-    prev[at & windowMask] = head[h];
+    prev[at & windowMask] = head[h]!;
     head[h] = at;
   }
 }
 
 /** Hash of the {@linkcode HASH_BYTES} (4) bytes at `at`, `32 − shift` bits. */
 function hashAt(window: Uint8Array, at: number, shift: number): number {
-  const bytes = window[at] | (window[at + 1] << 8) | (window[at + 2] << 16) | (window[at + 3] << 24);
+  const bytes = window[at]! | (window[at + 1]! << 8) | (window[at + 2]! << 16) | (window[at + 3]! << 24);
   return Math.imul(bytes, HASH_MULTIPLIER) >>> shift;
 }
 
@@ -743,7 +744,7 @@ export class Deflater {
     this.#level = checkOption("level", options.level, 6, { min: 0, max: 9, integer: true });
     this.#spareKey = (this.#windowBits << 4) | this.#memLevel;
     this.#hashShift = 32 - (this.#memLevel + 7);
-    this.#effort = EFFORT[this.#level];
+    this.#effort = EFFORT[this.#level]!;
     const size = 1 << this.#windowBits;
     this.#slide = Math.max(size, Math.min(1 << (this.#memLevel + 7), MAX_SLIDE));
     this.#bufferSize = Math.min(this.#slide + size + MIN_LOOKAHEAD, MAX_BUFFER);
@@ -890,7 +891,7 @@ export class Deflater {
       let candidate = 0;
       if (lookahead >= HASH_BYTES) {
         const h = hashAt(window, strstart, hashShift);
-        candidate = head[h];
+        candidate = head[h]!;
         prev[strstart & windowMask] = candidate;
         head[h] = strstart;
       }
@@ -911,7 +912,7 @@ export class Deflater {
           }
           strstart = end;
         } else {
-          syms[symCount++] = window[strstart++];
+          syms[symCount++] = window[strstart++]!;
           lookahead--;
         }
       } else {
@@ -946,7 +947,7 @@ export class Deflater {
           matchAvailable = false;
           matchLength = MIN_MATCH - 1;
         } else {
-          if (matchAvailable) syms[symCount++] = window[strstart - 1];
+          if (matchAvailable) syms[symCount++] = window[strstart - 1]!;
           matchAvailable = true;
           strstart++;
           lookahead--;
@@ -963,7 +964,7 @@ export class Deflater {
     }
 
     if (flush) {
-      if (matchAvailable) syms[symCount++] = window[strstart - 1];
+      if (matchAvailable) syms[symCount++] = window[strstart - 1]!;
       matchAvailable = false;
       if (symCount > 0) writeBlock(window, blockStart, strstart, syms, symCount);
       symCount = 0;
@@ -992,11 +993,11 @@ function slideWindow(
 ): void {
   window.copyWithin(0, slide, end);
   for (let i = 0; i < head.length; i++) {
-    const position = head[i];
+    const position = head[i]!;
     head[i] = position >= slide ? position - slide : 0;
   }
   for (let i = 0; i < prev.length; i++) {
-    const position = prev[i];
+    const position = prev[i]!;
     prev[i] = position >= slide ? position - slide : 0;
   }
 }

@@ -62,13 +62,13 @@ const LITLEN_INFO = new Int32Array(288).map((_, symbol) =>
     : symbol === END_OF_BLOCK
     ? END
     : symbol < 286
-    ? (LENGTH_BASE[symbol - 257] << 10) | (LENGTH_EXTRA[symbol - 257] << 4) | MATCH
+    ? (LENGTH_BASE[symbol - 257]! << 10) | (LENGTH_EXTRA[symbol - 257]! << 4) | MATCH
     : INVALID
 );
 
 /** What each distance symbol decodes to. */
 const DIST_INFO = new Int32Array(32).map((_, symbol) =>
-  symbol < 30 ? (DIST_BASE[symbol] << 10) | (DIST_EXTRA[symbol] << 4) | MATCH : INVALID
+  symbol < 30 ? (DIST_BASE[symbol]! << 10) | (DIST_EXTRA[symbol]! << 4) | MATCH : INVALID
 );
 
 /** Code length symbols decode to themselves. */
@@ -92,18 +92,18 @@ function buildTable(
   lengthCounts.fill(0);
   let maxLength = 0;
   for (let i = 0; i < count; i++) {
-    const length = lengths[start + i];
-    lengthCounts[length]++;
+    const length = lengths[start + i]!;
+    lengthCounts[length]!++;
     if (length > maxLength) maxLength = length;
   }
   lengthCounts[0] = 0;
   let left = 1;
   let code = 0;
   for (let length = 1; length <= 15; length++) {
-    left = (left << 1) - lengthCounts[length];
+    left = (left << 1) - lengthCounts[length]!;
     if (left < 0) throw corrupt("over-subscribed Huffman code");
     nextCode[length] = code;
-    code = (code + lengthCounts[length]) << 1;
+    code = (code + lengthCounts[length]!) << 1;
   }
   const root = Math.max(1, Math.min(maxLength, rootLimit));
   const entries = table.entries;
@@ -113,16 +113,16 @@ function buildTable(
   const subBits = maxLength - root;
   let free = rootSize;
   for (let symbol = 0; symbol < count; symbol++) {
-    const length = lengths[start + symbol];
+    const length = lengths[start + symbol]!;
     if (length === 0) continue;
-    const reversed = reverseBits(nextCode[length]++, length);
-    const entry = info[symbol] | length;
+    const reversed = reverseBits(nextCode[length]!++, length);
+    const entry = info[symbol]! | length;
     if (length <= root) {
       for (let i = reversed; i < rootSize; i += 1 << length) entries[i] = entry;
       continue;
     }
     const low = reversed & (rootSize - 1);
-    let link = entries[low];
+    let link = entries[low]!;
     if (link === 0) {
       link = (free << 10) | (subBits << 4);
       entries[low] = link;
@@ -377,7 +377,7 @@ export class Inflater {
     const input = this.#input;
     while (this.#bitCount < n) {
       if (this.#at >= input.length) throw UNDERFLOW;
-      this.#bits |= input[this.#at++] << this.#bitCount;
+      this.#bits |= input[this.#at++]! << this.#bitCount;
       this.#bitCount += 8;
     }
   }
@@ -394,11 +394,11 @@ export class Inflater {
   #symbol(table: Table): number {
     const input = this.#input;
     while (this.#bitCount < 15 && this.#at < input.length) {
-      this.#bits |= input[this.#at++] << this.#bitCount;
+      this.#bits |= input[this.#at++]! << this.#bitCount;
       this.#bitCount += 8;
     }
     // Only code-length codes come here: at most 7 bits, all in the root table.
-    const entry = table.entries[this.#bits & ((1 << table.root) - 1)];
+    const entry = table.entries[this.#bits & ((1 << table.root) - 1)]!;
     const length = entry & 15;
     if (entry === 0 || length > this.#bitCount) {
       if (this.#bitCount >= 15) throw corrupt("invalid Huffman code");
@@ -453,7 +453,7 @@ export class Inflater {
     if (this.#lengths.length === 0) this.#lengths = new Uint8Array(286 + 30);
     const lengths = this.#lengths;
     lengths.fill(0, 0, 19);
-    for (let i = 0; i < codeLengthCount; i++) lengths[CODE_LENGTH_ORDER[i]] = this.#take(3);
+    for (let i = 0; i < codeLengthCount; i++) lengths[CODE_LENGTH_ORDER[i]!] = this.#take(3);
     // Decoding is synchronous and a header is decoded whole or started again, so nobody else uses this table meanwhile.
     buildTable(lengths, 0, 19, CODE_LENGTH_INFO, shared.codeLengths, 7);
     const total = litCount + distCount;
@@ -466,7 +466,7 @@ export class Inflater {
       let repeat: number, value = 0;
       if (symbol === 16) {
         if (i === 0) throw corrupt("repeat with no previous length");
-        value = lengths[i - 1];
+        value = lengths[i - 1]!;
         repeat = 3 + this.#take(2);
       } else if (symbol === 17) {
         repeat = 3 + this.#take(3);
@@ -538,12 +538,12 @@ export class Inflater {
       checkBits = bits;
       checkCount = count;
       while (count <= 23 && at < end) {
-        bits |= input[at++] << count;
+        bits |= input[at++]! << count;
         count += 8;
       }
-      let entry = lit[bits & litMask];
+      let entry = lit[bits & litMask]!;
       if ((entry & 15) === 0 && entry !== 0) {
-        entry = lit[(entry >>> 10) + ((bits >> litRoot) & ((1 << ((entry >>> 4) & 15)) - 1))];
+        entry = lit[(entry >>> 10) + ((bits >> litRoot) & ((1 << ((entry >>> 4) & 15)) - 1))]!;
       }
       if (entry === 0) {
         if (count >= 15) throw corrupt("invalid literal/length code");
@@ -563,7 +563,7 @@ export class Inflater {
         }
         out[pos++] = entry >>> 10;
         // Literals come in runs: take the next one too while its code is already buffered.
-        entry = lit[bits & litMask];
+        entry = lit[bits & litMask]!;
         if ((entry & 0x30f) > 0 && (entry & 0x300) === LITERAL && (entry & 15) <= count && pos < room) {
           bits >>= entry & 15;
           count -= entry & 15;
@@ -586,12 +586,12 @@ export class Inflater {
       bits >>= lengthExtra;
       count -= lengthExtra;
       while (count <= 23 && at < end) {
-        bits |= input[at++] << count;
+        bits |= input[at++]! << count;
         count += 8;
       }
-      entry = dist[bits & distMask];
+      entry = dist[bits & distMask]!;
       if ((entry & 15) === 0 && entry !== 0) {
-        entry = dist[(entry >>> 10) + ((bits >> distRoot) & ((1 << ((entry >>> 4) & 15)) - 1))];
+        entry = dist[(entry >>> 10) + ((bits >> distRoot) & ((1 << ((entry >>> 4) & 15)) - 1))]!;
       }
       if (entry === 0) {
         if (count >= 15) throw corrupt("invalid distance code");
@@ -605,7 +605,7 @@ export class Inflater {
       const distExtra = (entry >>> 4) & 15;
       if (distExtra > count) {
         while (count <= 23 && at < end) {
-          bits |= input[at++] << count;
+          bits |= input[at++]! << count;
           count += 8;
         }
         if (distExtra > count) break;
@@ -622,12 +622,12 @@ export class Inflater {
       }
       let from = pos - distance;
       if (length < 16) {
-        for (const stop = pos + length; pos < stop;) out[pos++] = out[from++];
+        for (const stop = pos + length; pos < stop;) out[pos++] = out[from++]!;
       } else if (distance >= length) {
         out.copyWithin(pos, from, from + length);
         pos += length;
       } else if (distance === 1) {
-        out.fill(out[from], pos, pos + length);
+        out.fill(out[from]!, pos, pos + length);
         pos += length;
       } else {
         // Overlapping: the bytes repeat every `distance`, so each copy can take all that is already there.
