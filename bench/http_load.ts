@@ -32,64 +32,31 @@
  * Counts cover `seconds` after `warmup` seconds. Prints one `LOAD_JSON {...}`
  * line (responses per second, MB/s of response body in 10^6 bytes, p50/p99
  * latency in ms, this process's CPU time as a share of one core over the
- * window, and its CPU seconds since it started) and exits; exits with 1 and the first errors on stderr if any check
- * failed.
+ * window, and its CPU seconds since it started) and exits; exits with 1 and
+ * the first errors on stderr if any check failed. Options, the report,
+ * connections and the measured window are bench/_bun.ts's, shared with
+ * bench/load.ts.
  *
  * @module
  */
 
-import process from "node:process";
-
-/** The parts of Bun's API used here, declared locally instead of depending on bun-types. */
-interface BunSocket {
-  data: Conn;
-  write(data: Uint8Array): number;
-  end(): void;
-  setNoDelay?(noDelay?: boolean): boolean;
-}
-
-interface BunApi {
-  version: string;
-  connect(options: {
-    hostname: string;
-    port: number;
-    data: Conn;
-    socket: {
-      open(socket: BunSocket): void;
-      data(socket: BunSocket, data: Uint8Array): void;
-      drain(socket: BunSocket): void;
-      close(socket: BunSocket): void;
-      error(socket: BunSocket, error: Error): void;
-      connectError(socket: BunSocket, error: Error): void;
-    };
-  }): Promise<BunSocket>;
-}
-
-const Bun = (globalThis as unknown as { Bun: BunApi }).Bun;
+import { option } from "../examples/args.ts";
+import { BunClient, Histogram, InFlight, numberOption, openAll, run, stdinLines, Window } from "./_bun.ts";
 
 // ---- Options ----------------------------------------------------------------
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const at = args.indexOf(`--${name}`);
-  return at >= 0 && at + 1 < args.length ? args[at + 1] : fallback;
-};
-const number = (name: string, fallback: string, integer = true) => {
-  const value = Number(option(name, fallback));
-  if (!(value > 0) || (integer && !Number.isInteger(value))) throw new Error(`--${name} must be > 0`);
-  return value;
-};
-
 const MODE = option("mode", "load");
 const HOST = option("host", "127.0.0.1");
-const PORT = number("port", "9001");
+const PORT = numberOption("port", "9001");
 const TARGET = MODE === "idle" ? "hello" : option("target", "hello");
-const CONNS = number("conns", "100");
-const INFLIGHT = MODE === "idle" ? 1 : number("inflight", "1");
-const SECONDS = number("seconds", "3", false);
-const WARMUP = number("warmup", "0.5", false);
-const CONCURRENCY = number("concurrency", "200");
+const CONNS = numberOption("conns", "100");
+const INFLIGHT = MODE === "idle" ? 1 : numberOption("inflight", "1");
+const SECONDS = numberOption("seconds", "3", false);
+const WARMUP = numberOption("warmup", "0.5", false);
+const CONCURRENCY = numberOption("concurrency", "200");
 if (MODE !== "load" && MODE !== "idle") throw new Error("--mode must be load or idle");
+// Whatever happens, this process ends by itself.
+run.start({ mode: MODE, target: TARGET }, MODE === "idle" ? 180 : WARMUP + SECONDS + 60);
 
 // ---- Requests ---------------------------------------------------------------
 
@@ -130,76 +97,8 @@ for (let k = 0; k < INFLIGHT; k++) requests.set(REQUEST, k * REQUEST.length);
 
 // ---- Measurement ------------------------------------------------------------
 
-/** Latencies in 10 µs buckets up to 10 s, the last bucket catching the rest. */
-class Histogram {
-  static readonly BUCKET_MS = 0.01;
-  #buckets = new Uint32Array(1_000_001);
-  count = 0;
-
-  record(ms: number): void {
-    const bucket = Math.floor(ms / Histogram.BUCKET_MS);
-    this.#buckets[bucket < this.#buckets.length ? bucket : this.#buckets.length - 1]++;
-    this.count++;
-  }
-
-  /** The `p` quantile in ms, rounded to µs; NaN when empty. */
-  percentile(p: number): number {
-    const rank = Math.max(1, Math.ceil(this.count * p));
-    let seen = 0;
-    for (let b = 0; b < this.#buckets.length; b++) {
-      seen += this.#buckets[b];
-      if (seen >= rank) return Number(((b + 0.5) * Histogram.BUCKET_MS).toFixed(3));
-    }
-    return NaN;
-  }
-}
-
 const latency = new Histogram();
-let measuring = false;
-let stopping = false;
-let responses = 0;
 let verified = 0;
-const errors: string[] = [];
-
-function fail(message: string): void {
-  if (errors.length < 10) errors.push(message);
-}
-
-/** Measures a window: its length and this process's CPU share over it. */
-class Window {
-  #wall = performance.now();
-  #cpu = process.cpuUsage();
-
-  end(): { seconds: number; cpu_share: number } {
-    const seconds = (performance.now() - this.#wall) / 1000;
-    const cpu = process.cpuUsage();
-    const used = (cpu.user - this.#cpu.user + cpu.system - this.#cpu.system) / 1e6;
-    return { seconds: Number(seconds.toFixed(3)), cpu_share: Number((used / seconds).toFixed(3)) };
-  }
-}
-
-/** Prints the report, then the first errors, and exits: 1 if anything failed. */
-function finish(report: Record<string, unknown> | undefined): never {
-  stopping = true;
-  measuring = false;
-  if (report) {
-    const cpu = process.cpuUsage();
-    const cpu_total_s = Number(((cpu.user + cpu.system) / 1e6).toFixed(3));
-    console.log(
-      `LOAD_JSON ${
-        JSON.stringify({ mode: MODE, target: TARGET, runtime: `bun ${Bun.version}`, ...report, cpu_total_s })
-      }`,
-    );
-  }
-  for (const message of errors) console.error(message);
-  process.exit(errors.length || !report ? 1 : 0);
-}
-const poll = setInterval(() => errors.length && finish(undefined), 50);
-// Whatever happens, this process ends by itself.
-const deadline = setTimeout(() => {
-  fail("timed out");
-  finish(undefined);
-}, (MODE === "idle" ? 180 : WARMUP + SECONDS + 60) * 1000);
 
 // ---- Responses --------------------------------------------------------------
 
@@ -251,11 +150,7 @@ function hex(byte: number): number {
  * One client connection: writes that wait for `drain`, and a response parser
  * that counts the responses completed in each chunk read (`parsed`).
  */
-class Conn {
-  socket: BunSocket | undefined;
-  readonly ready: Promise<void>;
-  resolveReady!: () => void;
-  #pending: Uint8Array[] = [];
+class Conn extends BunClient {
   /** The unparsed rest of a chunk that ended inside a response head. */
   #carry: Uint8Array | undefined;
   #state = HEAD;
@@ -270,52 +165,17 @@ class Conn {
   #line = 0;
   /** Responses completed in the chunk being parsed. */
   done = 0;
-  /** Whether this connection failed a check (and closed itself). */
-  failed = false;
-
-  constructor(readonly id: number) {
-    this.ready = new Promise((resolve) => this.resolveReady = resolve);
-  }
 
   connect(): void {
-    Bun.connect({ hostname: HOST, port: PORT, data: this, socket: handlers })
-      .catch((error) => fail(`connection ${this.id} failed: ${error}`));
+    this.connectTo(HOST, PORT);
   }
 
-  write(bytes: Uint8Array): void {
-    if (this.#pending.length) {
-      this.#pending.push(bytes);
-      return;
-    }
-    const written = this.socket!.write(bytes);
-    if (written < bytes.length) this.#pending.push(bytes.subarray(Math.max(written, 0)));
-  }
-
-  drain(): void {
-    while (this.#pending.length) {
-      const bytes = this.#pending[0];
-      const written = this.socket!.write(bytes);
-      if (written < bytes.length) {
-        this.#pending[0] = bytes.subarray(Math.max(written, 0));
-        return;
-      }
-      this.#pending.shift();
-    }
-  }
-
-  /** Called once connected. */
   opened(): void {
     this.resolveReady();
   }
 
   /** After a chunk of data is parsed, with `done` responses completed in it. */
   parsed(): void {}
-
-  fail(message: string): void {
-    fail(`connection ${this.id}: ${message}`);
-    this.failed = true;
-    this.socket?.end();
-  }
 
   data(input: Uint8Array): void {
     let chunk = input;
@@ -467,106 +327,44 @@ class Conn {
   }
 }
 
-const handlers = {
-  open(socket: BunSocket) {
-    const conn = socket.data;
-    conn.socket = socket;
-    socket.setNoDelay?.(true);
-    conn.opened();
-  },
-  data(socket: BunSocket, chunk: Uint8Array) {
-    socket.data.data(chunk);
-  },
-  drain(socket: BunSocket) {
-    socket.data.drain();
-  },
-  close(socket: BunSocket) {
-    if (!stopping && !socket.data.failed) fail(`connection ${socket.data.id} closed by the server`);
-  },
-  error(socket: BunSocket, error: Error) {
-    if (!stopping && !socket.data.failed) fail(`connection ${socket.data.id}: ${error.message}`);
-  },
-  connectError(socket: BunSocket, error: Error) {
-    fail(`connection ${socket.data.id} failed: ${error.message}`);
-  },
-};
-
-/** Opens `count` connections, at most CONCURRENCY at a time. */
-async function openAll<C extends Conn>(count: number, make: (id: number) => C): Promise<C[]> {
-  const conns: C[] = [];
-  const worker = async () => {
-    while (conns.length < count) {
-      const conn = make(conns.length);
-      conns.push(conn);
-      conn.connect();
-      await conn.ready;
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, count) }, worker));
-  return conns;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 // ---- load -------------------------------------------------------------------
 
 class LoadConn extends Conn {
-  /** Send times of the requests in flight, oldest at `#head`. */
-  #sent = new Float64Array(INFLIGHT);
-  #head = 0;
-  #tail = 0;
-
-  /** Requests sent and not answered yet. */
-  #outstanding = 0;
-
-  /** Sends `n` (≤ INFLIGHT) requests, stamped `now`. */
-  send(n: number, now: number): void {
-    this.#outstanding += n;
-    for (let i = 0; i < n; i++) {
-      this.#sent[this.#tail] = now;
-      this.#tail = this.#tail + 1 === INFLIGHT ? 0 : this.#tail + 1;
-    }
-    this.write(n === INFLIGHT ? requests : requests.subarray(0, n * REQUEST.length));
-  }
+  /** The requests sent and not answered yet; `n` of them are one write of `requests`' first `n`. */
+  readonly inFlight = new InFlight(
+    INFLIGHT,
+    latency,
+    (n) => this.write(n === INFLIGHT ? requests : requests.subarray(0, n * REQUEST.length)),
+  );
 
   override parsed(): void {
     const done = this.done;
     this.done = 0;
-    if (done > this.#outstanding) return this.fail(`${done} responses to ${this.#outstanding} requests`);
-    this.#outstanding -= done;
+    const outstanding = this.inFlight.count;
+    if (done > outstanding) return this.fail(`${done} responses to ${outstanding} requests`);
     verified += done;
-    const now = performance.now();
-    for (let k = 0; k < done; k++) {
-      if (measuring) latency.record(now - this.#sent[this.#head]);
-      this.#head = this.#head + 1 === INFLIGHT ? 0 : this.#head + 1;
-    }
-    if (measuring) responses += done;
-    if (!stopping) this.send(done, now);
+    this.inFlight.answered(done);
   }
 }
 
 async function load(): Promise<Record<string, unknown>> {
-  const conns = await openAll(CONNS, (id) => new LoadConn(id));
+  const conns = await openAll(CONNS, CONCURRENCY, (id) => new LoadConn(id));
   const now = performance.now();
-  for (const conn of conns) conn.send(INFLIGHT, now);
-  await sleep(WARMUP * 1000);
-  const window = new Window();
-  measuring = true;
-  await sleep(SECONDS * 1000);
-  measuring = false;
-  const measured = window.end();
-  if (!responses) fail("no responses in the measured window");
-  stopping = true;
+  for (const conn of conns) conn.inFlight.send(INFLIGHT, now);
+  const { seconds, cpu_share } = await run.measure(WARMUP, SECONDS);
+  const responses = latency.count;
+  if (!responses) run.fail("no responses in the measured window");
+  run.stopping = true;
   return {
     conns: CONNS,
     inflight: INFLIGHT,
-    ...measured,
+    seconds,
+    cpu_share,
     responses,
     verified,
-    rate: Math.round(responses / measured.seconds),
-    mb_per_s: Number((responses * BODY / 1e6 / measured.seconds).toFixed(2)),
-    p50_ms: latency.percentile(0.5),
-    p99_ms: latency.percentile(0.99),
+    rate: Math.round(responses / seconds),
+    mb_per_s: Number((responses * BODY / 1e6 / seconds).toFixed(2)),
+    ...latency.quantiles(),
   };
 }
 
@@ -585,29 +383,18 @@ class IdleConn extends Conn {
   }
 }
 
-/** Resolves at the first line of standard input, or at its end. */
-function stdinLine(): Promise<void> {
-  return new Promise((resolve) => {
-    process.stdin.on("data", (chunk: Uint8Array) => chunk.includes(10) && resolve());
-    process.stdin.on("end", () => resolve());
-  });
-}
-
 async function idle(): Promise<Record<string, unknown>> {
-  const line = stdinLine();
+  const nextLine = stdinLines();
   const opening = new Window();
-  const conns = await openAll(CONNS, (id) => new IdleConn(id));
+  const conns = await openAll(CONNS, CONCURRENCY, (id) => new IdleConn(id));
   const { seconds: open_s } = opening.end();
   console.log(`IDLE_OPEN ${JSON.stringify({ conns: conns.length, verified, open_s })}`);
-  await line;
+  await nextLine();
   // A connection the server closed meanwhile has failed the run by now.
-  stopping = true;
+  run.stopping = true;
   return { conns: conns.length, verified, open_s };
 }
 
 // ---- main -------------------------------------------------------------------
 
-const report = await (MODE === "idle" ? idle() : load());
-clearInterval(poll);
-clearTimeout(deadline);
-finish(report);
+run.finish(await (MODE === "idle" ? idle() : load()));

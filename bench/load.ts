@@ -38,75 +38,48 @@
  *
  * Counts cover `seconds` after `warmup` seconds. Prints one `LOAD_JSON {...}`
  * line (rate, MB/s of payload in 10^6 bytes, p50/p99 latency in ms, this
- * process's CPU time as a share of one core over the window) and exits; exits
- * with 1 and the first errors on stderr if any check failed.
+ * process's CPU time as a share of one core over the window, and its CPU
+ * seconds since it started) and exits; exits with 1 and the first errors on
+ * stderr if any check failed. Options, the report, connections and the
+ * measured window are bench/_bun.ts's, shared with bench/http_load.ts.
  *
  * @module
  */
 
 import { Buffer } from "node:buffer";
-import process from "node:process";
-
-/** The parts of Bun's API used here, declared locally instead of depending on bun-types. */
-interface BunSocket {
-  data: Conn;
-  write(data: Uint8Array): number;
-  end(): void;
-  setNoDelay?(noDelay?: boolean): boolean;
-}
-
-interface BunApi {
-  version: string;
-  connect(options: {
-    hostname: string;
-    port: number;
-    data: Conn;
-    socket: {
-      open(socket: BunSocket): void;
-      data(socket: BunSocket, data: Uint8Array): void;
-      drain(socket: BunSocket): void;
-      close(socket: BunSocket): void;
-      error(socket: BunSocket, error: Error): void;
-      connectError(socket: BunSocket, error: Error): void;
-    };
-  }): Promise<BunSocket>;
-}
-
-const Bun = (globalThis as unknown as { Bun: BunApi }).Bun;
+import { option } from "../examples/args.ts";
+import {
+  BunClient,
+  Histogram,
+  InFlight,
+  numberOption,
+  openAll,
+  run,
+  sleep,
+  stdinLines,
+  Window,
+} from "./_bun.ts";
 
 // ---- Options ----------------------------------------------------------------
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const at = args.indexOf(`--${name}`);
-  return at >= 0 && at + 1 < args.length ? args[at + 1] : fallback;
-};
-const number = (name: string, fallback: string, integer = true) => {
-  const value = Number(option(name, fallback));
-  if (!(value >= 0) || (integer && !Number.isInteger(value))) throw new Error(`bad --${name}`);
-  return value;
-};
-
 const MODE = option("mode", "echo");
 const url = new URL(option("url", "ws://127.0.0.1:9001/"));
-const CONNS = number("conns", "100");
-const INFLIGHT = number("inflight", "16");
-const SIZE = number("size", MODE === "fanout" ? "256" : "32");
+const CONNS = numberOption("conns", "100");
+const INFLIGHT = numberOption("inflight", "16");
+const SIZE = numberOption("size", MODE === "fanout" ? "256" : "32", true, true);
 const TYPE = MODE === "fanout" ? "binary" : option("type", "binary");
-const SECONDS = number("seconds", "3", false);
-const WARMUP = number("warmup", "0.5", false);
-const INTERVAL = number("interval", "10", false);
-const CONCURRENCY = number("concurrency", "200");
-const CYCLES = number("cycles", "1");
+const SECONDS = numberOption("seconds", "3", false);
+const WARMUP = numberOption("warmup", "0.5", false, true);
+const INTERVAL = numberOption("interval", "10", false);
+const CONCURRENCY = numberOption("concurrency", "200");
+const CYCLES = numberOption("cycles", "1");
 if (!["echo", "handshake", "idle", "fanout"].includes(MODE)) {
   throw new Error("--mode must be echo, handshake, idle or fanout");
 }
 if (TYPE !== "binary" && TYPE !== "text") throw new Error("--type must be binary or text");
-if (CONNS < 1 || INFLIGHT < 1 || SECONDS <= 0 || INTERVAL <= 0 || CONCURRENCY < 1 || CYCLES < 1) {
-  throw new Error("--conns, --inflight, --seconds, --interval, --concurrency and --cycles must be > 0");
-}
 if (MODE === "fanout" && SIZE < 16) throw new Error("--size must be at least 16 for fanout");
 const OPCODE = TYPE === "text" ? 1 : 2;
+run.start({ mode: MODE, url: url.href });
 
 // ---- Frames -----------------------------------------------------------------
 
@@ -175,72 +148,7 @@ const latin1 = new TextDecoder("latin1");
 
 // ---- Measurement ------------------------------------------------------------
 
-/** Latencies in 10 µs buckets up to 10 s, the last bucket catching the rest. */
-class Histogram {
-  static readonly BUCKET_MS = 0.01;
-  #buckets = new Uint32Array(1_000_001);
-  count = 0;
-
-  record(ms: number): void {
-    const bucket = Math.floor(ms / Histogram.BUCKET_MS);
-    this.#buckets[bucket < this.#buckets.length ? bucket : this.#buckets.length - 1]++;
-    this.count++;
-  }
-
-  /** The `p` quantile in ms, rounded to µs; NaN when empty. */
-  percentile(p: number): number {
-    const rank = Math.max(1, Math.ceil(this.count * p));
-    let seen = 0;
-    for (let b = 0; b < this.#buckets.length; b++) {
-      seen += this.#buckets[b];
-      if (seen >= rank) return Number(((b + 0.5) * Histogram.BUCKET_MS).toFixed(3));
-    }
-    return NaN;
-  }
-}
-
 const latency = new Histogram();
-let measuring = false;
-let stopping = false;
-const errors: string[] = [];
-
-function fail(message: string): void {
-  if (errors.length < 10) errors.push(message);
-}
-
-/** Measures a window: its length and this process's CPU share over it. */
-class Window {
-  #wall = performance.now();
-  #cpu = process.cpuUsage();
-
-  end(): { seconds: number; cpu_share: number; cpu_user_s: number; cpu_system_s: number } {
-    const seconds = (performance.now() - this.#wall) / 1000;
-    const cpu = process.cpuUsage();
-    const user = (cpu.user - this.#cpu.user) / 1e6;
-    const system = (cpu.system - this.#cpu.system) / 1e6;
-    const round = (v: number) => Number(v.toFixed(3));
-    return {
-      seconds: round(seconds),
-      cpu_share: round((user + system) / seconds),
-      cpu_user_s: round(user),
-      cpu_system_s: round(system),
-    };
-  }
-}
-
-/** Prints the report, then the first errors, and exits: 1 if anything failed. */
-function finish(report: Record<string, unknown> | undefined): never {
-  stopping = true;
-  measuring = false;
-  if (report) {
-    console.log(
-      `LOAD_JSON ${JSON.stringify({ mode: MODE, url: url.href, runtime: `bun ${Bun.version}`, ...report })}`,
-    );
-  }
-  for (const message of errors) console.error(message);
-  process.exit(errors.length || !report ? 1 : 0);
-}
-const poll = setInterval(() => errors.length && finish(undefined), 50);
 
 // ---- Connections ------------------------------------------------------------
 
@@ -249,16 +157,12 @@ const poll = setInterval(() => errors.length && finish(undefined), 50);
  * that wait for `drain`. Subclasses get data frames' payloads piece by piece
  * (`payload`), then `message` once one is complete.
  */
-class Conn {
-  socket: BunSocket | undefined;
+class Conn extends BunClient {
   upgraded = false;
   /** The close frame's status code once the server's close frame arrived. */
   closeCode: number | undefined;
   readonly connectedAt = performance.now();
-  readonly ready: Promise<void>;
-  #resolveReady!: () => void;
   #response = "";
-  #pending: Uint8Array[] = [];
   // Frame parser state: the header being read, then the payload.
   #header = new Uint8Array(14);
   #headerHave = 0;
@@ -272,33 +176,19 @@ class Conn {
   /** Whether the data frame being read ends its message. */
   #final = false;
 
-  constructor(readonly id: number) {
-    this.ready = new Promise((resolve) => this.#resolveReady = resolve);
-  }
-
   connect(): void {
-    Bun.connect({ hostname: url.hostname, port: Number(url.port || 80), data: this, socket: handlers })
-      .catch((error) => fail(`connection ${this.id} failed: ${error}`));
+    this.connectTo(url.hostname, Number(url.port || 80));
   }
 
-  write(bytes: Uint8Array): void {
-    if (this.#pending.length) {
-      this.#pending.push(bytes);
-      return;
-    }
-    const written = this.socket!.write(bytes);
-    if (written < bytes.length) this.#pending.push(bytes.subarray(Math.max(written, 0)));
+  /** Sends the opening handshake. */
+  opened(): void {
+    this.socket!.write(request);
   }
 
-  drain(): void {
-    while (this.#pending.length) {
-      const bytes = this.#pending[0];
-      const written = this.socket!.write(bytes);
-      if (written < bytes.length) {
-        this.#pending[0] = bytes.subarray(Math.max(written, 0));
-        return;
-      }
-      this.#pending.shift();
+  /** The socket closed: before the server's close frame (and unless stopping), the run fails. */
+  override lost(): void {
+    if (!run.stopping && this.closeCode === undefined) {
+      run.fail(`connection ${this.id} dropped by the server`);
     }
   }
 
@@ -310,7 +200,7 @@ class Conn {
   /** Called once the 101 response is verified. */
   upgrade(): void {
     this.upgraded = true;
-    this.#resolveReady();
+    this.resolveReady();
   }
 
   /** Data frame payload bytes `chunk[start, end)`, at `offset` in the message. */
@@ -326,12 +216,7 @@ class Conn {
 
   /** The server's close frame arrived. */
   closed(): void {
-    if (!stopping) this.fail(`closed by the server with ${this.closeCode}`);
-  }
-
-  fail(message: string): void {
-    fail(`connection ${this.id}: ${message}`);
-    this.socket?.end();
+    if (!run.stopping) this.fail(`closed by the server with ${this.closeCode}`);
   }
 
   data(chunk: Uint8Array): void {
@@ -436,62 +321,11 @@ class Conn {
   }
 }
 
-const handlers = {
-  open(socket: BunSocket) {
-    const conn = socket.data;
-    conn.socket = socket;
-    socket.setNoDelay?.(true);
-    socket.write(request);
-  },
-  data(socket: BunSocket, chunk: Uint8Array) {
-    socket.data.data(chunk);
-  },
-  drain(socket: BunSocket) {
-    socket.data.drain();
-  },
-  close(socket: BunSocket) {
-    const conn = socket.data;
-    if (!stopping && conn.closeCode === undefined) fail(`connection ${conn.id} dropped by the server`);
-  },
-  error(socket: BunSocket, error: Error) {
-    if (!stopping) fail(`connection ${socket.data.id}: ${error.message}`);
-  },
-  connectError(socket: BunSocket, error: Error) {
-    fail(`connection ${socket.data.id} failed: ${error.message}`);
-  },
-};
-
-/** Opens `count` connections, at most CONCURRENCY handshakes at a time. */
-async function openAll<C extends Conn>(count: number, make: (id: number) => C): Promise<C[]> {
-  const conns: C[] = [];
-  const worker = async () => {
-    while (conns.length < count) {
-      const conn = make(conns.length);
-      conns.push(conn);
-      conn.connect();
-      await conn.ready;
-    }
-  };
-  const giveUp = setTimeout(() => fail(`${count} handshakes not done after 60 s`), 60_000);
-  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, count) }, worker));
-  clearTimeout(giveUp);
-  return conns;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Waits `WARMUP`, then measures for `SECONDS` with `measuring` set. */
-async function measure(): Promise<ReturnType<Window["end"]>> {
-  await sleep(WARMUP * 1000);
-  const window = new Window();
-  measuring = true;
-  await sleep(SECONDS * 1000);
-  measuring = false;
-  return window.end();
-}
+/** Opens `count` connections, at most CONCURRENCY handshakes at a time; the run fails after 60 s. */
+const openAllConns = <C extends Conn>(count: number, make: (id: number) => C) =>
+  openAll(count, CONCURRENCY, make, 60);
 
 const perSecond = (count: number, seconds: number) => Math.round(count / seconds);
-const latencies = () => ({ p50_ms: latency.percentile(0.5), p99_ms: latency.percentile(0.99) });
 
 // ---- echo -------------------------------------------------------------------
 
@@ -505,29 +339,19 @@ echoFrames.forEach((frame, k) => {
   echoRing.set(frame, k * FRAME);
   echoRing.set(frame, (k + ECHO_KINDS) * FRAME);
 });
-let echoes = 0;
 let verified = 0;
 
 class EchoConn extends Conn {
-  /** Send times of the messages in flight, oldest at `#head`. */
-  #sent = new Float64Array(INFLIGHT);
-  #head = 0;
-  #tail = 0;
+  /** The messages sent and not echoed yet; `n` of them are one write of `echoRing`'s frames. */
+  readonly inFlight = new InFlight(INFLIGHT, latency, (n) => {
+    this.write(echoRing.subarray(this.#next * FRAME, (this.#next + n) * FRAME));
+    this.#next = (this.#next + n) % ECHO_KINDS;
+  });
   /** The payload the next message carries, and the one the next echo must. */
   #next = 0;
   #expect = 0;
   /** Echoes completed in the chunk being parsed. */
   #done = 0;
-
-  /** Sends `n` (≤ INFLIGHT) messages, stamped `now`. */
-  send(n: number, now: number): void {
-    for (let i = 0; i < n; i++) {
-      this.#sent[this.#tail] = now;
-      this.#tail = this.#tail + 1 === INFLIGHT ? 0 : this.#tail + 1;
-    }
-    this.write(echoRing.subarray(this.#next * FRAME, (this.#next + n) * FRAME));
-    this.#next = (this.#next + n) % ECHO_KINDS;
-  }
 
   override payload(chunk: Uint8Array, start: number, end: number, offset: number): void {
     if (!same(chunk, start, echoPayloads[this.#expect], offset, end - start)) {
@@ -546,22 +370,17 @@ class EchoConn extends Conn {
     if (done === 0) return;
     this.#done = 0;
     verified += done;
-    const now = performance.now();
-    for (let k = 0; k < done; k++) {
-      if (measuring) latency.record(now - this.#sent[this.#head]);
-      this.#head = this.#head + 1 === INFLIGHT ? 0 : this.#head + 1;
-    }
-    if (measuring) echoes += done;
-    if (!stopping) this.send(done, now);
+    this.inFlight.answered(done);
   }
 }
 
 async function echo(): Promise<Record<string, unknown>> {
-  const conns = await openAll(CONNS, (id) => new EchoConn(id));
+  const conns = await openAllConns(CONNS, (id) => new EchoConn(id));
   const now = performance.now();
-  for (const conn of conns) conn.send(INFLIGHT, now);
-  const window = await measure();
-  stopping = true;
+  for (const conn of conns) conn.inFlight.send(INFLIGHT, now);
+  const window = await run.measure(WARMUP, SECONDS);
+  const echoes = latency.count;
+  run.stopping = true;
   return {
     conns: CONNS,
     inflight: INFLIGHT,
@@ -572,7 +391,7 @@ async function echo(): Promise<Record<string, unknown>> {
     verified,
     rate: perSecond(echoes, window.seconds),
     mb_per_s: Number((echoes * SIZE / 1e6 / window.seconds).toFixed(2)),
-    ...latencies(),
+    ...latency.quantiles(),
   };
 }
 
@@ -584,22 +403,28 @@ let handshakes = 0;
 class CycleConn extends Conn {
   override upgrade(): void {
     super.upgrade();
-    if (measuring) latency.record(performance.now() - this.connectedAt);
+    if (run.measuring) latency.record(performance.now() - this.connectedAt);
     this.close();
   }
 
   override closed(): void {
     this.socket?.end();
-    if (measuring) handshakes++;
-    if (!stopping) new CycleConn(this.id).connect();
+    if (run.measuring) handshakes++;
+    if (!run.stopping) new CycleConn(this.id).connect();
   }
 }
 
 async function handshake(): Promise<Record<string, unknown>> {
   for (let id = 0; id < CONNS; id++) new CycleConn(id).connect();
-  const window = await measure();
-  stopping = true;
-  return { conns: CONNS, ...window, handshakes, rate: perSecond(handshakes, window.seconds), ...latencies() };
+  const window = await run.measure(WARMUP, SECONDS);
+  run.stopping = true;
+  return {
+    conns: CONNS,
+    ...window,
+    handshakes,
+    rate: perSecond(handshakes, window.seconds),
+    ...latency.quantiles(),
+  };
 }
 
 // ---- idle -------------------------------------------------------------------
@@ -615,31 +440,12 @@ class IdleConn extends Conn {
   }
 }
 
-/** Resolves on each line of standard input, or at its end. */
-function stdinLines(): () => Promise<void> {
-  let lines = 0;
-  let ended = false;
-  let wake = () => {};
-  process.stdin.on("data", (chunk: Uint8Array) => {
-    lines += chunk.filter((byte) => byte === 10).length;
-    wake();
-  });
-  process.stdin.on("end", () => {
-    ended = true;
-    wake();
-  });
-  return async () => {
-    while (!lines && !ended) await new Promise<void>((resolve) => wake = resolve);
-    if (lines) lines--;
-  };
-}
-
 async function idle(): Promise<Record<string, unknown>> {
   const nextLine = stdinLines();
   const cycles = [];
   for (let cycle = 0; cycle < CYCLES; cycle++) {
     const opening = new Window();
-    const conns = await openAll(CONNS, (id) => new IdleConn(id));
+    const conns = await openAllConns(CONNS, (id) => new IdleConn(id));
     const open_s = opening.end().seconds;
     console.log(`IDLE_OPEN ${cycle} ${JSON.stringify({ conns: conns.length, open_s })}`);
     await nextLine();
@@ -648,7 +454,7 @@ async function idle(): Promise<Record<string, unknown>> {
     closedCount = 0;
     for (const conn of conns) conn.close();
     for (let waited = 0; closedCount < conns.length; waited += 10) {
-      if (waited > 30_000) fail(`${conns.length - closedCount} connections not closed after 30 s`);
+      if (waited > 30_000) run.fail(`${conns.length - closedCount} connections not closed after 30 s`);
       await sleep(10);
     }
     closing = false;
@@ -657,7 +463,7 @@ async function idle(): Promise<Record<string, unknown>> {
     cycles.push({ open_s, close_s });
     if (cycle + 1 < CYCLES) await nextLine();
   }
-  stopping = true;
+  run.stopping = true;
   return { conns: CONNS, cycles };
 }
 
@@ -701,13 +507,13 @@ function broadcast(publisher: Conn, seq: number): void {
   const now = performance.now();
   bytes.writeDoubleLE(now, 8);
   for (let i = 16; i < SIZE; i++) bytes[i] = (seq * 31 + i) & 0xff;
-  published[seq % SENT_RING] = { seq, bytes, measured: measuring };
-  if (measuring) measuredSent++;
+  published[seq % SENT_RING] = { seq, bytes, measured: run.measuring };
+  if (run.measuring) measuredSent++;
   publisher.write(maskedFrame(OPCODE, bytes));
 }
 
 async function fanout(): Promise<Record<string, unknown>> {
-  const conns = await openAll(CONNS, (id) => new FanoutConn(id));
+  const conns = await openAllConns(CONNS, (id) => new FanoutConn(id));
   // Each broadcast is due INTERVAL ms after the one before was due, so timer lateness does not
   // lower the rate; after a stall the schedule restarts from now rather than catching up in a burst.
   let due = performance.now();
@@ -720,11 +526,11 @@ async function fanout(): Promise<Record<string, unknown>> {
     timer = setTimeout(tick, Math.max(0, due - now));
   };
   tick();
-  const window = await measure();
+  const window = await run.measure(WARMUP, SECONDS);
   clearTimeout(timer);
   // Deliveries still under way get a grace period.
   for (let waited = 0; delivered < measuredSent * CONNS && waited < 2000; waited += 10) await sleep(10);
-  stopping = true;
+  run.stopping = true;
   const expected = measuredSent * CONNS;
   return {
     conns: CONNS,
@@ -737,13 +543,11 @@ async function fanout(): Promise<Record<string, unknown>> {
     missed: expected - delivered,
     rate: perSecond(delivered, window.seconds),
     mb_per_s: Number((delivered * SIZE / 1e6 / window.seconds).toFixed(2)),
-    ...latencies(),
+    ...latency.quantiles(),
   };
 }
 
 // ---- main -------------------------------------------------------------------
 
 const modes = { echo, handshake, idle, fanout };
-const report = await modes[MODE as keyof typeof modes]();
-clearInterval(poll);
-finish(report);
+run.finish(await modes[MODE as keyof typeof modes]());

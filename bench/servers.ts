@@ -39,6 +39,9 @@
  * bench/servers/gc.ts); then once more with them open again and after closing
  * them again, so memory a server keeps but reuses tells from memory it leaks.
  *
+ * The machinery (pinned processes, server runs, CPU and RSS readings, medians
+ * and tables) is bench/_rig.ts's, shared with bench/http.ts.
+ *
  * Usage:
  *
  *   deno run -A bench/servers.ts [rounds] [--only a,b,…] [--servers sock-deno,…]
@@ -57,67 +60,33 @@
  * @module
  */
 
-import { localBin } from "../tools/bin.ts";
-
-const root = decodeURIComponent(new URL("../", import.meta.url).pathname);
+import * as rig from "./_rig.ts";
+import { bun, deno, ms, pct, rssMiB, type RunNumbers, type Server, sleep } from "./_rig.ts";
 
 // ---- Options ----------------------------------------------------------------
 
-const flags = new Map<string, string>();
-const positional: string[] = [];
-for (let i = 0; i < Deno.args.length; i++) {
-  const arg = Deno.args[i];
-  if (arg === "--quick") flags.set("quick", "");
-  else if (arg.startsWith("--")) flags.set(arg.slice(2), Deno.args[++i] ?? "");
-  else positional.push(arg);
-}
-const quick = flags.has("quick");
-const positiveNumber = (value: string, what: string, integer = true) => {
-  const n = Number(value);
-  if (!(n > 0) || (integer && !Number.isInteger(n))) throw new Error(`${what} must be a positive number`);
-  return n;
-};
-const rounds = positiveNumber(positional[0] ?? (quick ? "1" : "3"), "rounds");
-const SECONDS = positiveNumber(flags.get("seconds") ?? (quick ? "1" : "3"), "--seconds", false);
-const WARMUP = quick ? 0.25 : 0.5;
-const IDLE_CONNS = positiveNumber(flags.get("idle-conns") ?? (quick ? "1000" : "10000"), "--idle-conns");
+const options = rig.driverOptions(Deno.args, { quick: 1000, full: 10000 });
+const { flags, quick, rounds, seconds: SECONDS, warmup: WARMUP, idleConns: IDLE_CONNS } = options;
 /** Pauses before reading RSS: after the server starts, with the connections open, after they close. */
 const SETTLE = quick ? [0.2, 0.5, 1] : [0.5, 1, 2];
 /** The wait over asking the server for two full GCs (SIGUSR2) before reading its RSS again. */
 const AFTER_GC = quick ? 0.5 : 1;
 
-const deno = localBin("deno");
-const bun = localBin("bun");
-
 // ---- Servers and scenarios --------------------------------------------------
 
-interface Server {
-  id: string;
-  label: string;
-  command: string;
-  args: string[];
-}
-
-/** One run's numbers; NaN where the scenario has no such number. */
-interface Result {
-  /** Echoes, handshakes or broadcast deliveries per second; for (f) KiB of server RSS per connection. */
-  rate: number;
-  /** Payload MB/s (10^6 bytes) in the direction measured. */
-  mb_per_s: number;
-  p50_ms: number;
-  p99_ms: number;
-  /** The server's and the load generator's CPU time per second (1 = one core). */
-  server_cpu: number;
-  load_cpu: number;
+/**
+ * One run's numbers; NaN where the scenario has no such number. `rate`: echoes, handshakes or broadcast
+ * deliveries per second, for (f) KiB of server RSS per connection; `mb_per_s`: payload in the direction
+ * measured.
+ */
+interface Result extends RunNumbers {
   /** (h): broadcasts sent per second, and deliveries that never arrived. */
   broadcasts_per_s: number;
   missed: number;
   /**
-   * (f): server RSS in MiB before the connections, with them open, after they closed, after a full GC;
+   * (f): server RSS in MiB (after `rss_before` and `rss_with`) after they closed, after a full GC;
    * then with them open again and after closing them and a GC again.
    */
-  rss_before: number;
-  rss_with: number;
   rss_after: number;
   rss_gc: number;
   rss_with2: number;
@@ -179,8 +148,6 @@ if (base !== undefined) {
 }
 
 const int = (v: number) => Number.isNaN(v) ? "–" : Math.round(v).toLocaleString("en-US");
-const ms = (v: number) => v.toFixed(v < 10 ? 2 : 1);
-const pct = (v: number) => `${Math.round(v * 100)}%`;
 const latencyText = (r: Result) => `p50 ${ms(r.p50_ms)} ms p99 ${ms(r.p99_ms)} ms`;
 
 function echo(id: string, conns: number, inflight: number, size: number, type: "text" | "binary"): Scenario {
@@ -238,281 +205,97 @@ const allScenarios: Scenario[] = [
   },
 ];
 
-const pick = <T extends { id: string }>(all: T[], flag: string): T[] => {
-  const ids = flags.get(flag)?.split(",").map((id) => id.trim());
-  const unknown = ids?.filter((id) => !all.some((item) => item.id === id));
-  if (unknown?.length) throw new Error(`--${flag}: unknown ${unknown.join(", ")}`);
-  return ids ? all.filter((item) => ids.includes(item.id)) : all;
-};
-const scenarios = pick(allScenarios, "only");
-const active = pick(servers, "servers");
-
-// ---- Processes --------------------------------------------------------------
-
-const decoder = new TextDecoder();
-
-/** A child's output, kept (up to 1 MiB) and searchable for lines as they arrive. */
-class Output {
-  text = "";
-  ended = false;
-  readonly done: Promise<void>;
-  #waiters: (() => void)[] = [];
-
-  constructor(stream: ReadableStream<Uint8Array>) {
-    this.done = (async () => {
-      try {
-        for await (const chunk of stream) {
-          if (this.text.length < 1 << 20) this.text += decoder.decode(chunk, { stream: true });
-          this.#wake();
-        }
-      } finally {
-        this.ended = true;
-        this.#wake();
-      }
-    })().catch(() => {});
-  }
-
-  #wake(): void {
-    for (const wake of this.#waiters.splice(0)) wake();
-  }
-
-  /** The first complete line starting with `prefix`, without it; undefined if the stream ends first. */
-  async line(prefix: string): Promise<string | undefined> {
-    while (true) {
-      const line = this.text.split("\n").slice(0, -1).find((l) => l.startsWith(prefix));
-      if (line !== undefined) return line.slice(prefix.length);
-      if (this.ended) return undefined;
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
-    }
-  }
-}
-
-/** A process pinned to `cpu`, its open-file limit raised; its PID is the command's (bash and taskset exec it). */
-class Pinned {
-  readonly child: Deno.ChildProcess;
-  readonly stdout: Output;
-  readonly stderr: Output;
-
-  constructor(cpu: number, command: string, args: string[], stdin: "null" | "piped" = "null") {
-    this.child = new Deno.Command("bash", {
-      args: ["-c", 'ulimit -n "$(ulimit -Hn)" && exec taskset -c "$0" "$@"', String(cpu), command, ...args],
-      cwd: root,
-      env: { NO_COLOR: "1" },
-      stdin,
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.stdout = new Output(this.child.stdout);
-    this.stderr = new Output(this.child.stderr);
-  }
-
-  /**
-   * The first stdout line starting with `prefix`; an error with the output if the process ends or
-   * `timeout` ms pass first.
-   */
-  async line(prefix: string, what: string, timeout: number): Promise<string> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const line = await Promise.race([
-      this.stdout.line(prefix),
-      new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), timeout)),
-    ]);
-    clearTimeout(timer);
-    if (line === undefined) {
-      const output = this.stdout.text.slice(0, 4000) + this.stderr.text.slice(0, 4000);
-      throw new Error(`${what}: no "${prefix}" line\n${output}`);
-    }
-    return line;
-  }
-
-  /** Kills the process unless it has exited, then waits for it and its output. */
-  async kill(): Promise<Deno.CommandStatus> {
-    try {
-      this.child.kill("SIGKILL");
-    } catch {
-      // Already exited.
-    }
-    const status = await this.child.status;
-    await Promise.all([this.stdout.done, this.stderr.done]);
-    return status;
-  }
-}
-
-const TICKS_PER_SECOND = 100; // USER_HZ, fixed at 100 on Linux
-/** utime + stime of a process, in seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-}
-
-/** A process's resident set size in MiB. */
-function rssMiB(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)![1]) / 1024;
-}
-
-const sleep = (seconds: number) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+const scenarios = options.pick(allScenarios, "only");
+const active = options.pick(servers, "servers");
 
 // ---- Runs -------------------------------------------------------------------
 
 let nextPort = 19000 + Math.floor(Math.random() * 500) * 2;
 
 /** bench/load.ts's report. */
-interface LoadReport {
-  rate: number;
-  mb_per_s?: number;
-  p50_ms?: number;
-  p99_ms?: number;
-  cpu_share?: number;
+interface EchoReport extends rig.LoadReport {
   broadcasts_per_s?: number;
   missed?: number;
 }
 
 const noResult: Result = {
-  rate: NaN,
-  mb_per_s: NaN,
-  p50_ms: NaN,
-  p99_ms: NaN,
-  server_cpu: NaN,
-  load_cpu: NaN,
+  ...rig.noNumbers,
   broadcasts_per_s: NaN,
   missed: NaN,
-  rss_before: NaN,
-  rss_with: NaN,
   rss_after: NaN,
   rss_gc: NaN,
   rss_with2: NaN,
   rss_gc2: NaN,
 };
 
-async function runOnce(server: Server, scenario: Scenario): Promise<Result> {
+function runOnce(server: Server, scenario: Scenario): Promise<Result> {
   const port = nextPort++;
-  const what = `${server.label}, (${scenario.id}) ${scenario.label}`;
   const mode = scenario.kind === "fanout" ? "broadcast" : "echo";
-  const serverProcess = new Pinned(0, server.command, [
-    ...server.args,
-    ...["--port", String(port), "--host", "127.0.0.1", "--mode", mode],
-  ]);
-  const pid = serverProcess.child.pid;
   const loadArgs = [
-    "bench/load.ts",
-    ...["--mode", scenario.kind, "--url", `ws://127.0.0.1:${port}/`, ...scenario.load],
-    ...["--seconds", String(SECONDS), "--warmup", String(WARMUP)],
+    ...["bench/load.ts", "--mode", scenario.kind, "--url", `ws://127.0.0.1:${port}/`],
+    ...scenario.load,
+    ...options.timing,
   ];
-  let load: Pinned | undefined;
-  try {
-    await serverProcess.line(`listening on ws://127.0.0.1:${port}`, `${what}: server start`, 10_000);
+  return rig.withServer(server, scenario, port, "ws", ["--mode", mode], async (run) => {
     if (scenario.kind === "idle") {
       // Two cycles of open, read RSS, close, read RSS, full GC, read RSS.
       await sleep(SETTLE[0]);
-      const rss = [rssMiB(pid)];
-      load = new Pinned(1, bun, [...loadArgs, "--cycles", "2"], "piped");
+      const rss = [rssMiB(run.pid)];
+      const load = run.load([...loadArgs, "--cycles", "2"], "piped");
       const input = load.child.stdin.getWriter();
       for (const cycle of [0, 1]) {
         if (cycle) await input.write(new TextEncoder().encode("open\n"));
-        await load.line(`IDLE_OPEN ${cycle} `, `${what}: opening`, 90_000);
+        await load.line(`IDLE_OPEN ${cycle} `, `${run.what}: opening`, 90_000);
         await sleep(SETTLE[1]);
-        rss.push(rssMiB(pid));
+        rss.push(rssMiB(run.pid));
         await input.write(new TextEncoder().encode("close\n"));
-        await load.line(`IDLE_CLOSED ${cycle} `, `${what}: closing`, 60_000);
+        await load.line(`IDLE_CLOSED ${cycle} `, `${run.what}: closing`, 60_000);
         await sleep(SETTLE[2]);
-        rss.push(rssMiB(pid));
+        rss.push(rssMiB(run.pid));
         // Twice: V8 frees ArrayBuffer backing stores only after the GC that found them dead.
         for (const _ of [0, 1]) {
-          serverProcess.child.kill("SIGUSR2");
+          run.server.child.kill("SIGUSR2");
           await sleep(AFTER_GC / 2);
         }
-        rss.push(rssMiB(pid));
+        rss.push(rssMiB(run.pid));
       }
       await input.close();
-      await loadReport(load, what, 10_000);
+      await run.report(load, 10_000);
       const [rss_before, rss_with, rss_after, rss_gc, rss_with2, , rss_gc2] = rss;
       const kib = (rss_with - rss_before) * 1024 / IDLE_CONNS;
       return { ...noResult, rate: kib, rss_before, rss_with, rss_after, rss_gc, rss_with2, rss_gc2 };
     }
-    const cpuBefore = cpuSeconds(pid);
-    const wallBefore = performance.now();
-    load = new Pinned(1, bun, loadArgs);
-    const report = await loadReport(load, what, (WARMUP + SECONDS) * 1000 + 60_000);
-    const server_cpu = (cpuSeconds(pid) - cpuBefore) / ((performance.now() - wallBefore) / 1000);
+    const { report, numbers } = await run.loaded<EchoReport>(loadArgs, (WARMUP + SECONDS) * 1000 + 60_000);
     return {
       ...noResult,
-      rate: report.rate,
-      mb_per_s: report.mb_per_s ?? NaN,
-      p50_ms: report.p50_ms ?? NaN,
-      p99_ms: report.p99_ms ?? NaN,
+      ...numbers,
       broadcasts_per_s: report.broadcasts_per_s ?? NaN,
       missed: report.missed ?? NaN,
-      load_cpu: report.cpu_share ?? NaN,
-      server_cpu,
     };
-  } catch (error) {
-    throw new Error(
-      `${error instanceof Error ? error.message : error}\nserver output:\n` +
-        `${serverProcess.stdout.text.slice(0, 2000)}${serverProcess.stderr.text.slice(0, 2000)}`,
-    );
-  } finally {
-    await load?.kill();
-    await serverProcess.kill();
-  }
-}
-
-/** Waits for the generator's `LOAD_JSON` line and its successful exit. */
-async function loadReport(load: Pinned, what: string, timeout: number): Promise<LoadReport> {
-  const json = await load.line("LOAD_JSON ", `${what}: load generator`, timeout);
-  const status = await load.child.status;
-  await load.stderr.done;
-  if (!status.success) throw new Error(`${what}: load generator failed:\n${load.stderr.text.slice(0, 4000)}`);
-  return JSON.parse(json);
+  });
 }
 
 // ---- Main -------------------------------------------------------------------
 
-if (scenarios.some((s) => s.kind === "idle")) {
-  const limit = Number(
-    decoder.decode(new Deno.Command("bash", { args: ["-c", "ulimit -Hn"] }).outputSync().stdout),
-  );
-  if (limit < IDLE_CONNS + 1000) {
-    throw new Error(`(f) needs ${IDLE_CONNS + 1000} open files per process, the hard limit is ${limit}`);
-  }
-}
+if (scenarios.some((s) => s.kind === "idle")) rig.checkOpenFiles(IDLE_CONNS + 1000, "f");
 
-const results = new Map<string, Result[]>();
-const key = (server: Server, scenario: Scenario) => `${server.id} ${scenario.id}`;
+rig.killChildrenOnSignals();
+const results = new rig.Results<Result>("–");
 const started = performance.now();
-for (let round = 0; round < rounds; round++) {
-  console.log(`round ${round + 1}/${rounds}`);
-  for (const [s, scenario] of scenarios.entries()) {
-    for (let i = 0; i < active.length; i++) {
-      const server = active[(i + round + s) % active.length];
-      const result = await runOnce(server, scenario);
-      results.set(key(server, scenario), [...results.get(key(server, scenario)) ?? [], result]);
-      const cpu = Number.isNaN(result.server_cpu)
-        ? ""
-        : `  cpu: server ${pct(result.server_cpu)} load ${pct(result.load_cpu)}`;
-      console.log(
-        `  (${scenario.id}) ${scenario.label.padEnd(30)} ${server.label.padEnd(13)} ${
-          scenario.describe(result)
-        }${cpu}`,
-      );
-    }
-  }
+for (const [scenario, server] of rig.schedule(rounds, scenarios, active)) {
+  const result = await runOnce(server, scenario);
+  results.add(server, scenario, result);
+  const cpu = rig.cpuText(result.server_cpu, result.load_cpu);
+  console.log(`${rig.runLabel(scenario, server, 13)} ${scenario.describe(result)}${cpu}`);
 }
 
 // ---- Tables -----------------------------------------------------------------
 
-function median(values: number[]): number {
-  const s = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
-  if (!s.length) return NaN;
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
 const has = (server: Server | undefined, scenario: Scenario): server is Server =>
-  !!server && results.has(key(server, scenario));
+  results.has(server, scenario);
 const med = (server: Server, scenario: Scenario, field: keyof Result) =>
-  median(results.get(key(server, scenario))!.map((r) => r[field]));
-const score = (server: Server, scenario: Scenario) =>
-  median(results.get(key(server, scenario))!.map(scenario.score));
+  results.median(server, scenario, field);
+const score = (server: Server, scenario: Scenario) => results.median(server, scenario, scenario.score);
 
 const byId = (id: string) => servers.find((s) => s.id === id);
 const [sockDeno, sockBun, denoBuiltin, bunBuiltin, wsNode, floorDeno, floorBun, baseDeno, baseBun] = [
@@ -557,34 +340,17 @@ const ratios = (scenario: Scenario) => [
     : [],
 ];
 
-function print(title: string, header: string[], rows: string[][]): void {
-  if (!rows.length) return;
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const format = (cells: string[]) =>
-    "| " + cells.map((c, i) => i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])).join(" | ") + " |";
-  console.log(`\n${title}\n`);
-  console.log(format(header));
-  console.log(
-    "|" + widths.map((w, i) => i === 0 ? `-${"-".repeat(w)}-` : `${"-".repeat(w + 1)}:`).join("|") + "|",
-  );
-  for (const row of rows) console.log(format(row));
-}
-
-const cell = (server: Server, scenario: Scenario, text: () => string) => has(server, scenario) ? text() : "–";
-const name = (scenario: Scenario) => `(${scenario.id}) ${scenario.label}`;
+const cell = (server: Server, scenario: Scenario, text: () => string) => results.cell(server, scenario, text);
 const loaded = scenarios.filter((s) => s.kind !== "idle");
 const idle = scenarios.filter((s) => s.kind === "idle");
 
-console.log(
-  `\n${rounds} round(s) in ${((performance.now() - started) / 1000).toFixed(0)} s; ${SECONDS} s per run ` +
-    `after ${WARMUP} s warm-up; server on CPU 0, bench/load.ts (Bun) on CPU 1; medians over rounds`,
-);
-print(
+rig.printRunSummary(options, started, "bench/load.ts");
+rig.printTable(
   "throughput: (a)–(d), (g) msg/s · payload MB/s (echoed direction); (e) handshakes/s; " +
     "(h) deliveries/s · missed. Ratios: msg/s and handshakes/s, (h) p50 latency; above 1 means sock is better",
   ["scenario", ...active.map((s) => s.label), ...ratioColumns],
   loaded.map((scenario) => [
-    name(scenario),
+    rig.scenarioName(scenario),
     ...active.map((server) =>
       cell(server, scenario, () => {
         const rate = int(med(server, scenario, "rate"));
@@ -596,22 +362,7 @@ print(
     ...ratios(scenario),
   ]),
 );
-print(
-  "latency p50 / p99 (ms) · CPU server / load generator (share of one core)",
-  ["scenario", ...active.map((s) => s.label)],
-  loaded.map((scenario) => [
-    name(scenario),
-    ...active.map((server) =>
-      cell(
-        server,
-        scenario,
-        () =>
-          `${ms(med(server, scenario, "p50_ms"))} / ${ms(med(server, scenario, "p99_ms"))} · ` +
-          `${pct(med(server, scenario, "server_cpu"))} / ${pct(med(server, scenario, "load_cpu"))}`,
-      )
-    ),
-  ]),
-);
+rig.printLatencies(results, active, loaded);
 const mib = (field: keyof Result) => (server: Server, scenario: Scenario) =>
   med(server, scenario, field).toFixed(1);
 const returned = (server: Server, scenario: Scenario) => {
@@ -631,14 +382,13 @@ for (const scenario of idle) {
     ["RSS with them open again", mib("rss_with2")],
     ["RSS after closing, GC again", mib("rss_gc2")],
   ];
-  print(
-    `(${scenario.id}) memory: server RSS (VmRSS); ratios of KiB per connection, above 1 means sock uses less`,
-    ["", ...active.map((s) => s.label), ...ratioColumns],
-    rows.map(([label, value], row) => [
-      label,
-      ...active.map((server) => cell(server, scenario, () => value(server, scenario))),
-      ...row === 0 ? ratios(scenario) : ratioColumns.map(() => ""),
-    ]),
+  rig.printMemory(
+    results,
+    scenario,
+    active,
+    rows.map(([label, value]) => [label, (server) => value(server, scenario)]),
+    ratioColumns,
+    ratios(scenario),
   );
 }
 
@@ -664,14 +414,7 @@ for (const scenario of loaded) {
 
 // The targets (against the built-ins and the Bun floor as issue 18 sets them), where both sides were
 // measured. Bun's built-in server is uWebSockets (uWS).
-interface Target {
-  scenario: Scenario;
-  label: string;
-  /** Above 1 means sock is better. */
-  value: number;
-  min: number;
-}
-function targets(scenario: Scenario): Target[] {
+function targets(scenario: Scenario): rig.Target[] {
   const target = (label: string, value: number, min: number) => ({ scenario, label, value, min });
   if (scenario.kind === "idle") {
     return [
@@ -697,10 +440,4 @@ function targets(scenario: Scenario): Target[] {
     ...vsWs ? [target("best sock vs ws Node", advantage(bestSock(scenario), wsNode, scenario), vsWs)] : [],
   ];
 }
-const checked = scenarios.flatMap(targets).filter((t) => !Number.isNaN(t.value));
-if (checked.length) console.log(`\ntargets (medians of ${rounds} round(s)):`);
-for (const { scenario, label, value, min } of checked) {
-  console.log(
-    `  ${value >= min ? "ok  " : "MISS"} (${scenario.id}) ${label.padEnd(27)} ${ratioText(value)} ≥ ${min}×`,
-  );
-}
+rig.printTargets(rounds, scenarios.flatMap(targets), 27);

@@ -27,35 +27,9 @@
 import { option } from "../../examples/args.ts";
 import { collectOnSignal } from "./gc.ts";
 import { echoFrame, frameLength } from "./floor_frames.ts";
+import { Bun, type BunSocket } from "../_bun.ts";
 
 collectOnSignal();
-
-/** The parts of Bun's API used here, declared locally instead of depending on bun-types. */
-interface BunSocket {
-  data: Conn;
-  write(data: Uint8Array): number;
-  end(): void;
-}
-
-interface BunApi {
-  listen(options: {
-    hostname: string;
-    port: number;
-    socket: {
-      open(socket: BunSocket): void;
-      data(socket: BunSocket, data: Uint8Array): void;
-      drain(socket: BunSocket): void;
-      close(socket: BunSocket): void;
-      error(socket: BunSocket, error: Error): void;
-    };
-  }): { port: number };
-  CryptoHasher: new (algorithm: "sha1") => BunHasher;
-}
-
-interface BunHasher {
-  update(data: string): BunHasher;
-  digest(encoding: "base64"): string;
-}
 
 interface Conn {
   /** The request head so far; undefined once upgraded. */
@@ -72,10 +46,9 @@ interface Conn {
   closing: boolean;
 }
 
-const Bun = (globalThis as unknown as { Bun: BunApi }).Bun;
 const broadcast = option("mode", "echo") === "broadcast";
 const host = option("host", "127.0.0.1");
-const upgraded = new Set<BunSocket>();
+const upgraded = new Set<BunSocket<Conn>>();
 const latin1 = new TextDecoder("latin1");
 const encoder = new TextEncoder();
 const none = new Uint8Array(0);
@@ -88,7 +61,7 @@ let outLength = 0;
 let closeReply: Uint8Array | undefined;
 
 /** Echoes the complete frames of `buf[i, end)` into `out`; returns where the rest (an incomplete frame) starts. */
-function parse(socket: BunSocket, buf: Uint8Array, i: number, end: number): number {
+function parse(socket: BunSocket<Conn>, buf: Uint8Array, i: number, end: number): number {
   let length: number;
   while (i < end && (length = frameLength(buf, i, end)) && i + length <= end) {
     const o = outLength;
@@ -108,7 +81,7 @@ function parse(socket: BunSocket, buf: Uint8Array, i: number, end: number): numb
   return i;
 }
 
-function send(socket: BunSocket, bytes: Uint8Array): void {
+function send(socket: BunSocket<Conn>, bytes: Uint8Array): void {
   const conn = socket.data;
   if (conn.pending) {
     const joined = new Uint8Array(conn.pending.length + bytes.length);
@@ -121,7 +94,7 @@ function send(socket: BunSocket, bytes: Uint8Array): void {
   if (written < bytes.length) conn.pending = bytes.slice(Math.max(written, 0));
 }
 
-function data(socket: BunSocket, chunk: Uint8Array): void {
+function data(socket: BunSocket<Conn>, chunk: Uint8Array): void {
   const conn = socket.data;
   if (conn.closing) return;
   if (conn.head !== undefined) {
@@ -194,7 +167,7 @@ function grow(size: number): void {
   words = new Int32Array(out.buffer);
 }
 
-const server = Bun.listen({
+const server = Bun.listen<Conn>({
   hostname: host,
   port: Number(option("port", "9001")),
   socket: {
