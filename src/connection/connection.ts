@@ -9,7 +9,7 @@
 import type { ClientProtocol } from "../core/client_protocol.ts";
 import { CloseCode } from "../core/close.ts";
 import { ProtocolError } from "../core/errors.ts";
-import { type CloseResult, type ProtocolEvent, ReadyState } from "../core/protocol.ts";
+import { type CloseResult, type ProtocolEvent, type ProtocolStats, ReadyState } from "../core/protocol.ts";
 import type { ServerProtocol } from "../core/server_protocol.ts";
 import type { UpgradeRequest } from "../core/handshake.ts";
 import type { Transport } from "../transport.ts";
@@ -36,7 +36,12 @@ export interface ServerHub {
   topicsOf(ws: Connection): ReadonlySet<string>;
   /** The connection closed: it leaves every topic and the server's list. */
   closed(ws: Connection): void;
+  /** Keepalive gave up on the connection (no pong in time): it is dropped next. */
+  keepaliveTimeout?(ws: Connection): void;
 }
+
+/** Numbers every connection of this process: ids for logs and metrics. */
+let lastId = 0;
 
 /**
  * An open WebSocket connection: `send`, `receive` (or `for await`), `ping`,
@@ -95,6 +100,8 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
    * `upgrade` hook or `Sock.upgrade()` attached, `undefined` when neither did.
    */
   data: Data = undefined as Data;
+  /** A number for this connection, unique in this process: for logs and metrics. */
+  readonly id: number = ++lastId;
 
   /**
    * Wraps an OPEN protocol and its link, and starts reading.
@@ -162,6 +169,22 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
   /** How the connection ended (close code and reason, the close frames both ways), once CLOSED. */
   get closeResult(): CloseResult | undefined {
     return this.#closed;
+  }
+
+  /**
+   * Once closed, who began it: `"peer"` (its close frame came first), `"local"` (ours did, or we
+   * failed the connection), or `"network"` (no close frame either way: the TCP connection ended).
+   */
+  get closedBy(): "peer" | "local" | "network" | undefined {
+    const closed = this.#closed;
+    if (!closed) return undefined;
+    if (!closed.received && !closed.sent) return "network";
+    return this.#protocol.closedByPeer ? "peer" : "local";
+  }
+
+  /** Messages and payload bytes each way so far (see `Protocol.stats`). */
+  get stats(): ProtocolStats {
+    return this.#protocol.stats;
   }
 
   /** 0 CONNECTING, 1 OPEN, 2 CLOSING, 3 CLOSED. */
@@ -478,7 +501,10 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
       ws.#protocol.ping(payload);
       ws.#outbox.flush().catch(ignore); // A failed write closes the connection, which rejects the ping.
     },
-    terminate: (ws) => ws.terminate(),
+    terminate(ws) {
+      ws.#hub?.keepaliveTimeout?.(ws);
+      ws.terminate();
+    },
   };
 
   static #readerOwner: ReaderOwner<Connection> = {

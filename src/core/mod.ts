@@ -93,6 +93,7 @@ export {
   Protocol,
   type ProtocolEvent,
   type ProtocolOptions,
+  type ProtocolStats,
   ReadyState,
   type ReceiveOptions,
   type ReceiveResult,

@@ -133,6 +133,22 @@ export interface FailedEvent {
 }
 
 /**
+ * What went each way over a connection (see {@linkcode Protocol.stats}).
+ *
+ * @category Protocol core
+ */
+export interface ProtocolStats {
+  /** Messages received complete. */
+  messagesReceived: number;
+  /** Messages sent (their last frame queued). */
+  messagesSent: number;
+  /** Payload bytes of the data frames received, as they arrived (compressed under permessage-deflate). */
+  bytesReceived: number;
+  /** Payload bytes of the data frames sent, as they left. */
+  bytesSent: number;
+}
+
+/**
  * How a connection ended: the close frames that went each way, and the code and reason that sum them up.
  *
  * @category Protocol core
@@ -424,6 +440,14 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #closeReceived: CloseInfo | undefined;
   #closeSent: CloseInfo | undefined;
   #failure: CloseInfo | undefined;
+  /** The peer's close frame came while OPEN: the peer began the closing handshake. */
+  #peerBegan = false;
+
+  // Counted for `stats`: messages complete each way, and data frames' payload bytes as they travel.
+  #messagesIn = 0;
+  #messagesOut = 0;
+  #bytesIn = 0;
+  #bytesOut = 0;
 
   /**
    * Creates a connection in the CONNECTING state.
@@ -471,6 +495,42 @@ export class Protocol<SideEvent = never> implements FrameSink {
   /** Our close frame, once sent. */
   get closeSent(): CloseInfo | undefined {
     return this.#closeSent;
+  }
+
+  /** Whether the peer began the closing handshake: its close frame came while the connection was OPEN. */
+  get closedByPeer(): boolean {
+    return this.#peerBegan;
+  }
+
+  /**
+   * What went each way so far: messages complete, and the payload bytes of data frames as they
+   * travel (compressed, under permessage-deflate).
+   *
+   * @example Counting an exchange
+   * ```ts
+   * import { ClientProtocol, ServerProtocol } from "@sock/sock";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const client = new ClientProtocol({ url: "ws://example.com/" });
+   * const server = new ServerProtocol();
+   * client.sendRequest();
+   * for (const bytes of client.dataToSend()) server.receiveData(bytes);
+   * server.events();
+   * server.accept();
+   * for (const bytes of server.dataToSend()) client.receiveData(bytes);
+   * client.send("hello");
+   * for (const bytes of client.dataToSend()) server.receiveData(bytes);
+   * assertEquals(server.stats, { messagesReceived: 1, messagesSent: 0, bytesReceived: 5, bytesSent: 0 });
+   * assertEquals(client.stats.messagesSent, 1);
+   * ```
+   */
+  get stats(): ProtocolStats {
+    return {
+      messagesReceived: this.#messagesIn,
+      messagesSent: this.#messagesOut,
+      bytesReceived: this.#bytesIn,
+      bytesSent: this.#bytesOut,
+    };
   }
 
   /**
@@ -860,6 +920,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
       );
     }
     this.#messageSize += length;
+    this.#bytesIn += length;
     if (this.#messageSize > this.#maxMessageSize) {
       throw new ProtocolError(
         `message exceeds the limit of ${this.#maxMessageSize} bytes`,
@@ -1003,6 +1064,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
   }
 
   #endMessage(): void {
+    this.#messagesIn++;
     this.#unanswered = true;
     if (--this.#room <= 0) this.#decoder.stop = true;
     const kind = this.#message;
@@ -1061,6 +1123,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
     this.#closeReceived = info;
     this.emit({ type: "close", code: info.code, reason: info.reason });
     if (this.#state === ReadyState.Open) {
+      this.#peerBegan = true;
       // Echo the code (RFC 6455 §5.5.1); an empty close is answered with an empty one.
       const code = info.code === CloseCode.NoStatusReceived ? undefined : info.code;
       this.#encoder.frame(Opcode.Close, encodeClosePayload(code), true, 0);
@@ -1095,6 +1158,8 @@ export class Protocol<SideEvent = never> implements FrameSink {
       if (first) rsv |= encoded.rsv;
     }
     this.#sending = fin ? Assembling.None : kind;
+    this.#bytesOut += n;
+    if (fin) this.#messagesOut++;
     let opcode: number = first ? kind : Opcode.Continuation;
     const size = this.#fragmentSize;
     if (n <= size) {

@@ -132,6 +132,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
   /** Bytes the client sent before the answer, in the first `#earlySize` bytes; grown as they come. */
   #early = NO_BYTES;
   #earlySize = 0;
+  #rejection: { status: number; reason: string } | undefined;
   /** `accept()` or `reject()` has been called. */
   #answered = false;
   #rejecting = false;
@@ -152,6 +153,14 @@ export class ServerProtocol extends Protocol<RequestEvent> {
   /** The request, once its head has arrived. */
   get request(): UpgradeRequest | undefined {
     return this.#request;
+  }
+
+  /**
+   * The rejection answered, once `reject()` ran or the head was refused: its status, and why (the
+   * body's text, or the error's message; empty when neither says).
+   */
+  get rejection(): { status: number; reason: string } | undefined {
+    return this.#rejection;
   }
 
   /**
@@ -296,6 +305,8 @@ export class ServerProtocol extends Protocol<RequestEvent> {
     this.sendRaw(formatResponse(code, headers), true);
     this.#answered = true;
     this.#rejecting = true;
+    const said = typeof options.body === "string" ? options.body.trim() : "";
+    this.#rejection = { status: code, reason: said || (error && code === error.status ? error.message : "") };
     this.#early = NO_BYTES;
     this.rejectData(body ?? new Uint8Array(0), final);
   }
@@ -328,6 +339,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
 
   #failHandshake(error: unknown): void {
     if (error instanceof ProtocolError && error.status !== undefined) {
+      this.#rejection = { status: error.status, reason: error.message };
       const body = encodeUtf8(error.message + "\n");
       this.sendRaw(formatResponse(error.status, [
         ...error.headers,

@@ -8,6 +8,7 @@
 import type { HttpRequestEvent, HttpServerEvent, HttpServerProtocol } from "../core/http_server.ts";
 import { encodeUtf8 } from "../core/utf8.ts";
 import { concat } from "../core/bytes.ts";
+import type { ProtocolError } from "../core/errors.ts";
 import { ignore } from "../connection/closed.ts";
 import type { Link } from "../connection/link.ts";
 import type { Transport, TransportSink } from "../transport.ts";
@@ -172,6 +173,12 @@ export class HttpSession implements TransportSink {
   /** Whether the request failed (malformed, or over a limit) while its handler ran: the client's fault. */
   get failed(): boolean {
     return this.#queue.some((event) => event.type === "error");
+  }
+
+  /** Why the request was refused (malformed, or over a limit), if it was: its `status` is the answer's. */
+  get refusal(): ProtocolError | undefined {
+    for (const event of this.#queue) if (event.type === "error") return event.error;
+    return undefined;
   }
 
   /** Whether the connection ended (the client went away, or it was closed). */

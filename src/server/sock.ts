@@ -29,8 +29,17 @@ import type { Adapter, Endpoint, Listener, Transport } from "../transport.ts";
 import { Deadlines, settledWithin } from "../timers.ts";
 import { Router } from "./router.ts";
 import { HttpSession, ServeInfo } from "./http.ts";
+import {
+  type CloseReport,
+  Monitor,
+  type RejectReport,
+  type SockLogEntry,
+  type SockLogger,
+  type SockMetrics,
+} from "./monitor.ts";
 
 export { ServeInfo };
+export type { CloseReport, RejectReport, SockLogEntry, SockLogger, SockMetrics };
 import { Topics } from "./topics.ts";
 
 /**
@@ -135,6 +144,17 @@ export interface SockOptions<Data = unknown> extends ServerProtocolOptions, Conn
   bodyTimeout?: number;
   /** Called with errors thrown by handlers and hooks. */
   onError?: (error: unknown) => void;
+  /** Called when a WebSocket connection opens, before its handler runs. */
+  onOpen?: (ws: Connection<Data>, request: RouteRequest) => void;
+  /** Called once when a WebSocket connection has closed: how, who began it, how long, how much. */
+  onClose?: (ws: Connection<Data>, report: CloseReport) => void;
+  /**
+   * Called for every request refused (a WebSocket handshake answered 4xx or 5xx; with `fetch`, a
+   * malformed HTTP request too) and every connection dropped at `handshakeTimeout`.
+   */
+  onReject?: (report: RejectReport) => void;
+  /** A structured log of every connection's life, refused request and error. Default: none. */
+  logger?: SockLogger;
   /**
    * Accept permessage-deflate (RFC 7692) offers: `true` with the defaults, or
    * the settings. Default `false`: offers are declined.
@@ -242,8 +262,11 @@ export class Sock<Data = unknown> {
     closed: (ws) => {
       this.#topics.leave(ws);
       this.connections.delete(ws as Connection<Data>);
+      this.#monitor.closed(ws as Connection<Data>);
     },
+    keepaliveTimeout: (ws) => this.#monitor.keepaliveTimeout(ws as Connection<Data>),
   };
+  readonly #monitor: Monitor<Data>;
   /**
    * Connections whose request head is incomplete (the first, or a later one that started), dropped at
    * their deadline; `close()` drops them at once.
@@ -261,8 +284,8 @@ export class Sock<Data = unknown> {
   /** Upgrade requests handed to `fetch`, by their `Request`. */
   #upgradable = new WeakMap<Request, Upgradable<Data>>();
   #closing = false;
-  /** Passes an error to `onError`: one function for every connection. */
-  #reportError = (error: unknown): void => this.#options.onError?.(error);
+  /** Passes an error to `onError` (and the log): one function for every connection. */
+  #reportError = (error: unknown): void => this.#monitor.error(error);
   /** The open connections. */
   readonly connections: Set<Connection<Data>> = new Set();
 
@@ -275,11 +298,15 @@ export class Sock<Data = unknown> {
    */
   constructor(options: SockOptions<Data> = {}) {
     const { deflate } = options;
+    this.#monitor = new Monitor(options);
     // One timer for every handshake: it wakes eight times per timeout, so a drop comes at most an
     // eighth of it late.
     const timeout = checkOption("handshakeTimeout", options.handshakeTimeout, 10000, { min: 1 });
     this.#handshakeTimeout = timeout;
-    this.#handshakes = new Deadlines(timeout / 8, (link) => link.close());
+    this.#handshakes = new Deadlines(timeout / 8, (link) => {
+      this.#monitor.rejected(undefined, "handshake timeout", undefined, link.transport.remoteAddress);
+      link.close();
+    });
     this.#keepAliveTimeout = checkOption("keepAliveTimeout", options.keepAliveTimeout, 5000, { min: 1 });
     this.#idle = new Deadlines(this.#keepAliveTimeout / 8, (link) => link.close());
     this.#bodyTimeout = checkOption("bodyTimeout", options.bodyTimeout, 30000, { min: 1 });
@@ -389,6 +416,33 @@ export class Sock<Data = unknown> {
   }
 
   /**
+   * The server's counters: connections, messages and bytes each way (open connections' traffic so
+   * far included), refused requests by status, closes by code, keepalive timeouts, plain HTTP
+   * requests. A fresh object at every read.
+   *
+   * @example Reading the counters after a session
+   * ```ts
+   * import { connect, Sock } from "@sock/sock";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const app = new Sock();
+   * app.route("/echo", (ws) => ws.forEach((message) => ws.send(message)));
+   * const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+   * const ws = await connect(`ws://127.0.0.1:${port}/echo`);
+   * await ws.send("hello");
+   * await ws.receive({ timeout: 5000 });
+   * await ws.close(1000);
+   * await app.close();
+   * const metrics = app.metrics;
+   * assertEquals([metrics.connectionsTotal, metrics.messagesReceived, metrics.bytesReceived], [1, 1, 5]);
+   * assertEquals(metrics.closes, { 1000: 1 });
+   * ```
+   */
+  get metrics(): SockMetrics {
+    return this.#monitor.metrics(this.connections);
+  }
+
+  /**
    * Shuts down gracefully: stops listening, drops connections still in the
    * opening handshake, closes every open connection with 1001, and drops
    * those still open after `timeout` ms.
@@ -454,9 +508,15 @@ export class Sock<Data = unknown> {
     if (slot.opened) throw new TypeError("the request was upgraded already");
     const upgrade = parseUpgradeRequest(slot.event.head);
     const error = upgrade.error;
-    // Every error parsing an upgrade request carries the status to answer with.
-    if (error) return new Response(error.message + "\n", { status: error.status!, headers: error.headers });
-    if (!this.#originAllowed(upgrade)) return new Response("origin not allowed\n", { status: 403 });
+    if (error) {
+      this.#monitor.rejected(error.status, error.message, upgrade.path);
+      // Every error parsing an upgrade request carries the status to answer with.
+      return new Response(error.message + "\n", { status: error.status!, headers: error.headers });
+    }
+    if (!this.#originAllowed(upgrade)) {
+      this.#monitor.rejected(403, "origin not allowed", upgrade.path);
+      return new Response("origin not allowed\n", { status: 403 });
+    }
     const offered = upgrade.subprotocols;
     if (options.subprotocol !== undefined && !offered.includes(options.subprotocol)) {
       throw new TypeError("the client did not offer that subprotocol");
@@ -512,7 +572,7 @@ export class Sock<Data = unknown> {
       return await this.#decide(protocol, request);
     } catch (error) {
       // A hook that threw, or a rejection it asked for that cannot be sent: answered 500.
-      this.#options.onError?.(error);
+      this.#reportError(error);
       return undefined;
     }
   }
@@ -571,7 +631,7 @@ export class Sock<Data = unknown> {
       try {
         protocol.accept({ subprotocol: opened.subprotocol, headers: opened.headers });
       } catch (error) {
-        this.#options.onError?.(error);
+        this.#reportError(error);
         opened = undefined;
       }
     } else if (opened) {
@@ -585,6 +645,15 @@ export class Sock<Data = unknown> {
         } catch {
           // Answered already: the connection is just closed.
         }
+      }
+      const rejection = protocol.rejection;
+      if (rejection) {
+        this.#monitor.rejected(
+          rejection.status,
+          rejection.reason,
+          protocol.request?.path,
+          link.transport.remoteAddress,
+        );
       }
       await writeQuietly(link.transport, protocol.dataToSend());
       return link.close();
@@ -600,13 +669,14 @@ export class Sock<Data = unknown> {
     );
     ws.data = opened.data as Data;
     if (!ws.closeResult) this.connections.add(ws);
+    this.#monitor.opened(ws, opened.request, link.transport.remoteAddress);
     try {
       await opened.handler(ws, opened.request);
       await ws.close(CloseCode.Normal);
     } catch (error) {
       // A handler stopped by its own connection closing under it is no server error.
       if (error instanceof ConnectionClosed && ws.closeResult) return;
-      this.#options.onError?.(error);
+      this.#reportError(error);
       await ws.close(CloseCode.InternalError, "internal error");
     }
   }
@@ -635,6 +705,10 @@ export class Sock<Data = unknown> {
         this.#idle.delete(link);
         this.#handshakes.delete(link);
         if (!event) {
+          const refusal = session.refusal;
+          if (refusal) {
+            this.#monitor.rejected(refusal.status, refusal.message, undefined, link.transport.remoteAddress);
+          }
           // The connection ended, or the request was refused: its answer goes out first.
           await session.flush().catch(ignore);
           return await link.linger(LINGER);
@@ -665,7 +739,7 @@ export class Sock<Data = unknown> {
       }
     } catch (error) {
       // The response could not be written whole: the connection ends here.
-      if (!session.ended) options.onError?.(error);
+      if (!session.ended) this.#reportError(error);
       link.close();
     } finally {
       this.#sessions.delete(session);
@@ -680,6 +754,7 @@ export class Sock<Data = unknown> {
     event: HttpRequestEvent,
     info: ServeInfo,
   ): Promise<Opened<Data> | undefined> {
+    this.#monitor.httpRequest();
     const request = session.request(event);
     let response: Response;
     if (!request) {
@@ -694,7 +769,7 @@ export class Sock<Data = unknown> {
         }
       } catch (error) {
         // A handler failing because the client did (a malformed body, gone) is no server error.
-        if (!session.failed && !session.ended) this.#options.onError?.(error);
+        if (!session.failed && !session.ended) this.#reportError(error);
         response = new Response("internal error\n", { status: 500 });
       }
       if (slot?.opened) return slot.opened;
