@@ -51,6 +51,8 @@
  * `--idle-conns` to 10000; servers are sock-deno, sock-bun, deno, bun, ws,
  * floor-deno and floor-bun (`--only` picks scenarios, `--servers` servers).
  * `--quick` is a smoke test: 1 round, 1 s runs, 1,000 idle connections.
+ * `--hooks on` adds hooks-deno and hooks-bun: sock with every lifecycle hook and a logger set, with
+ * "hooks / sock" ratio columns (what operating a server costs).
  * `--base DIR` adds base-deno and base-bun: DIR's bench/servers/sock.ts (a checkout of an earlier
  * commit, e.g. a `git worktree`), run in the same rounds as the rest, with "now / base" ratio
  * columns: a change's before and after in one run.
@@ -133,6 +135,19 @@ const servers: Server[] = [
   },
   { id: "floor-bun", label: "Bun floor", command: bun, args: ["bench/servers/floor_bun.ts"] },
 ];
+// `--hooks on`: sock again with every lifecycle hook and a logger set (bench/servers/sock.ts --hooks),
+// beside sock without them: what operating a server costs.
+if (flags.get("hooks") === "on") {
+  servers.push(
+    {
+      id: "hooks-deno",
+      label: "hooks Deno",
+      command: deno,
+      args: ["run", "-A", "--v8-flags=--expose-gc", "bench/servers/sock.ts", "--hooks", "on"],
+    },
+    { id: "hooks-bun", label: "hooks Bun", command: bun, args: ["bench/servers/sock.ts", "--hooks", "on"] },
+  );
+}
 const base = flags.get("base");
 if (base !== undefined) {
   if (!base) throw new Error("--base needs a directory");
@@ -298,7 +313,19 @@ const med = (server: Server, scenario: Scenario, field: keyof Result) =>
 const score = (server: Server, scenario: Scenario) => results.median(server, scenario, scenario.score);
 
 const byId = (id: string) => servers.find((s) => s.id === id);
-const [sockDeno, sockBun, denoBuiltin, bunBuiltin, wsNode, floorDeno, floorBun, baseDeno, baseBun] = [
+const [
+  sockDeno,
+  sockBun,
+  denoBuiltin,
+  bunBuiltin,
+  wsNode,
+  floorDeno,
+  floorBun,
+  baseDeno,
+  baseBun,
+  hooksDeno,
+  hooksBun,
+] = [
   "sock-deno",
   "sock-bun",
   "deno",
@@ -308,6 +335,8 @@ const [sockDeno, sockBun, denoBuiltin, bunBuiltin, wsNode, floorDeno, floorBun, 
   "floor-bun",
   "base-deno",
   "base-bun",
+  "hooks-deno",
+  "hooks-bun",
 ].map(byId);
 /** sock's advantage over `other`: above 1 means sock is better. */
 function advantage(sock: Server | undefined, other: Server | undefined, scenario: Scenario): number {
@@ -328,6 +357,7 @@ const ratioColumns = [
   "sock Bun / floor",
   "best sock / ws",
   ...baseDeno ? ["sock Deno / base", "sock Bun / base"] : [],
+  ...hooksDeno ? ["hooks Deno / sock Deno", "hooks Bun / sock Bun"] : [],
 ];
 const ratios = (scenario: Scenario) => [
   ratioText(advantage(sockDeno, denoBuiltin, scenario)),
@@ -337,6 +367,9 @@ const ratios = (scenario: Scenario) => [
   ratioText(advantage(bestSock(scenario), wsNode, scenario)),
   ...baseDeno
     ? [ratioText(advantage(sockDeno, baseDeno, scenario)), ratioText(advantage(sockBun, baseBun, scenario))]
+    : [],
+  ...hooksDeno
+    ? [ratioText(advantage(hooksDeno, sockDeno, scenario)), ratioText(advantage(hooksBun, sockBun, scenario))]
     : [],
 ];
 
