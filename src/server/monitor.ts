@@ -137,7 +137,7 @@ export class Monitor<Data> {
     if (this.#listening) this.#opened.set(ws, performance.now());
     const { onOpen, logger } = this.#options;
     if (onOpen) this.#call(() => onOpen(ws, request));
-    logger?.log({ level: "info", event: "open", id: ws.id, path: request.path, remoteAddress });
+    if (logger) this.#log({ level: "info", event: "open", id: ws.id, path: request.path, remoteAddress });
   }
 
   /** A WebSocket connection closed. */
@@ -152,15 +152,20 @@ export class Monitor<Data> {
     this.#closes[result.code] = (this.#closes[result.code] ?? 0) + 1;
     if (!this.#listening) return;
     const start = this.#opened.get(ws);
+    const { code, reason, wasClean, received, sent } = result;
     const report: CloseReport = {
-      ...result,
+      code,
+      reason,
+      wasClean,
+      received,
+      sent,
       ...stats,
       by: ws.closedBy!,
       duration: start === undefined ? 0 : performance.now() - start,
     };
     const { onClose, logger } = this.#options;
     if (onClose) this.#call(() => onClose(ws, report));
-    logger?.log({ level: "info", event: "close", id: ws.id, ...report });
+    if (logger) this.#log({ level: "info", event: "close", id: ws.id, ...report });
   }
 
   /** A request was refused (`status`), or dropped without an answer (`undefined`). */
@@ -176,13 +181,13 @@ export class Monitor<Data> {
     if (!onReject && !logger) return;
     const report: RejectReport = { status, reason, path, remoteAddress };
     if (onReject) this.#call(() => onReject(report));
-    logger?.log({ level: "warn", event: "reject", ...report });
+    if (logger) this.#log({ level: "warn", event: "reject", ...report });
   }
 
   /** Keepalive gave up on a connection. */
   keepaliveTimeout(ws: Connection<Data>): void {
     this.#keepaliveTimeouts++;
-    this.#options.logger?.log({ level: "warn", event: "keepalive-timeout", id: ws.id });
+    if (this.#options.logger) this.#log({ level: "warn", event: "keepalive-timeout", id: ws.id });
   }
 
   /** A plain HTTP request went to `fetch`. */
@@ -192,7 +197,7 @@ export class Monitor<Data> {
 
   /** An error for `onError` (and the log). */
   error = (error: unknown): void => {
-    this.#options.logger?.log({ level: "error", event: "error", error });
+    if (this.#options.logger) this.#log({ level: "error", event: "error", error });
     this.#options.onError?.(error);
   };
 
@@ -215,6 +220,15 @@ export class Monitor<Data> {
       keepaliveTimeouts: this.#keepaliveTimeouts,
       httpRequests: this.#httpRequests,
     };
+  }
+
+  /** Logs an entry; what the logger throws goes to `onError` (not to the logger again). */
+  #log(entry: SockLogEntry): void {
+    try {
+      this.#options.logger!.log(entry);
+    } catch (error) {
+      this.#options.onError?.(error);
+    }
   }
 
   /** Runs a hook; what it throws goes to `onError`, not to the connection that called it. */

@@ -25,7 +25,7 @@ import { checkOption } from "../core/options.ts";
 import { ConnectionClosed, ignore } from "../connection/closed.ts";
 import type { Message } from "../connection/inbox.ts";
 import { Link } from "../connection/link.ts";
-import type { Adapter, Endpoint, Listener, Transport } from "../transport.ts";
+import type { Adapter, Endpoint, Listener, NetAddress, Transport } from "../transport.ts";
 import { Deadlines, settledWithin } from "../timers.ts";
 import { Router } from "./router.ts";
 import { HttpSession, ServeInfo } from "./http.ts";
@@ -188,6 +188,7 @@ interface Opened<Data> {
 /** A request `fetch` may upgrade: its head, and the upgrade once `upgrade()` accepted it. */
 interface Upgradable<Data> {
   event: HttpRequestEvent;
+  remoteAddress: NetAddress | undefined;
   opened: Opened<Data> | undefined;
 }
 
@@ -262,11 +263,17 @@ export class Sock<Data = unknown> {
     closed: (ws) => {
       this.#topics.leave(ws);
       this.connections.delete(ws as Connection<Data>);
-      this.#monitor.closed(ws as Connection<Data>);
+      // Closed by what came with its handshake: reported once its open was (see #websocket).
+      if (this.#opening) this.#closedEarly = ws as Connection<Data>;
+      else this.#monitor.closed(ws as Connection<Data>);
     },
     keepaliveTimeout: (ws) => this.#monitor.keepaliveTimeout(ws as Connection<Data>),
   };
   readonly #monitor: Monitor<Data>;
+  /** A connection is being made (its constructor may close it already)… */
+  #opening = false;
+  /** …and closed meanwhile. */
+  #closedEarly: Connection<Data> | undefined;
   /**
    * Connections whose request head is incomplete (the first, or a later one that started), dropped at
    * their deadline; `close()` drops them at once.
@@ -509,12 +516,12 @@ export class Sock<Data = unknown> {
     const upgrade = parseUpgradeRequest(slot.event.head);
     const error = upgrade.error;
     if (error) {
-      this.#monitor.rejected(error.status, error.message, upgrade.path);
+      this.#monitor.rejected(error.status, error.message, upgrade.path, slot.remoteAddress);
       // Every error parsing an upgrade request carries the status to answer with.
       return new Response(error.message + "\n", { status: error.status!, headers: error.headers });
     }
     if (!this.#originAllowed(upgrade)) {
-      this.#monitor.rejected(403, "origin not allowed", upgrade.path);
+      this.#monitor.rejected(403, "origin not allowed", upgrade.path, slot.remoteAddress);
       return new Response("origin not allowed\n", { status: 403 });
     }
     const offered = upgrade.subprotocols;
@@ -660,16 +667,26 @@ export class Sock<Data = unknown> {
     }
     const written = writeQuietly(link.transport, protocol.dataToSend());
     if (written) await written;
-    const ws = new Connection<Data>(
-      protocol,
-      link,
-      this.#options,
-      protocol.events() as ProtocolEvent[],
-      this.#hub,
-    );
+    this.#opening = true;
+    let ws: Connection<Data>;
+    try {
+      ws = new Connection<Data>(
+        protocol,
+        link,
+        this.#options,
+        protocol.events() as ProtocolEvent[],
+        this.#hub,
+      );
+    } finally {
+      this.#opening = false;
+    }
     ws.data = opened.data as Data;
     if (!ws.closeResult) this.connections.add(ws);
     this.#monitor.opened(ws, opened.request, link.transport.remoteAddress);
+    if (this.#closedEarly === ws) {
+      this.#closedEarly = undefined;
+      this.#monitor.closed(ws);
+    }
     try {
       await opened.handler(ws, opened.request);
       await ws.close(CloseCode.Normal);
@@ -760,7 +777,9 @@ export class Sock<Data = unknown> {
     if (!request) {
       response = new Response("the request cannot be represented as a Request\n", { status: 400 });
     } else {
-      const slot: Upgradable<Data> | undefined = event.upgrade ? { event, opened: undefined } : undefined;
+      const slot: Upgradable<Data> | undefined = event.upgrade
+        ? { event, remoteAddress: session.link.transport.remoteAddress, opened: undefined }
+        : undefined;
       if (slot) this.#upgradable.set(request, slot);
       try {
         response = await this.#options.fetch!(request, info);
