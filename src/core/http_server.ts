@@ -451,20 +451,16 @@ export class HttpServerProtocol {
           i = chunk.length - result.rest.length;
           break;
         }
-        case State.Body: {
-          const take = Math.min(this.#remaining, chunk.length - i);
-          this.#data(chunk, i, i + take);
-          i += take;
-          this.#remaining -= take;
-          if (this.#remaining === 0) this.#finishRequest();
-          break;
-        }
+        case State.Body:
         case State.ChunkData: {
           const take = Math.min(this.#remaining, chunk.length - i);
           this.#data(chunk, i, i + take);
           i += take;
           this.#remaining -= take;
-          if (this.#remaining === 0) {
+          if (this.#remaining > 0) break;
+          if (this.#state === State.Body) {
+            this.#finishRequest();
+          } else {
             this.#state = State.ChunkEnd;
             this.#line = "";
           }

@@ -102,7 +102,8 @@ async function settled<T>(promise: Promise<T>): Promise<T | typeof NOT_YET> {
  *
  * @example Serving one request by hand
  * ```ts ignore
- * const session = new HttpSession(link, new HttpServerProtocol(), "http:");
+ * const stalls = new Deadlines<HttpSession>(1000, (session) => session.stall());
+ * const session = new HttpSession(link, new HttpServerProtocol(), "http:", stalls, 30000);
  * const event = await session.nextRequest();
  * if (event) await session.respond(event, new Response("hi"));
  * ```
