@@ -127,6 +127,11 @@ export interface Endpoint {
   port: number;
   /** TLS: PEM certificate and key to listen with, or `true`/CA certificates to connect with. */
   tls?: { cert: string; key: string } | { caCerts?: string[] | undefined } | boolean | undefined;
+  /**
+   * Listening: let other sockets (other processes) listen on the same port, the kernel spreading
+   * connections among them (Linux `SO_REUSEPORT`). On Deno this needs `--unstable-net`.
+   */
+  reusePort?: boolean | undefined;
 }
 
 /**

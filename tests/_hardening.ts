@@ -69,12 +69,13 @@ function execPath(): string {
 
 /**
  * Starts `script` (a URL, or a path relative to this file) on this runtime, through bash so that the file-descriptor limit can be raised
- * first (to 65536 where allowed, else to the hard limit). Deno runs with `-A` and `gc()` exposed.
+ * first (to 65536 where allowed, else to the hard limit). Deno runs with `-A`, `--unstable-net` (for
+ * `reusePort`) and `gc()` exposed.
  */
 export function spawnScript(script: string | URL, args: string[]): Child {
   const path = decodeURIComponent(new URL(script, import.meta.url).pathname);
   const runtime = RUNTIME === "deno"
-    ? [execPath(), "run", "-A", "--v8-flags=--expose-gc", path]
+    ? [execPath(), "run", "-A", "--unstable-net", "--v8-flags=--expose-gc", path]
     : [execPath(), path];
   const raise = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"';
   const command = ["bash", "-c", raise, "bash", ...runtime, ...args];

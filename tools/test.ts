@@ -55,7 +55,8 @@ function parseBun(out: string): Result {
   return { runtime: "Bun", passed: pass ? Number(pass[1]) : 0, failed: fail ? Number(fail[1]) : 0 };
 }
 
-const denoArgs = ["test", "--allow-all", "--doc", "tests/", "src/", "mod.ts"];
+// --unstable-net: listening with `reusePort` (several processes on one port) needs it on Deno.
+const denoArgs = ["test", "--allow-all", "--unstable-net", "--doc", "tests/", "src/", "mod.ts"];
 const bunArgs = ["test", "--timeout", "60000", "tests/"];
 if (filter) {
   denoArgs.push("--filter", filter);

@@ -64,6 +64,7 @@ interface BunApi {
     port: number;
     tls?: { cert: string; key: string } | undefined;
     allowHalfOpen: boolean;
+    reusePort?: boolean | undefined;
     socket: BunSocketHandler;
   }): BunListenerLike;
   connect(options: {
@@ -364,6 +365,7 @@ export const bunAdapter: Adapter = {
         port,
         tls: tls && typeof tls === "object" && "cert" in tls ? { cert: tls.cert, key: tls.key } : undefined,
         allowHalfOpen: true, // After the peer's FIN, replies to what it sent last can still go out.
+        reusePort: endpoint.reusePort,
         socket: handler(
           () => local ??= Object.freeze({ hostname: listener.hostname, port: listener.port }),
           onConnection,

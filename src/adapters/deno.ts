@@ -226,11 +226,13 @@ export const denoAdapter: Adapter = {
   name: "deno",
   listen(endpoint: Endpoint, onConnection: (transport: Transport) => void): Promise<Listener> {
     const { hostname, port, tls } = endpoint;
+    // Only when asked: Deno refuses the option without --unstable-net, even when false.
+    const reuse = endpoint.reusePort ? { reusePort: true } : {};
     let listener: Deno.Listener;
     try {
       listener = tls && typeof tls === "object" && "cert" in tls
-        ? Deno.listenTls({ hostname, port, cert: tls.cert, key: tls.key })
-        : Deno.listen({ hostname, port });
+        ? Deno.listenTls({ hostname, port, cert: tls.cert, key: tls.key, ...reuse })
+        : Deno.listen({ hostname, port, ...reuse });
     } catch (error) {
       return Promise.reject(listenFailed(error, endpoint));
     }

@@ -368,14 +368,20 @@ export class Sock<Data = unknown> {
   /**
    * Starts listening.
    *
-   * @param endpoint Host name and port (0 for a free one).
+   * @param endpoint Host name, port (0 for a free one), TLS, and `reusePort: true` to share the port with
+   *   other processes, the kernel spreading connections among them (Linux; Deno needs `--unstable-net`).
    * @returns The bound address.
    */
   async listen(endpoint: Partial<Endpoint> = {}): Promise<Listener["address"]> {
     const adapter = this.#options.adapter ?? detectAdapter();
     const scheme = endpoint.tls ? "https:" : "http:";
     const listener = await adapter.listen(
-      { hostname: endpoint.hostname ?? "0.0.0.0", port: endpoint.port ?? 0, tls: endpoint.tls },
+      {
+        hostname: endpoint.hostname ?? "0.0.0.0",
+        port: endpoint.port ?? 0,
+        tls: endpoint.tls,
+        reusePort: endpoint.reusePort,
+      },
       (transport) => this.#serve(transport, scheme).catch(this.#reportError),
     );
     this.#listeners.push(listener);
@@ -415,11 +421,40 @@ export class Sock<Data = unknown> {
    *
    * @param topic The topic.
    * @param message The message.
+   * @param options `except`: a connection to leave out, such as the sender.
    * @returns How many members it was queued for: those not open are not
    *   counted, nor one that this message cut (its buffer was full).
    */
-  publish(topic: string, message: Message): number {
-    return this.#topics.publish(topic, message);
+  publish(topic: string, message: Message, options?: { except?: Connection<Data> | undefined }): number {
+    return this.#topics.publish(topic, message, options?.except as Connection | undefined);
+  }
+
+  /**
+   * How many connections of this server are subscribed to `topic`, open or closing.
+   *
+   * @example Counting a room
+   * ```ts
+   * import { connect, Sock } from "@sock/sock";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const app = new Sock();
+   * app.route("/rooms/:room", async (ws, request) => {
+   *   ws.subscribe(request.params.room!);
+   *   await ws.send("in");
+   * });
+   * const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+   * const ws = await connect(`ws://127.0.0.1:${port}/rooms/lobby`);
+   * await ws.receive({ timeout: 5000 });
+   * assertEquals(app.subscribers("lobby"), 1);
+   * await ws.close(1000);
+   * await app.close();
+   * ```
+   *
+   * @param topic The topic.
+   * @returns Its number of subscribers here.
+   */
+  subscribers(topic: string): number {
+    return this.#topics.subscribers(topic);
   }
 
   /**

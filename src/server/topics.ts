@@ -195,16 +195,17 @@ export class Topics<S extends Subscriber> {
    *
    * @param topic The topic.
    * @param message The message.
+   * @param except A member to leave out (the sender, say).
    * @returns How many members it was queued for: those not open are not counted, nor one that
    *   this message cut (not open after its `send()`).
    */
-  publish(topic: string, message: string | Uint8Array): number {
+  publish(topic: string, message: string | Uint8Array, except?: S): number {
     const members = this.#members.get(topic);
     if (!members) return 0;
     let queued = 0;
     for (const member of members) {
       // Closing: whatever was sent would only wait for the close to reject it.
-      if (member.readyState !== ReadyState.Open) continue;
+      if (member.readyState !== ReadyState.Open || member === except) continue;
       // Never rejects unhandled, and past maxBufferedAmount it cuts the member instead of queueing.
       member.send(message);
       if (member.readyState === ReadyState.Open) queued++;
