@@ -486,3 +486,29 @@ export function closeCode(payload: Uint8Array): number {
 export function closeFrameOf(received: Uint8Array): ServerFrame | undefined {
   return serverFrames(received).frames.find((frame) => frame.opcode === 8);
 }
+
+// ---- Processes and ports ----
+
+/** A port free on 127.0.0.1 just now: bound to port 0 by node:net, then released. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Whether a process with this id exists (`kill -0`; a zombie not yet reaped counts). */
+export function processAlive(pid: number): boolean {
+  try {
+    (globalThis as unknown as { process: { kill(pid: number, signal: string | number): void } })
+      .process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists, but belongs to someone else.
+    return (error as { code?: string }).code === "EPERM";
+  }
+}
