@@ -39,8 +39,10 @@ import {
 } from "./monitor.ts";
 
 export { ServeInfo };
+export type { Backplane };
 export type { CloseReport, RejectReport, SockLogEntry, SockLogger, SockMetrics };
 import { Topics } from "./topics.ts";
+import type { Backplane } from "./backplane.ts";
 
 /**
  * What a handler learns about the request that opened its connection.
@@ -144,6 +146,11 @@ export interface SockOptions<Data = unknown> extends ServerProtocolOptions, Conn
   bodyTimeout?: number;
   /** Called with errors thrown by handlers and hooks. */
   onError?: (error: unknown) => void;
+  /**
+   * Carries `publish` to this application's other processes and machines (and theirs here): e.g.
+   * sock's Redis backplane. Default: none, `publish` reaches this process's members only.
+   */
+  backplane?: Backplane;
   /** Called when a WebSocket connection opens, before its handler runs. */
   onOpen?: (ws: Connection<Data>, request: RouteRequest) => void;
   /** Called once when a WebSocket connection has closed: how, who began it, how long, how much. */
@@ -255,7 +262,9 @@ export class Sock<Data = unknown> {
   readonly #options: SockOptions<Data>;
   #router = new Router<Handler<Data>>();
   #listeners: Listener[] = [];
-  #topics = new Topics<Connection>();
+  #topics: Topics<Connection>;
+  /** `backplane.start()`, once the server first listens. */
+  #backplaneStarted: Promise<void> | undefined;
   #hub: ServerHub = {
     subscribe: (ws, topic) => this.#topics.subscribe(ws, topic),
     unsubscribe: (ws, topic) => this.#topics.unsubscribe(ws, topic),
@@ -304,8 +313,12 @@ export class Sock<Data = unknown> {
    * @throws {TypeError} For a subprotocol that is not a token, or one listed twice.
    */
   constructor(options: SockOptions<Data> = {}) {
-    const { deflate } = options;
+    const { deflate, backplane } = options;
     this.#monitor = new Monitor(options);
+    this.#topics = new Topics<Connection>(
+      backplane &&
+        ((topic, present) => present ? backplane.subscribe?.(topic) : backplane.unsubscribe?.(topic)),
+    );
     // One timer for every handshake: it wakes eight times per timeout, so a drop comes at most an
     // eighth of it late.
     const timeout = checkOption("handshakeTimeout", options.handshakeTimeout, 10000, { min: 1 });
@@ -375,6 +388,13 @@ export class Sock<Data = unknown> {
   async listen(endpoint: Partial<Endpoint> = {}): Promise<Listener["address"]> {
     const adapter = this.#options.adapter ?? detectAdapter();
     const scheme = endpoint.tls ? "https:" : "http:";
+    const backplane = this.#options.backplane;
+    if (backplane) {
+      // Messages other processes publish reach this process's members only.
+      await (this.#backplaneStarted ??= Promise.resolve(
+        backplane.start((topic, message) => void this.#topics.publish(topic, message)),
+      ));
+    }
     const listener = await adapter.listen(
       {
         hostname: endpoint.hostname ?? "0.0.0.0",
@@ -421,11 +441,15 @@ export class Sock<Data = unknown> {
    *
    * @param topic The topic.
    * @param message The message.
+   * With a `backplane`, the message also goes to the members on the application's other processes
+   * (not counted in what this returns).
+   *
    * @param options `except`: a connection to leave out, such as the sender.
    * @returns How many members it was queued for: those not open are not
    *   counted, nor one that this message cut (its buffer was full).
    */
   publish(topic: string, message: Message, options?: { except?: Connection<Data> | undefined }): number {
+    this.#options.backplane?.publish(topic, message);
     return this.#topics.publish(topic, message, options?.except as Connection | undefined);
   }
 
@@ -505,6 +529,7 @@ export class Sock<Data = unknown> {
     await settledWithin(Promise.all([...closing, ...this.#sessions.values()]), timeout);
     for (const ws of open) ws.terminate();
     for (const [session] of this.#sessions) session.link.close();
+    if (this.#backplaneStarted) await this.#options.backplane?.close();
   }
 
   /**

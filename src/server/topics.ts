@@ -62,6 +62,17 @@ export class Topics<S extends Subscriber> {
   #members = new Map<string, Set<S>>();
   /** Topics by subscriber; no empty sets. */
   #topics = new Map<S, Set<string>>();
+  readonly #onTopic: ((topic: string, present: boolean) => void) | undefined;
+
+  /**
+   * Creates an empty hub.
+   *
+   * @param onTopic Called when a topic gains its first member (`present` true) and when it loses its
+   *   last (false): a server tells its backplane which topics it wants.
+   */
+  constructor(onTopic?: (topic: string, present: boolean) => void) {
+    this.#onTopic = onTopic;
+  }
 
   /**
    * Adds `subscriber` to `topic`; subscribing again changes nothing.
@@ -84,7 +95,10 @@ export class Topics<S extends Subscriber> {
    */
   subscribe(subscriber: S, topic: string): void {
     let members = this.#members.get(topic);
-    if (!members) this.#members.set(topic, members = new Set());
+    if (!members) {
+      this.#members.set(topic, members = new Set());
+      this.#onTopic?.(topic, true);
+    }
     members.add(subscriber);
     let topics = this.#topics.get(subscriber);
     if (!topics) this.#topics.set(subscriber, topics = new Set());
@@ -240,6 +254,8 @@ export class Topics<S extends Subscriber> {
     const members = this.#members.get(topic);
     if (!members) return;
     members.delete(subscriber);
-    if (members.size === 0) this.#members.delete(topic);
+    if (members.size > 0) return;
+    this.#members.delete(topic);
+    this.#onTopic?.(topic, false);
   }
 }
