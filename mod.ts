@@ -52,5 +52,10 @@ export { ConnectionClosed } from "./src/connection/closed.ts";
 export { type HandshakeFeed, Link } from "./src/connection/link.ts";
 export type { Message, MessagePart } from "./src/connection/inbox.ts";
 export * from "./src/server/sock.ts";
+export {
+  RedisBackplane,
+  type RedisBackplaneOptions,
+  type RedisBackplaneStats,
+} from "./src/redis/backplane.ts";
 export * from "./src/client.ts";
 export * from "./src/websocket.ts";

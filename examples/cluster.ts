@@ -4,11 +4,12 @@
  * incoming connections among them (Linux `SO_REUSEPORT`; Deno needs `--unstable-net`):
  *
  *   deno run -A --unstable-net examples/cluster.ts [--workers 2] [--port 8002] [--host 127.0.0.1]
- *   bun examples/cluster.ts [--workers 2] [--port 8002] [--host 127.0.0.1]
+ *     [--redis redis://127.0.0.1:6379]
+ *   bun examples/cluster.ts [--workers 2] [--port 8002] [--host 127.0.0.1] [--redis URL]
  *
  * Each worker serves `/echo` (every message comes back; the text `pid` is answered with the
  * worker's process id, to see which worker got a connection), a room `/rooms/:room` (every message
- * goes to the room's other members) and `GET /`, answered with the worker's pid. Each prints
+ * goes to the room's other members: in every worker with `--redis`, through Redis pub/sub) and `GET /`, answered with the worker's pid. Each prints
  * `worker PID listening on ws://HOST:PORT`; the primary prints `listening on ws://HOST:PORT with N
  * workers` once they all are.
  *
@@ -24,10 +25,13 @@
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { Sock } from "../src/server/sock.ts";
+import { RedisBackplane } from "../src/redis/backplane.ts";
 import { flag, option } from "./args.ts";
 
 const host = option("host", "127.0.0.1");
 const port = Number(option("port", "8002"));
+/** `--redis redis://host:port`: rooms reach their members in every worker, through Redis pub/sub. */
+const redis = option("redis", "");
 const workers = Number(option("workers", "2"));
 
 /** Runs `stop` on the first SIGINT or SIGTERM and `again` on later ones, on either runtime. */
@@ -58,13 +62,13 @@ async function worker(): Promise<void> {
         ? new Response(`${pid}\n`)
         : new Response("not found\n", { status: 404 }),
     onError: (error) => console.error(`worker ${pid}: handler failed:`, error),
+    backplane: redis ? new RedisBackplane({ url: redis }) : undefined,
   });
   app.route("/echo", (ws) => ws.forEach((message) => ws.send(message === "pid" ? pid : message)));
   app.route("/rooms/:room", (ws, request) => {
     const room = request.params.room;
     ws.subscribe(room);
-    // Only the members connected to this worker get it: delivering to the rooms' members in the
-    // other processes is the job of a backplane (Redis pub/sub), which sock does not have yet.
+    // With --redis, the room's members in the other workers get it too; without, only this worker's.
     return ws.forEach((message) => app.publish(room, message, { except: ws }));
   });
   try {
@@ -109,7 +113,15 @@ interface BunSpawn {
 /** Starts this file with `--worker` and the same options, on this runtime. */
 function spawnWorker(): WorkerProcess {
   const script = fileURLToPath(import.meta.url);
-  const args = [script, "--worker", "--host", host, "--port", String(port)];
+  const args = [
+    script,
+    "--worker",
+    "--host",
+    host,
+    "--port",
+    String(port),
+    ...redis ? ["--redis", redis] : [],
+  ];
   if ("Deno" in globalThis) {
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "--allow-net", "--unstable-net", ...args],

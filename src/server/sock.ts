@@ -148,7 +148,7 @@ export interface SockOptions<Data = unknown> extends ServerProtocolOptions, Conn
   onError?: (error: unknown) => void;
   /**
    * Carries `publish` to this application's other processes and machines (and theirs here): e.g.
-   * sock's Redis backplane. Default: none, `publish` reaches this process's members only.
+   * `new RedisBackplane({ url })`. Default: none, `publish` reaches this process's members only.
    */
   backplane?: Backplane;
   /** Called when a WebSocket connection opens, before its handler runs. */

@@ -1,0 +1,396 @@
+// RedisBackplane against a real redis-server, started here as a child process (one per test, on a
+// free port, without persistence) and killed by its PID when the test ends. Skipped visibly when
+// /usr/bin/redis-server is missing; the sharded test also when it is older than Redis 7.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer } from "node:net";
+import process from "node:process";
+import { type Backplane, connect, type Message, Sock } from "../../mod.ts";
+import { RedisBackplane, type RedisBackplaneOptions } from "../../src/redis/backplane.ts";
+
+const REDIS = "/usr/bin/redis-server";
+const HAVE_REDIS = existsSync(REDIS);
+const REDIS_MAJOR = HAVE_REDIS
+  ? Number(/v=(\d+)\./.exec(execFileSync(REDIS, ["--version"]).toString())?.[1] ?? 0)
+  : 0;
+const TIMEOUT = 60000;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` every 10 ms until it holds. */
+async function waitFor(check: () => boolean, what: string, ms = 10000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+interface RedisChild {
+  port: number;
+  child: ChildProcess;
+  exited: Promise<void>;
+}
+
+/** Starts redis-server on `port` and waits until it accepts connections. */
+async function startRedis(port: number): Promise<RedisChild> {
+  const child = spawn(
+    REDIS,
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  let output = "";
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${output}`)), 10000);
+    child.stdout!.on("data", (chunk: Uint8Array) => {
+      output += new TextDecoder().decode(chunk);
+      if (output.includes("Ready to accept connections")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.stderr!.on("data", (chunk: Uint8Array) => output += new TextDecoder().decode(chunk));
+    exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server exited:\n${output}`));
+    });
+  });
+  return { port, child, exited };
+}
+
+/** Kills a redis-server by its PID and waits for it to exit. */
+async function stopRedis(redis: RedisChild): Promise<void> {
+  if (redis.child.exitCode === null && redis.child.signalCode === null && redis.child.pid !== undefined) {
+    try {
+      process.kill(redis.child.pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+  await redis.exited;
+}
+
+interface Delivery {
+  topic: string;
+  message: Message;
+}
+
+/** A started backplane and what it was handed. */
+async function backplane(
+  port: number,
+  options: RedisBackplaneOptions = {},
+): Promise<{ plane: RedisBackplane; got: Delivery[] }> {
+  const plane = new RedisBackplane({ url: `redis://127.0.0.1:${port}`, ...options });
+  const got: Delivery[] = [];
+  await plane.start((topic, message) => got.push({ topic, message }));
+  assert.equal(plane.connected, true, "both connections are ready once start() resolved");
+  return { plane, got };
+}
+
+/**
+ * Waits until `to`'s subscriptions so far are in effect: subscribes it to a fresh topic (commands
+ * run in order on its subscriber connection) and publishes there from `from` until one arrives.
+ */
+async function synced(from: RedisBackplane, to: RedisBackplane, got: Delivery[]): Promise<void> {
+  const topic = `sync-${crypto.randomUUID()}`;
+  to.subscribe(topic);
+  const deadline = Date.now() + 10000;
+  while (!got.some((delivery) => delivery.topic === topic)) {
+    if (Date.now() > deadline) throw new Error("subscriptions did not take effect within 10 s");
+    from.publish(topic, "sync");
+    await sleep(20);
+  }
+  to.unsubscribe(topic);
+  // Drop the sync messages (and any still coming: the topic is no longer wanted).
+  await sleep(20);
+  for (let k = got.length - 1; k >= 0; k--) if (got[k]!.topic === topic) got.splice(k, 1);
+}
+
+/** A test that needs redis-server, or a visible skip. */
+function redisTest(name: string, body: () => Promise<void>, skipReason?: string): void {
+  if (!HAVE_REDIS) test.skip(`${name} (${REDIS} not installed)`, () => {});
+  else if (skipReason) test.skip(`${name} (${skipReason})`, () => {});
+  else test(name, { timeout: TIMEOUT }, body);
+}
+
+redisTest(
+  "RedisBackplane: the other process gets each message once, same type, in order; never its own",
+  async () => {
+    const redis = await startRedis(await freePort());
+    const a = await backplane(redis.port);
+    const b = await backplane(redis.port);
+    try {
+      a.plane.subscribe("t");
+      b.plane.subscribe("t");
+      await synced(a.plane, b.plane, b.got);
+      await synced(b.plane, a.plane, a.got);
+
+      const bytes = new Uint8Array([0, 1, 2, 0xfe, 0xff, 0x80, 0x00]);
+      const sent: Message[] = ["héllo ✓ 😀", bytes, "", new Uint8Array(0), "\u0000\u0001"];
+      for (let k = 0; k < 1000; k++) {
+        sent.push(
+          k % 3 === 0 ? new Uint8Array([k & 0xff, k >> 8]) : `message ${k}`,
+        );
+      }
+      const deliveredBefore = b.plane.stats.delivered;
+      for (const message of sent) a.plane.publish("t", message);
+
+      await waitFor(() => b.got.length >= sent.length, `${sent.length} deliveries to b`);
+      await sleep(200); // Anything extra (a duplicate, an echo to a) would come by now.
+      assert.equal(b.got.length, sent.length, "each message once");
+      for (let k = 0; k < sent.length; k++) {
+        const { topic, message } = b.got[k]!;
+        const expected = sent[k]!;
+        assert.equal(topic, "t");
+        if (typeof expected === "string") assert.equal(message, expected, `message ${k}, in order, as text`);
+        else {
+          assert.ok(message instanceof Uint8Array, `message ${k} stays binary`);
+          assert.deepEqual([...message], [...expected], `message ${k}, in order, same bytes`);
+        }
+      }
+      assert.equal(a.got.length, 0, "the publisher never gets its own messages");
+      await waitFor(() => a.plane.stats.published >= sent.length + 1, "acknowledgements");
+      assert.equal(b.plane.stats.delivered - deliveredBefore, sent.length);
+      assert.equal(a.plane.stats.lost, 0);
+      assert.equal(a.plane.stats.reconnects, 0);
+    } finally {
+      await a.plane.close();
+      await b.plane.close();
+      await stopRedis(redis);
+    }
+  },
+);
+
+redisTest("RedisBackplane: only subscribed topics are delivered; unsubscribe stops them", async () => {
+  const redis = await startRedis(await freePort());
+  const a = await backplane(redis.port, { channelPrefix: "app1:" });
+  const b = await backplane(redis.port, { channelPrefix: "app1:" });
+  const other = await backplane(redis.port, { channelPrefix: "app2:" });
+  try {
+    b.plane.subscribe("yes");
+    other.plane.subscribe("yes");
+    await synced(a.plane, b.plane, b.got);
+    a.plane.publish("yes", "1");
+    a.plane.publish("no", "2");
+    await waitFor(() => b.got.length >= 1, "the subscribed topic");
+    await sleep(200);
+    assert.deepEqual(b.got, [{ topic: "yes", message: "1" }]);
+    assert.deepEqual(other.got, [], "another prefix is another application");
+
+    b.plane.unsubscribe("yes");
+    b.plane.subscribe("no");
+    await synced(a.plane, b.plane, b.got);
+    b.got.length = 0;
+    a.plane.publish("yes", "3");
+    a.plane.publish("no", "4");
+    await waitFor(() => b.got.length >= 1, "the newly subscribed topic");
+    await sleep(200);
+    assert.deepEqual(b.got, [{ topic: "no", message: "4" }]);
+  } finally {
+    await a.plane.close();
+    await b.plane.close();
+    await other.plane.close();
+    await stopRedis(redis);
+  }
+});
+
+/** Whether `new Sock({ backplane })` starts its backplane at listen (the option may not be wired yet). */
+async function sockStartsBackplanes(): Promise<boolean> {
+  let started = false;
+  const probe: Backplane = {
+    start() {
+      started = true;
+    },
+    publish() {},
+    close() {},
+  };
+  const options = { backplane: probe };
+  const sock = new Sock(options);
+  await sock.listen({ hostname: "127.0.0.1", port: 0 });
+  await sock.close();
+  return started;
+}
+
+redisTest(
+  "RedisBackplane in Sock: a client subscribed on server b gets a.publish()",
+  async () => {
+    const redis = await startRedis(await freePort());
+    const url = `redis://127.0.0.1:${redis.port}`;
+    // A variable, not a literal: compiles whether or not SockOptions declares `backplane` yet.
+    const optionsA = { backplane: new RedisBackplane({ url }) };
+    const optionsB = { backplane: new RedisBackplane({ url }) };
+    const a = new Sock(optionsA);
+    const b = new Sock(optionsB);
+    b.route("/news", async (ws) => {
+      ws.subscribe("news");
+      await ws.send("subscribed");
+      await ws.closed;
+    });
+    try {
+      await a.listen({ hostname: "127.0.0.1", port: 0 });
+      const { port } = await b.listen({ hostname: "127.0.0.1", port: 0 });
+      const ws = await connect(`ws://127.0.0.1:${port}/news`);
+      assert.equal(await ws.receive({ timeout: 5000 }), "subscribed");
+      // b subscribes in Redis asynchronously: publish until the first arrives, then one more.
+      let first: unknown;
+      const receiving = ws.receive({ timeout: 10000 }).then((message) => first = message);
+      while (first === undefined) {
+        assert.equal(a.publish("news", "warm-up"), 0, "no member on a's own process");
+        await Promise.race([receiving, sleep(50)]);
+      }
+      assert.equal(first, "warm-up");
+      a.publish("news", new Uint8Array([1, 2, 3]));
+      let next = await ws.receive({ timeout: 5000 });
+      while (next === "warm-up") next = await ws.receive({ timeout: 5000 });
+      assert.ok(next instanceof Uint8Array);
+      assert.deepEqual([...next], [1, 2, 3]);
+      await ws.close(1000);
+    } finally {
+      await a.close();
+      await b.close();
+      await optionsA.backplane.close();
+      await optionsB.backplane.close();
+      await stopRedis(redis);
+    }
+  },
+  HAVE_REDIS && !(await sockStartsBackplanes()) ? "Sock does not take a `backplane` option yet" : undefined,
+);
+
+redisTest("RedisBackplane: Redis restarted mid-stream: queued while down, delivery resumes", async () => {
+  const port = await freePort();
+  let redis = await startRedis(port);
+  const errors: unknown[] = [];
+  const a = await backplane(port, { onError: (error) => errors.push(error) });
+  const b = await backplane(port);
+  try {
+    b.plane.subscribe("t");
+    await synced(a.plane, b.plane, b.got);
+    for (let k = 0; k < 10; k++) a.plane.publish("t", `before ${k}`);
+    await waitFor(() => b.got.length === 10, "the messages before the outage");
+
+    await stopRedis(redis);
+    await waitFor(() => !a.plane.connected && !b.plane.connected, "both backplanes to see the outage");
+    for (let k = 0; k < 50; k++) a.plane.publish("t", `during ${k}`);
+    assert.equal(a.plane.queued, 50, "publishes wait while the publisher is down");
+    await sleep(300); // A few failed attempts: backoff.
+
+    redis = await startRedis(port);
+    await waitFor(() => a.plane.connected && b.plane.connected, "both to reconnect", 15000);
+    // Delivery resumes: the first message published after b resubscribed gets through.
+    const deadline = Date.now() + 15000;
+    let k = 0;
+    while (!b.got.some((delivery) => String(delivery.message).startsWith("after"))) {
+      assert.ok(Date.now() < deadline, "delivery resumed within 15 s of the restart");
+      a.plane.publish("t", `after ${k++}`);
+      await sleep(50);
+    }
+    await sleep(200);
+    const texts = b.got.map((delivery) => String(delivery.message));
+    const during = texts.filter((text) => text.startsWith("during"));
+    const after = texts.filter((text) => text.startsWith("after"));
+    assert.equal(new Set(texts).size, texts.length, "no duplicates");
+    assert.deepEqual(texts, [...texts].sort((x, y) => order(x) - order(y)), "order kept");
+    assert.ok(a.plane.stats.reconnects >= 1 && b.plane.stats.reconnects >= 1);
+    assert.equal(a.plane.queued, 0, "the queue was flushed");
+    assert.ok(errors.length > 0, "onError heard of the outage");
+    console.log(
+      `restart: ${during.length}/50 publishes queued during the outage delivered (those not went out ` +
+        `before b had resubscribed), ${after.length}/${k} probes delivered; ` +
+        `a.stats ${JSON.stringify(a.plane.stats)}, b.stats ${JSON.stringify(b.plane.stats)}`,
+    );
+  } finally {
+    await a.plane.close();
+    await b.plane.close();
+    await stopRedis(redis);
+  }
+});
+
+/** Sort key of the restart test's messages: phase, then number. */
+function order(text: string): number {
+  const [phase, n] = text.split(" ");
+  return ({ before: 0, during: 1, after: 2 }[phase as "before"] ?? 3) * 1e6 + Number(n);
+}
+
+redisTest(
+  "RedisBackplane: sharded pub/sub (SSUBSCRIBE/SPUBLISH) on a standalone Redis 7",
+  async () => {
+    const redis = await startRedis(await freePort());
+    const a = await backplane(redis.port, { sharded: true });
+    const b = await backplane(redis.port, { sharded: true });
+    const unsharded = await backplane(redis.port);
+    try {
+      a.plane.subscribe("s");
+      b.plane.subscribe("s");
+      unsharded.plane.subscribe("s");
+      b.plane.subscribe("u");
+      await synced(a.plane, b.plane, b.got);
+      a.plane.publish("s", "text");
+      a.plane.publish("s", new Uint8Array([9, 8, 7]));
+      for (let k = 0; k < 100; k++) a.plane.publish(`u`, `${k}`);
+      await waitFor(() => b.got.length >= 102, "the sharded messages");
+      await sleep(200);
+      assert.equal(b.got.length, 102);
+      assert.deepEqual(b.got[0], { topic: "s", message: "text" });
+      assert.ok(b.got[1]!.message instanceof Uint8Array);
+      assert.deepEqual([...b.got[1]!.message], [9, 8, 7]);
+      assert.deepEqual(
+        b.got.slice(2).map((delivery) => delivery.message),
+        [...Array(100).keys()].map(String),
+      );
+      assert.equal(a.got.length, 0, "never its own");
+      assert.equal(unsharded.got.length, 0, "sharded channels are apart from the others");
+      await waitFor(() => a.plane.stats.published >= 103, "acknowledgements");
+      assert.equal(a.plane.stats.lost, 0);
+    } finally {
+      await a.plane.close();
+      await b.plane.close();
+      await unsharded.plane.close();
+      await stopRedis(redis);
+    }
+  },
+  REDIS_MAJOR < 7 ? `redis-server ${REDIS_MAJOR} is older than 7` : undefined,
+);
+
+test("RedisBackplane: refuses URLs that are not redis:// or rediss://", () => {
+  assert.throws(() => new RedisBackplane({ url: "http://127.0.0.1:6379" }), TypeError);
+  assert.throws(() => new RedisBackplane({ url: "redis://127.0.0.1:6379/x" }), TypeError);
+  assert.throws(() => new RedisBackplane({ url: "not a url" }), TypeError);
+  assert.throws(() => new RedisBackplane({ maxQueued: -1 }), TypeError);
+  new RedisBackplane({ url: "rediss://user:p%40ss@[::1]:6380/3" }).close();
+});
+
+test("RedisBackplane: start() resolves when Redis is unreachable, keeps the newest maxQueued publishes", async () => {
+  const port = await freePort();
+  const errors: unknown[] = [];
+  const plane = new RedisBackplane({
+    url: `redis://127.0.0.1:${port}`,
+    maxQueued: 3,
+    onError: (e) => errors.push(e),
+  });
+  try {
+    await plane.start(() => {});
+    assert.equal(plane.connected, false);
+    assert.ok(errors.length >= 1, "the failed attempt was reported");
+    for (let k = 0; k < 5; k++) plane.publish("t", `${k}`);
+    assert.equal(plane.queued, 3);
+    assert.equal(plane.stats.lost, 2);
+  } finally {
+    await plane.close();
+  }
+});
