@@ -9,7 +9,7 @@
 import { CloseCode } from "./close.ts";
 import { ProtocolError } from "./errors.ts";
 import { type ExtensionOffer, formatExtensions, parseExtensions } from "./extensions.ts";
-import { type HttpHeaders, isToken, type ParsedHead, parseTokenList } from "./http.ts";
+import { httpError, type HttpHeaders, isToken, type ParsedHead, parseTokenList } from "./http.ts";
 import { cryptoRandom, type RandomSource } from "./mask.ts";
 import { sha1 } from "./sha1.ts";
 import { parseWebSocketUrl } from "./url.ts";
@@ -162,9 +162,9 @@ export interface UpgradeRequest {
 export function parseUpgradeRequest(head: ParsedHead): UpgradeRequest {
   const [method, target, version] = head.startLine;
   const headers = head.headers;
-  if (!isToken(method)) throw status(400, "malformed request method");
-  if (!/^HTTP\/\d\.\d$/.test(version)) throw status(400, "malformed HTTP version");
-  if (version[5] !== "1") throw status(505, `HTTP version ${version} is not supported`);
+  if (!isToken(method)) throw httpError(400, "malformed request method");
+  if (!/^HTTP\/\d\.\d$/.test(version)) throw httpError(400, "malformed HTTP version");
+  if (version[5] !== "1") throw httpError(505, `HTTP version ${version} is not supported`);
   const path = requestPath(target);
   const queryAt = path.indexOf("?");
   const request: UpgradeRequest = {
@@ -194,7 +194,7 @@ function requestPath(target: string): string {
   if (target.startsWith("/")) return target;
   // absolute-form (RFC 9112 §3.2.2): keep the path and query.
   const match = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*([^#]*)/.exec(target);
-  if (!match) throw status(400, "malformed request target");
+  if (!match) throw httpError(400, "malformed request target");
   // The group always takes part in a match (it may be empty).
   const path = match[1]!;
   return path.startsWith("/") ? path : "/" + path;
@@ -203,46 +203,42 @@ function requestPath(target: string): string {
 function checkUpgrade(request: UpgradeRequest): void {
   const { headers } = request;
   if (request.method !== "GET") {
-    throw status(405, "only GET can upgrade to WebSocket", [["Allow", "GET"]]);
+    throw httpError(405, "only GET can upgrade to WebSocket", [["Allow", "GET"]]);
   }
-  if (request.version === "HTTP/1.0") throw status(400, "HTTP/1.1 or later is required");
+  if (request.version === "HTTP/1.0") throw httpError(400, "HTTP/1.1 or later is required");
   const upgrade = headers.getAll("upgrade").flatMap(parseUpgradeList);
   if (!upgrade.some((token) => token.toLowerCase() === "websocket")) {
-    throw status(426, "Upgrade: websocket is required", [["Upgrade", "websocket"], [
+    throw httpError(426, "Upgrade: websocket is required", [["Upgrade", "websocket"], [
       "Connection",
       "Upgrade",
     ]]);
   }
   const connection = headers.getAll("connection").flatMap(parseTokenList);
   if (!connection.some((token) => token.toLowerCase() === "upgrade")) {
-    throw status(400, "Connection: upgrade is required");
+    throw httpError(400, "Connection: upgrade is required");
   }
   // Bytes after the head are frames: a body would be read as frames here, and a proxy could
   // read frames as a body. Refused, as python-websockets does.
   const lengths = headers.getAll("content-length");
   if (headers.has("transfer-encoding") || lengths.some((value) => value !== "0")) {
-    throw status(400, "an upgrade request cannot have a body");
+    throw httpError(400, "an upgrade request cannot have a body");
   }
   const hosts = headers.getAll("host");
-  if (hosts.length !== 1 || hosts[0] === "") throw status(400, "exactly one Host header is required");
+  if (hosts.length !== 1 || hosts[0] === "") throw httpError(400, "exactly one Host header is required");
   const versions = headers.getAll("sec-websocket-version");
   if (versions.length !== 1 || versions[0] !== "13") {
-    throw status(426, "Sec-WebSocket-Version: 13 is required", [["Sec-WebSocket-Version", "13"]]);
+    throw httpError(426, "Sec-WebSocket-Version: 13 is required", [["Sec-WebSocket-Version", "13"]]);
   }
   const keys = headers.getAll("sec-websocket-key");
-  if (keys.length !== 1) throw status(400, "exactly one Sec-WebSocket-Key is required");
+  if (keys.length !== 1) throw httpError(400, "exactly one Sec-WebSocket-Key is required");
   const key = keys[0]!;
-  if (!KEY_PATTERN.test(key)) throw status(400, "Sec-WebSocket-Key is not base64 of 16 bytes");
+  if (!KEY_PATTERN.test(key)) throw httpError(400, "Sec-WebSocket-Key is not base64 of 16 bytes");
   request.key = key;
 }
 
 /** `Upgrade` lists protocols, which may carry a version: `websocket`, `h2c`, `foo/2`. */
 function parseUpgradeList(value: string): string[] {
   return value.split(",").map((part) => part.trim()).filter((part) => part !== "");
-}
-
-function status(code: number, message: string, headers?: [string, string][]): ProtocolError {
-  return new ProtocolError(message, CloseCode.ProtocolError, { status: code, headers });
 }
 
 /**

@@ -239,7 +239,7 @@ export class HeadReader {
         }
         this.#lines++;
         if (this.#lines > this.#maxHeaders + 1) {
-          throw new ProtocolError("too many header fields", CloseCode.ProtocolError, { status: 431 });
+          throw httpError(431, "too many header fields");
         }
         this.#lineStart = i + 1;
       } else if (c === CR) {
@@ -253,7 +253,7 @@ export class HeadReader {
     }
     this.#scanned = b[length - 1] === CR ? length - 1 : length;
     if (take < chunk.length || length === this.#maxHeadSize) {
-      throw new ProtocolError("HTTP head too large", CloseCode.ProtocolError, { status: 431 });
+      throw httpError(431, "HTTP head too large");
     }
     if (inPlace && take > 0) this.#append(chunk, take);
     return undefined;
@@ -319,14 +319,20 @@ function common(part: string): string {
   return part === "GET" ? "GET" : part === "HTTP/1.1" ? "HTTP/1.1" : part;
 }
 
+/**
+ * A refusal of an HTTP head or request: a `ProtocolError` carrying the status to answer with (and
+ * the headers that go with it). Every HTTP refusal of the core is made here.
+ */
+export function httpError(status: number, message: string, headers?: [string, string][]): ProtocolError {
+  return new ProtocolError(message, CloseCode.ProtocolError, { status, headers });
+}
+
 function badRequest(message: string): ProtocolError {
-  return new ProtocolError(message, CloseCode.ProtocolError, { status: 400 });
+  return httpError(400, message);
 }
 
 function lineTooLong(requestLine: boolean): ProtocolError {
-  return requestLine
-    ? new ProtocolError("request line too long", CloseCode.ProtocolError, { status: 414 })
-    : new ProtocolError("header line too long", CloseCode.ProtocolError, { status: 431 });
+  return requestLine ? httpError(414, "request line too long") : httpError(431, "header line too long");
 }
 
 /** Decodes ASCII heads, the usual case, where UTF-8 and Latin-1 agree: faster than building the string in script. */

@@ -6,10 +6,17 @@
  * @module
  */
 
-import { CloseCode } from "./close.ts";
 import { ProtocolError } from "./errors.ts";
 import { formatResponse, headerPairs, type HeadersInit } from "./handshake.ts";
-import { type HeadLimits, HeadReader, HttpHeaders, isTokenCode, type ParsedHead, trimOws } from "./http.ts";
+import {
+  type HeadLimits,
+  HeadReader,
+  httpError,
+  HttpHeaders,
+  isTokenCode,
+  type ParsedHead,
+  trimOws,
+} from "./http.ts";
 import { encodeUtf8 } from "./utf8.ts";
 
 /**
@@ -152,9 +159,9 @@ const CHUNK_EXTENSIONS =
 function chunkSize(line: string): number {
   let digits = 0;
   while (digits < line.length && isHexDigit(line.charCodeAt(digits))) digits++;
-  if (digits === 0) throw fail(400, "malformed chunk size");
+  if (digits === 0) throw httpError(400, "malformed chunk size");
   if (digits < line.length && !CHUNK_EXTENSIONS.test(line.slice(digits))) {
-    throw fail(400, "malformed chunk extension");
+    throw httpError(400, "malformed chunk extension");
   }
   return parseInt(line.slice(0, digits), 16);
 }
@@ -166,20 +173,16 @@ function isHexDigit(c: number): boolean {
 /** Refuses a request target that is not origin-form, absolute-form or (for OPTIONS) `*` (RFC 9112 §3.2). */
 function checkTarget(method: string, target: string): void {
   for (let i = 0; i < target.length; i++) {
-    if (target.charCodeAt(i) > 0x7e) throw fail(400, "malformed request target");
+    if (target.charCodeAt(i) > 0x7e) throw httpError(400, "malformed request target");
   }
   if (target.charCodeAt(0) === 0x2f) return;
   if (target === "*" && method === "OPTIONS") return;
   if (/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]/.test(target)) return;
-  throw fail(400, "malformed request target");
+  throw httpError(400, "malformed request target");
 }
 
 /** A `Host` value: uri-host and an optional port (RFC 9112 §3.2, RFC 3986 §3.2.2); empty is allowed. */
 const HOST = /^(?:\[[0-9A-Za-z:._~!$&'()*+,;=-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?$/;
-
-function fail(status: number, message: string): ProtocolError {
-  return new ProtocolError(message, CloseCode.ProtocolError, { status });
-}
 
 /**
  * The server side of one HTTP/1.1 connection, without I/O: bytes in, events out; responses in,
@@ -438,7 +441,7 @@ export class HttpServerProtocol {
     while (i < chunk.length) {
       switch (this.#state) {
         case State.Head: {
-          if (this.#blank === 1 && chunk[i] !== LF) throw fail(400, "bare CR before the request line");
+          if (this.#blank === 1 && chunk[i] !== LF) throw httpError(400, "bare CR before the request line");
           if (this.#blank !== 0 && chunk[i] === (this.#blank === 2 ? CR : LF)) {
             this.#blank--;
             i++;
@@ -486,17 +489,17 @@ export class HttpServerProtocol {
     for (; i < chunk.length; i++) {
       const c = chunk[i]!;
       if (c === LF) {
-        if (!this.#line.endsWith("\r")) throw fail(400, "bare LF in a chunked body");
+        if (!this.#line.endsWith("\r")) throw httpError(400, "bare LF in a chunked body");
         const line = this.#line.slice(0, -1);
         this.#line = "";
         this.#lineDone(line);
         return i + 1;
       }
-      if (this.#line.endsWith("\r")) throw fail(400, "bare CR in a chunked body");
+      if (this.#line.endsWith("\r")) throw httpError(400, "bare CR in a chunked body");
       if ((c < 0x20 && c !== 0x09 && c !== CR) || c === 0x7f) {
-        throw fail(400, "control character in a chunked body");
+        throw httpError(400, "control character in a chunked body");
       }
-      if (this.#line.length >= MAX_CHUNK_LINE) throw fail(400, "chunk line too long");
+      if (this.#line.length >= MAX_CHUNK_LINE) throw httpError(400, "chunk line too long");
       this.#line += String.fromCharCode(c);
     }
     return i;
@@ -505,7 +508,7 @@ export class HttpServerProtocol {
   #lineDone(line: string): void {
     switch (this.#state) {
       case State.ChunkEnd:
-        if (line !== "") throw fail(400, "chunk data longer than its size");
+        if (line !== "") throw httpError(400, "chunk data longer than its size");
         this.#state = State.ChunkSize;
         return;
       case State.ChunkSize: {
@@ -513,7 +516,7 @@ export class HttpServerProtocol {
         // A huge size (any number of digits, RFC 9112 §7.1) is refused here, before its precision matters.
         const total = this.#received + size;
         if (total > this.#maxBodySize || total > Number.MAX_SAFE_INTEGER) {
-          throw fail(413, "request body too large");
+          throw httpError(413, "request body too large");
         }
         if (size === 0) {
           this.#state = State.Trailers;
@@ -530,15 +533,15 @@ export class HttpServerProtocol {
           return;
         }
         if (line.charCodeAt(0) === 0x20 || line.charCodeAt(0) === 0x09) {
-          throw fail(400, "obsolete line folding");
+          throw httpError(400, "obsolete line folding");
         }
         const colon = line.indexOf(":");
-        if (colon <= 0) throw fail(400, "trailer line without a colon");
+        if (colon <= 0) throw httpError(400, "trailer line without a colon");
         for (let i = 0; i < colon; i++) {
-          if (!isTokenCode(line.charCodeAt(i))) throw fail(400, "invalid trailer name");
+          if (!isTokenCode(line.charCodeAt(i))) throw httpError(400, "invalid trailer name");
         }
         if (++this.#trailerCount > (this.#limits.maxHeaders ?? 128)) {
-          throw fail(431, "too many trailer fields");
+          throw httpError(431, "too many trailer fields");
         }
         (this.#trailers ??= new HttpHeaders()).append(line.slice(0, colon), trimOws(line.slice(colon + 1)));
       }
@@ -550,18 +553,18 @@ export class HttpServerProtocol {
     let version = head.startLine[2];
     const headers = head.headers;
     for (let i = 0; i < method.length; i++) {
-      if (!isTokenCode(method.charCodeAt(i))) throw fail(400, "malformed request method");
+      if (!isTokenCode(method.charCodeAt(i))) throw httpError(400, "malformed request method");
     }
-    if (!/^HTTP\/\d\.\d$/.test(version)) throw fail(400, "malformed HTTP version");
-    if (version[5] !== "1") throw fail(505, `HTTP version ${version} is not supported`);
+    if (!/^HTTP\/\d\.\d$/.test(version)) throw httpError(400, "malformed HTTP version");
+    if (version[5] !== "1") throw httpError(505, `HTTP version ${version} is not supported`);
     // A higher minor version is read as the highest we implement (RFC 9110 §6.2).
     if (version !== "HTTP/1.0") version = "HTTP/1.1";
     checkTarget(method, target);
     const hosts = headers.getAll("host");
     if (version === "HTTP/1.1" ? hosts.length !== 1 : hosts.length > 1) {
-      throw fail(400, "exactly one Host header is required");
+      throw httpError(400, "exactly one Host header is required");
     }
-    if (hosts.length === 1 && !HOST.test(hosts[0]!)) throw fail(400, "invalid Host");
+    if (hosts.length === 1 && !HOST.test(hosts[0]!)) throw httpError(400, "invalid Host");
     const connection = headers.getAll("connection").join(",").toLowerCase();
     const tokens = connection.split(",").map((token) => token.trim());
     this.#requestKeepAlive = version === "HTTP/1.1"
@@ -608,11 +611,11 @@ export class HttpServerProtocol {
     const encodings = headers.getAll("transfer-encoding");
     const lengths = headers.getAll("content-length");
     if (encodings.length > 0) {
-      if (lengths.length > 0) throw fail(400, "both Content-Length and Transfer-Encoding");
-      if (version !== "HTTP/1.1") throw fail(400, "Transfer-Encoding in an HTTP/1.0 request");
+      if (lengths.length > 0) throw httpError(400, "both Content-Length and Transfer-Encoding");
+      if (version !== "HTTP/1.1") throw httpError(400, "Transfer-Encoding in an HTTP/1.0 request");
       const codings = encodings.join(",").split(",").map((coding) => coding.trim().toLowerCase());
       if (codings[codings.length - 1] !== "chunked") {
-        throw fail(400, "the last transfer coding is not chunked");
+        throw httpError(400, "the last transfer coding is not chunked");
       }
       if (codings.length > 1) {
         if (
@@ -620,20 +623,20 @@ export class HttpServerProtocol {
             /^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(coding) && coding !== "chunked"
           )
         ) {
-          throw fail(501, "transfer codings other than chunked are not implemented");
+          throw httpError(501, "transfer codings other than chunked are not implemented");
         }
-        throw fail(400, "malformed Transfer-Encoding");
+        throw httpError(400, "malformed Transfer-Encoding");
       }
       return null;
     }
     if (lengths.length === 0) return 0;
-    if (lengths.length > 1) throw fail(400, "more than one Content-Length");
+    if (lengths.length > 1) throw httpError(400, "more than one Content-Length");
     const value = lengths[0]!;
-    if (!/^[0-9]+$/.test(value)) throw fail(400, "malformed Content-Length");
+    if (!/^[0-9]+$/.test(value)) throw httpError(400, "malformed Content-Length");
     // Leading zeros are valid; a huge value is a body too large, not a parse error (RFC 9110 §8.6).
     const length = Number(value);
     if (length > this.#maxBodySize || length > Number.MAX_SAFE_INTEGER) {
-      throw fail(413, "request body too large");
+      throw httpError(413, "request body too large");
     }
     return length;
   }

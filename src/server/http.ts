@@ -173,7 +173,7 @@ export class HttpSession implements TransportSink {
 
   /** Whether the request failed (malformed, or over a limit) while its handler ran: the client's fault. */
   get failed(): boolean {
-    return this.#queue.some((event) => event.type === "error");
+    return this.refusal !== undefined;
   }
 
   /** Why the request was refused (malformed, or over a limit), if it was: its `status` is the answer's. */

@@ -151,8 +151,14 @@ redisTest(
       const deliveredBefore = b.plane.stats.delivered;
       for (const message of sent) a.plane.publish("t", message);
 
-      await waitFor(() => b.got.length >= sent.length, `${sent.length} deliveries to b`);
-      await sleep(200); // Anything extra (a duplicate, an echo to a) would come by now.
+      // Markers instead of waiting a while: a duplicate would reach b before a's marker (one publisher
+      // connection, in order), and an echo to a before b's marker (published after b got them all).
+      a.plane.publish("t", "end of a");
+      await waitFor(() => b.got.some((delivery) => delivery.message === "end of a"), "a's marker at b");
+      b.plane.publish("t", "end of b");
+      await waitFor(() => a.got.some((delivery) => delivery.message === "end of b"), "b's marker at a");
+      assert.equal(b.got.pop()!.message, "end of a");
+      assert.equal(a.got.pop()!.message, "end of b");
       assert.equal(b.got.length, sent.length, "each message once");
       for (let k = 0; k < sent.length; k++) {
         const { topic, message } = b.got[k]!;
@@ -165,8 +171,8 @@ redisTest(
         }
       }
       assert.equal(a.got.length, 0, "the publisher never gets its own messages");
-      await waitFor(() => a.plane.stats.published >= sent.length + 1, "acknowledgements");
-      assert.equal(b.plane.stats.delivered - deliveredBefore, sent.length);
+      await waitFor(() => a.plane.stats.published >= sent.length + 2, "acknowledgements");
+      assert.equal(b.plane.stats.delivered - deliveredBefore, sent.length + 1); // With a's marker.
       assert.equal(a.plane.stats.lost, 0);
       assert.equal(a.plane.stats.reconnects, 0);
     } finally {
@@ -188,9 +194,10 @@ redisTest("RedisBackplane: only subscribed topics are delivered; unsubscribe sto
     await synced(a.plane, b.plane, b.got);
     a.plane.publish("yes", "1");
     a.plane.publish("no", "2");
-    await waitFor(() => b.got.length >= 1, "the subscribed topic");
-    await sleep(200);
-    assert.deepEqual(b.got, [{ topic: "yes", message: "1" }]);
+    // A marker: anything wrongly delivered for "no" would arrive before it (one publisher, in order).
+    a.plane.publish("yes", "end");
+    await waitFor(() => b.got.length >= 2, "the subscribed topic and the marker");
+    assert.deepEqual(b.got, [{ topic: "yes", message: "1" }, { topic: "yes", message: "end" }]);
     assert.deepEqual(other.got, [], "another prefix is another application");
 
     b.plane.unsubscribe("yes");
@@ -199,9 +206,9 @@ redisTest("RedisBackplane: only subscribed topics are delivered; unsubscribe sto
     b.got.length = 0;
     a.plane.publish("yes", "3");
     a.plane.publish("no", "4");
-    await waitFor(() => b.got.length >= 1, "the newly subscribed topic");
-    await sleep(200);
-    assert.deepEqual(b.got, [{ topic: "no", message: "4" }]);
+    a.plane.publish("no", "end");
+    await waitFor(() => b.got.length >= 2, "the newly subscribed topic and the marker");
+    assert.deepEqual(b.got, [{ topic: "no", message: "4" }, { topic: "no", message: "end" }]);
   } finally {
     await a.plane.close();
     await b.plane.close();
@@ -343,8 +350,9 @@ redisTest(
       a.plane.publish("s", "text");
       a.plane.publish("s", new Uint8Array([9, 8, 7]));
       for (let k = 0; k < 100; k++) a.plane.publish(`u`, `${k}`);
-      await waitFor(() => b.got.length >= 102, "the sharded messages");
-      await sleep(200);
+      a.plane.publish("u", "end"); // A duplicate would arrive before this marker.
+      await waitFor(() => b.got.some((delivery) => delivery.message === "end"), "the sharded messages");
+      assert.equal(b.got.pop()!.message, "end");
       assert.equal(b.got.length, 102);
       assert.deepEqual(b.got[0], { topic: "s", message: "text" });
       assert.ok(b.got[1]!.message instanceof Uint8Array);
@@ -355,7 +363,7 @@ redisTest(
       );
       assert.equal(a.got.length, 0, "never its own");
       assert.equal(unsharded.got.length, 0, "sharded channels are apart from the others");
-      await waitFor(() => a.plane.stats.published >= 103, "acknowledgements");
+      await waitFor(() => a.plane.stats.published >= 104, "acknowledgements");
       assert.equal(a.plane.stats.lost, 0);
     } finally {
       await a.plane.close();
