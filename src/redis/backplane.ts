@@ -28,6 +28,8 @@ const KIND_TEXT = 0, KIND_BINARY = 1;
 const ORIGIN_LENGTH = 8;
 const HEADER_LENGTH = 1 + ORIGIN_LENGTH;
 
+const PING = encodeCommand(["PING"]);
+
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 
@@ -53,6 +55,12 @@ export interface RedisBackplaneOptions {
   maxQueued?: number;
   /** Sharded pub/sub (`SSUBSCRIBE`/`SPUBLISH`, Redis 7 and later). Default `false`. */
   sharded?: boolean;
+  /**
+   * A connection that has been silent this many ms is sent a `PING`; one silent for twice as long
+   * is taken as dead (a half-open TCP connection, a stopped server), closed and made again. `0`
+   * turns it off. Default 10,000.
+   */
+  pingInterval?: number;
   /**
    * Told about every failure the backplane recovers from by itself: a failed connection attempt, a
    * dropped connection, an error reply, a `deliver` that threw. Default: ignored.
@@ -133,29 +141,40 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** What waits for a reply: a command's promise, or `undefined` for a reply that goes to `onValue`. */
+type Waiter = { resolve: (value: RespValue) => void; reject: (error: Error) => void } | undefined;
+
 /**
- * One Redis connection: writes one batch at a time, decodes replies, and answers the commands sent
- * with {@linkcode RedisConnection.command} in order; every other reply goes to `onValue`.
+ * One Redis connection: writes one batch at a time and decodes replies. On an `ordered` connection
+ * (the publisher) every command gets exactly one reply, in order: those of
+ * {@linkcode RedisConnection.command} resolve its promise, the others go to `onValue`. On the
+ * subscriber, whose replies are pushes, only commands sent before subscribing may be awaited.
  */
 class RedisConnection {
   readonly #transport: Transport;
   readonly #decoder = new RespDecoder();
+  readonly #ordered: boolean;
   readonly #onValue: (value: RespValue) => void;
   readonly #onEnd: () => void;
   readonly #onDrain: () => void;
   #out: Uint8Array[] = [];
   #writing = false;
   #ended = false;
-  /** Answers awaited, in the order their commands went out. */
-  readonly #waiting: { resolve: (value: RespValue) => void; reject: (error: Error) => void }[] = [];
+  /** Replies awaited, in the order their commands went out, from `#next` on. */
+  #waiting: Waiter[] = [];
+  #next = 0;
+  /** When the last bytes arrived (`performance.now()`), for the keepalive. */
+  lastHeard = performance.now();
 
   constructor(
     transport: Transport,
+    ordered: boolean,
     onValue: (value: RespValue) => void,
     onEnd: () => void,
     onDrain: () => void,
   ) {
     this.#transport = transport;
+    this.#ordered = ordered;
     this.#onValue = onValue;
     this.#onEnd = onEnd;
     this.#onDrain = onDrain;
@@ -175,8 +194,9 @@ class RedisConnection {
     this.#transport.start({
       data: (chunk) => {
         if (this.#ended) return false;
+        this.lastHeard = performance.now();
         for (const value of this.#decoder.write(chunk)) {
-          const waiter = this.#waiting.shift();
+          const waiter = this.#shift();
           if (waiter) waiter.resolve(value);
           else this.#onValue(value);
           if (this.#ended) break;
@@ -192,20 +212,39 @@ class RedisConnection {
     if (this.#ended) return Promise.reject(new Error("RedisBackplane: connection closed"));
     return new Promise((resolve, reject) => {
       this.#waiting.push({ resolve, reject });
-      this.send([encodeCommand(args)]);
+      this.#out.push(encodeCommand(args));
+      this.#flush();
     });
   }
 
   /** Sends encoded commands whose replies go to `onValue`. */
   send(commands: Uint8Array[]): void {
     if (this.#ended) return;
-    for (const command of commands) this.#out.push(command);
+    for (const command of commands) {
+      this.#out.push(command);
+      if (this.#ordered) this.#waiting.push(undefined);
+    }
     this.#flush();
   }
 
   close(): void {
     this.#transport.close();
     this.#end();
+  }
+
+  /** The next waiter, if any; the array is compacted now and then rather than shifted per reply. */
+  #shift(): Waiter {
+    if (this.#next >= this.#waiting.length) return undefined;
+    const waiter = this.#waiting[this.#next];
+    this.#waiting[this.#next++] = undefined;
+    if (this.#next === this.#waiting.length) {
+      this.#waiting = [];
+      this.#next = 0;
+    } else if (this.#next >= 1024 && this.#next * 2 >= this.#waiting.length) {
+      this.#waiting = this.#waiting.slice(this.#next);
+      this.#next = 0;
+    }
+    return waiter;
   }
 
   #flush(): void {
@@ -240,7 +279,10 @@ class RedisConnection {
     this.#ended = true;
     this.#out = [];
     const error = new Error("RedisBackplane: connection closed");
-    for (const waiter of this.#waiting.splice(0)) waiter.reject(error);
+    const waiting = this.#waiting.slice(this.#next);
+    this.#waiting = [];
+    this.#next = 0;
+    for (const waiter of waiting) waiter?.reject(error);
     this.#onEnd();
   }
 }
@@ -331,6 +373,8 @@ export class RedisBackplane implements Backplane {
   readonly #maxQueued: number;
   readonly #sharded: boolean;
   readonly #onError: ((error: unknown) => void) | undefined;
+  readonly #pingInterval: number;
+  #pingTimer: ReturnType<typeof setInterval> | undefined;
   /** This instance's id, in every envelope it publishes. */
   readonly #origin: Uint8Array<ArrayBuffer> = crypto.getRandomValues(new Uint8Array(ORIGIN_LENGTH));
   readonly #subscriber: Role = newRole("subscriber");
@@ -377,6 +421,11 @@ export class RedisBackplane implements Backplane {
     this.#maxQueued = maxQueued;
     this.#sharded = options.sharded ?? false;
     this.#onError = options.onError;
+    const pingInterval = options.pingInterval ?? 10000;
+    if (!(pingInterval >= 0 && pingInterval < 2 ** 31)) {
+      throw new TypeError("RedisBackplane: pingInterval must be a number of ms from 0 to 2^31 - 1");
+    }
+    this.#pingInterval = pingInterval;
   }
 
   /**
@@ -416,6 +465,7 @@ export class RedisBackplane implements Backplane {
     if (this.#closed) return Promise.resolve();
     void this.#connect(this.#subscriber);
     void this.#connect(this.#publisher);
+    if (this.#pingInterval > 0) this.#pingTimer = setInterval(() => this.#keepalive(), this.#pingInterval);
     return Promise.all([this.#subscriber.firstAttempt, this.#publisher.firstAttempt]).then(() => {});
   }
 
@@ -468,6 +518,7 @@ export class RedisBackplane implements Backplane {
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
+    clearInterval(this.#pingTimer);
     for (const role of [this.#subscriber, this.#publisher]) {
       clearTimeout(role.timer);
       role.timer = undefined;
@@ -480,6 +531,56 @@ export class RedisBackplane implements Backplane {
     this.#queue = [];
     this.#head = 0;
     return Promise.resolve();
+  }
+
+  /**
+   * How many processes have members of `topic`, across every process that uses this Redis: the
+   * number of connections subscribed to its channel (`PUBSUB NUMSUB`, or `PUBSUB SHARDNUMSUB` when
+   * `sharded`), this process's included. (Each process's own count of members is
+   * `Sock.subscribers(topic)`.)
+   *
+   * @param topic The topic.
+   * @returns The count, as Redis has it now.
+   * @throws {Error} While the publisher connection is down, or when Redis refuses the command.
+   *
+   * @example Which processes would a publish reach?
+   * ```ts ignore
+   * const processes = await backplane.processes("news");
+   * console.log(`${processes} process(es) have members of "news"`);
+   * ```
+   */
+  async processes(topic: string): Promise<number> {
+    const connection = this.#publisher.connection;
+    if (!this.#publisher.ready || !connection) {
+      throw new Error("RedisBackplane: not connected to Redis");
+    }
+    const verb = this.#sharded ? "SHARDNUMSUB" : "NUMSUB";
+    const reply = await connection.command(["PUBSUB", verb, this.#prefix + topic]);
+    if (reply instanceof RespError) {
+      throw new Error(`RedisBackplane: PUBSUB ${verb} failed: ${reply.message}`);
+    }
+    const count = Array.isArray(reply) ? reply[1] : undefined;
+    if (typeof count !== "number") throw new Error(`RedisBackplane: unexpected PUBSUB ${verb} reply`);
+    return count;
+  }
+
+  /** Pings connections that have been silent for an interval; closes those silent for two. */
+  #keepalive(): void {
+    const now = performance.now();
+    for (const role of [this.#subscriber, this.#publisher]) {
+      const connection = role.connection;
+      if (!role.ready || !connection) continue;
+      const silent = now - connection.lastHeard;
+      if (silent >= 2 * this.#pingInterval) {
+        this.#report(new Error(`RedisBackplane: the ${role.name} connection went silent (no PING answer)`));
+        connection.close(); // #dropped reconnects.
+      } else if (silent >= this.#pingInterval * 0.9) {
+        // The subscriber's answer is a push, ignored; the publisher's is awaited so it is not
+        // counted as a publish.
+        if (role === this.#subscriber) connection.send([PING]);
+        else connection.command(["PING"]).catch(() => {});
+      }
+    }
   }
 
   #report(error: unknown): void {
@@ -529,6 +630,7 @@ export class RedisBackplane implements Backplane {
     const transport = await this.#adapter.connect(this.#target.endpoint);
     const connection: RedisConnection = new RedisConnection(
       transport,
+      role === this.#publisher,
       (value) => role === this.#subscriber ? this.#onSubscriberValue(value) : this.#onPublisherValue(value),
       () => this.#dropped(role, connection),
       () => role === this.#publisher && this.#pump(),

@@ -4,87 +4,18 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { createServer } from "node:net";
-import process from "node:process";
-import { type Backplane, connect, type Message, Sock } from "../../mod.ts";
+import { connect, type Message, Sock } from "../../mod.ts";
 import { RedisBackplane, type RedisBackplaneOptions } from "../../src/redis/backplane.ts";
-
-const REDIS = "/usr/bin/redis-server";
-const HAVE_REDIS = existsSync(REDIS);
-const REDIS_MAJOR = HAVE_REDIS
-  ? Number(/v=(\d+)\./.exec(execFileSync(REDIS, ["--version"]).toString())?.[1] ?? 0)
-  : 0;
-const TIMEOUT = 60000;
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Polls `check` every 10 ms until it holds. */
-async function waitFor(check: () => boolean, what: string, ms = 10000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-interface RedisChild {
-  port: number;
-  child: ChildProcess;
-  exited: Promise<void>;
-}
-
-/** Starts redis-server on `port` and waits until it accepts connections. */
-async function startRedis(port: number): Promise<RedisChild> {
-  const child = spawn(
-    REDIS,
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  let output = "";
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${output}`)), 10000);
-    child.stdout!.on("data", (chunk: Uint8Array) => {
-      output += new TextDecoder().decode(chunk);
-      if (output.includes("Ready to accept connections")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.stderr!.on("data", (chunk: Uint8Array) => output += new TextDecoder().decode(chunk));
-    exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`redis-server exited:\n${output}`));
-    });
-  });
-  return { port, child, exited };
-}
-
-/** Kills a redis-server by its PID and waits for it to exit. */
-async function stopRedis(redis: RedisChild): Promise<void> {
-  if (redis.child.exitCode === null && redis.child.signalCode === null && redis.child.pid !== undefined) {
-    try {
-      process.kill(redis.child.pid, "SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }
-  await redis.exited;
-}
+import {
+  freePort,
+  REDIS_MAJOR,
+  redisTest,
+  signalRedis,
+  sleep,
+  startRedis,
+  stopRedis,
+  waitFor,
+} from "../_redis.ts";
 
 interface Delivery {
   topic: string;
@@ -120,13 +51,6 @@ async function synced(from: RedisBackplane, to: RedisBackplane, got: Delivery[])
   // Drop the sync messages (and any still coming: the topic is no longer wanted).
   await sleep(20);
   for (let k = got.length - 1; k >= 0; k--) if (got[k]!.topic === topic) got.splice(k, 1);
-}
-
-/** A test that needs redis-server, or a visible skip. */
-function redisTest(name: string, body: () => Promise<void>, skipReason?: string): void {
-  if (!HAVE_REDIS) test.skip(`${name} (${REDIS} not installed)`, () => {});
-  else if (skipReason) test.skip(`${name} (${skipReason})`, () => {});
-  else test(name, { timeout: TIMEOUT }, body);
 }
 
 redisTest(
@@ -217,33 +141,13 @@ redisTest("RedisBackplane: only subscribed topics are delivered; unsubscribe sto
   }
 });
 
-/** Whether `new Sock({ backplane })` starts its backplane at listen (the option may not be wired yet). */
-async function sockStartsBackplanes(): Promise<boolean> {
-  let started = false;
-  const probe: Backplane = {
-    start() {
-      started = true;
-    },
-    publish() {},
-    close() {},
-  };
-  const options = { backplane: probe };
-  const sock = new Sock(options);
-  await sock.listen({ hostname: "127.0.0.1", port: 0 });
-  await sock.close();
-  return started;
-}
-
 redisTest(
   "RedisBackplane in Sock: a client subscribed on server b gets a.publish()",
   async () => {
     const redis = await startRedis(await freePort());
     const url = `redis://127.0.0.1:${redis.port}`;
-    // A variable, not a literal: compiles whether or not SockOptions declares `backplane` yet.
-    const optionsA = { backplane: new RedisBackplane({ url }) };
-    const optionsB = { backplane: new RedisBackplane({ url }) };
-    const a = new Sock(optionsA);
-    const b = new Sock(optionsB);
+    const a = new Sock({ backplane: new RedisBackplane({ url }) });
+    const b = new Sock({ backplane: new RedisBackplane({ url }) });
     b.route("/news", async (ws) => {
       ws.subscribe("news");
       await ws.send("subscribed");
@@ -269,14 +173,11 @@ redisTest(
       assert.deepEqual([...next], [1, 2, 3]);
       await ws.close(1000);
     } finally {
-      await a.close();
+      await a.close(); // Closes its backplane too.
       await b.close();
-      await optionsA.backplane.close();
-      await optionsB.backplane.close();
       await stopRedis(redis);
     }
   },
-  HAVE_REDIS && !(await sockStartsBackplanes()) ? "Sock does not take a `backplane` option yet" : undefined,
 );
 
 redisTest("RedisBackplane: Redis restarted mid-stream: queued while down, delivery resumes", async () => {
@@ -402,3 +303,92 @@ test("RedisBackplane: start() resolves when Redis is unreachable, keeps the newe
     await plane.close();
   }
 });
+
+redisTest(
+  "RedisBackplane: processes() counts the processes with members of a topic, as Redis does",
+  async () => {
+    const redis = await startRedis(await freePort());
+    const a = await backplane(redis.port);
+    const b = await backplane(redis.port);
+    const sharded = await backplane(redis.port, { sharded: true });
+    try {
+      assert.equal(await a.plane.processes("t"), 0);
+      a.plane.subscribe("t");
+      b.plane.subscribe("t");
+      // Subscriptions take effect in Redis a round trip later.
+      let count = 0;
+      for (const deadline = Date.now() + 10000; count !== 2 && Date.now() < deadline; await sleep(10)) {
+        count = await a.plane.processes("t");
+      }
+      assert.equal(count, 2);
+      // Replies to publishes and to PUBSUB come back in order on one connection: interleave them.
+      const counts = await Promise.all([0, 1, 2].map((k) => {
+        a.plane.publish("t", `${k}`);
+        return b.plane.processes("t");
+      }));
+      assert.deepEqual(counts, [2, 2, 2]);
+      await waitFor(() => b.got.length === 3 && a.plane.stats.published === 3, "the publishes");
+      assert.equal(a.plane.stats.lost, 0);
+      b.plane.unsubscribe("t");
+      for (const deadline = Date.now() + 10000; count !== 1 && Date.now() < deadline; await sleep(10)) {
+        count = await a.plane.processes("t");
+      }
+      assert.equal(count, 1);
+      if (REDIS_MAJOR >= 7) {
+        sharded.plane.subscribe("t");
+        for (const deadline = Date.now() + 10000; count !== 1 && Date.now() < deadline; await sleep(10)) {
+          count = await sharded.plane.processes("t");
+        }
+        assert.equal(await sharded.plane.processes("t"), 1, "sharded subscriptions are counted apart");
+      }
+    } finally {
+      await a.plane.close();
+      await b.plane.close();
+      await sharded.plane.close();
+      await stopRedis(redis);
+    }
+    await assert.rejects(a.plane.processes("t"), /not connected/);
+  },
+);
+
+redisTest(
+  "RedisBackplane: a Redis that stops answering (SIGSTOP) is found by PING, left and rejoined",
+  async () => {
+    const redis = await startRedis(await freePort());
+    const pingInterval = 200;
+    const errors: string[] = [];
+    const a = await backplane(redis.port, { pingInterval, onError: (e) => errors.push(String(e)) });
+    const b = await backplane(redis.port, { pingInterval });
+    let stopped = false;
+    try {
+      a.plane.subscribe("t");
+      await synced(b.plane, a.plane, a.got);
+      // Idle connections are pinged and answer: nothing is reported over several intervals.
+      await sleep(pingInterval * 5);
+      assert.deepEqual(errors, []);
+      assert.equal(a.plane.stats.reconnects, 0);
+      signalRedis(redis, "SIGSTOP");
+      stopped = true;
+      // The TCP connections stay open, but silent: each is dropped after two intervals (a's
+      // subscriber is watched here).
+      await waitFor(
+        () => errors.some((e) => /subscriber connection went silent/.test(e)),
+        "the silent subscriber to be noticed",
+        pingInterval * 4 + 10000,
+      );
+      signalRedis(redis, "SIGCONT");
+      stopped = false;
+      await waitFor(() => a.plane.connected && b.plane.connected, "reconnection", 20000);
+      assert.ok(a.plane.stats.reconnects >= 1, `${JSON.stringify(a.plane.stats)} ${errors}`);
+      a.got.length = 0;
+      await synced(b.plane, a.plane, a.got); // Resubscribed: deliveries flow again.
+      b.plane.publish("t", "after");
+      await waitFor(() => a.got.some((d) => d.message === "after"), "a delivery after the stop");
+    } finally {
+      if (stopped) signalRedis(redis, "SIGCONT");
+      await a.plane.close();
+      await b.plane.close();
+      await stopRedis(redis);
+    }
+  },
+);
