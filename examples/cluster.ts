@@ -9,7 +9,9 @@
  *
  * Each worker serves `/echo` (every message comes back; the text `pid` is answered with the
  * worker's process id, to see which worker got a connection), a room `/rooms/:room` (every message
- * goes to the room's other members: in every worker with `--redis`, through Redis pub/sub) and `GET /`, answered with the worker's pid. Each prints
+ * goes to the room's other members: in every worker with `--redis`, through Redis pub/sub; `pid`
+ * is answered as on `/echo`) and `GET /`, answered with the worker's pid. Workers accept
+ * permessage-deflate. Each prints
  * `worker PID listening on ws://HOST:PORT`; the primary prints `listening on ws://HOST:PORT with N
  * workers` once they all are.
  *
@@ -63,13 +65,16 @@ async function worker(): Promise<void> {
         : new Response("not found\n", { status: 404 }),
     onError: (error) => console.error(`worker ${pid}: handler failed:`, error),
     backplane: redis ? new RedisBackplane({ url: redis }) : undefined,
+    deflate: true,
   });
   app.route("/echo", (ws) => ws.forEach((message) => ws.send(message === "pid" ? pid : message)));
   app.route("/rooms/:room", (ws, request) => {
     const room = request.params.room;
     ws.subscribe(room);
     // With --redis, the room's members in the other workers get it too; without, only this worker's.
-    return ws.forEach((message) => app.publish(room, message, { except: ws }));
+    return ws.forEach((message) =>
+      message === "pid" ? ws.send(pid) : void app.publish(room, message, { except: ws })
+    );
   });
   try {
     await app.listen({ hostname: host, port, reusePort: true });

@@ -382,6 +382,11 @@ export class RawPeer {
     this.#socket.pause();
   }
 
+  /** Reads again after `pause()`. */
+  resume(): void {
+    this.#socket.resume();
+  }
+
   /** Drops the connection with a TCP RST. */
   reset(): void {
     this.#socket.resetAndDestroy();

@@ -46,11 +46,11 @@ export interface RedisChild {
   exited: Promise<void>;
 }
 
-/** Starts redis-server on `port` and waits until it accepts connections. */
-export async function startRedis(port: number): Promise<RedisChild> {
+/** Starts redis-server on `port` (with `args` besides) and waits until it accepts connections. */
+export async function startRedis(port: number, args: string[] = []): Promise<RedisChild> {
   const child = spawn(
     REDIS,
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...args],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
