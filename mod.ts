@@ -46,7 +46,7 @@ export {
   type NetErrorOptions,
 } from "./src/net_errors.ts";
 export { detectAdapter } from "./src/adapters/mod.ts";
-export { Connection, type ServerHub } from "./src/connection/connection.ts";
+export { Connection, type NegotiatedExtension, type ServerHub } from "./src/connection/connection.ts";
 export type { ConnectionOptions } from "./src/connection/options.ts";
 export { ConnectionClosed } from "./src/connection/closed.ts";
 export { type HandshakeFeed, Link } from "./src/connection/link.ts";
@@ -58,4 +58,5 @@ export {
   type RedisBackplaneStats,
 } from "./src/redis/backplane.ts";
 export * from "./src/client.ts";
+export * from "./src/reconnect.ts";
 export * from "./src/websocket.ts";

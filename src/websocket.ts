@@ -12,7 +12,7 @@ import type { Connection } from "./connection/connection.ts";
 import type { Message } from "./connection/inbox.ts";
 import { CloseCode, MAX_CLOSE_REASON_BYTES } from "./core/close.ts";
 import { ProtocolError } from "./core/errors.ts";
-import { checkSubprotocols } from "./core/handshake.ts";
+import { checkSubprotocols, headerPairs } from "./core/handshake.ts";
 import { type CloseResult, ReadyState } from "./core/protocol.ts";
 import { parseWebSocketUrl } from "./core/url.ts";
 import { utf8Length } from "./core/utf8.ts";
@@ -55,7 +55,8 @@ export interface WebSocketEventMap {
 }
 
 /**
- * An `on…` property's value: a function called with the event (`this` is the WebSocket), or `null`.
+ * An `on…` property's value: a function called with the event (`this` is the WebSocket, typed as the
+ * DOM's, so handlers written for browsers fit), or `null`.
  *
  * @category Client
  *
@@ -67,7 +68,7 @@ export interface WebSocketEventMap {
  * ```
  */
 export type WebSocketEventHandler<K extends keyof WebSocketEventMap> =
-  | ((this: WebSocket, event: WebSocketEventMap[K]) => unknown)
+  | ((this: globalThis.WebSocket, event: WebSocketEventMap[K]) => unknown)
   | null;
 
 /** The bytes of a `send()` argument, copied: later changes to the caller's buffer do not affect the message. */
@@ -122,9 +123,12 @@ function errorEvent(cause: unknown): Event {
  * `error` event is an `ErrorEvent` whose `error` is the cause, where the
  * runtime has `ErrorEvent` (a plain `Event` elsewhere). Like browsers, it
  * offers permessage-deflate (pass `deflate: false` in the options not to).
- * Differences from browsers: `extensions` lists the agreed extensions' names
- * without their parameters. `close()` without a code sends an empty close frame, which the peer reports
- * as 1005, as in browsers.
+ * `close()` without a code sends an empty close frame, which the peer reports
+ * as 1005, as in browsers. Its type fits wherever the DOM's `WebSocket` type
+ * is expected (`const ws: globalThis.WebSocket = new WebSocket(url)`), and the
+ * class where `typeof WebSocket` is (a polyfill); listeners and `on…`
+ * handlers get it as the DOM type in `this`. Pings and pongs are not events,
+ * as in browsers: pass `onPing` / `onPong` in the options to see them.
  *
  * @category Client
  *
@@ -183,13 +187,30 @@ export class WebSocket extends EventTarget {
    * Starts connecting. Events report the outcome; the constructor throws only for bad arguments.
    *
    * @param url A `ws:` or `wss:` URL (`http:` and `https:` are mapped to them), without a fragment.
-   * @param protocols Subprotocols to offer, in order of preference.
-   * @param options sock's connect options: the adapter, headers, CA certificates, timeouts, deflate.
+   * @param protocols Subprotocols to offer, in order of preference; or, as Deno's constructor takes
+   *   them, an object with the `protocols` and extra request `headers` (added to `options.headers`).
+   * @param options sock's connect options: the adapter, headers, CA certificates, timeouts, deflate,
+   *   `onPing` and `onPong`.
    * @throws {DOMException} `SyntaxError` for an invalid URL or subprotocol list.
    */
-  constructor(url: string | URL, protocols?: string | string[], options: ConnectOptions = {}) {
+  constructor(
+    url: string | URL,
+    protocols?:
+      | string
+      | string[]
+      | { protocols?: string | string[]; headers?: Iterable<readonly string[]> | Record<string, string> },
+    options: ConnectOptions = {},
+  ) {
     super();
     this.#url = syntaxCheck(() => parseWebSocketUrl(url)).url;
+    if (typeof protocols === "object" && protocols !== null && !(Symbol.iterator in protocols)) {
+      if (protocols.headers !== undefined) {
+        // Checked as `fetch()` checks them: a pair that is not a pair is a TypeError.
+        const extra = new Headers(protocols.headers as [string, string][]);
+        options = { ...options, headers: [...headerPairs(options.headers), ...extra] };
+      }
+      protocols = protocols.protocols;
+    }
     const offered = parseProtocols(protocols) ?? options.subprotocols;
     this.#offeredSubprotocols = (offered?.length ?? 0) > 0;
     connect(this.#url, { deflate: true, ...options, subprotocols: offered }).then(
@@ -221,7 +242,7 @@ export class WebSocket extends EventTarget {
   }
 
   /** 0 CONNECTING, 1 OPEN, 2 CLOSING, 3 CLOSED. */
-  get readyState(): number {
+  get readyState(): ReadyState {
     return this.#state;
   }
 
@@ -230,9 +251,12 @@ export class WebSocket extends EventTarget {
     return this.#connection?.subprotocol ?? "";
   }
 
-  /** The extensions the server agreed to, by name; empty before the connection opens and when none. */
+  /**
+   * The extensions the server agreed to, with their parameters: its `Sec-WebSocket-Extensions`
+   * value as it sent it, as in browsers; empty before the connection opens and when none.
+   */
   get extensions(): string {
-    return this.#connection?.extensions ?? "";
+    return this.#connection?.extensionsHeader ?? "";
   }
 
   /** How binary messages are delivered: `"blob"` (the default) or `"arraybuffer"`. Other values are ignored. */
@@ -290,7 +314,7 @@ export class WebSocket extends EventTarget {
    */
   override addEventListener<K extends keyof WebSocketEventMap>(
     type: K,
-    listener: (this: WebSocket, event: WebSocketEventMap[K]) => unknown,
+    listener: (this: globalThis.WebSocket, event: WebSocketEventMap[K]) => unknown,
     options?: boolean | AddEventListenerOptions,
   ): void;
   /**
@@ -322,7 +346,7 @@ export class WebSocket extends EventTarget {
    */
   override removeEventListener<K extends keyof WebSocketEventMap>(
     type: K,
-    listener: (this: WebSocket, event: WebSocketEventMap[K]) => unknown,
+    listener: (this: globalThis.WebSocket, event: WebSocketEventMap[K]) => unknown,
     options?: boolean | EventListenerOptions,
   ): void;
   /**

@@ -40,6 +40,32 @@ export interface ServerHub {
   keepaliveTimeout?(ws: Connection): void;
 }
 
+/**
+ * An extension in effect on a connection, with what was agreed (see
+ * {@linkcode Connection.negotiatedExtensions}).
+ *
+ * @category Connection
+ *
+ * @example Reading the window a client compresses with
+ * ```ts
+ * import type { NegotiatedExtension } from "@sock/sock";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const clientWindow = (extensions: NegotiatedExtension[]) =>
+ *   extensions.find((extension) => extension.name === "permessage-deflate")?.params.client_max_window_bits;
+ * assertEquals(clientWindow([{ name: "permessage-deflate", params: { client_max_window_bits: 10 } }]), 10);
+ * ```
+ */
+export interface NegotiatedExtension {
+  /** The extension's registered name, e.g. `permessage-deflate`. */
+  name: string;
+  /**
+   * Its parameters by their registered names, with the values in effect (see `Extension.params`);
+   * empty for an extension that does not report them.
+   */
+  params: Readonly<Record<string, string | number | boolean>>;
+}
+
 /** Numbers every connection of this process: ids for logs and metrics. */
 let lastId = 0;
 
@@ -159,6 +185,46 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
   /** The negotiated extensions, by name, comma-separated; empty when none. */
   get extensions(): string {
     return this.#protocol.extensions.map((extension) => extension.name).join(", ");
+  }
+
+  /**
+   * The `Sec-WebSocket-Extensions` value that agreed the extensions, parameters included, as the
+   * server sent it (what a browser's `WebSocket.extensions` gives); empty when none.
+   */
+  get extensionsHeader(): string {
+    return this.#protocol.extensionsHeader;
+  }
+
+  /**
+   * The extensions in effect, in negotiated order, each with what was agreed: for
+   * permessage-deflate, both sides' window bits and context takeover, as the values in effect
+   * (defaults included, and on a client its own limits where the server's answer left them out).
+   *
+   * @example The parameters a server asked for
+   * ```ts
+   * import { connect, Sock } from "@sock/sock";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const app = new Sock({ deflate: { serverNoContextTakeover: true, clientMaxWindowBits: 10 } });
+   * app.route("/", (ws) => ws.forEach(() => {}));
+   * const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+   * const ws = await connect(`ws://127.0.0.1:${port}/`, { deflate: true });
+   * assertEquals(ws.negotiatedExtensions, [{
+   *   name: "permessage-deflate",
+   *   params: {
+   *     server_no_context_takeover: true,
+   *     client_no_context_takeover: false,
+   *     server_max_window_bits: 15,
+   *     client_max_window_bits: 10,
+   *   },
+   * }]);
+   * assertEquals(ws.extensionsHeader, "permessage-deflate; server_no_context_takeover; client_max_window_bits=10");
+   * await ws.close();
+   * await app.close();
+   * ```
+   */
+  get negotiatedExtensions(): NegotiatedExtension[] {
+    return this.#protocol.extensions.map(({ name, params }) => ({ name, params: params ?? {} }));
   }
 
   /** On the server side, the request that opened this connection. */
@@ -493,6 +559,15 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     answered: (ws) => ws.#reader.answered(),
     drained: (ws) => ws.#reader.drained(),
     consumerFailed: (ws) => void ws.close(CloseCode.InternalError, "internal error").catch(ignore),
+    notice(ws, event) {
+      const callback = event.type === "ping" ? ws.#settings.onPing : ws.#settings.onPong;
+      try {
+        callback?.(event.data, ws);
+      } catch {
+        // As when a forEach() callback throws.
+        ws.close(CloseCode.InternalError, "internal error").catch(ignore);
+      }
+    },
   };
 
   static #keepaliveOwner: KeepaliveOwner<Connection> = {

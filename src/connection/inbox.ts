@@ -6,7 +6,7 @@
  */
 
 import { concat } from "../core/bytes.ts";
-import type { CloseResult } from "../core/protocol.ts";
+import type { CloseResult, PingEvent, PongEvent } from "../core/protocol.ts";
 import { ended, quiet } from "./closed.ts";
 import { QUEUED } from "./outbox.ts";
 
@@ -45,7 +45,12 @@ export interface InboxOwner<C> {
   drained(connection: C): void;
   /** A `forEach()` callback threw or rejected: the connection closes with 1011. */
   consumerFailed(connection: C): void;
+  /** A ping or pong reaches the application (`onPing` / `onPong`), after the messages read before it. */
+  notice(connection: C, event: PingEvent | PongEvent): void;
 }
+
+/** What the queue holds: messages (or pieces), and pings and pongs waiting for the messages before them. */
+type Entry = MessagePart | PingEvent | PongEvent;
 
 /** A `forEach()` callback and the promise it returned. */
 interface Consumer {
@@ -70,8 +75,13 @@ export class Inbox<C> {
   readonly #connection: unknown;
   readonly #owner: InboxOwner<C>;
   readonly #high: number;
-  /** Received messages, or pieces of them with `streamMessages`; made on first use. */
-  #messages: MessagePart[] | undefined;
+  /**
+   * Received messages, or pieces of them with `streamMessages`, and the pings and pongs read
+   * between them (see `notice()`); made on first use.
+   */
+  #messages: Entry[] | undefined;
+  /** Pings and pongs in the queue: while there are none, taking a message checks for none. */
+  #notices = 0;
   #waiting: Waiter[] | undefined;
   /** Set by `forEach()`: messages go to it as they are read. */
   #consumer: Consumer | undefined;
@@ -118,6 +128,19 @@ export class Inbox<C> {
     else (this.#messages ??= []).push(message);
   }
 
+  /**
+   * A ping or pong the application watches was read: it reaches the application now when no
+   * message read before it is waiting, else once those messages are taken, so the application
+   * sees pings, pongs and messages in the order they arrived.
+   */
+  notice(event: PingEvent | PongEvent): void {
+    if (!this.#messages?.length && !this.#consumer?.busy) {
+      return this.#owner.notice(this.#connection as C, event);
+    }
+    (this.#messages ??= []).push(event);
+    this.#notices++;
+  }
+
   /** The connection closed: every waiter settles, and `forEach()` once its messages are passed on. */
   close(closed: CloseResult): void {
     this.#closed = closed;
@@ -128,7 +151,7 @@ export class Inbox<C> {
   /** See `Connection.receive()`. */
   receive(timeout?: number): Promise<Message | undefined> {
     // A whole message is waiting: no need to wait for it.
-    if (this.#messages?.[0]?.final) return Promise.resolve(this.#take()!.data);
+    if ((this.#messages?.[0] as MessagePart | undefined)?.final) return Promise.resolve(this.#take()!.data);
     return quiet(this.#receive(timeout));
   }
 
@@ -140,7 +163,9 @@ export class Inbox<C> {
   /** The next step of `for await`. */
   next(): Promise<IteratorResult<Message>> {
     // A whole message is waiting: one promise, not two.
-    if (this.#messages?.[0]?.final) return Promise.resolve({ done: false, value: this.#take()!.data });
+    if ((this.#messages?.[0] as MessagePart | undefined)?.final) {
+      return Promise.resolve({ done: false, value: this.#take()!.data });
+    }
     return quiet(
       this.#receive(undefined).then((value) =>
         value === undefined ? { done: true, value: undefined } : { done: false, value }
@@ -190,20 +215,28 @@ export class Inbox<C> {
   /** Puts pieces taken back at the front of the queue, for waiters first. */
   #requeue(parts: MessagePart[]): void {
     if (this.#closed) return;
-    const messages = this.#messages = [...parts, ...this.#messages ?? []];
+    this.#messages = [...parts, ...this.#messages ?? []];
     const waiting = this.#waiting;
-    while (waiting?.length && messages.length) waiting.shift()!.resolve(messages.shift());
+    while (waiting?.length) {
+      const message = this.#take(); // Pings and pongs between the pieces reach the application as they come.
+      if (message === undefined) break;
+      waiting.shift()!.resolve(message);
+    }
   }
 
-  /** The next piece received, if one is waiting. */
+  /** The next piece received, if one is waiting; the pings and pongs before it reach the application first. */
   #take(): MessagePart | undefined {
     this.reading = true;
-    const messages = this.#messages;
-    const message = messages?.shift();
-    if (message !== undefined && messages!.length === this.#high >> 2) {
+    let message = this.#messages?.shift();
+    while (this.#notices > 0 && message !== undefined && isNotice(message)) {
+      this.#notices--;
+      this.#owner.notice(this.#connection as C, message);
+      message = this.#messages!.shift(); // Read again: the callback may have received, and requeued.
+    }
+    if (message !== undefined && this.#messages!.length === this.#high >> 2) {
       this.#owner.drained(this.#connection as C);
     }
-    return message;
+    return message as MessagePart | undefined;
   }
 
   /** The next piece; with `first`, ahead of other waiters (the rest of a message being joined). */
@@ -273,4 +306,10 @@ export class Inbox<C> {
     consumer.done.reject(error);
     this.#owner.consumerFailed(this.#connection as C);
   }
+}
+
+/** Whether a queue entry is a ping or pong (messages are the core's text and binary events, or pieces put back). */
+function isNotice(entry: Entry): entry is PingEvent | PongEvent {
+  const type = (entry as { type?: string }).type;
+  return type === "ping" || type === "pong";
 }

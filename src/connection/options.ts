@@ -6,11 +6,29 @@
  */
 
 import { checkOption } from "../core/options.ts";
+import type { Connection } from "./connection.ts";
 
 /**
  * Options of a {@linkcode Connection}.
  *
  * @category Connection
+ *
+ * @example Seeing the pings and pongs a peer sends
+ * ```ts
+ * import { connect, Sock } from "@sock/sock";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const text = (data: Uint8Array) => new TextDecoder().decode(data);
+ * const pongs: string[] = [];
+ * const app = new Sock({ onPong: (data) => void pongs.push(text(data)) });
+ * app.route("/", (ws) => ws.ping("are you there?").then(() => ws.close(1000)));
+ * const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+ * const pings: string[] = [];
+ * const ws = await connect(`ws://127.0.0.1:${port}/`, { onPing: (data) => void pings.push(text(data)) });
+ * await ws.closed;
+ * assertEquals([pings, pongs], [["are you there?"], ["are you there?"]]);
+ * await app.close();
+ * ```
  */
 export interface ConnectionOptions {
   /** How long `close()` waits for the peer's close frame, in ms. Default 5000. */
@@ -41,10 +59,32 @@ export interface ConnectionOptions {
    * `Infinity` disables the limit. Default 16 MiB.
    */
   maxBufferedAmount?: number;
+  /**
+   * Called with the payload of every ping the peer sends, in order with the messages: at once when
+   * the application has taken every message read before it, else when, having taken them, it asks
+   * for the next (`receive()`, iteration, or `forEach()` once its callback is done with the last),
+   * so pings, pongs and messages reach it in the order they arrived. The pong is sent as the ping
+   * is read, whatever the callback does. Called with
+   * the connection, so one callback serves a whole server. When it throws, the connection is
+   * closed with 1011, as when a `forEach()` callback throws.
+   */
+  onPing?: ((data: Uint8Array, connection: Connection) => void) | undefined;
+  /**
+   * Called with the payload of every pong the peer sends, in order with the messages as `onPing`
+   * is: unsolicited pongs (heartbeats) and the answers to `ping()` and to keepalive pings alike
+   * (`ping()` settles as the pong is read). Called with the connection; when it throws, the
+   * connection is closed with 1011.
+   */
+  onPong?: ((data: Uint8Array, connection: Connection) => void) | undefined;
 }
 
+/** The callbacks among the options: no default, absent from the settings when not given. */
+type Callbacks = "onPing" | "onPong";
+
 /** A connection's options with every default filled in and every value checked. */
-export type ConnectionSettings = Readonly<Required<ConnectionOptions>>;
+export type ConnectionSettings =
+  & Readonly<Required<Omit<ConnectionOptions, Callbacks>>>
+  & Readonly<Pick<ConnectionOptions, Callbacks>>;
 
 /**
  * The options of a connection with their defaults, each checked: a mistyped or out-of-range value
@@ -54,6 +94,7 @@ export type ConnectionSettings = Readonly<Required<ConnectionOptions>>;
  * @returns Every option's value; the same object again for the same options object, so a server
  *   that passes one options object to every connection has them checked once, and shared.
  * @throws {RangeError} For a value that is not a number in its range.
+ * @throws {TypeError} For an `onPing` or `onPong` that is not a function.
  */
 export function connectionSettings(options: ConnectionOptions): ConnectionSettings {
   let settings = settingsByOptions.get(options);
@@ -74,9 +115,22 @@ export function connectionSettings(options: ConnectionOptions): ConnectionSettin
       min: 0,
     }),
   };
+  // Only those given: the settings of options without them are as they were.
+  if (options.onPing !== undefined) {
+    settings = { ...settings, onPing: checkCallback("onPing", options.onPing) };
+  }
+  if (options.onPong !== undefined) {
+    settings = { ...settings, onPong: checkCallback("onPong", options.onPong) };
+  }
   settingsByOptions.set(options, settings);
   return settings;
 }
 
 /** Settings already checked, by the options object they came from: a server's are checked once. */
 const settingsByOptions = new WeakMap<ConnectionOptions, ConnectionSettings>();
+
+/** A callback option: a function. */
+function checkCallback<T>(name: string, value: T): T {
+  if (typeof value !== "function") throw new TypeError(`${name} must be a function`);
+  return value;
+}

@@ -170,7 +170,10 @@ export class Reader<C> implements TransportSink {
     this.#roomWait?.resolve();
   }
 
-  /** Passes on what the core produced: messages to the inbox, pongs to keepalive, the close to the owner. */
+  /**
+   * Passes on what the core produced: messages to the inbox, pongs to keepalive, pings and pongs
+   * to the inbox when the application watches them, the close to the owner.
+   */
   dispatch(events = this.#protocol.events() as ProtocolEvent[]): void {
     for (const event of events) {
       switch (event.type) {
@@ -178,8 +181,12 @@ export class Reader<C> implements TransportSink {
         case "binary":
           this.#inbox.push(event); // Has `data` and `final`: a MessagePart as it is.
           break;
+        case "ping":
+          if (this.#settings.onPing) this.#inbox.notice(event); // In order with the messages.
+          break;
         case "pong":
           this.#keepalive.pong(event.data);
+          if (this.#settings.onPong) this.#inbox.notice(event);
           break;
         case "closed":
           this.#closed = true;

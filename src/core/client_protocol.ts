@@ -186,7 +186,7 @@ export class ClientProtocol extends Protocol<AcceptedEvent | RejectedEvent> {
       }
       const agreed = checkAcceptResponse(response, this.#token, this.#options.subprotocols ?? []);
       const extensions = completeExtensions(this.#options.extensions ?? [], agreed.extensions);
-      this.open(agreed.subprotocol, extensions);
+      this.open(agreed.subprotocol, extensions, response.headers.get("sec-websocket-extensions") ?? "");
       this.emit({ type: "accepted", response });
       this.receiveAfterHandshake(result.rest.slice());
     } catch (error) {

@@ -36,6 +36,13 @@ export interface Extension {
   /** The RSV bits it may set on data frames (`0x40` RSV1, `0x20` RSV2, `0x10` RSV3). */
   readonly rsv: number;
   /**
+   * What was agreed, for the application to read: every parameter by its registered name, with
+   * the value in effect (permessage-deflate gives all four of its parameters, window bits as
+   * numbers and context takeover as booleans, defaults included). Optional: an extension that
+   * leaves it out reports no parameters.
+   */
+  readonly params?: Readonly<Record<string, string | number | boolean>>;
+  /**
    * Transforms the next piece of an incoming message.
    *
    * @param data The piece, valid only during the call.

@@ -383,6 +383,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #decoder: FrameDecoder;
   #encoder: FrameEncoder;
   #extensions: Extension[] = [];
+  #extensionsHeader = "";
   #subprotocol = "";
 
   readonly #maxMessageSize: number;
@@ -485,6 +486,14 @@ export class Protocol<SideEvent = never> implements FrameSink {
   /** The extensions in effect, in negotiated order. */
   get extensions(): readonly Extension[] {
     return this.#extensions;
+  }
+
+  /**
+   * The agreed `Sec-WebSocket-Extensions` value, parameters included: the one the server sent (on
+   * a client, as received); empty when none.
+   */
+  get extensionsHeader(): string {
+    return this.#extensionsHeader;
   }
 
   /** The peer's close frame, once received. */
@@ -820,10 +829,11 @@ export class Protocol<SideEvent = never> implements FrameSink {
     this.#events.push(event);
   }
 
-  /** Moves to OPEN with the agreed subprotocol and extensions. */
-  protected open(subprotocol: string, extensions: Extension[]): void {
+  /** Moves to OPEN with the agreed subprotocol and extensions (and the header that agreed them). */
+  protected open(subprotocol: string, extensions: Extension[], extensionsHeader = ""): void {
     this.#subprotocol = subprotocol;
     this.#extensions = extensions;
+    this.#extensionsHeader = extensionsHeader;
     let rsv = 0;
     for (const extension of extensions) rsv |= extension.rsv;
     this.#decoder.allowedRsv = rsv;

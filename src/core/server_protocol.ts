@@ -269,7 +269,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
     this.#answered = true;
     this.#token = undefined; // Not kept for the connection's life.
     this.sendRaw(response, true);
-    this.open(options.subprotocol ?? "", extensions);
+    this.open(options.subprotocol ?? "", extensions, header);
     if (this.#earlySize > 0) this.receiveAfterHandshake(this.#early.subarray(0, this.#earlySize));
     this.#early = NO_BYTES;
   }

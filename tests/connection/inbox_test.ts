@@ -29,6 +29,7 @@ function owner(): InboxOwner<Connection> & { calls: string[]; count(name: string
     answered: (connection) => call("answered", connection),
     drained: (connection) => call("drained", connection),
     consumerFailed: (connection) => call("consumerFailed", connection),
+    notice: (connection, event) => call(`${event.type} ${new TextDecoder().decode(event.data)}`, connection),
   };
 }
 
@@ -317,4 +318,53 @@ test("Inbox: a clean close half-way through a streamed message leaves receive() 
   iterated.push(part("wor", false));
   iterated.close(CLEAN);
   assertEquals(await within(iterated.next(), "next()"), { done: true, value: undefined });
+});
+
+test("Inbox.notice() reports a ping at once when no message read before it waits", () => {
+  const own = owner();
+  const inbox = inboxOf(own, 16);
+  inbox.notice({ type: "ping", data: new TextEncoder().encode("p") });
+  assertEquals(own.calls, ["ping p"]);
+});
+
+test("Inbox.notice() holds a ping or pong behind the messages read before it, until the next is asked for", async () => {
+  const own = owner();
+  const inbox = inboxOf(own, 16);
+  const bytes = (text: string) => new TextEncoder().encode(text);
+  inbox.push(part("one"));
+  inbox.notice({ type: "ping", data: bytes("p") });
+  inbox.push(part("two"));
+  inbox.notice({ type: "pong", data: bytes("q") });
+  assertEquals(own.calls, []);
+  assertEquals(await inbox.receive(), "one");
+  assertEquals(own.calls, []);
+  assertEquals(await inbox.receive(), "two");
+  assertEquals(own.calls, ["ping p"]);
+  const next = inbox.receive();
+  assertEquals(own.calls, ["ping p", "pong q", "waiting"]);
+  inbox.push(part("three"));
+  assertEquals(await next, "three");
+});
+
+test("Inbox.notice() keeps a forEach() callback's order: messages, pings and pongs as they were read", async () => {
+  const own = owner();
+  const inbox = inboxOf(own, 16);
+  const bytes = (text: string) => new TextEncoder().encode(text);
+  const later = Promise.withResolvers<void>();
+  void inbox.forEach((data) => {
+    own.calls.push(`message ${data}`); // One log for messages and notices.
+    if (data === "one") return later.promise; // Busy: what follows queues.
+  });
+  inbox.push(part("one"));
+  inbox.notice({ type: "ping", data: bytes("p") });
+  inbox.push(part("two"));
+  inbox.notice({ type: "pong", data: bytes("q") });
+  const seen = () => own.calls.filter((c) => c !== "answered");
+  assertEquals(seen(), ["message one"]);
+  later.resolve();
+  await nextTurn();
+  assertEquals(seen(), ["message one", "ping p", "message two", "pong q"]);
+  inbox.notice({ type: "ping", data: bytes("idle") }); // Nothing queued, the callback idle: at once.
+  assertEquals(seen().at(-1), "ping idle");
+  inbox.close(CLEAN);
 });

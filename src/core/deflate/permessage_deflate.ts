@@ -68,6 +68,8 @@ interface Agreement {
   /** Window bits and context takeover of the messages this side receives. */
   receiveBits: number;
   receiveNoContext: boolean;
+  /** Whether this side is the client: "server" and "client" in the parameters' names then swap. */
+  client: boolean;
 }
 
 /** The parameters of one offer or answer, checked (RFC 7692 §7.1). */
@@ -217,6 +219,7 @@ export class PerMessageDeflateServer implements ServerExtensionFactory {
         sendNoContext: serverNoContext,
         receiveBits: clientBits,
         receiveNoContext: clientNoContext,
+        client: false,
       });
       return { response, extension };
     }
@@ -301,6 +304,7 @@ export class PerMessageDeflateClient implements ClientExtensionFactory {
       sendNoContext: params.clientNoContextTakeover || settings.clientNoContextTakeover,
       receiveBits: serverBits,
       receiveNoContext: params.serverNoContextTakeover,
+      client: true,
     });
   }
 }
@@ -324,6 +328,17 @@ class PerMessageDeflate implements Extension {
   constructor(agreement: Agreement, settings: Settings) {
     this.#agreement = agreement;
     this.#settings = settings;
+  }
+
+  /** The agreement in the parameters' terms, made when asked (nothing kept per connection). */
+  get params(): Readonly<Record<string, string | number | boolean>> {
+    const { sendBits, sendNoContext, receiveBits, receiveNoContext, client } = this.#agreement;
+    return {
+      server_no_context_takeover: client ? receiveNoContext : sendNoContext,
+      client_no_context_takeover: client ? sendNoContext : receiveNoContext,
+      server_max_window_bits: client ? receiveBits : sendBits,
+      client_max_window_bits: client ? sendBits : receiveBits,
+    };
   }
 
   decode(data: Uint8Array, rsv: number, final: boolean, maxSize: number): Uint8Array {
