@@ -6,16 +6,17 @@
 
 import { type ClientEvent, ClientProtocol } from "./core/client_protocol.ts";
 import { PerMessageDeflateClient, type PerMessageDeflateOptions } from "./core/deflate/permessage_deflate.ts";
-import type { HandshakeResponse, HeadersInit } from "./core/handshake.ts";
+import { type HandshakeResponse, headerPairs, type HeadersInit } from "./core/handshake.ts";
 import type { ProtocolEvent, ProtocolOptions } from "./core/protocol.ts";
 import type { HeadLimits } from "./core/http.ts";
-import { parseWebSocketUrl } from "./core/url.ts";
+import { parseWebSocketUrl, type WebSocketUrl } from "./core/url.ts";
 import { detectAdapter } from "./adapters/mod.ts";
 import { Connection } from "./connection/connection.ts";
 import { type ConnectionOptions, connectionSettings } from "./connection/options.ts";
 import { Link } from "./connection/link.ts";
 import { ConnectError, hostPort } from "./net_errors.ts";
-import type { Adapter, Endpoint, Transport } from "./transport.ts";
+import type { Adapter, Endpoint } from "./transport.ts";
+import { type Attempt, openTunnel, parseProxyUrl, proxyFor } from "./proxy.ts";
 
 /**
  * Options of {@linkcode connect}.
@@ -43,6 +44,29 @@ export interface ConnectOptions extends ConnectionOptions, ProtocolOptions, Head
    * settings. Default `false`.
    */
   deflate?: boolean | PerMessageDeflateOptions;
+  /**
+   * The proxy to tunnel through: `"http://user:password@host:port"` (HTTP `CONNECT`; the
+   * credentials, if any, go as `Proxy-Authorization: Basic`) or `"socks5://user:password@host:port"`
+   * (SOCKS5, RFC 1928, with RFC 1929's user name and password; `socks5h:` alike: the proxy
+   * resolves the server's name either way). `wss:` runs TLS inside the tunnel, checked against the
+   * server's host. `false`: never a proxy. By default, the one the environment names, as the
+   * runtime's `fetch` reads it: `HTTP_PROXY` for `ws:`, `HTTPS_PROXY` for `wss:`, else `ALL_PROXY`
+   * (upper case first, then lower case), except for hosts that `NO_PROXY` lists (on Deno,
+   * variables it is not allowed to read count as unset). Failures are {@linkcode ConnectError}s
+   * naming the proxy: `PROXY_AUTH_FAILED`, `PROXY_REFUSED`, `PROXY_PROTOCOL_ERROR`, or the codes of
+   * any connection (`ECONNREFUSED` when it is down). The connection's `remoteAddress` is then the
+   * proxy's.
+   */
+  proxy?: string | URL | false | undefined;
+  /**
+   * Follows redirects (301, 302, 303, 307, 308 with a `Location`) to the URL they name, `http:`
+   * and `https:` taken as `ws:` and `wss:`. A redirect to another origin (scheme, host or port)
+   * drops the `Authorization`, `Cookie` and `Proxy-Authorization` headers; one from `wss:` to
+   * `ws:` is refused. Default `false`: the redirect is a {@linkcode HandshakeRejected}.
+   */
+  followRedirects?: boolean | undefined;
+  /** The most redirects followed before giving up (`TOO_MANY_REDIRECTS`). Default 10. */
+  maxRedirects?: number | undefined;
 }
 
 /**
@@ -115,8 +139,13 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
   if (signal?.aborted) return Promise.reject(signal.reason);
   let endpoint: Endpoint;
   try {
-    endpoint = endpointOf(url, options);
+    endpoint = endpointOf(parseWebSocketUrl(url), options);
     connectionSettings(options); // Every option checked before connecting.
+    const { proxy, maxRedirects } = options;
+    if (proxy !== undefined && proxy !== false) parseProxyUrl(proxy);
+    if (maxRedirects !== undefined && !(Number.isInteger(maxRedirects) && maxRedirects >= 0)) {
+      throw new RangeError(`maxRedirects must be an integer >= 0, got ${maxRedirects}`);
+    }
   } catch (error) {
     return Promise.reject(error);
   }
@@ -130,26 +159,21 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
   const abort = () => gaveUp.reject(signal!.reason);
   signal?.addEventListener("abort", abort, { once: true });
   // Giving up closes the transport, which ends whatever read or write is pending.
-  const attempt: Attempt = { cancelled: false, transport: undefined };
-  gaveUp.promise.catch(() => {
+  const cancel = new AbortController();
+  const attempt: Attempt = { cancelled: false, transport: undefined, signal: cancel.signal };
+  gaveUp.promise.catch((reason) => {
     attempt.cancelled = true;
     attempt.transport?.close();
+    cancel.abort(reason);
   });
-  return Promise.race([open(url, endpoint, options, attempt), gaveUp.promise]).finally(() => {
+  return Promise.race([follow(url, options, attempt), gaveUp.promise]).finally(() => {
     clearTimeout(timer);
     signal?.removeEventListener("abort", abort);
   });
 }
 
-/** A connection attempt that `connect()` may give up on. */
-interface Attempt {
-  cancelled: boolean;
-  transport: Transport | undefined;
-}
-
 /** Where a URL points: host, port and TLS settings. */
-function endpointOf(url: string | URL, options: ConnectOptions): Endpoint {
-  const { hostname, port, secure } = parseWebSocketUrl(url);
+function endpointOf({ hostname, port, secure }: WebSocketUrl, options: ConnectOptions): Endpoint {
   return {
     hostname,
     port,
@@ -162,13 +186,73 @@ function closedEarly(endpoint: Endpoint, cause?: unknown): ConnectError {
   return new ConnectError("ECONNRESET", endpoint, { reason: "during the WebSocket handshake", cause });
 }
 
+/** The statuses of a redirect `followRedirects` follows. */
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** The headers dropped by a redirect to another origin. */
+const CREDENTIALS = new Set(["authorization", "cookie", "proxy-authorization"]);
+
+/** Opens the connection, following redirects when asked. */
+async function follow(url: string | URL, options: ConnectOptions, attempt: Attempt): Promise<Connection> {
+  const { maxRedirects = 10 } = options;
+  let target = parseWebSocketUrl(url);
+  const visited = new Set([target.url.href]);
+  for (let redirects = 0;; redirects++) {
+    attempt.signal.throwIfAborted(); // Given up on: no next hop.
+    const endpoint = endpointOf(target, options);
+    const result = await open(target, endpoint, options, attempt);
+    if (result instanceof Connection) return result;
+    const next = redirectTarget(target.url, result, endpoint);
+    const nextUrl = next.url;
+    if (visited.has(nextUrl.href)) {
+      throw new ConnectError("TOO_MANY_REDIRECTS", endpoint, { reason: `a loop back to ${nextUrl.href}` });
+    }
+    if (redirects >= maxRedirects) {
+      throw new ConnectError("TOO_MANY_REDIRECTS", endpoint, { reason: `more than ${maxRedirects}` });
+    }
+    visited.add(nextUrl.href);
+    if (origin(nextUrl) !== origin(target.url) && options.headers) {
+      const headers = headerPairs(options.headers).filter(([name]) => !CREDENTIALS.has(name.toLowerCase()));
+      options = { ...options, headers };
+    }
+    target = next;
+  }
+}
+
+function origin(url: URL): string {
+  return `${url.protocol}//${url.host}`;
+}
+
+/** Where a redirect goes, checked: `http:`/`https:` become `ws:`/`wss:`, the fragment is dropped. */
+function redirectTarget(from: URL, location: string, endpoint: Endpoint): WebSocketUrl {
+  const bad = (reason: string) => new ConnectError("BAD_REDIRECT", endpoint, { reason });
+  let url: URL;
+  try {
+    url = new URL(location, from);
+  } catch {
+    throw bad(`Location is not a URL: ${JSON.stringify(location.slice(0, 200))}`);
+  }
+  url.hash = "";
+  if (!/^(wss?|https?):$/.test(url.protocol)) throw bad(`Location has the scheme ${url.protocol}`);
+  if (url.username || url.password) throw bad("Location has credentials");
+  const next = parseWebSocketUrl(url);
+  if (from.protocol === "wss:" && !next.secure) {
+    throw new ConnectError("INSECURE_REDIRECT", endpoint, { reason: `to ${next.url.href}` });
+  }
+  return next;
+}
+
+/**
+ * Opens one connection and does the opening handshake: the connection, or where a redirect points
+ * when `followRedirects` is set.
+ */
 async function open(
-  url: string | URL,
+  target: WebSocketUrl,
   endpoint: Endpoint,
   options: ConnectOptions,
   attempt: Attempt,
-): Promise<Connection> {
+): Promise<Connection | string> {
   const { deflate } = options;
+  const url = target.url;
   const extensions = deflate ? [new PerMessageDeflateClient(deflate === true ? {} : deflate)] : [];
   const adapter = options.adapter ?? detectAdapter();
   const protocol = new ClientProtocol({
@@ -180,11 +264,24 @@ async function open(
     holdEndings: true,
     leaveUnread: true,
   });
-  // Adapters reject with a ConnectError.
-  const transport = await adapter.connect(endpoint);
-  attempt.transport = transport;
-  if (attempt.cancelled) transport.close();
-  const link = new Link(transport);
+  const proxy = proxyFor(options.proxy, target, adapter);
+  let link: Link;
+  if (proxy) {
+    const tls = endpoint.tls ? { caCerts: options.caCerts } : undefined;
+    link = await openTunnel(
+      adapter,
+      proxy,
+      { hostname: endpoint.hostname, port: endpoint.port, tls },
+      attempt,
+    );
+  } else {
+    // Adapters reject with a ConnectError.
+    const transport = await adapter.connect(endpoint);
+    attempt.transport = transport;
+    if (attempt.cancelled) transport.close();
+    link = new Link(transport);
+  }
+  const transport = link.transport;
   try {
     protocol.sendRequest();
     // A write fails only once the connection is gone (reads just end, below).
@@ -204,7 +301,14 @@ async function open(
         if (event.type === "accepted") {
           return new Connection(protocol, link, options, events.slice(i + 1) as ProtocolEvent[]);
         }
-        if (event.type === "rejected") throw new HandshakeRejected(event.response, event.body);
+        if (event.type === "rejected") {
+          const location = event.response.headers.get("location");
+          if (options.followRedirects && REDIRECTS.has(event.response.status) && location !== null) {
+            link.close();
+            return location;
+          }
+          throw new HandshakeRejected(event.response, event.body);
+        }
         if (event.type === "failed") throw event.error;
         if (event.type === "closed") throw closedEarly(endpoint);
       }

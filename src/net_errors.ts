@@ -27,6 +27,21 @@ import type { NetAddress } from "./transport.ts";
  * - `TLS_HANDSHAKE_FAILED`: any other TLS failure (not a TLS server, no common
  *   cipher or version, a fatal alert).
  * - `ENETUNREACH`, `EHOSTUNREACH`: no route to the network or host.
+ * - `PROXY_AUTH_FAILED`: the proxy answered `407 Proxy Authentication Required` (or `401`,
+ *   as tinyproxy does for wrong ones), or a SOCKS5 proxy refused the user name and password or
+ *   accepts none of the methods offered: credentials missing from the proxy URL, or wrong. The error names the proxy.
+ * - `PROXY_REFUSED`: the proxy answered `CONNECT` with another status than 2xx (`403` for a port it
+ *   does not tunnel to, `502` when it cannot reach the target…), or a SOCKS5 proxy with a failure
+ *   reply (RFC 1928 §6: not allowed, connection refused, host unreachable…); the reason carries the
+ *   status or reply. The error names the proxy.
+ * - `PROXY_PROTOCOL_ERROR`: the proxy's answer is not an HTTP (or SOCKS5) response, is over 8 KiB, or bytes
+ *   came before the tunnel's peer could have sent any. The error names the proxy. (A proxy that is
+ *   down fails as any host: `ECONNREFUSED`, `ENOTFOUND`… naming the proxy.)
+ * - `TOO_MANY_REDIRECTS`: with `followRedirects`, more than `maxRedirects` redirects, or a redirect
+ *   back to a URL already visited (a loop). The error names the server that redirected last.
+ * - `INSECURE_REDIRECT`: a redirect from `wss:` to `ws:` (refused: it would drop TLS).
+ * - `BAD_REDIRECT`: a redirect whose `Location` is not a URL, or not `ws:`, `wss:`, `http:` or
+ *   `https:`, or has credentials.
  * - `UNKNOWN`: anything else; the message carries the runtime's reason.
  *
  * @category Errors
@@ -42,6 +57,12 @@ export type ConnectErrorCode =
   | "TLS_HANDSHAKE_FAILED"
   | "ENETUNREACH"
   | "EHOSTUNREACH"
+  | "PROXY_AUTH_FAILED"
+  | "PROXY_REFUSED"
+  | "PROXY_PROTOCOL_ERROR"
+  | "TOO_MANY_REDIRECTS"
+  | "INSECURE_REDIRECT"
+  | "BAD_REDIRECT"
   | "UNKNOWN";
 
 /**
@@ -68,6 +89,12 @@ const CONNECT_TEXT: Record<ConnectErrorCode, string> = {
   TLS_HANDSHAKE_FAILED: "TLS handshake failed",
   ENETUNREACH: "network unreachable",
   EHOSTUNREACH: "host unreachable",
+  PROXY_AUTH_FAILED: "proxy authentication required",
+  PROXY_REFUSED: "the proxy refused the tunnel",
+  PROXY_PROTOCOL_ERROR: "the proxy's answer is not valid",
+  TOO_MANY_REDIRECTS: "too many redirects",
+  INSECURE_REDIRECT: "refused a redirect from wss: to ws:",
+  BAD_REDIRECT: "invalid redirect",
   UNKNOWN: "connection failed",
 };
 

@@ -135,6 +135,22 @@ export interface Endpoint {
 }
 
 /**
+ * TLS on a connection already open: what {@linkcode Adapter.startTls} checks the server against.
+ *
+ * @category Adapters
+ */
+export interface StartTlsOptions {
+  /** The server's host name (or address): sent as SNI, and what its certificate must be valid for. */
+  hostname: string;
+  /** The server's port: only to name the server in errors. */
+  port: number;
+  /** CA certificates (PEM) to trust instead of the runtime's. */
+  caCerts?: string[] | undefined;
+  /** Abandons the handshake: the connection closes, and the promise rejects. */
+  signal?: AbortSignal | undefined;
+}
+
+/**
  * What a runtime provides: listening and connecting.
  *
  * @category Adapters
@@ -162,4 +178,25 @@ export interface Adapter {
    *   the same `code` on every runtime.
    */
   connect(endpoint: Endpoint): Promise<Transport>;
+  /**
+   * Optional: starts TLS inside a connection this adapter's `connect()` opened (a tunnel through a
+   * proxy), checking the certificate against `options.hostname`. The old transport is handed over:
+   * it was started, then paused from inside its sink's `data()` (so no read is pending), and is not
+   * used again; closing it afterwards does nothing.
+   *
+   * @param transport A connection from this adapter's `connect()`, paused.
+   * @param options The server's host name, and the CAs to trust.
+   * @returns The TLS connection, not started yet, once the TLS handshake is done.
+   * @throws {ConnectError} When the TLS handshake fails (the promise rejects), with the same `code`
+   *   as `connect()` gives, naming `options.hostname`.
+   */
+  startTls?(transport: Transport, options: StartTlsOptions): Promise<Transport>;
+  /**
+   * Optional: reads an environment variable (the client's proxy settings, `HTTP_PROXY` and the
+   * like).
+   *
+   * @param name The variable.
+   * @returns Its value; `undefined` when it is not set, or may not be read.
+   */
+  env?(name: string): string | undefined;
 }

@@ -13,6 +13,7 @@ import type {
   Listener,
   NetAddress,
   RuntimeHints,
+  StartTlsOptions,
   Transport,
   TransportSink,
 } from "../transport.ts";
@@ -36,6 +37,11 @@ interface BunSocket {
   end(): void;
   pause(): void;
   resume(): void;
+  /** Starts TLS on this socket; the TLS socket calls `socket`'s callbacks. */
+  upgradeTLS(options: {
+    tls: { ca?: string[] | undefined; serverName: string };
+    socket: BunSocketHandler;
+  }): unknown;
 }
 
 interface BunSocketHandler {
@@ -59,6 +65,7 @@ interface BunListenerLike {
 }
 
 interface BunApi {
+  env: Record<string, string | undefined>;
   listen(options: {
     hostname: string;
     port: number;
@@ -299,6 +306,23 @@ class BunTransport implements Transport {
     drained?.resolve();
   }
 
+  /**
+   * Hands the socket over (to `upgradeTLS()`): its callbacks no longer reach this transport, and
+   * `close()` no longer touches it.
+   *
+   * @returns The socket, or `undefined` when bytes came after the pause (nothing may come before
+   *   the TLS handshake).
+   */
+  detach(): BunSocket | undefined {
+    if (this.#dropped || this.#held?.length) return undefined;
+    this.#dropped = true;
+    this.#closed = true;
+    this.#sink = undefined;
+    this.#socket.data = undefined;
+    if (this.#socketPaused) this.#socket.resume();
+    return this.#socket;
+  }
+
   close(): void {
     if (this.#dropped) return;
     this.#dropped = true;
@@ -329,6 +353,55 @@ function handler(
     close: (socket) => socket.data?.closed(),
     error: (socket) => socket.data?.closed(),
   };
+}
+
+/**
+ * The callbacks of a socket being opened, and the transport they give once the TCP connection and,
+ * with `tls`, the TLS handshake are done (with TLS that may come after `Bun.connect()` resolves),
+ * or the error that stopped it.
+ */
+function opening(
+  endpoint: Endpoint,
+  tls: boolean,
+  local: (socket: BunSocket) => NetAddress,
+): { handlers: BunSocketHandler; opened: Promise<BunTransport> } {
+  const opened = Promise.withResolvers<BunTransport>();
+  let settled = false;
+  const open = (transport: BunTransport) => {
+    settled = true;
+    opened.resolve(transport);
+  };
+  const fail = (error: () => ConnectError) => {
+    if (settled) return;
+    settled = true;
+    opened.reject(error());
+  };
+  // When Bun.connect() itself rejects, nobody awaits `opened`: keep its rejection handled.
+  opened.promise.catch(() => {});
+  const handlers = handler(local, tls ? () => {} : open);
+  const { close, error } = handlers;
+  // Closed, or failed, before it opened (TLS: before the handshake finished): reset by the peer.
+  handlers.close = (socket, cause) => {
+    close(socket, cause);
+    fail(() =>
+      new ConnectError("ECONNRESET", endpoint, {
+        reason: tls ? "during the TLS handshake" : undefined,
+        cause,
+      })
+    );
+  };
+  handlers.error = (socket, cause) => {
+    error(socket, cause);
+    fail(() => tls ? handshakeFailed(cause, endpoint) : connectFailed(cause, endpoint));
+  };
+  // With this callback, Bun calls `open` before the TLS handshake and tells here how it went: the
+  // only place that says why a certificate was refused (without it, the socket just closes).
+  handlers.handshake = (socket, success, authorizationError) => {
+    if (success && !authorizationError) return open(socket.data!);
+    fail(() => handshakeFailed(authorizationError, endpoint));
+    socket.end();
+  };
+  return { handlers, opened: opened.promise };
 }
 
 /**
@@ -381,44 +454,11 @@ export const bunAdapter: Adapter = {
   },
   async connect(endpoint: Endpoint): Promise<Transport> {
     const { hostname, port, tls } = endpoint;
-    // The transport, once the TCP connection and any TLS handshake are done: with TLS that may come
-    // after Bun.connect() resolves.
-    const opened = Promise.withResolvers<BunTransport>();
-    let settled = false;
-    const open = (transport: BunTransport) => {
-      settled = true;
-      opened.resolve(transport);
-    };
-    const fail = (error: () => ConnectError) => {
-      if (settled) return;
-      settled = true;
-      opened.reject(error());
-    };
-    // When Bun.connect() itself rejects, nobody awaits `opened`: keep its rejection handled.
-    opened.promise.catch(() => {});
-    const handlers = handler((socket) => ({ hostname, port: socket.localPort }), tls ? () => {} : open);
-    const { close, error } = handlers;
-    // Closed, or failed, before it opened (TLS: before the handshake finished): reset by the peer.
-    handlers.close = (socket, cause) => {
-      close(socket, cause);
-      fail(() =>
-        new ConnectError("ECONNRESET", endpoint, {
-          reason: tls ? "during the TLS handshake" : undefined,
-          cause,
-        })
-      );
-    };
-    handlers.error = (socket, cause) => {
-      error(socket, cause);
-      fail(() => tls ? handshakeFailed(cause, endpoint) : connectFailed(cause, endpoint));
-    };
-    // With this callback, Bun calls `open` before the TLS handshake and tells here how it went: the
-    // only place that says why a certificate was refused (without it, the socket just closes).
-    handlers.handshake = (socket, success, authorizationError) => {
-      if (success && !authorizationError) return open(socket.data!);
-      fail(() => handshakeFailed(authorizationError, endpoint));
-      socket.end();
-    };
+    const { handlers, opened } = opening(
+      endpoint,
+      Boolean(tls),
+      (socket) => ({ hostname, port: socket.localPort }),
+    );
     try {
       await bun().connect({
         hostname,
@@ -430,6 +470,42 @@ export const bunAdapter: Adapter = {
     } catch (error) {
       throw connectFailed(error, endpoint);
     }
-    return opened.promise;
+    return opened;
+  },
+  startTls(transport: Transport, options: StartTlsOptions): Promise<Transport> {
+    const { hostname, port, caCerts, signal } = options;
+    const endpoint = { hostname, port };
+    if (!(transport instanceof BunTransport)) {
+      return Promise.reject(new TypeError("startTls() takes a connection from bunAdapter.connect()"));
+    }
+    const socket = transport.detach();
+    if (!socket) {
+      transport.close();
+      return Promise.reject(
+        new ConnectError("TLS_HANDSHAKE_FAILED", endpoint, { reason: "bytes came before the TLS handshake" }),
+      );
+    }
+    const local = transport.localAddress!;
+    const { handlers, opened } = opening(endpoint, true, () => local);
+    let sockets: BunSocket[] = [socket];
+    const close = () => sockets.forEach((s) => s.end());
+    if (signal?.aborted) {
+      close();
+      return Promise.reject(signal.reason);
+    }
+    try {
+      sockets = socket.upgradeTLS({
+        tls: { ca: caCerts, serverName: hostname },
+        socket: handlers,
+      }) as BunSocket[];
+    } catch (error) {
+      close();
+      return Promise.reject(handshakeFailed(error as Error, endpoint));
+    }
+    signal?.addEventListener("abort", close, { once: true });
+    return opened.finally(() => signal?.removeEventListener("abort", close));
+  },
+  env(name: string): string | undefined {
+    return bun().env[name];
   },
 };

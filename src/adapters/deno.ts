@@ -11,6 +11,7 @@ import type {
   Listener,
   NetAddress,
   RuntimeHints,
+  StartTlsOptions,
   Transport,
   TransportSink,
 } from "../transport.ts";
@@ -106,6 +107,8 @@ const HINTS: RuntimeHints = { scriptedTextDecoding: true };
 class DenoTransport extends Pausable implements Transport {
   #conn: Deno.Conn;
   #closed = false;
+  /** Handed over to `startTls()`: the read loop ends without a word to the sink. */
+  #detached = false;
   readonly hints: RuntimeHints = HINTS;
   readonly remoteAddress: NetAddress | undefined;
   readonly localAddress: NetAddress | undefined;
@@ -159,8 +162,19 @@ class DenoTransport extends Pausable implements Transport {
         while (this.paused && !this.#closed) await this.paused;
       }
     } finally {
-      sink.end();
+      if (!this.#detached) sink.end();
     }
+  }
+
+  /**
+   * Hands the connection over (to `Deno.startTls()`): the read loop, paused with no read pending,
+   * ends without a word to the sink, and `close()` no longer touches the connection.
+   */
+  detach(): Deno.Conn {
+    this.#detached = true;
+    this.#closed = true;
+    this.resume();
+    return this.#conn;
   }
 
   write(chunks: Uint8Array[]): Promise<void> {
@@ -292,6 +306,43 @@ export const denoAdapter: Adapter = {
         // Closed already.
       }
       throw connectFailed(error, endpoint, duringTls);
+    }
+  },
+  async startTls(transport: Transport, options: StartTlsOptions): Promise<Transport> {
+    const { hostname, port, caCerts, signal } = options;
+    if (!(transport instanceof DenoTransport)) {
+      throw new TypeError("startTls() takes a connection from denoAdapter.connect()");
+    }
+    const conn = transport.detach() as Deno.TcpConn;
+    let tlsConn: Deno.TlsConn | undefined;
+    const close = () => {
+      try {
+        (tlsConn ?? conn).close();
+      } catch {
+        // Closed already.
+      }
+    };
+    signal?.addEventListener("abort", close, { once: true });
+    try {
+      signal?.throwIfAborted();
+      tlsConn = await Deno.startTls(conn, caCerts === undefined ? { hostname } : { hostname, caCerts });
+      await tlsConn.handshake();
+      signal?.throwIfAborted();
+      return new DenoTransport(tlsConn);
+    } catch (error) {
+      close();
+      throw signal?.aborted ? signal.reason : connectFailed(error, { hostname, port }, true);
+    } finally {
+      signal?.removeEventListener("abort", close);
+    }
+  },
+  env(name: string): string | undefined {
+    // Not allowed to read it (no --allow-env): as if not set, without prompting for it.
+    try {
+      if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return undefined;
+      return Deno.env.get(name);
+    } catch {
+      return undefined;
     }
   },
 };
