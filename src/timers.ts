@@ -12,8 +12,8 @@ declare const setImmediate: ((run: () => void) => unknown) | undefined;
 
 /**
  * Many deadlines on one timer instead of one timer each: the timer wakes every `resolution` ms
- * while any deadline is set (until its first wake after the last is cleared), so a deadline fires up
- * to one resolution late. Used for handshake
+ * while any deadline is set, so a deadline fires up to one resolution late; with none set, no timer
+ * runs. Used for handshake
  * timeouts, keepalive pings and idle buffers, where thousands of connections would otherwise each
  * hold a timer.
  *
@@ -73,9 +73,9 @@ export class Deadlines<T> {
    * @param item What the deadline was for.
    */
   delete(item: T): void {
-    // The timer stops at its next wake with nothing due, not here: a connection that sets and clears
-    // a deadline per request would otherwise start and stop a timer each time.
-    this.#due.delete(item);
+    // The last one cleared stops the timer now, not at its next wake: a timer left running would
+    // keep the process alive for up to a resolution (5 s for keepalive) after everything closed.
+    if (this.#due.delete(item) && this.#due.size === 0) this.#stop();
   }
 
   /** The items with a deadline set. */
@@ -95,11 +95,13 @@ export class Deadlines<T> {
       this.#due.delete(item);
       this.#expire(item);
     }
-    if (this.#due.size === 0) {
-      clearInterval(this.#timer);
-      this.#timer = undefined;
-    }
+    if (this.#due.size === 0) this.#stop();
   };
+
+  #stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
 }
 
 /**

@@ -2,6 +2,7 @@ import { test } from "node:test";
 import { assert, assertEquals } from "./assert.ts";
 import { Deadlines, nextTurn, settledWithin, TurnEnd } from "../src/timers.ts";
 import { within } from "./_helpers.ts";
+import { sleep, spawnScript } from "./_hardening.ts";
 
 /** How often the deadlines under test wake, in ms. */
 const RESOLUTION = 10;
@@ -109,7 +110,7 @@ test("Deadlines.delete() cancels a deadline: the item never fires", async () => 
   assertEquals(fired.map((f) => f.item), ["kept"]);
 });
 
-test("Deadlines runs its one timer only while a deadline is set: its first wake after the last delete(), or the last expiry, stops it", async () => {
+test("Deadlines runs its one timer only while a deadline is set: the last delete(), or the last expiry, stops it", async () => {
   await countingIntervals(async (active) => {
     const { deadlines, expired } = recording<string>();
     assertEquals(active(), 0, "no timer before the first deadline");
@@ -120,9 +121,10 @@ test("Deadlines runs its one timer only while a deadline is set: its first wake 
     deadlines.delete("a");
     assertEquals(active(), 1, "a deadline is still set");
     deadlines.delete("b");
-    assertEquals(active(), 1, "the last delete() leaves the timer to its next wake");
+    assertEquals(active(), 0, "the last delete() stops the timer");
     assertEquals(deadlines.size, 0);
-    while (active() > 0) await new Promise((resolve) => setTimeout(resolve, RESOLUTION));
+    deadlines.delete("b");
+    assertEquals(active(), 0, "deleting what is not set changes nothing");
     deadlines.set("c", 10);
     assertEquals(active(), 1, "a new deadline starts it again");
     await expired("c");
@@ -190,3 +192,23 @@ test("TurnEnd runs each item added in a turn once, in order, after the turn's mi
   await within(second.promise, "the batch added while the first ran");
   assertEquals(ran, ["microtask", "a", "b", "added while running"]);
 });
+
+for (
+  const [what, args] of [["a Deadlines entry set and cleared", ["--deadline"]], [
+    "a server and a client closed cleanly (keepalive, handshake and idle deadlines)",
+    [],
+  ]] as const
+) {
+  test(`nothing keeps the process alive after ${what}`, async () => {
+    // The keepalive deadlines wake every 5 s, the one here every 10 minutes: a timer left running
+    // until its next wake would hold the process far past the 60 s allowed.
+    const child = spawnScript("fixtures/exit_after_close.ts", [...args]);
+    try {
+      await child.line(/^closed$/, 60000);
+      const code = await Promise.race([child.exited, sleep(60000).then(() => "still running")]);
+      assertEquals(code, 0);
+    } finally {
+      child.kill();
+    }
+  });
+}
