@@ -3,10 +3,12 @@
  * (the default) it is examples/echo_server.ts: every message comes back with
  * its type, on any path, with the same limits. In broadcast mode every message
  * received goes to every open connection, sender included, through
- * `Sock.publish` on one topic all connections subscribe to.
+ * `Sock.publish` on one topic all connections subscribe to. In fanout mode
+ * (bench/fanout.ts) it goes to every other one (`except` the sender), and with
+ * `--redis URL` to those of the other processes too, through a `RedisBackplane`.
  *
  *   deno run -A [--v8-flags=--expose-gc] bench/servers/sock.ts --port 9001 \
- *     [--host 127.0.0.1] [--mode echo|broadcast]
+ *     [--host 127.0.0.1] [--mode echo|broadcast|fanout] [--redis redis://127.0.0.1:6379]
  *   bun bench/servers/sock.ts --port 9001 [--mode broadcast] [--hooks on]
  *
  * Prints `listening on ws://HOST:PORT` once ready; SIGUSR2 runs a full GC (see
@@ -16,12 +18,14 @@
  */
 
 import { Sock } from "../../src/server/sock.ts";
+import { RedisBackplane } from "../../src/redis/backplane.ts";
 import { option } from "../../examples/args.ts";
 import { collectOnSignal } from "./gc.ts";
 
 collectOnSignal();
 
-const broadcast = option("mode", "echo") === "broadcast";
+const mode = option("mode", "echo");
+const redis = option("redis", "");
 // `--hooks on`: every lifecycle hook and a logger, each doing a little work (bench/servers.ts --hooks on).
 let heard = 0;
 const hooks = option("hooks", "off") === "on"
@@ -36,13 +40,17 @@ const app = new Sock({
   maxMessageSize: 64 * 1024 * 1024,
   maxFragments: 100_000,
   onError: (error) => console.error("handler failed:", error),
+  backplane: redis
+    ? new RedisBackplane({ url: redis, onError: (error) => console.error("redis:", error) })
+    : undefined,
   ...hooks,
 });
 app.route("/*", (ws) => {
-  if (!broadcast) return ws.forEach((message) => ws.send(message));
+  if (mode === "echo") return ws.forEach((message) => ws.send(message));
   ws.subscribe("all");
+  const except = mode === "fanout" ? ws : undefined;
   return ws.forEach((message) => {
-    app.publish("all", message);
+    app.publish("all", message, { except });
   });
 });
 const host = option("host", "127.0.0.1");
