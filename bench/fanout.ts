@@ -6,7 +6,9 @@
  * - one process alone, every subscriber on it;
  * - two processes joined by the Redis backplane (a redis-server started here),
  *   half the subscribers on each; publishes are made on the first, so the
- *   second's subscribers get them through Redis.
+ *   second's subscribers get them through Redis;
+ * - for reference, the runtime's own server in one process (`Deno.serve` with a
+ *   loop over its sockets, `Bun.serve` with its pub/sub: bench/servers/*_builtin.ts).
  *
  * on Deno and on Bun, driven by bench/fanout_load.ts on Bun. It prints, per
  * setup, deliveries per second and those missing, p50/p99 latency (all, local,
@@ -46,6 +48,8 @@ rig.killChildrenOnSignals();
 interface Setup {
   runtime: "deno" | "bun";
   processes: 1 | 2;
+  /** The runtime's own server (`Deno.serve`, `Bun.serve` with its pub/sub), for reference. */
+  builtin: boolean;
   label: string;
 }
 
@@ -79,8 +83,14 @@ interface Numbers {
 }
 
 const setups: Setup[] = runtimes.flatMap((runtime) => [
-  { runtime, processes: 1 as const, label: `sock ${runtime}, 1 process` },
-  { runtime, processes: 2 as const, label: `sock ${runtime}, 2 processes + Redis` },
+  { runtime, processes: 1 as const, builtin: false, label: `sock ${runtime}, 1 process` },
+  { runtime, processes: 2 as const, builtin: false, label: `sock ${runtime}, 2 processes + Redis` },
+  {
+    runtime,
+    processes: 1 as const,
+    builtin: true,
+    label: runtime === "deno" ? "Deno.serve, 1 process" : "Bun.serve, 1 process",
+  },
 ]);
 
 function freePort(): number {
@@ -90,8 +100,12 @@ function freePort(): number {
   return port;
 }
 
-function server(runtime: "deno" | "bun", port: number, redis?: string): rig.Pinned {
-  const args = ["bench/servers/sock.ts", "--port", String(port), "--mode", "fanout"];
+function server(setup: Setup, port: number, redis?: string): rig.Pinned {
+  const { runtime } = setup;
+  // The built-in servers broadcast to the sender too: the generator's publisher ignores it.
+  const args = setup.builtin
+    ? [`bench/servers/${runtime}_builtin.ts`, "--port", String(port), "--mode", "broadcast"]
+    : ["bench/servers/sock.ts", "--port", String(port), "--mode", "fanout"];
   if (redis) args.push("--redis", redis);
   return runtime === "deno"
     ? new rig.Pinned(0, rig.deno, ["run", "-A", ...args])
@@ -121,7 +135,7 @@ async function runOnce(setup: Setup): Promise<Numbers> {
     const ports: number[] = [];
     for (let i = 0; i < setup.processes; i++) {
       const port = freePort();
-      const child = server(setup.runtime, port, redisUrl);
+      const child = server(setup, port, redisUrl);
       started.push(child);
       await child.line("listening on ", `server ${i + 1}`, 30000);
       ports.push(port);
@@ -281,7 +295,7 @@ rig.printTable(
 const targets: string[][] = [];
 const paper: string[] = [];
 for (const runtime of runtimes) {
-  const one = setups.find((s) => s.runtime === runtime && s.processes === 1)!;
+  const one = setups.find((s) => s.runtime === runtime && s.processes === 1 && !s.builtin)!;
   const two = setups.find((s) => s.runtime === runtime && s.processes === 2)!;
   if (!results.get(one)!.length || !results.get(two)!.length) continue;
   const offered = subscribers * 1000 / interval;
@@ -289,6 +303,15 @@ for (const runtime of runtimes) {
   const p99Ratio = med(two, "remoteP99") / med(one, "p99");
   const cpuRatio = med(two, "cpuPerDelivery") / med(one, "cpuPerDelivery");
   const check = (ok: boolean) => ok ? "met" : "not met";
+  const builtin = setups.find((s) => s.runtime === runtime && s.builtin)!;
+  if (results.get(builtin)!.length) {
+    targets.push([
+      `${runtime}: sock, 1 process, against ${builtin.label}`,
+      `CPU µs/delivery ${fmt(med(one, "cpuPerDelivery"))} vs ${fmt(med(builtin, "cpuPerDelivery"))}, ` +
+      `p50 ${fmt(med(one, "p50"))} vs ${fmt(med(builtin, "p50"))} ms`,
+      "reference",
+    ]);
+  }
   targets.push(
     [
       `${runtime}: every delivery arrives at ${offered.toLocaleString("en")}/s`,
