@@ -16,7 +16,7 @@ import type { Connection } from "./connection/connection.ts";
 import { ConnectionClosed } from "./connection/closed.ts";
 import { CloseCode } from "./core/close.ts";
 import { ReadyState } from "./core/protocol.ts";
-import { ConnectError, type ConnectErrorCode } from "./net_errors.ts";
+import { ConnectError, type ConnectErrorCode, SYSTEM_CONNECT_CODES } from "./net_errors.ts";
 
 /**
  * How long {@linkcode reconnecting} waits before each reconnection attempt: attempt `n` (1, 2, …
@@ -133,12 +133,7 @@ export interface ReconnectOptions extends ConnectOptions {
  * added later) would fail the same way again until someone changes a setting.
  */
 const RETRYABLE_CONNECT: ReadonlySet<ConnectErrorCode> = new Set<ConnectErrorCode>([
-  "ECONNREFUSED",
-  "ENOTFOUND",
-  "ETIMEDOUT",
-  "ECONNRESET",
-  "ENETUNREACH",
-  "EHOSTUNREACH",
+  ...SYSTEM_CONNECT_CODES, // The system's: refused, not found, timed out, reset, unreachable.
   "UNKNOWN",
 ]);
 
