@@ -2,7 +2,7 @@
 // the class where `typeof WebSocket` is. `deno check` (part of the gate, with Deno's lib, and under
 // tools/strict.tsconfig.json with the DOM lib) fails on any line below that does not type-check as
 // stated, `@ts-expect-error` lines included; the tests then use the objects at run time, on Deno
-// and Bun. Under the DOM lib: `deno check --config tools/strict.tsconfig.json tests/websocket_types_test.ts`.
+// and Bun. (`deno task check:strict` checks this file under the DOM lib.)
 
 import { test } from "node:test";
 import { assert, assertEquals } from "./assert.ts";
