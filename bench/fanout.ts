@@ -10,7 +10,7 @@
  * - for reference, the runtime's own server in one process (`Deno.serve` with a
  *   loop over its sockets, `Bun.serve` with its pub/sub: bench/servers/*_builtin.ts).
  *
- * on Deno and on Bun, driven by bench/fanout_load.ts on Bun. It prints, per
+ * on Deno and on Bun, driven by bench/load.ts (fan-out mode) on Bun. It prints, per
  * setup, deliveries per second and those missing, p50/p99 latency (all, local,
  * through Redis), the CPU the servers and Redis spent per delivery, and the
  * load generator's own CPU share (near 100% would mean it is the limit); then
@@ -53,18 +53,17 @@ interface Setup {
   label: string;
 }
 
+/** What bench/load.ts reports in fan-out mode (the fields used here). */
 interface Report {
-  published: number;
-  expected: number;
-  received: number;
-  missing: number;
-  deliveries_per_s: number;
+  broadcasts: number;
+  delivered: number;
+  missed: number;
+  rate: number;
   p50_ms: number;
   p99_ms: number;
-  local: { p50_ms: number; p99_ms: number };
+  local?: { p50_ms: number; p99_ms: number };
   remote?: { p50_ms: number; p99_ms: number };
-  load_cpu_share: number;
-  window_s: number;
+  cpu_share: number;
   cpu_s: Record<string, number>;
 }
 
@@ -142,10 +141,12 @@ async function runOnce(setup: Setup): Promise<Numbers> {
     }
     const pids = started.map((child) => child.child.pid);
     const load = new rig.Pinned(1, rig.bun, [
-      "bench/fanout_load.ts",
-      "--ports",
-      ports.join(","),
-      "--subscribers",
+      "bench/load.ts",
+      "--mode",
+      "fanout",
+      "--url",
+      ports.map((port) => `ws://127.0.0.1:${port}/room`).join(","),
+      "--conns",
       String(subscribers),
       "--interval",
       String(interval),
@@ -163,15 +164,15 @@ async function runOnce(setup: Setup): Promise<Numbers> {
     const report = JSON.parse(line) as Report;
     const cpu = Object.values(report.cpu_s).reduce((a, b) => a + b, 0);
     return {
-      rate: report.deliveries_per_s,
-      missing: report.missing,
+      rate: report.rate,
+      missing: report.missed,
       p50: report.p50_ms,
       p99: report.p99_ms,
-      localP50: report.local.p50_ms,
+      localP50: report.local?.p50_ms ?? report.p50_ms,
       remoteP50: report.remote?.p50_ms ?? NaN,
       remoteP99: report.remote?.p99_ms ?? NaN,
-      cpuPerDelivery: cpu * 1e6 / Math.max(1, report.received),
-      loadShare: report.load_cpu_share,
+      cpuPerDelivery: cpu * 1e6 / Math.max(1, report.delivered),
+      loadShare: report.cpu_share,
     };
   } finally {
     for (const child of started.reverse()) await child.kill();

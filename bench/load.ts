@@ -6,7 +6,7 @@
  *     --inflight 16 --size 32 --type binary --seconds 3 [--warmup 0.5]
  *   bun bench/load.ts --mode handshake --url … --conns 50 --seconds 3
  *   bun bench/load.ts --mode idle --url … --conns 10000 [--cycles 2]
- *   bun bench/load.ts --mode fanout --url … --conns 1000 --size 256 --interval 10
+ *   bun bench/load.ts --mode fanout --url …[,…] --conns 1000 --size 256 --interval 10 [--pids 1,2]
  *
  * Connections are raw TCP (`Bun.connect`) with the opening handshake done by
  * hand (the `Sec-WebSocket-Accept` is checked), at most `--concurrency` (200)
@@ -29,12 +29,18 @@
  *   close frames, prints `IDLE_CLOSED <cycle> {...}` and, before another
  *   cycle, waits for another line. bench/servers.ts reads the server's RSS in
  *   between.
- * - fanout: for a server started with `--mode broadcast`, which sends every
- *   message it receives to all its connections. Connection 0 sends one binary
+ * - fanout: for a server started with `--mode broadcast` or `--mode fanout`,
+ *   which sends every message it receives to all its connections (or all but
+ *   the sender). A publisher connection to the first URL sends one binary
  *   message of `size` bytes every `interval` ms, carrying its sequence number
- *   and send time (`performance.now()`); all `conns` connections, connection 0
- *   included, must receive each one, byte for byte. Reports deliveries per
- *   second, delivery latency and the deliveries missing after a grace period.
+ *   and send time (`performance.now()`); all `conns` connections must receive
+ *   each one, byte for byte and in order (what comes back to the publisher is
+ *   ignored). With several URLs (servers joined by a backplane, bench/fanout.ts)
+ *   the connections are spread over them in turn, and latencies are reported in
+ *   all, for the first server's connections (local) and for the others'
+ *   (remote). Reports deliveries per second, delivery latency and the
+ *   deliveries missing after a grace period, and with `--pids` the CPU seconds
+ *   each of those processes used over the measured window (/proc/PID/stat).
  *
  * Counts cover `seconds` after `warmup` seconds. Prints one `LOAD_JSON {...}`
  * line (rate, MB/s of payload in 10^6 bytes, p50/p99 latency in ms, this
@@ -47,6 +53,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { readFileSync } from "node:fs";
 import { option } from "../examples/args.ts";
 import {
   BunClient,
@@ -63,7 +70,10 @@ import {
 // ---- Options ----------------------------------------------------------------
 
 const MODE = option("mode", "echo");
-const url = new URL(option("url", "ws://127.0.0.1:9001/"));
+/** Where to connect; fan-out takes several, comma-separated, and spreads its connections over them. */
+const urls = option("url", "ws://127.0.0.1:9001/").split(",").map((text) => new URL(text));
+const url = urls[0];
+const PIDS = option("pids", "").split(",").filter(Boolean).map(Number);
 const CONNS = numberOption("conns", "100");
 const INFLIGHT = numberOption("inflight", "16");
 const SIZE = numberOption("size", MODE === "fanout" ? "256" : "32", true, true);
@@ -139,9 +149,11 @@ function same(actual: Uint8Array, start: number, expected: Buffer, offset: numbe
 // The RFC 6455 sample key; one for all connections is fine in a benchmark.
 const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
 const ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
-const request = new TextEncoder().encode(
-  `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\n` +
-    `Connection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+const requests = urls.map((url) =>
+  new TextEncoder().encode(
+    `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\n` +
+      `Connection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  )
 );
 const CLOSE_FRAME = maskedFrame(8, new Uint8Array([0x03, 0xe8])); // 1000
 const latin1 = new TextDecoder("latin1");
@@ -176,13 +188,17 @@ class Conn extends BunClient {
   /** Whether the data frame being read ends its message. */
   #final = false;
 
+  /** Which of `urls` it connects to. */
+  target = 0;
+
   connect(): void {
+    const url = urls[this.target];
     this.connectTo(url.hostname, Number(url.port || 80));
   }
 
   /** Sends the opening handshake. */
   opened(): void {
-    this.socket!.write(request);
+    this.socket!.write(requests[this.target]);
   }
 
   /** The socket closed: before the server's close frame (and unless stopping), the run fails. */
@@ -474,10 +490,18 @@ const SENT_RING = 4096;
 const published: { seq: number; bytes: Buffer; measured: boolean }[] = [];
 let measuredSent = 0;
 let delivered = 0;
+/** Latencies of the first server's connections and of the others' (through a backplane). */
+const localLatency = new Histogram();
+const remoteLatency = new Histogram();
 
 class FanoutConn extends Conn {
   #buffer = Buffer.alloc(SIZE);
   #last = -1;
+
+  constructor(id: number) {
+    super(id);
+    this.target = id % urls.length;
+  }
 
   override payload(chunk: Uint8Array, start: number, end: number, offset: number): void {
     this.#buffer.set(chunk.subarray(start, end), offset);
@@ -494,10 +518,17 @@ class FanoutConn extends Conn {
     if (seq <= this.#last) return this.fail(`broadcast ${seq} after ${this.#last}`);
     this.#last = seq;
     if (sent.measured) {
-      latency.record(now - buffer.readDoubleLE(8));
+      const ms = now - buffer.readDoubleLE(8);
+      latency.record(ms);
+      (this.target === 0 ? localLatency : remoteLatency).record(ms);
       delivered++;
     }
   }
+}
+
+/** Sends the broadcasts; what its server sends back to it (a broadcast to all) is not looked at. */
+class PublisherConn extends Conn {
+  override payload(): void {}
 }
 
 /** Broadcast `seq`: its number, its send time, then bytes that depend on both. */
@@ -512,26 +543,38 @@ function broadcast(publisher: Conn, seq: number): void {
   publisher.write(maskedFrame(OPCODE, bytes));
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat (100 ticks a second). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 async function fanout(): Promise<Record<string, unknown>> {
   const conns = await openAllConns(CONNS, (id) => new FanoutConn(id));
+  const [publisher] = await openAllConns(1, (id) => new PublisherConn(CONNS + id));
   // Each broadcast is due INTERVAL ms after the one before was due, so timer lateness does not
   // lower the rate; after a stall the schedule restarts from now rather than catching up in a burst.
   let due = performance.now();
   let seq = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const tick = () => {
-    broadcast(conns[0], seq++);
+    broadcast(publisher, seq++);
     const now = performance.now();
     due = Math.max(due + INTERVAL, now);
     timer = setTimeout(tick, Math.max(0, due - now));
   };
   tick();
+  // The processes' CPU over the measured window (started with it, after the warm-up).
+  let cpuBefore: number[] = [];
+  setTimeout(() => cpuBefore = PIDS.map(cpuSeconds), WARMUP * 1000);
   const window = await run.measure(WARMUP, SECONDS);
+  const cpu = PIDS.map((pid, i) => Number((cpuSeconds(pid) - cpuBefore[i]).toFixed(2)));
   clearTimeout(timer);
   // Deliveries still under way get a grace period.
   for (let waited = 0; delivered < measuredSent * CONNS && waited < 2000; waited += 10) await sleep(10);
   run.stopping = true;
-  const expected = measuredSent * CONNS;
+  const expected = measuredSent * conns.length;
   return {
     conns: CONNS,
     size: SIZE,
@@ -544,6 +587,8 @@ async function fanout(): Promise<Record<string, unknown>> {
     rate: perSecond(delivered, window.seconds),
     mb_per_s: Number((delivered * SIZE / 1e6 / window.seconds).toFixed(2)),
     ...latency.quantiles(),
+    ...urls.length > 1 ? { local: localLatency.quantiles(), remote: remoteLatency.quantiles() } : {},
+    ...PIDS.length ? { cpu_s: Object.fromEntries(PIDS.map((pid, i) => [pid, cpu[i]])) } : {},
   };
 }
 
