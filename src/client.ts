@@ -16,7 +16,7 @@ import { type ConnectionOptions, connectionSettings } from "./connection/options
 import { Link } from "./connection/link.ts";
 import { ConnectError, hostPort } from "./net_errors.ts";
 import type { Adapter, Endpoint } from "./transport.ts";
-import { type Attempt, openTunnel, parseProxyUrl, proxyFor } from "./proxy.ts";
+import { type Attempt, closedEarly, openTunnel, parseProxyUrl, proxyFor, send, track } from "./proxy.ts";
 
 /**
  * Options of {@linkcode connect}.
@@ -49,20 +49,26 @@ export interface ConnectOptions extends ConnectionOptions, ProtocolOptions, Head
    * credentials, if any, go as `Proxy-Authorization: Basic`) or `"socks5://user:password@host:port"`
    * (SOCKS5, RFC 1928, with RFC 1929's user name and password; `socks5h:` alike: the proxy
    * resolves the server's name either way). `wss:` runs TLS inside the tunnel, checked against the
-   * server's host. `false`: never a proxy. By default, the one the environment names, as the
-   * runtime's `fetch` reads it: `HTTP_PROXY` for `ws:`, `HTTPS_PROXY` for `wss:`, else `ALL_PROXY`
-   * (upper case first, then lower case), except for hosts that `NO_PROXY` lists (on Deno,
-   * variables it is not allowed to read count as unset). Failures are {@linkcode ConnectError}s
-   * naming the proxy: `PROXY_AUTH_FAILED`, `PROXY_REFUSED`, `PROXY_PROTOCOL_ERROR`, or the codes of
-   * any connection (`ECONNREFUSED` when it is down). The connection's `remoteAddress` is then the
-   * proxy's.
+   * server's host. A `Proxy-Authorization` in `headers` is not sent through a tunnel (it would reach
+   * the server): put the credentials in the proxy URL. `false`: never a proxy. By default, the one
+   * the environment names: `HTTP_PROXY` for `ws:` (ignored when `REQUEST_METHOD` is set, as in a
+   * CGI script), `HTTPS_PROXY` for `wss:`, else `ALL_PROXY` (upper case first, then lower case; a
+   * value this option would refuse, such as an `https:` or `socks4:` proxy, is skipped), except for
+   * hosts that `NO_PROXY` lists (names and their subdomains, addresses, networks such as
+   * `10.0.0.0/8`, each with an optional `:port`, or `*`; on Deno, variables it is not allowed to
+   * read count as unset). Failures are {@linkcode ConnectError}s naming the proxy:
+   * `PROXY_AUTH_FAILED`, `PROXY_REFUSED` (its `cause` is `{ status, statusText }` from an HTTP
+   * proxy, a `Socks5Error` with the `reply` from a SOCKS5 one), `PROXY_PROTOCOL_ERROR`, or the codes
+   * of any connection (`ECONNREFUSED` when it is down). The connection's `remoteAddress` is then
+   * the proxy's.
    */
   proxy?: string | URL | false | undefined;
   /**
    * Follows redirects (301, 302, 303, 307, 308 with a `Location`) to the URL they name, `http:`
    * and `https:` taken as `ws:` and `wss:`. A redirect to another origin (scheme, host or port)
    * drops the `Authorization`, `Cookie` and `Proxy-Authorization` headers; one from `wss:` to
-   * `ws:` is refused. Default `false`: the redirect is a {@linkcode HandshakeRejected}.
+   * `ws:` is refused, and so is a `Location` with credentials of its own (a relative one does not
+   * take the first URL's). Default `false`: the redirect is a {@linkcode HandshakeRejected}.
    */
   followRedirects?: boolean | undefined;
   /** The most redirects followed before giving up (`TOO_MANY_REDIRECTS`). Default 10. */
@@ -181,15 +187,20 @@ function endpointOf({ hostname, port, secure }: WebSocketUrl, options: ConnectOp
   };
 }
 
-/** Closed or reset by the peer before the WebSocket handshake finished. */
-function closedEarly(endpoint: Endpoint, cause?: unknown): ConnectError {
-  return new ConnectError("ECONNRESET", endpoint, { reason: "during the WebSocket handshake", cause });
-}
+/** What `closedEarly()` says of a server that closed. */
+const DURING_HANDSHAKE = "during the WebSocket handshake";
 
 /** The statuses of a redirect `followRedirects` follows. */
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** The headers dropped by a redirect to another origin. */
 const CREDENTIALS = new Set(["authorization", "cookie", "proxy-authorization"]);
+/** The header left out of a request sent through a tunnel: it is for a proxy, not the server. */
+const PROXY_CREDENTIALS = new Set(["proxy-authorization"]);
+
+/** `headers` without those named in `names` (lower case). */
+function without(headers: HeadersInit | undefined, names: ReadonlySet<string>): [string, string][] {
+  return headerPairs(headers).filter(([name]) => !names.has(name.toLowerCase()));
+}
 
 /** Opens the connection, following redirects when asked. */
 async function follow(url: string | URL, options: ConnectOptions, attempt: Attempt): Promise<Connection> {
@@ -210,9 +221,8 @@ async function follow(url: string | URL, options: ConnectOptions, attempt: Attem
       throw new ConnectError("TOO_MANY_REDIRECTS", endpoint, { reason: `more than ${maxRedirects}` });
     }
     visited.add(nextUrl.href);
-    if (origin(nextUrl) !== origin(target.url) && options.headers) {
-      const headers = headerPairs(options.headers).filter(([name]) => !CREDENTIALS.has(name.toLowerCase()));
-      options = { ...options, headers };
+    if (origin(nextUrl) !== origin(target.url)) {
+      options = { ...options, headers: without(options.headers, CREDENTIALS) };
     }
     target = next;
   }
@@ -227,7 +237,11 @@ function redirectTarget(from: URL, location: string, endpoint: Endpoint): WebSoc
   const bad = (reason: string) => new ConnectError("BAD_REDIRECT", endpoint, { reason });
   let url: URL;
   try {
-    url = new URL(location, from);
+    // Resolved against `from` without its credentials: a relative Location does not inherit them
+    // (they are never sent anyway), so only credentials the Location itself names are refused.
+    const base = new URL(from);
+    base.username = base.password = "";
+    url = new URL(location, base);
   } catch {
     throw bad(`Location is not a URL: ${JSON.stringify(location.slice(0, 200))}`);
   }
@@ -255,8 +269,10 @@ async function open(
   const url = target.url;
   const extensions = deflate ? [new PerMessageDeflateClient(deflate === true ? {} : deflate)] : [];
   const adapter = options.adapter ?? detectAdapter();
+  const proxy = proxyFor(options.proxy, target, adapter);
   const protocol = new ClientProtocol({
     ...options,
+    headers: proxy ? without(options.headers, PROXY_CREDENTIALS) : options.headers,
     url,
     extensions,
     // Connection tells the core when the application has answered (endings wait for its replies),
@@ -264,7 +280,6 @@ async function open(
     holdEndings: true,
     leaveUnread: true,
   });
-  const proxy = proxyFor(options.proxy, target, adapter);
   let link: Link;
   if (proxy) {
     const tls = endpoint.tls ? { caCerts: options.caCerts } : undefined;
@@ -276,18 +291,12 @@ async function open(
     );
   } else {
     // Adapters reject with a ConnectError.
-    const transport = await adapter.connect(endpoint);
-    attempt.transport = transport;
-    if (attempt.cancelled) transport.close();
-    link = new Link(transport);
+    link = new Link(track(attempt, await adapter.connect(endpoint)));
   }
-  const transport = link.transport;
   try {
     protocol.sendRequest();
     // A write fails only once the connection is gone (reads just end, below).
-    await Promise.resolve(transport.write(protocol.dataToSend())).catch((error) => {
-      throw closedEarly(endpoint, error);
-    });
+    await send(link, protocol.dataToSend(), endpoint, DURING_HANDSHAKE);
     while (true) {
       let events: ClientEvent[] = [];
       await link.handshake((chunk) => {
@@ -310,9 +319,9 @@ async function open(
           throw new HandshakeRejected(event.response, event.body);
         }
         if (event.type === "failed") throw event.error;
-        if (event.type === "closed") throw closedEarly(endpoint);
+        if (event.type === "closed") throw closedEarly(endpoint, DURING_HANDSHAKE);
       }
-      if (link.ended) throw closedEarly(endpoint);
+      if (link.ended) throw closedEarly(endpoint, DURING_HANDSHAKE);
     }
   } catch (error) {
     link.close();

@@ -10,9 +10,11 @@ import {
   ConnectResponseReader,
   formatConnectRequest,
   proxyFromEnv,
+  socks5Credentials,
   Socks5Error,
   Socks5Handshake,
   type TunnelTarget,
+  unbracket,
 } from "./core/proxy.ts";
 import { Link } from "./connection/link.ts";
 import { ConnectError, hostPort } from "./net_errors.ts";
@@ -34,36 +36,82 @@ export interface Attempt {
   signal: AbortSignal;
 }
 
+/** Makes `transport` the attempt's current one, closed at once if the attempt was given up on. */
+export function track<T extends Transport>(attempt: Attempt, transport: T): T {
+  attempt.transport = transport;
+  if (attempt.cancelled) transport.close();
+  return transport;
+}
+
+/** The peer at `at` closed (or reset) the connection `during` a handshake. */
+export function closedEarly(at: NetAddress, during: string, cause?: unknown): ConnectError {
+  return new ConnectError("ECONNRESET", at, { reason: during, cause });
+}
+
+/** Writes to the peer at `at`; a failed write means it closed `during` a handshake. */
+export async function send(link: Link, chunks: Uint8Array[], at: NetAddress, during: string): Promise<void> {
+  await Promise.resolve(link.transport.write(chunks)).catch((error) => {
+    throw closedEarly(at, during, error);
+  });
+}
+
 /**
  * Reads a proxy URL: `http://[user:password@]host[:port]` (port 80 by default) or
  * `socks5://[user:password@]host[:port]` (`socks5h:` alike; port 1080 by default); a bare
  * `host:port`, as environment variables often hold, is taken as `http:`.
  *
- * @throws {TypeError} For anything else (`https:` proxies are not supported).
+ * @throws {TypeError} For anything else (`https:` proxies are not supported), or credentials that
+ *   cannot be sent: bad percent-encoding, CR, LF or NUL, or for SOCKS5 an empty user name or
+ *   password (RFC 1929 needs both). The message never shows the credentials.
  */
 export function parseProxyUrl(proxy: string | URL): ProxyServer {
   const text = String(proxy);
+  // Up to the last "@": a password may hold a "/" that ends the authority for the URL parser.
+  const bad = (why: string) =>
+    new TypeError(`${why}: ${text.replace(/^([a-z][a-z0-9+.-]*:\/\/)?.*@/is, "$1…@")}`);
   let url: URL;
   try {
     url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`);
   } catch {
-    throw new TypeError(`invalid proxy URL: ${text.replace(/\/\/[^@/]*@/, "//…@")}`);
+    throw bad("invalid proxy URL");
   }
   const socks = url.protocol === "socks5:" || url.protocol === "socks5h:";
   if (url.protocol !== "http:" && !socks) {
     throw new TypeError(`unsupported proxy scheme ${url.protocol}; use an http: or socks5: proxy`);
   }
-  const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
-  const credentials = url.username || url.password
-    ? { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) }
-    : undefined;
+  let credentials;
+  if (url.username || url.password) {
+    try {
+      credentials = {
+        username: decodeURIComponent(url.username),
+        password: decodeURIComponent(url.password),
+      };
+    } catch {
+      throw bad("invalid percent-encoding in the proxy URL's credentials");
+    }
+    if (/[\r\n\0]/.test(credentials.username + credentials.password)) {
+      throw bad("CR, LF or NUL in the proxy URL's credentials");
+    }
+    if (socks) socks5Credentials(credentials);
+  }
   const port = url.port ? Number(url.port) : socks ? 1080 : 80;
-  return { protocol: socks ? "socks5" : "http", hostname, port, credentials };
+  return { protocol: socks ? "socks5" : "http", hostname: unbracket(url.hostname), port, credentials };
+}
+
+/** A proxy URL from the environment, or `undefined` for one this client cannot use. */
+function parseOrSkip(proxy: string): ProxyServer | undefined {
+  try {
+    return parseProxyUrl(proxy);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
  * The proxy a WebSocket URL goes through: the `proxy` option when given (`false`: none), else the
- * one the environment names, when the adapter can read it.
+ * one the environment names, when the adapter can read it. A variable this client cannot use (an
+ * `https:` or `socks4:` proxy, not a URL) is skipped, as Deno's `fetch` does; the same value given
+ * as the option is a `TypeError`.
  */
 export function proxyFor(
   option: string | URL | false | undefined,
@@ -74,8 +122,8 @@ export function proxyFor(
   if (option !== undefined) return parseProxyUrl(option);
   const env = adapter.env;
   if (!env) return undefined;
-  const fromEnv = proxyFromEnv(target, (name) => env.call(adapter, name));
-  return fromEnv ? parseProxyUrl(fromEnv) : undefined;
+  const fromEnv = proxyFromEnv(target, (name) => env.call(adapter, name), (value) => !!parseOrSkip(value));
+  return fromEnv ? parseOrSkip(fromEnv) : undefined;
 }
 
 /**
@@ -93,9 +141,7 @@ export async function openTunnel(
 ): Promise<Link> {
   const at: NetAddress = { hostname: proxy.hostname, port: proxy.port };
   // The adapter's errors name the proxy; so do these.
-  const transport = await adapter.connect(at);
-  attempt.transport = transport;
-  if (attempt.cancelled) transport.close();
+  const transport = track(attempt, await adapter.connect(at));
   const link = new Link(transport);
   try {
     if (proxy.protocol === "socks5") await socks5(link, proxy, target, at);
@@ -110,26 +156,15 @@ export async function openTunnel(
       caCerts: target.tls.caCerts,
       signal: attempt.signal,
     });
-    attempt.transport = tls;
-    if (attempt.cancelled) tls.close();
-    return new Link(tls);
+    return new Link(track(attempt, tls));
   } catch (error) {
     link.close();
     throw error;
   }
 }
 
-/** The proxy closed before the tunnel was open. */
-function closedEarly(at: NetAddress, cause?: unknown): ConnectError {
-  return new ConnectError("ECONNRESET", at, { reason: "before the tunnel was open", cause });
-}
-
-/** Writes to the proxy; a failed write means it closed. */
-async function send(link: Link, bytes: Uint8Array, at: NetAddress): Promise<void> {
-  await Promise.resolve(link.transport.write([bytes])).catch((error) => {
-    throw closedEarly(at, error);
-  });
-}
+/** What `closedEarly()` says of a proxy that closed. */
+const BEFORE_TUNNEL = "before the tunnel was open";
 
 /** An HTTP `CONNECT` through `link`, to the proxy at `at`. */
 async function httpConnect(
@@ -138,11 +173,11 @@ async function httpConnect(
   target: TunnelTarget,
   at: NetAddress,
 ): Promise<void> {
-  await send(link, formatConnectRequest(target, proxy.credentials), at);
+  await send(link, [formatConnectRequest(target, proxy.credentials)], at, BEFORE_TUNNEL);
   const reader = new ConnectResponseReader();
   let answer;
   await link.handshake((chunk) => {
-    if (chunk === null) throw closedEarly(at);
+    if (chunk === null) throw closedEarly(at, BEFORE_TUNNEL);
     try {
       answer = reader.write(chunk);
     } catch (error) {
@@ -160,7 +195,9 @@ async function httpConnect(
     throw new ConnectError("PROXY_AUTH_FAILED", at, { reason });
   }
   if (status < 200 || status > 299) {
-    throw new ConnectError("PROXY_REFUSED", at, { reason: `${said} to CONNECT ${hostPort(target)}` });
+    // The status as `cause`, for isRetryable().
+    const cause = { status, statusText };
+    throw new ConnectError("PROXY_REFUSED", at, { reason: `${said} to CONNECT ${hostPort(target)}`, cause });
   }
   // The server cannot have spoken yet: it waits for the WebSocket request, or the TLS hello.
   if (rest.length > 0) {
@@ -173,9 +210,9 @@ async function socks5(link: Link, proxy: ProxyServer, target: TunnelTarget, at: 
   const handshake = new Socks5Handshake(target, proxy.credentials);
   let out = handshake.dataToSend();
   while (!handshake.done) {
-    await send(link, out, at);
+    await send(link, [out], at, BEFORE_TUNNEL);
     await link.handshake((chunk) => {
-      if (chunk === null) throw closedEarly(at);
+      if (chunk === null) throw closedEarly(at, BEFORE_TUNNEL);
       try {
         handshake.receiveData(chunk);
       } catch (error) {

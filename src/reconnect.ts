@@ -4,9 +4,9 @@
  * between, as python-websockets' `async for websocket in connect(...)` does.
  *
  * What is worth another try is decided in one place, {@linkcode isRetryable}: failures of the
- * network or of the server's moment (refused, reset, timed out, 5xx, 429, closes 1001, 1006,
- * 1011–1014), not refusals that another try would meet again (4xx, certificate errors, 1008, an
- * application's 4xxx close).
+ * network or of the server's moment (refused, reset, timed out, 5xx, 429, a proxy's 5xx or SOCKS5
+ * failure to reach the server, closes 1001, 1006, 1011–1014), not refusals that another try would
+ * meet again (4xx, certificate errors, 1008, an application's 4xxx close).
  *
  * @module
  */
@@ -15,6 +15,7 @@ import { connect, type ConnectOptions, HandshakeRejected } from "./client.ts";
 import type { Connection } from "./connection/connection.ts";
 import { ConnectionClosed } from "./connection/closed.ts";
 import { CloseCode } from "./core/close.ts";
+import { Socks5Error } from "./core/proxy.ts";
 import { ReadyState } from "./core/protocol.ts";
 import { ConnectError, type ConnectErrorCode, SYSTEM_CONNECT_CODES } from "./net_errors.ts";
 
@@ -129,8 +130,9 @@ export interface ReconnectOptions extends ConnectOptions {
 
 /**
  * Connection failures of the network or of the moment, worth another attempt. An allow-list: the
- * others (the server's certificate or TLS setup, a proxy's or a redirect's refusal, and any code
- * added later) would fail the same way again until someone changes a setting.
+ * others (the server's certificate or TLS setup, a proxy's credentials or a redirect's refusal, and
+ * any code added later) would fail the same way again until someone changes a setting.
+ * `PROXY_REFUSED` depends on why: see {@linkcode proxyMayRetry}.
  */
 const RETRYABLE_CONNECT: ReadonlySet<ConnectErrorCode> = new Set<ConnectErrorCode>([
   ...SYSTEM_CONNECT_CODES, // The system's: refused, not found, timed out, reset, unreachable.
@@ -152,6 +154,12 @@ const RETRYABLE_CLOSE: ReadonlySet<number> = new Set<number>([
   CloseCode.BadGateway,
 ]);
 
+/**
+ * SOCKS5 replies (RFC 1928 §6) of the moment: general failure (1), network or host unreachable (3,
+ * 4), connection refused (5), TTL expired (6). Not: not allowed (2), unsupported (7, 8).
+ */
+const RETRYABLE_SOCKS_REPLY: ReadonlySet<number> = new Set([1, 3, 4, 5, 6]);
+
 /** Closes that end the loop without an error when not retried: the conversation is over. */
 const NORMAL_CLOSE: ReadonlySet<number> = new Set<number>([CloseCode.Normal, CloseCode.NoStatusReceived]);
 
@@ -161,7 +169,8 @@ const NORMAL_CLOSE: ReadonlySet<number> = new Set<number>([CloseCode.Normal, Clo
  * | failure                                                                                       | retried |
  * | --------------------------------------------------------------------------------------------- | ------- |
  * | `ConnectError` `ECONNREFUSED`, `ECONNRESET`, `ETIMEDOUT`, `ENOTFOUND`, `E*UNREACH`, `UNKNOWN` | yes     |
- * | `ConnectError` other codes (`CERT_*`, `TLS_HANDSHAKE_FAILED`, a proxy's, a redirect's)        | no      |
+ * | `ConnectError` `PROXY_REFUSED` with 408, 429, 5xx except 501 and 505, or SOCKS5 reply 1, 3–6  | yes     |
+ * | `ConnectError` other codes (`CERT_*`, `TLS_HANDSHAKE_FAILED`, other proxy and redirect ones)  | no      |
  * | `DOMException` `TimeoutError` (`connect()`'s `timeout`)                                       | yes     |
  * | `HandshakeRejected` 408, 429, 5xx except 501 and 505                                          | yes     |
  * | `HandshakeRejected` other statuses (400, 401, 403, 404…)                                      | no      |
@@ -188,7 +197,9 @@ const NORMAL_CLOSE: ReadonlySet<number> = new Set<number>([CloseCode.Normal, Clo
  * ```
  */
 export function isRetryable(error: unknown): boolean {
-  if (error instanceof ConnectError) return RETRYABLE_CONNECT.has(error.code);
+  if (error instanceof ConnectError) {
+    return error.code === "PROXY_REFUSED" ? proxyMayRetry(error.cause) : RETRYABLE_CONNECT.has(error.code);
+  }
   if (error instanceof HandshakeRejected) return retryableStatus(error.response.status);
   if (error instanceof ConnectionClosed) return RETRYABLE_CLOSE.has(error.code);
   if (error instanceof DOMException) return error.name === "TimeoutError";
@@ -199,6 +210,17 @@ export function isRetryable(error: unknown): boolean {
 function retryableStatus(status: number): boolean {
   if (status === 408 || status === 429) return true;
   return status >= 500 && status <= 599 && status !== 501 && status !== 505;
+}
+
+/**
+ * Whether a proxy's refusal is of the moment (a server restarting looks like this through a proxy):
+ * an HTTP proxy's retryable status (the `cause` is `{ status, statusText }`), or a SOCKS5 reply of
+ * {@linkcode RETRYABLE_SOCKS_REPLY}.
+ */
+function proxyMayRetry(cause: unknown): boolean {
+  if (cause instanceof Socks5Error) return RETRYABLE_SOCKS_REPLY.has(cause.reply ?? 0);
+  const status = (cause as { status?: unknown } | undefined)?.status;
+  return typeof status === "number" && retryableStatus(status);
 }
 
 /**

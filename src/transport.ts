@@ -146,7 +146,12 @@ export interface StartTlsOptions {
   port: number;
   /** CA certificates (PEM) to trust instead of the runtime's. */
   caCerts?: string[] | undefined;
-  /** Abandons the handshake: the connection closes, and the promise rejects. */
+  /**
+   * Abandons the handshake: the promise rejects, and the adapter closes the connection. How soon
+   * the TCP connection ends depends on the runtime: Bun's ends at once; on Deno (2.9) a TLS
+   * handshake under way cannot be interrupted, and the TCP connection stays open until the peer
+   * ends or completes the handshake.
+   */
   signal?: AbortSignal | undefined;
 }
 
@@ -188,7 +193,9 @@ export interface Adapter {
    * @param options The server's host name, and the CAs to trust.
    * @returns The TLS connection, not started yet, once the TLS handshake is done.
    * @throws {ConnectError} When the TLS handshake fails (the promise rejects), with the same `code`
-   *   as `connect()` gives, naming `options.hostname`.
+   *   as `connect()` gives, naming `options.hostname`. Once `options.signal` aborts, the promise
+   *   rejects too, with the signal's reason or a `ConnectError` (a caller that gave up must not
+   *   rely on which).
    */
   startTls?(transport: Transport, options: StartTlsOptions): Promise<Transport>;
   /**

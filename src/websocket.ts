@@ -192,6 +192,8 @@ export class WebSocket extends EventTarget {
    * @param options sock's connect options: the adapter, headers, CA certificates, timeouts, deflate,
    *   `onPing` and `onPong`.
    * @throws {DOMException} `SyntaxError` for an invalid URL or subprotocol list.
+   * @throws {TypeError} For `headers` that `new Headers()` refuses (a pair that is not a pair, an
+   *   invalid name or value), as `fetch()` does.
    */
   constructor(
     url: string | URL,

@@ -513,6 +513,20 @@ describe("connect() through a proxy that fails", () => {
     ["closes without answering", (s) => s.end(), "ECONNRESET"],
     ["answers 502", (s) => s.end("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"), "PROXY_REFUSED"],
   ];
+
+  it("connect()'s PROXY_REFUSED carries the proxy's final status as its cause, after a 100", async () => {
+    const proxy = await rawProxy((s) => s.end("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\n\r\n"));
+    try {
+      const error = await assertRejects(
+        () => connect("ws://localhost:9/", { timeout: BOUND, proxy: `127.0.0.1:${proxy.port}` }),
+        ConnectError,
+      );
+      assertEquals(error.code, "PROXY_REFUSED");
+      assertEquals(error.cause, { status: 503, statusText: "Busy" });
+    } finally {
+      await proxy.close();
+    }
+  });
   for (const [what, reply, code] of cases) {
     it(`connect() fails with ${code} when the proxy ${what}`, async () => {
       const proxy = await rawProxy(reply);
@@ -559,6 +573,185 @@ describe("connect() through a proxy that fails", () => {
   });
 });
 
+/**
+ * An HTTP proxy in this process: answers `CONNECT host:port` with `preamble` then 200, and relays;
+ * `heads` records the requests it got.
+ */
+async function connectProxy(preamble = ""): Promise<Proxy & { heads: string[] }> {
+  const heads: string[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.on("error", () => {});
+    let head = "";
+    const onData = (data: Uint8Array) => {
+      head += new TextDecoder().decode(data);
+      if (!head.includes("\r\n\r\n")) return;
+      client.off("data", onData);
+      heads.push(head);
+      const [, host, port] = /^CONNECT (.+):(\d+) /.exec(head)!;
+      const upstream = net.connect(Number(port), host!.replace(/^\[|\]$/g, ""), () => {
+        client.write(`${preamble}HTTP/1.1 200 Connection established\r\n\r\n`);
+        client.pipe(upstream).pipe(client);
+      });
+      sockets.add(upstream);
+      upstream.on("error", () => client.destroy());
+    };
+    client.on("data", onData);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    port,
+    heads,
+    url: (credentials) => `http://${credentials ? `${credentials}@` : ""}127.0.0.1:${port}`,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe("connect() through a CONNECT proxy in this process", () => {
+  let proxy: Awaited<ReturnType<typeof connectProxy>>, ws: Awaited<ReturnType<typeof echoServer>>;
+  let wss: Awaited<ReturnType<typeof echoServer>>;
+
+  before(async () => {
+    ws = await echoServer();
+    wss = await echoServer(true);
+    proxy = await connectProxy();
+  });
+  after(async () => {
+    await Promise.allSettled([proxy?.close(), ws?.close(), wss?.close()]);
+  });
+
+  it("connect() skips interim 1xx answers before the proxy's 200", async () => {
+    const continuing = await connectProxy(
+      "HTTP/1.1 100 Continue\r\nA: b\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n",
+    );
+    try {
+      await roundTrip(
+        await connect(`ws://127.0.0.1:${ws.port}/echo`, { timeout: BOUND, proxy: continuing.url() }),
+      );
+      await roundTrip(
+        await connect(`wss://localhost:${wss.port}/echo`, {
+          timeout: BOUND,
+          caCerts: [ca],
+          proxy: continuing.url(),
+        }),
+      );
+    } finally {
+      await continuing.close();
+    }
+  });
+
+  it("connect() does not send a Proxy-Authorization header through the tunnel; the proxy URL's goes to the proxy", async () => {
+    const seen: (string | null)[] = [];
+    const app = new Sock();
+    app.route("/", (conn) => {
+      seen.push(conn.request?.headers.get("proxy-authorization") ?? null);
+      conn.close(1000);
+    });
+    const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const headers = { "Proxy-Authorization": "Basic c2VjcmV0", "X-Other": "kept" };
+      const conn = await connect(`ws://127.0.0.1:${port}/`, {
+        timeout: BOUND,
+        headers,
+        proxy: proxy.url("u:p"),
+      });
+      await within(conn.closed, "close", BOUND);
+      assertEquals(seen, [null]);
+      assert(
+        proxy.heads.at(-1)!.includes(`Proxy-Authorization: Basic ${btoa("u:p")}\r\n`),
+        proxy.heads.at(-1),
+      );
+      assert(!proxy.heads.at(-1)!.includes("c2VjcmV0"), proxy.heads.at(-1));
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("connect() skips environment proxies it cannot use, as Deno's fetch does, instead of failing", async () => {
+    // Alone: direct.
+    const alone: Record<string, string>[] = [
+      { HTTPS_PROXY: "https://127.0.0.1:1" },
+      { https_proxy: "socks4://127.0.0.1:1" },
+    ];
+    for (const vars of alone) {
+      const conn = await connect(`wss://localhost:${wss.port}/echo`, {
+        timeout: BOUND,
+        caCerts: [ca],
+        adapter: withEnv(vars),
+      });
+      assertEquals(conn.remoteAddress?.port, wss.port, JSON.stringify(vars));
+      await roundTrip(conn);
+    }
+    // Then the lower-case name, then ALL_PROXY.
+    const next: Record<string, string>[] = [
+      { HTTPS_PROXY: "https://127.0.0.1:1", https_proxy: proxy.url() },
+      { HTTPS_PROXY: "http://[bad", ALL_PROXY: proxy.url() },
+    ];
+    for (const vars of next) {
+      const conn = await connect(`wss://localhost:${wss.port}/echo`, {
+        timeout: BOUND,
+        caCerts: [ca],
+        adapter: withEnv(vars),
+      });
+      assertEquals(conn.remoteAddress?.port, proxy.port, JSON.stringify(vars));
+      await roundTrip(conn);
+    }
+  });
+
+  it("connect() ignores HTTP_PROXY when REQUEST_METHOD is set (httpoxy), not HTTPS_PROXY", async () => {
+    const down = `http://127.0.0.1:${await freePort()}`;
+    const direct = await connect(`ws://127.0.0.1:${ws.port}/echo`, {
+      timeout: BOUND,
+      adapter: withEnv({ HTTP_PROXY: down, http_proxy: down, REQUEST_METHOD: "GET" }),
+    });
+    assertEquals(direct.remoteAddress?.port, ws.port);
+    await roundTrip(direct);
+    const proxied = await connect(`wss://localhost:${wss.port}/echo`, {
+      timeout: BOUND,
+      caCerts: [ca],
+      adapter: withEnv({ HTTPS_PROXY: proxy.url(), REQUEST_METHOD: "GET" }),
+    });
+    assertEquals(proxied.remoteAddress?.port, proxy.port);
+    await roundTrip(proxied);
+  });
+
+  it("connect() goes direct for a NO_PROXY network or address, never by a suffix of an address", async () => {
+    for (const noProxy of ["127.0.0.0/8", "[::ffff:0:0]/96, 127.0.0.1", "*:" + ws.port]) {
+      const adapter = withEnv({ HTTP_PROXY: proxy.url(), NO_PROXY: noProxy });
+      const conn = await connect(`ws://127.0.0.1:${ws.port}/echo`, { timeout: BOUND, adapter });
+      assertEquals(conn.remoteAddress?.port, ws.port, noProxy);
+      await roundTrip(conn);
+    }
+    for (const noProxy of ["0.0.1", "0.1", "128.0.0.0/1"]) {
+      const adapter = withEnv({ HTTP_PROXY: proxy.url(), NO_PROXY: noProxy });
+      const conn = await connect(`ws://127.0.0.1:${ws.port}/echo`, { timeout: BOUND, adapter });
+      assertEquals(conn.remoteAddress?.port, proxy.port, noProxy);
+      await roundTrip(conn);
+    }
+  });
+
+  it("connect() refuses credentials it cannot send before connecting, without showing them", async () => {
+    const before = proxy.heads.length;
+    for (
+      const url of [
+        `socks5://user@127.0.0.1:${proxy.port}`,
+        `socks5://:secret@127.0.0.1:${proxy.port}`,
+        `http://user:se%0D%0Acret@127.0.0.1:${proxy.port}`,
+        `http://user:secret%zz@127.0.0.1:${proxy.port}`,
+      ]
+    ) {
+      const error = await assertRejects(() => connect("ws://127.0.0.1:9/", { proxy: url }), TypeError);
+      assert(!error.message.includes("secret"), error.message);
+    }
+    assertEquals(proxy.heads.length, before);
+  });
+});
+
 describe("the proxy rules (src/core/proxy.ts)", () => {
   it("formatConnectRequest() names the target and encodes UTF-8 credentials", () => {
     const text = new TextDecoder().decode(
@@ -571,6 +764,26 @@ describe("the proxy rules (src/core/proxy.ts)", () => {
       }\r\n\r\n`,
     );
     assertThrows(() => formatConnectRequest({ hostname: "a\r\nb", port: 1 }), TypeError);
+    // Credentials of any size (no spread of their bytes onto the stack).
+    const long = "x".repeat(300_000);
+    const big = new TextDecoder().decode(
+      formatConnectRequest({ hostname: "h", port: 1 }, { username: long, password: "p" }),
+    );
+    assert(big.includes(`Proxy-Authorization: Basic ${btoa(`${long}:p`)}\r\n`));
+  });
+
+  it("ConnectResponseReader skips interim 1xx heads, split at every offset; 101 is final", () => {
+    const bytes = new TextEncoder().encode(
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early\r\nLink: x\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+    );
+    for (let at = 0; at <= bytes.length; at++) {
+      const reader = new ConnectResponseReader();
+      const first = reader.write(bytes.subarray(0, at));
+      const answer = first ?? reader.write(bytes.subarray(at));
+      assertEquals([answer?.status, answer?.rest.length], [200, 0], `at ${at}`);
+    }
+    const switching = new TextEncoder().encode("HTTP/1.1 101 Switching\r\n\r\n");
+    assertEquals(new ConnectResponseReader().write(switching)?.status, 101);
   });
 
   it("ConnectResponseReader reads an answer split at every offset", () => {
@@ -641,6 +854,25 @@ describe("the proxy rules (src/core/proxy.ts)", () => {
       port: 80,
       credentials: { username: "a@b", password: "p:" },
     });
+    // An HTTP proxy may take an empty password (Basic sends "user:"), SOCKS5 may not.
+    assertEquals(parseProxyUrl("http://user@proxy").credentials, { username: "user", password: "" });
+  });
+
+  it("parseProxyUrl() refuses credentials it cannot send, and never shows them", () => {
+    for (
+      const url of [
+        "http://UsEr:Se/CrEt@proxy:3128", // Not a URL: "/" ends the authority.
+        "UsEr:Se/CrEt@proxy:3128",
+        "http://UsEr:Se%zzCrEt@proxy",
+        "http://UsEr:Se%0ACrEt@proxy",
+        "http://Us%0DEr:SeCrEt@proxy",
+        "socks5://UsEr@proxy",
+        "socks5h://:SeCrEt@proxy",
+      ]
+    ) {
+      const error = assertThrows(() => parseProxyUrl(url), TypeError);
+      assert(!/UsEr|Us%0DEr|Se.*CrEt/.test(error.message), error.message);
+    }
   });
 
   it("noProxyMatches() takes names, suffixes, addresses, ports and *", () => {
@@ -654,12 +886,27 @@ describe("the proxy rules (src/core/proxy.ts)", () => {
       ["::1", "::1", 443],
       ["*", "anything", 1],
       ["EXAMPLE.com", "example.COM", 1],
+      ["10.0.0.0/8", "10.1.2.3", 80],
+      ["192.168.1.0/24", "192.168.1.255", 80],
+      ["0.0.0.0/0", "8.8.8.8", 80],
+      ["fd00::/8", "fd12::1", 80],
+      ["[0:0::1]", "::1", 80],
+      ["0:0:0:0:0:0:0:1", "[::1]", 80],
+      ["*:443", "example.com", 443],
     ];
     const no: [string, string, number][] = [
       ["example.com", "badexample.com", 80],
       ["example.com:8080", "example.com", 80],
       ["", "example.com", 80],
       ["127.0.0.1", "127.0.0.10", 80],
+      ["0.0.1", "10.0.0.1", 80], // Not an address: never a suffix of one.
+      ["0.1", "10.0.0.1", 80],
+      ["10.0.0.0/8", "11.0.0.1", 80],
+      ["10.0.0.0/33", "10.0.0.1", 80],
+      ["10.0.0.0/8", "::ffff:a00:1", 80],
+      ["fd00::/8", "fe00::1", 80],
+      ["*:443", "example.com", 80],
+      ["[::1]:8080", "::1", 80],
     ];
     for (const [list, host, port] of yes) {
       assertEquals(noProxyMatches(list, host, port), true, `${list} ${host}`);
@@ -667,6 +914,22 @@ describe("the proxy rules (src/core/proxy.ts)", () => {
     for (const [list, host, port] of no) {
       assertEquals(noProxyMatches(list, host, port), false, `${list} ${host}`);
     }
+  });
+
+  it("proxyFromEnv() skips values the caller cannot use, and HTTP_PROXY when REQUEST_METHOD is set", () => {
+    const env = (vars: Record<string, string>) => (name: string) => vars[name];
+    const ws = { secure: false, hostname: "h", port: 80 };
+    const wss = { secure: true, hostname: "h", port: 443 };
+    const usable = (value: string) => value.startsWith("http:");
+    assertEquals(proxyFromEnv(wss, env({ HTTPS_PROXY: "https:a" }), usable), undefined);
+    assertEquals(proxyFromEnv(wss, env({ HTTPS_PROXY: "https:a", https_proxy: "http:b" }), usable), "http:b");
+    assertEquals(proxyFromEnv(wss, env({ HTTPS_PROXY: "socks4:a", ALL_PROXY: "http:c" }), usable), "http:c");
+    assertEquals(
+      proxyFromEnv(ws, env({ HTTP_PROXY: "a", http_proxy: "b", REQUEST_METHOD: "GET" })),
+      undefined,
+    );
+    assertEquals(proxyFromEnv(ws, env({ HTTP_PROXY: "a", ALL_PROXY: "c", REQUEST_METHOD: "" })), "c");
+    assertEquals(proxyFromEnv(wss, env({ HTTPS_PROXY: "a", REQUEST_METHOD: "GET" })), "a");
   });
 
   it("proxyFromEnv() prefers the scheme's variable, upper case first, then ALL_PROXY", () => {

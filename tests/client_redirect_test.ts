@@ -104,6 +104,20 @@ describe("connect() with followRedirects", () => {
     assertEquals(a.seen.map((s) => s.target), ["/dir/a", "/dir/b", "/dir/c?x=1", "/final"]);
   });
 
+  it("connect() follows a relative Location from a URL with credentials, which it does not pass on", async () => {
+    reset();
+    a.redirects.set("/start", [302, "/echo"]);
+    await roundTrip(await connect(`ws://user:pw@127.0.0.1:${a.port}/start`, follow));
+    assertEquals(a.seen.map((s) => s.target), ["/start", "/echo"]);
+    // A Location naming credentials of its own is still refused, even the same ones.
+    a.redirects.set("/start", [302, `ws://user:pw@127.0.0.1:${a.port}/echo`]);
+    const error = await assertRejects(
+      () => connect(`ws://user:pw@127.0.0.1:${a.port}/start`, follow),
+      ConnectError,
+    );
+    assertEquals(error.code, "BAD_REDIRECT");
+  });
+
   it("connect() does not follow by default: the redirect is a HandshakeRejected", async () => {
     reset();
     a.redirects.set("/start", [302, `ws://127.0.0.1:${b.port}/echo`]);

@@ -5,11 +5,13 @@
 // wall-clock margins; waits are on events, each bounded with within().
 
 import { describe, it } from "node:test";
+import * as net from "node:net";
 import { HandshakeRejected } from "../src/client.ts";
 import type { Connection } from "../src/connection/connection.ts";
 import { ConnectionClosed } from "../src/connection/closed.ts";
 import { ProtocolError } from "../src/core/errors.ts";
 import { HttpHeaders } from "../src/core/http.ts";
+import { Socks5Error } from "../src/core/proxy.ts";
 import { ConnectError } from "../src/net_errors.ts";
 import { isRetryable, reconnecting, type ReconnectOptions, type RetryInfo } from "../src/reconnect.ts";
 import { Sock, type SockOptions } from "../src/server/sock.ts";
@@ -350,6 +352,30 @@ describe("reconnecting()", () => {
     assertStrictEquals(connections, 0);
   });
 
+  it("retries an HTTP proxy's 502 to CONNECT (the server restarting behind it), then gives up", async () => {
+    let hits = 0;
+    const proxy = net.createServer((socket) => {
+      hits++;
+      socket.on("error", () => {});
+      socket.once("data", () => socket.end("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"));
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = proxy.address() as net.AddressInfo;
+      const { retries, error } = await run("ws://server.invalid:9/", {
+        proxy: `http://127.0.0.1:${port}`,
+        maxRetries: 2,
+      });
+      assertInstanceOf(error, ConnectError);
+      assertStrictEquals(error.code, "PROXY_REFUSED");
+      assertEquals(error.cause, { status: 502, statusText: "Bad Gateway" });
+      assertEquals(attempts(retries), [1, 2]);
+      assertStrictEquals(hits, 3);
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+
   it("maxRetries: 0 throws the first failure", async () => {
     const port = await freePort();
     const { retries, error } = await run(`ws://127.0.0.1:${port}/`, { maxRetries: 0 });
@@ -512,6 +538,25 @@ describe("isRetryable()", () => {
       ] as const
     ) {
       assertStrictEquals(isRetryable(new ConnectError(code, address)), false, code);
+    }
+  });
+
+  it("retries a proxy's refusal for 408, 429, 5xx but 501 and 505, and SOCKS5 replies 1, 3-6", () => {
+    const refused = (cause: unknown) => new ConnectError("PROXY_REFUSED", address, { cause });
+    for (const status of [408, 429, 500, 502, 503, 504]) {
+      assertStrictEquals(isRetryable(refused({ status, statusText: "" })), true, `${status}`);
+    }
+    for (const status of [400, 403, 404, 407, 501, 505]) {
+      assertStrictEquals(isRetryable(refused({ status, statusText: "" })), false, `${status}`);
+    }
+    const socks = (reply: number) => new Socks5Error("refused", `reply ${reply}`, reply);
+    for (const reply of [1, 3, 4, 5, 6]) {
+      assertStrictEquals(isRetryable(refused(socks(reply))), true, `${reply}`);
+    }
+    for (const reply of [2, 7, 8]) assertStrictEquals(isRetryable(refused(socks(reply))), false, `${reply}`);
+    assertStrictEquals(isRetryable(refused(undefined)), false);
+    for (const code of ["PROXY_AUTH_FAILED", "PROXY_PROTOCOL_ERROR"] as const) {
+      assertStrictEquals(isRetryable(new ConnectError(code, address, { cause: { status: 503 } })), false);
     }
   });
 

@@ -63,7 +63,8 @@ function tokenInput(key: string): Uint8Array {
 
 const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-function base64(bytes: Uint8Array): string {
+/** Standard base64 (RFC 4648 §4, padded), for the core's own headers. */
+export function base64(bytes: Uint8Array): string {
   let out = "";
   for (let i = 0; i < bytes.length; i += 3) {
     const n = (bytes[i]! << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0);
@@ -338,7 +339,7 @@ export function headerPairs(init: HeadersInit | undefined): [string, string][] {
  * @returns The head's bytes, blank line included.
  * @throws {TypeError} For an invalid name or value.
  */
-function formatHead(startLine: string, headers: [string, string][]): Uint8Array {
+export function formatHead(startLine: string, headers: [string, string][]): Uint8Array {
   let text = startLine + "\r\n";
   for (const [name, value] of headers) {
     if (!isToken(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);

@@ -116,6 +116,7 @@ export {
   type RejectedEvent,
 } from "./client_protocol.ts";
 export { parseWebSocketUrl, type WebSocketUrl } from "./url.ts";
+export { Socks5Error } from "./proxy.ts";
 export { decodeUtf8, encodeUtf8, utf8Length, Utf8StreamDecoder } from "./utf8.ts";
 export { Deflater, type DeflaterOptions } from "./deflate/deflate.ts";
 export { Inflater } from "./deflate/inflate.ts";

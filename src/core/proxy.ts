@@ -1,28 +1,22 @@
 /**
- * HTTP proxies for the client, as bytes and rules only: the `CONNECT` request (RFC 9110 §9.3.6)
- * and its answer, and which proxy a URL goes through given the usual environment variables
- * (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`), read through a function the caller
- * passes.
+ * Proxies for the client, as bytes and rules only: the HTTP `CONNECT` request (RFC 9110 §9.3.6)
+ * and its answer, the SOCKS5 handshake (RFC 1928, 1929), and which proxy a URL goes through given
+ * the usual environment variables (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`), read
+ * through a function the caller passes. Only {@linkcode Socks5Error} is public (the `cause` of a
+ * SOCKS5 proxy's `ConnectError`); the rest serves the client.
  *
  * @module
  */
 
 import { HeadReader } from "./http.ts";
+import { base64, formatHead } from "./handshake.ts";
 import { ProtocolError } from "./errors.ts";
 import { CloseCode } from "./close.ts";
 
-/**
- * Largest answer head a proxy may send to `CONNECT`, in bytes.
- *
- * @category Handshake
- */
+/** Largest answer head a proxy may send to `CONNECT`, in bytes. */
 export const MAX_CONNECT_RESPONSE_SIZE = 8192;
 
-/**
- * A host and port, as a `CONNECT` request names it.
- *
- * @category Handshake
- */
+/** A host and port, as a `CONNECT` request names it. */
 export interface TunnelTarget {
   /** The host name or address (an IPv6 address without brackets). */
   hostname: string;
@@ -34,12 +28,10 @@ export interface TunnelTarget {
  * Builds an HTTP `CONNECT` request for a tunnel to `target` (RFC 9110 §9.3.6), with
  * `Proxy-Authorization: Basic` (RFC 7617) when credentials are given.
  *
- * @category Handshake
- *
  * @param target Where the tunnel goes.
  * @param credentials The proxy's user name and password, already percent-decoded.
  * @returns The request bytes.
- * @throws {TypeError} For a host or credentials holding CR, LF or NUL.
+ * @throws {TypeError} For a host holding CR, LF or NUL (credentials go base64-encoded).
  *
  * @example A request with credentials
  * ```ts
@@ -60,22 +52,16 @@ export function formatConnectRequest(
   const authority = `${
     target.hostname.includes(":") ? `[${target.hostname}]` : target.hostname
   }:${target.port}`;
-  if (/[\r\n\0]/.test(authority + (credentials ? credentials.username + credentials.password : ""))) {
-    throw new TypeError("invalid character in the proxy request");
-  }
-  let head = `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n`;
+  // formatHead() checks the Host value, thus the request line's authority too.
+  const headers: [string, string][] = [["Host", authority]];
   if (credentials) {
     const bytes = new TextEncoder().encode(`${credentials.username}:${credentials.password}`);
-    head += `Proxy-Authorization: Basic ${btoa(String.fromCharCode(...bytes))}\r\n`;
+    headers.push(["Proxy-Authorization", `Basic ${base64(bytes)}`]);
   }
-  return new TextEncoder().encode(head + "\r\n");
+  return formatHead(`CONNECT ${authority} HTTP/1.1`, headers);
 }
 
-/**
- * A proxy's answer to `CONNECT`: its status, and the bytes that followed the head.
- *
- * @category Handshake
- */
+/** A proxy's answer to `CONNECT`: its status, and the bytes that followed the head. */
 export interface ConnectResponse {
   /** The HTTP status; 2xx opens the tunnel. */
   status: number;
@@ -87,9 +73,7 @@ export interface ConnectResponse {
 
 /**
  * Reads a proxy's answer to `CONNECT` from bytes split in any way, up to
- * {@linkcode MAX_CONNECT_RESPONSE_SIZE} bytes of head.
- *
- * @category Handshake
+ * {@linkcode MAX_CONNECT_RESPONSE_SIZE} bytes of head; interim (1xx) answers before it are skipped.
  *
  * @example The answer that opens a tunnel
  * ```ts
@@ -113,90 +97,133 @@ export class ConnectResponseReader {
    * @throws {ProtocolError} For a head that is not an HTTP response, or over the size limit.
    */
   write(chunk: Uint8Array): ConnectResponse | undefined {
-    let result;
-    try {
-      result = this.#reader.write(chunk);
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new ProtocolError(`malformed proxy answer: ${reason}`, CloseCode.ProtocolError);
+    while (true) {
+      let result;
+      try {
+        result = this.#reader.write(chunk);
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new ProtocolError(`malformed proxy answer: ${reason}`, CloseCode.ProtocolError);
+      }
+      if (!result) return undefined;
+      const [version, status, statusText] = result.head.startLine;
+      if (!/^HTTP\/1\.\d$/.test(version) || !/^\d{3}$/.test(status)) {
+        throw new ProtocolError("malformed proxy answer: bad status line", CloseCode.ProtocolError);
+      }
+      // An interim answer (100 Continue…) comes before the real one; 101 would be final.
+      if (!status.startsWith("1") || status === "101") {
+        return { status: Number(status), statusText, rest: result.rest };
+      }
+      this.#reader = new HeadReader(false, { maxHeadSize: MAX_CONNECT_RESPONSE_SIZE });
+      chunk = result.rest;
     }
-    if (!result) return undefined;
-    const [version, status, statusText] = result.head.startLine;
-    if (!/^HTTP\/1\.\d$/.test(version) || !/^\d{3}$/.test(status)) {
-      throw new ProtocolError("malformed proxy answer: bad status line", CloseCode.ProtocolError);
-    }
-    return { status: Number(status), statusText, rest: result.rest };
   }
 }
 
-/**
- * Reads an environment variable; `undefined` when it is not set (or cannot be read).
- *
- * @category Handshake
- */
+/** Reads an environment variable; `undefined` when it is not set (or cannot be read). */
 export type EnvLookup = (name: string) => string | undefined;
 
-/** The first of `NAME` and `name` that is set and not empty. */
-function variable(env: EnvLookup, name: string): string | undefined {
-  return env(name.toUpperCase()) || env(name.toLowerCase()) || undefined;
+/** The first of `NAME` and `name` that is set, not empty and `usable`. */
+function variable(env: EnvLookup, name: string, usable: (value: string) => boolean): string | undefined {
+  for (const key of [name.toUpperCase(), name.toLowerCase()]) {
+    const value = env(key);
+    if (value && usable(value)) return value;
+  }
+  return undefined;
+}
+
+/** An IPv6 address without its brackets (`[::1]` → `::1`); anything else as it is. */
+export function unbracket(host: string): string {
+  return host.replace(/^\[(.*)\]$/, "$1");
+}
+
+/** An IPv4 (dotted quad) or IPv6 address's 4 or 16 bytes; `undefined` for anything else. */
+function ipBytes(text: string): number[] | undefined {
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (v4) {
+    const bytes = v4.slice(1).map(Number);
+    return bytes.every((n) => n <= 255) ? bytes : undefined;
+  }
+  const halves = text.split("::");
+  if (!text.includes(":") || halves.length > 2) return undefined;
+  const groups = (s: string) => s ? s.split(":") : [];
+  const head = groups(halves[0]!), tail = groups(halves[1] ?? "");
+  // "::" stands for one or more zero groups.
+  const zeros = halves.length === 2 ? 8 - head.length - tail.length : 0;
+  const all = [...head, ...new Array<string>(Math.max(zeros, 0)).fill("0"), ...tail];
+  if (zeros < halves.length - 1 || all.length !== 8 || !all.every((g) => /^[0-9a-f]{1,4}$/i.test(g))) {
+    return undefined;
+  }
+  return all.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]);
+}
+
+/** Whether `ip` is in the network of `net`'s first `bits` bits (same family only). */
+function inNetwork(ip: number[], net: number[], bits: number): boolean {
+  if (ip.length !== net.length || bits > ip.length * 8) return false;
+  return ip.every((byte, i) => {
+    const mask = bits >= 8 * (i + 1) ? 0xff : bits <= 8 * i ? 0 : (0xff00 >> (bits - 8 * i)) & 0xff;
+    return ((byte ^ net[i]!) & mask) === 0;
+  });
 }
 
 /**
- * Whether `NO_PROXY` exempts a host: a comma (or space) separated list of host names, domain
- * suffixes (`example.com` and `.example.com` both match `a.example.com`), IP addresses
- * (`[::1]` or `::1`), each optionally with `:port`; `*` exempts every host.
- *
- * @category Handshake
+ * Whether `NO_PROXY` exempts a host: a comma (or space) separated list of host names, which also
+ * match their subdomains (`example.com`, `.example.com` and `*.example.com` all match
+ * `a.example.com`), IP addresses (`10.0.0.1`, `::1`, `[::1]`, compared as addresses) and networks
+ * (`10.0.0.0/8`, `fd00::/8`), each optionally with `:port` (`[::1]:443`, `*:443`); `*` exempts every
+ * host. An address host matches only address and network entries, never a name's suffix.
  *
  * @param noProxy The variable's value.
- * @param hostname The target host (an IPv6 address without brackets).
+ * @param hostname The target host (an IPv6 address with or without brackets).
  * @param port The target port.
  * @returns `true` when the host goes direct.
  *
- * @example Suffixes and ports
+ * @example Suffixes, networks and ports
  * ```ts
  * import { noProxyMatches } from "./proxy.ts";
  * import { assertEquals } from "@std/assert";
  *
  * assertEquals(noProxyMatches("localhost,.internal:8080", "api.internal", 8080), true);
  * assertEquals(noProxyMatches("localhost,.internal:8080", "api.internal", 80), false);
+ * assertEquals(noProxyMatches("10.0.0.0/8", "10.1.2.3", 80), true);
+ * assertEquals(noProxyMatches("0.0.1", "10.0.0.1", 80), false);
  * assertEquals(noProxyMatches("*", "example.com", 443), true);
  * ```
  */
 export function noProxyMatches(noProxy: string, hostname: string, port: number): boolean {
-  const host = hostname.toLowerCase().replace(/\.$/, "");
-  for (let entry of noProxy.split(/[\s,]+/)) {
-    entry = entry.trim().toLowerCase();
+  const host = unbracket(hostname.toLowerCase()).replace(/\.$/, "");
+  const hostIp = ipBytes(host);
+  for (let entry of noProxy.toLowerCase().split(/[\s,]+/)) {
+    const withPort = /^(\[[^\]]*\]|[^:]*):(\d+)$/.exec(entry);
+    if (withPort) {
+      if (Number(withPort[2]) !== port) continue;
+      entry = withPort[1]!;
+    }
     if (!entry) continue;
     if (entry === "*") return true;
-    let entryPort: number | undefined;
-    const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(entry);
-    if (bracketed) {
-      entry = bracketed[1]!;
-      if (bracketed[2]) entryPort = Number(bracketed[2]);
-    } else {
-      const colon = /^([^:]+):(\d+)$/.exec(entry);
-      if (colon) {
-        entry = colon[1]!;
-        entryPort = Number(colon[2]);
-      }
+    const [address = "", bits, ...more] = entry.split("/");
+    const ip = ipBytes(unbracket(address));
+    if (ip) {
+      if (more.length > 0 || (bits !== undefined && !/^\d{1,3}$/.test(bits))) continue;
+      if (hostIp && inNetwork(hostIp, ip, bits === undefined ? ip.length * 8 : Number(bits))) return true;
+      continue;
     }
-    if (entryPort !== undefined && entryPort !== port) continue;
     entry = entry.replace(/^\*?\./, "").replace(/\.$/, "");
-    if (host === entry || host.endsWith(`.${entry}`)) return true;
+    if (!hostIp && (host === entry || host.endsWith(`.${entry}`))) return true;
   }
   return false;
 }
 
 /**
- * The proxy the environment names for a WebSocket URL, as the runtimes' own `fetch` chooses it:
- * `ws:` uses `HTTP_PROXY`, `wss:` uses `HTTPS_PROXY`, either falls back to `ALL_PROXY` (each name
- * upper-case first, then lower-case), and `NO_PROXY` (see {@linkcode noProxyMatches}) exempts hosts.
- *
- * @category Handshake
+ * The proxy the environment names for a WebSocket URL: `ws:` uses `HTTP_PROXY`, `wss:` uses
+ * `HTTPS_PROXY`, either falls back to `ALL_PROXY` (each name upper-case first, then lower-case; a
+ * value `usable` refuses is skipped, as if not set), and `NO_PROXY` (see {@linkcode noProxyMatches})
+ * exempts hosts. `HTTP_PROXY` is ignored when `REQUEST_METHOD` is set: in a CGI script it may come
+ * from a request's `Proxy:` header ("httpoxy").
  *
  * @param target Whether the connection uses TLS, and its host and port.
  * @param env Reads a variable.
+ * @param usable Whether the caller can use a proxy URL; all by default.
  * @returns The proxy URL as written in the variable, or `undefined` to go direct.
  *
  * @example Choosing by scheme, with exemptions
@@ -214,10 +241,12 @@ export function noProxyMatches(noProxy: string, hostname: string, port: number):
 export function proxyFromEnv(
   target: { secure: boolean; hostname: string; port: number },
   env: EnvLookup,
+  usable: (value: string) => boolean = () => true,
 ): string | undefined {
-  const proxy = variable(env, target.secure ? "HTTPS_PROXY" : "HTTP_PROXY") ?? variable(env, "ALL_PROXY");
+  const own = target.secure ? "HTTPS_PROXY" : env("REQUEST_METHOD") === undefined ? "HTTP_PROXY" : "";
+  const proxy = (own ? variable(env, own, usable) : undefined) ?? variable(env, "ALL_PROXY", usable);
   if (!proxy) return undefined;
-  const noProxy = variable(env, "NO_PROXY");
+  const noProxy = variable(env, "NO_PROXY", () => true);
   if (noProxy && noProxyMatches(noProxy, target.hostname, target.port)) return undefined;
   return proxy;
 }
@@ -237,9 +266,21 @@ const SOCKS_REPLIES: Record<number, string> = {
 /**
  * Why a SOCKS5 handshake failed: `auth` (no method both sides accept, or credentials refused),
  * `refused` (the proxy's reply to `CONNECT` is not success; `reply` holds its code), `protocol` (the
- * proxy's bytes break RFC 1928/1929).
+ * proxy's bytes break RFC 1928/1929). `connect()` through a SOCKS5 proxy rejects with a
+ * `ConnectError` (`PROXY_AUTH_FAILED`, `PROXY_REFUSED` or `PROXY_PROTOCOL_ERROR`) whose `cause` is
+ * this error.
  *
- * @category Handshake
+ * @category Errors
+ *
+ * @example Which reply a SOCKS5 proxy refused the tunnel with
+ * ```ts
+ * import { ConnectError, Socks5Error } from "@sock/sock";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const cause = new Socks5Error("refused", "SOCKS5 reply 5: connection refused", 5);
+ * const error = new ConnectError("PROXY_REFUSED", { hostname: "127.0.0.1", port: 1080 }, { cause });
+ * assertEquals(error.cause instanceof Socks5Error ? error.cause.reply : undefined, 5);
+ * ```
  */
 export class Socks5Error extends Error {
   /** The kind of failure. */
@@ -275,8 +316,6 @@ const enum Socks {
  * {@linkcode Socks5Handshake.receiveData} until `done`. The target's name goes to the proxy as it
  * is (the proxy resolves it); addresses go as addresses.
  *
- * @category Handshake
- *
  * @example A handshake without credentials, the proxy's answers given by hand
  * ```ts
  * import { Socks5Handshake } from "./proxy.ts";
@@ -308,16 +347,7 @@ export class Socks5Handshake {
    */
   constructor(target: TunnelTarget, credentials?: { username: string; password: string }) {
     this.#target = target;
-    if (credentials) {
-      const username = new TextEncoder().encode(credentials.username);
-      const password = new TextEncoder().encode(credentials.password);
-      for (const field of [username, password]) {
-        if (field.length < 1 || field.length > 255) {
-          throw new TypeError("SOCKS5 user names and passwords are 1 to 255 bytes");
-        }
-      }
-      this.#credentials = { username, password };
-    }
+    if (credentials) this.#credentials = socks5Credentials(credentials);
     address(target.hostname); // Checked now.
     // RFC 1928 §3: version, the methods offered: 0 (none), and 2 (user name and password) with them.
     this.#out.push(new Uint8Array(credentials ? [5, 2, 0, 2] : [5, 1, 0]));
@@ -433,23 +463,29 @@ export class Socks5Handshake {
   }
 }
 
+/**
+ * A user name and password as RFC 1929 sends them: each 1 to 255 bytes of UTF-8.
+ *
+ * @throws {TypeError} For an empty or longer one.
+ */
+export function socks5Credentials(
+  credentials: { username: string; password: string },
+): { username: Uint8Array; password: Uint8Array } {
+  const username = new TextEncoder().encode(credentials.username);
+  const password = new TextEncoder().encode(credentials.password);
+  for (const field of [username, password]) {
+    if (field.length < 1 || field.length > 255) {
+      throw new TypeError("SOCKS5 user names and passwords are 1 to 255 bytes");
+    }
+  }
+  return { username, password };
+}
+
 /** A host as a SOCKS5 address: type, then the address (RFC 1928 §5). */
 function address(hostname: string): Uint8Array {
-  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(hostname);
-  if (v4 && v4.slice(1).every((n) => Number(n) <= 255)) {
-    return new Uint8Array([1, ...v4.slice(1).map(Number)]);
-  }
-  if (hostname.includes(":")) {
-    // The URL parser gives IPv6 addresses in their canonical form: groups, with at most one "::".
-    const [head, tail] = hostname.includes("::") ? hostname.split("::") as [string, string] : [hostname, ""];
-    const groups = (s: string) => s ? s.split(":").map((g) => parseInt(g, 16)) : [];
-    const h = groups(head), t = groups(tail);
-    const all = [...h, ...new Array(8 - h.length - t.length).fill(0), ...t];
-    if (all.length !== 8 || all.some((g) => !(g >= 0 && g <= 0xffff))) {
-      throw new TypeError(`not an IPv6 address: ${hostname}`);
-    }
-    return new Uint8Array([4, ...all.flatMap((g) => [g >> 8, g & 0xff])]);
-  }
+  const ip = ipBytes(hostname);
+  if (ip) return new Uint8Array([ip.length === 4 ? 1 : 4, ...ip]);
+  if (hostname.includes(":")) throw new TypeError(`not an IPv6 address: ${hostname}`);
   const name = new TextEncoder().encode(hostname);
   if (name.length < 1 || name.length > 255) throw new TypeError("SOCKS5 host names are 1 to 255 bytes");
   return new Uint8Array([3, name.length, ...name]);
