@@ -33,7 +33,8 @@ import type { NetAddress } from "./transport.ts";
  * - `PROXY_REFUSED`: the proxy answered `CONNECT` with another status than 2xx (`403` for a port it
  *   does not tunnel to, `502` when it cannot reach the target…), or a SOCKS5 proxy with a failure
  *   reply (RFC 1928 §6: not allowed, connection refused, host unreachable…); the reason carries the
- *   status or reply. The error names the proxy.
+ *   status or reply, and `cause` is `{ status, statusText }` or the `Socks5Error`. The error names
+ *   the proxy.
  * - `PROXY_PROTOCOL_ERROR`: the proxy's answer is not an HTTP (or SOCKS5) response, is over 8 KiB, or bytes
  *   came before the tunnel's peer could have sent any. The error names the proxy. (A proxy that is
  *   down fails as any host: `ECONNREFUSED`, `ENOTFOUND`… naming the proxy.)

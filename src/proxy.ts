@@ -14,8 +14,8 @@ import {
   Socks5Error,
   Socks5Handshake,
   type TunnelTarget,
-  unbracket,
 } from "./core/proxy.ts";
+import { unbracket } from "./core/url.ts";
 import { Link } from "./connection/link.ts";
 import { ConnectError, hostPort } from "./net_errors.ts";
 import type { Adapter, NetAddress, Transport } from "./transport.ts";

@@ -12,6 +12,7 @@ import { HeadReader } from "./http.ts";
 import { base64, formatHead } from "./handshake.ts";
 import { ProtocolError } from "./errors.ts";
 import { CloseCode } from "./close.ts";
+import { unbracket } from "./url.ts";
 
 /** Largest answer head a proxy may send to `CONNECT`, in bytes. */
 export const MAX_CONNECT_RESPONSE_SIZE = 8192;
@@ -130,11 +131,6 @@ function variable(env: EnvLookup, name: string, usable: (value: string) => boole
     if (value && usable(value)) return value;
   }
   return undefined;
-}
-
-/** An IPv6 address without its brackets (`[::1]` → `::1`); anything else as it is. */
-export function unbracket(host: string): string {
-  return host.replace(/^\[(.*)\]$/, "$1");
 }
 
 /** An IPv4 (dotted quad) or IPv6 address's 4 or 16 bytes; `undefined` for anything else. */

@@ -65,10 +65,20 @@ export function parseWebSocketUrl(url: string | URL): WebSocketUrl {
   return {
     url: parsed,
     secure,
-    hostname: parsed.hostname.replace(/^\[|\]$/g, ""),
+    hostname: unbracket(parsed.hostname),
     // URL drops a port that is the scheme's default, so `port` is empty then, and `host` carries none.
     port: parsed.port === "" ? (secure ? 443 : 80) : Number(parsed.port),
     target: (parsed.pathname || "/") + parsed.search,
     host: parsed.host,
   };
+}
+
+/**
+ * An IPv6 address without its brackets (`[::1]` → `::1`); anything else as it is.
+ *
+ * @param host A URL's host name.
+ * @returns The name or address.
+ */
+export function unbracket(host: string): string {
+  return host.replace(/^\[(.*)\]$/, "$1");
 }
