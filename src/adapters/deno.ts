@@ -127,42 +127,47 @@ class DenoTransport extends Pausable implements Transport {
   }
 
   start(sink: TransportSink): void {
-    // A sink that throws ends the connection (after its end()), not the process.
-    this.#readLoop(sink).catch(() => this.close());
+    void this.#readLoop(sink);
   }
 
   /**
    * Reads until the end of the stream, handing each chunk to the sink; while paused, what was read
-   * (the end of the stream too) waits for `resume()`, unless `close()` comes first.
+   * (the end of the stream too) waits for `resume()`, unless `close()` comes first. Never rejects:
+   * a sink that throws ends the connection (after its `end()`), not the process, with no handler
+   * held for it meanwhile (a closure, a promise and a reaction per idle connection).
    */
   async #readLoop(sink: TransportSink): Promise<void> {
-    // The buffer to read into next: the last one, unless the sink kept it.
-    let buffer = new Uint8Array(SMALL_READ_SIZE);
     try {
-      while (!this.#closed) {
-        let n: number | null;
-        try {
-          n = await this.#conn.read(buffer);
-        } catch {
-          n = null;
+      // The buffer to read into next: the last one, unless the sink kept it.
+      let buffer = new Uint8Array(SMALL_READ_SIZE);
+      try {
+        while (!this.#closed) {
+          let n: number | null;
+          try {
+            n = await this.#conn.read(buffer);
+          } catch {
+            n = null;
+          }
+          while (this.paused && !this.#closed) await this.paused;
+          if (n === null || this.#closed) break;
+          // The buffer is handed over without a copy (on Deno, allocating even a small buffer costs
+          // more than the rest of the read); the next read goes into it again unless the sink kept
+          // it (bench (c) on Deno about +15% against a new buffer per read), else into a new one:
+          // larger once reads fill their buffer, the small one again once they are small.
+          const kept = sink.data(buffer.subarray(0, n));
+          const size = n === buffer.length
+            ? Math.min(buffer.length * 16, READ_SIZE)
+            : n < SHRINK_BELOW
+            ? SMALL_READ_SIZE
+            : buffer.length;
+          if (kept || size !== buffer.length) buffer = new Uint8Array(size);
+          while (this.paused && !this.#closed) await this.paused;
         }
-        while (this.paused && !this.#closed) await this.paused;
-        if (n === null || this.#closed) break;
-        // The buffer is handed over without a copy (on Deno, allocating even a small buffer costs
-        // more than the rest of the read); the next read goes into it again unless the sink kept it
-        // (bench (c) on Deno about +15% against a new buffer per read), else into a new one: larger
-        // once reads fill their buffer, the small one again once they are small.
-        const kept = sink.data(buffer.subarray(0, n));
-        const size = n === buffer.length
-          ? Math.min(buffer.length * 16, READ_SIZE)
-          : n < SHRINK_BELOW
-          ? SMALL_READ_SIZE
-          : buffer.length;
-        if (kept || size !== buffer.length) buffer = new Uint8Array(size);
-        while (this.paused && !this.#closed) await this.paused;
+      } finally {
+        if (!this.#detached) sink.end();
       }
-    } finally {
-      if (!this.#detached) sink.end();
+    } catch {
+      this.close();
     }
   }
 

@@ -320,6 +320,8 @@ const enum Assembling {
 }
 
 const EMPTY = new Uint8Array(0);
+/** The extensions of every connection without any: one array for all, not one each. */
+const NO_EXTENSIONS: readonly Extension[] = Object.freeze([]);
 
 /** How the input ended: a violation, the peer's close frame, or EOF. */
 type Ending =
@@ -382,7 +384,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #events: (ProtocolEvent | SideEvent)[] = [];
   #decoder: FrameDecoder;
   #encoder: FrameEncoder;
-  #extensions: Extension[] = [];
+  #extensions: readonly Extension[] = NO_EXTENSIONS;
   #extensionsHeader = "";
   #subprotocol = "";
 
@@ -411,7 +413,8 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #fragments = 0;
   #decodedSize = 0;
   #text = "";
-  #utf8 = new Utf8StreamDecoder();
+  /** Made for the first text split over frames or reads: most connections never see one. */
+  #utf8: Utf8StreamDecoder | undefined;
   /** Whether the current text went through the incremental decoder. */
   #utf8Used = false;
   #binary: Uint8Array = EMPTY;
@@ -440,7 +443,6 @@ export class Protocol<SideEvent = never> implements FrameSink {
 
   #closeReceived: CloseInfo | undefined;
   #closeSent: CloseInfo | undefined;
-  #failure: CloseInfo | undefined;
   /** The peer's close frame came while OPEN: the peer began the closing handshake. */
   #peerBegan = false;
 
@@ -832,7 +834,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
   /** Moves to OPEN with the agreed subprotocol and extensions (and the header that agreed them). */
   protected open(subprotocol: string, extensions: Extension[], extensionsHeader = ""): void {
     this.#subprotocol = subprotocol;
-    this.#extensions = extensions;
+    this.#extensions = extensions.length > 0 ? extensions : NO_EXTENSIONS;
     this.#extensionsHeader = extensionsHeader;
     let rsv = 0;
     for (const extension of extensions) rsv |= extension.rsv;
@@ -872,25 +874,32 @@ export class Protocol<SideEvent = never> implements FrameSink {
     const failure = error instanceof ProtocolError && isValidCloseCode(error.code)
       ? error
       : new ProtocolError("internal error", CloseCode.InternalError, { cause: error });
+    // A connection that never opened ends as 1006, as in browsers.
+    let failed: CloseInfo | undefined;
     if (this.#state !== ReadyState.Connecting) {
-      // A connection that never opened ends as 1006, as in browsers.
       const reason = truncateReason(failure.message);
-      this.#failure = { code: failure.code, reason };
+      failed = { code: failure.code, reason };
       if (this.#state === ReadyState.Open) {
         this.#encoder.frame(Opcode.Close, encodeClosePayload(failure.code, reason), true, 0);
-        this.#closeSent = this.#failure;
+        this.#closeSent = failed;
       }
     }
     this.emit({ type: "failed", error: failure });
-    this.finish();
+    this.finish(failed);
   }
 
-  /** Moves to CLOSED and emits the `closed` event, once. */
-  protected finish(): void {
+  /**
+   * Moves to CLOSED and emits the `closed` event, once.
+   *
+   * @param failed The code and reason of the failure that ends the connection, if one does: they
+   *   are reported unless the peer's close frame came first. (A parameter, not a field: see
+   *   `Opening` in server_protocol.ts for what a field less per connection saves.)
+   */
+  protected finish(failed?: CloseInfo): void {
     if (this.#state === ReadyState.Closed) return;
     this.#state = ReadyState.Closed;
     const received = this.#closeReceived, sent = this.#closeSent;
-    const { code, reason } = received ?? this.#failure ?? { code: CloseCode.AbnormalClosure, reason: "" };
+    const { code, reason } = received ?? failed ?? { code: CloseCode.AbnormalClosure, reason: "" };
     this.emit({ type: "closed", code, reason, wasClean: !!(received && sent), received, sent });
   }
 
@@ -1019,7 +1028,9 @@ export class Protocol<SideEvent = never> implements FrameSink {
           decodeUtf8(this.#unmaskToScratch(chunk, start, end, key, phase));
         return;
       }
-      const part = this.#utf8.write(this.#unmaskToScratch(chunk, start, end, key, phase));
+      const part = (this.#utf8 ??= new Utf8StreamDecoder()).write(
+        this.#unmaskToScratch(chunk, start, end, key, phase),
+      );
       if (this.#stream) {
         if (part !== "") this.#piece({ type: "text", data: part, final: false });
       } else {
@@ -1080,7 +1091,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
     const kind = this.#message;
     this.#message = Assembling.None;
     if (this.#stream) {
-      const tail = kind === Assembling.Text ? this.#utf8.end() : "";
+      const tail = kind === Assembling.Text ? this.#utf8?.end() ?? "" : "";
       const last = this.#lastPiece;
       if (last && tail === "" && this.#events[this.#events.length - 1] === last) {
         last.final = true;
@@ -1094,7 +1105,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
     }
     if (kind === Assembling.Text) {
       let text = this.#text;
-      if (this.#utf8Used) text += this.#utf8.end();
+      if (this.#utf8Used) text += this.#utf8!.end();
       this.#text = "";
       this.#utf8Used = false;
       this.emit({ type: "text", data: text, final: true });

@@ -94,6 +94,30 @@ const MAX_EARLY_DATA = 524288;
 
 /** Shared by every connection that has no early data (most): one empty array, not one each. */
 const NO_BYTES = new Uint8Array(0);
+/** The extension factories of a server without any: one array for every connection. */
+const NO_FACTORIES: readonly ServerExtensionFactory[] = Object.freeze([]);
+
+/**
+ * What only the opening handshake needs, in one object let go once the request is accepted. With
+ * `finish()` taking the failure as a parameter, an open server connection's core has 51 fields
+ * instead of 60, which JavaScriptCore stores in 432 bytes instead of 608 (idle connections on Bun:
+ * 3.66 -> 3.42 KiB of heap each).
+ */
+interface Opening {
+  /** Dropped once the head has arrived, with its buffer. */
+  reader: HeadReader | undefined;
+  factories: readonly ServerExtensionFactory[];
+  token: string | undefined;
+  /** Bytes the client sent before the answer, in the first `earlySize` bytes; grown as they come. */
+  early: Uint8Array;
+  earlySize: number;
+  rejection: { status: number; reason: string } | undefined;
+  /** `accept()` or `reject()` has been called. */
+  answered: boolean;
+  rejecting: boolean;
+  /** The request is a HEAD: a rejection sends its head only (RFC 9110 §9.3.2). */
+  headOnly: boolean;
+}
 
 /**
  * The server side of a WebSocket connection, without I/O.
@@ -124,20 +148,9 @@ const NO_BYTES = new Uint8Array(0);
  * ```
  */
 export class ServerProtocol extends Protocol<RequestEvent> {
-  /** Dropped once the head has arrived, with its buffer. */
-  #reader: HeadReader | undefined;
-  #factories: ServerExtensionFactory[];
   #request: UpgradeRequest | undefined;
-  #token: string | undefined;
-  /** Bytes the client sent before the answer, in the first `#earlySize` bytes; grown as they come. */
-  #early = NO_BYTES;
-  #earlySize = 0;
-  #rejection: { status: number; reason: string } | undefined;
-  /** `accept()` or `reject()` has been called. */
-  #answered = false;
-  #rejecting = false;
-  /** The request is a HEAD: a rejection sends its head only (RFC 9110 §9.3.2). */
-  #headOnly = false;
+  /** Until the request is accepted (kept after a rejection, which ends the connection). */
+  #opening: Opening | undefined;
 
   /**
    * Creates the server side of one connection, waiting for the request.
@@ -146,8 +159,17 @@ export class ServerProtocol extends Protocol<RequestEvent> {
    */
   constructor(options: ServerProtocolOptions = {}) {
     super(false, options);
-    this.#reader = new HeadReader(true, options);
-    this.#factories = options.extensions ?? [];
+    this.#opening = {
+      reader: new HeadReader(true, options),
+      factories: options.extensions ?? NO_FACTORIES,
+      token: undefined,
+      early: NO_BYTES,
+      earlySize: 0,
+      rejection: undefined,
+      answered: false,
+      rejecting: false,
+      headOnly: false,
+    };
   }
 
   /** The request, once its head has arrived. */
@@ -160,7 +182,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
    * body's text, or the error's message; empty when neither says).
    */
   get rejection(): { status: number; reason: string } | undefined {
-    return this.#rejection;
+    return this.#opening?.rejection;
   }
 
   /**
@@ -181,9 +203,10 @@ export class ServerProtocol extends Protocol<RequestEvent> {
   }
 
   #receiveHandshake(chunk: Uint8Array): void {
+    const opening = this.#opening!; // Dropped only when the request is accepted.
     if (this.#request) {
-      if (this.#rejecting || chunk.length === 0) return;
-      const size = this.#earlySize + chunk.length;
+      if (opening.rejecting || chunk.length === 0) return;
+      const size = opening.earlySize + chunk.length;
       if (size > MAX_EARLY_DATA) {
         this.#failHandshake(
           new ProtocolError("client sent data before the handshake completed", CloseCode.ProtocolError, {
@@ -192,17 +215,17 @@ export class ServerProtocol extends Protocol<RequestEvent> {
         );
         return;
       }
-      if (size > this.#early.length) {
-        const grown = new Uint8Array(Math.min(MAX_EARLY_DATA, Math.max(size, this.#early.length * 2)));
-        grown.set(this.#early.subarray(0, this.#earlySize));
-        this.#early = grown;
+      if (size > opening.early.length) {
+        const grown = new Uint8Array(Math.min(MAX_EARLY_DATA, Math.max(size, opening.early.length * 2)));
+        grown.set(opening.early.subarray(0, opening.earlySize));
+        opening.early = grown;
       }
-      this.#early.set(chunk, this.#earlySize);
-      this.#earlySize = size;
+      opening.early.set(chunk, opening.earlySize);
+      opening.earlySize = size;
       return;
     }
     try {
-      const result = this.#reader!.write(chunk);
+      const result = opening.reader!.write(chunk);
       if (result) this.receiveHead(result.head, result.rest);
     } catch (error) {
       this.#failHandshake(error);
@@ -233,14 +256,15 @@ export class ServerProtocol extends Protocol<RequestEvent> {
    * @throws {TypeError} When a head was received already.
    */
   receiveHead(head: ParsedHead, rest: Uint8Array): void {
-    if (!this.#reader) throw new TypeError("the request head was received already");
-    this.#reader = undefined;
+    const opening = this.#opening;
+    if (!opening?.reader) throw new TypeError("the request head was received already");
+    opening.reader = undefined;
     try {
       const request = parseUpgradeRequest(head);
       this.#request = request;
-      this.#headOnly = request.method === "HEAD";
+      opening.headOnly = request.method === "HEAD";
       if (!request.error) {
-        this.#token = acceptToken(request.key);
+        opening.token = acceptToken(request.key);
       }
       this.emit({ type: "request", request });
       // Bytes after the head are early data, under the same limit as later ones.
@@ -260,18 +284,17 @@ export class ServerProtocol extends Protocol<RequestEvent> {
   accept(options: ServerAcceptOptions = {}): void {
     const request = this.#checkCanAnswer();
     if (request.error) throw request.error;
+    const opening = this.#opening!;
     const { header, extensions } = negotiateExtensions(
-      options.extensions ?? this.#factories,
+      options.extensions ?? opening.factories,
       request.extensions,
     );
     // Throws for a bad subprotocol or header before anything is committed.
-    const response = acceptResponse(request, this.#token!, header, options);
-    this.#answered = true;
-    this.#token = undefined; // Not kept for the connection's life.
+    const response = acceptResponse(request, opening.token!, header, options);
+    this.#opening = undefined; // Not kept for the connection's life.
     this.sendRaw(response, true);
     this.open(options.subprotocol ?? "", extensions, header);
-    if (this.#earlySize > 0) this.receiveAfterHandshake(this.#early.subarray(0, this.#earlySize));
-    this.#early = NO_BYTES;
+    if (opening.earlySize > 0) this.receiveAfterHandshake(opening.early.subarray(0, opening.earlySize));
   }
 
   /**
@@ -303,11 +326,15 @@ export class ServerProtocol extends Protocol<RequestEvent> {
     if (final) headers.push(["Content-Length", String(body?.length ?? 0)]);
     headers.push(["Connection", "close"]);
     this.sendRaw(formatResponse(code, headers), true);
-    this.#answered = true;
-    this.#rejecting = true;
+    const opening = this.#opening!;
+    opening.answered = true;
+    opening.rejecting = true;
     const said = typeof options.body === "string" ? options.body.trim() : "";
-    this.#rejection = { status: code, reason: said || (error && code === error.status ? error.message : "") };
-    this.#early = NO_BYTES;
+    opening.rejection = {
+      status: code,
+      reason: said || (error && code === error.status ? error.message : ""),
+    };
+    opening.early = NO_BYTES;
     this.rejectData(body ?? new Uint8Array(0), final);
   }
 
@@ -321,11 +348,12 @@ export class ServerProtocol extends Protocol<RequestEvent> {
    * @throws {TypeError} When no rejection is in progress.
    */
   rejectData(data: string | Uint8Array, final = false): void {
-    if (!this.#rejecting || this.readyState !== ReadyState.Connecting) {
+    const opening = this.#opening;
+    if (!opening?.rejecting || this.readyState !== ReadyState.Connecting) {
       throw new TypeError("no rejection body is in progress");
     }
     const bytes = typeof data === "string" ? encodeUtf8(data) : data;
-    if (bytes.length > 0 && !this.#headOnly) this.sendRaw(bytes);
+    if (bytes.length > 0 && !opening.headOnly) this.sendRaw(bytes);
     if (final) this.finish();
   }
 
@@ -333,13 +361,14 @@ export class ServerProtocol extends Protocol<RequestEvent> {
     if (this.readyState !== ReadyState.Connecting || !this.#request) {
       throw new TypeError("no request is waiting for an answer");
     }
-    if (this.#answered) throw new TypeError("the request was already answered");
+    if (this.#opening!.answered) throw new TypeError("the request was already answered");
     return this.#request;
   }
 
   #failHandshake(error: unknown): void {
+    const opening = this.#opening!; // Failed before an accept.
     if (error instanceof ProtocolError && error.status !== undefined) {
-      this.#rejection = { status: error.status, reason: error.message };
+      opening.rejection = { status: error.status, reason: error.message };
       const body = encodeUtf8(error.message + "\n");
       this.sendRaw(formatResponse(error.status, [
         ...error.headers,
@@ -347,9 +376,9 @@ export class ServerProtocol extends Protocol<RequestEvent> {
         ["Content-Length", String(body.length)],
         ["Connection", "close"],
       ]));
-      if (!this.#headOnly) this.sendRaw(body);
+      if (!opening.headOnly) this.sendRaw(body);
     }
-    this.#answered = true;
+    opening.answered = true;
     this.fail(error);
   }
 }

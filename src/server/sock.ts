@@ -747,15 +747,31 @@ export class Sock<Data = unknown> {
       this.#closedEarly = undefined;
       this.#monitor.closed(ws);
     }
+    let running: unknown;
     try {
-      await opened.handler(ws, opened.request);
-      await ws.close(CloseCode.Normal);
+      running = opened.handler(ws, opened.request);
     } catch (error) {
-      // A handler stopped by its own connection closing under it is no server error.
-      if (error instanceof ConnectionClosed && ws.closeResult) return;
-      this.#reportError(error);
-      await ws.close(CloseCode.InternalError, "internal error");
+      running = Promise.reject(error);
     }
+    this.#run(ws, running);
+  }
+
+  /**
+   * Closes the connection once its handler is done: with 1000, or 1011 when it failed. Not in an
+   * async function: while the handler runs, its promise and one reaction are all the server holds
+   * for the connection, not the frames of `#serve` and `#websocket` with the request they routed
+   * (5,000 idle connections on Bun: 4.44 -> 3.92 KiB of heap each).
+   */
+  #run(ws: Connection<Data>, running: unknown): void {
+    Promise.resolve(running).then(
+      () => void ws.close(CloseCode.Normal), // close() never rejects unhandled (see `quiet`).
+      (error) => {
+        // A handler stopped by its own connection closing under it is no server error.
+        if (error instanceof ConnectionClosed && ws.closeResult) return;
+        this.#reportError(error);
+        void ws.close(CloseCode.InternalError, "internal error");
+      },
+    );
   }
 
   /** Serves a connection's requests through `fetch` until it closes or one of them upgrades. */
