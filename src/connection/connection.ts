@@ -561,11 +561,14 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     consumerFailed: (ws) => void ws.close(CloseCode.InternalError, "internal error").catch(ignore),
     notice(ws, event) {
       const callback = event.type === "ping" ? ws.#settings.onPing : ws.#settings.onPong;
+      // As when a forEach() callback throws or rejects: 1011, and never an unhandled rejection
+      // (an async callback is a function returning void too, to the type checker).
+      const failed = () => void ws.close(CloseCode.InternalError, "internal error").catch(ignore);
       try {
-        callback?.(event.data, ws);
+        const result = callback?.(event.data, ws) as unknown;
+        if (result instanceof Promise) result.catch(failed);
       } catch {
-        // As when a forEach() callback throws.
-        ws.close(CloseCode.InternalError, "internal error").catch(ignore);
+        failed();
       }
     },
   };

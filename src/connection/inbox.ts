@@ -52,12 +52,16 @@ export interface InboxOwner<C> {
 /** What the queue holds: messages (or pieces), and pings and pongs waiting for the messages before them. */
 type Entry = MessagePart | PingEvent | PongEvent;
 
-/** A `forEach()` callback and the promise it returned. */
+/**
+ * A `forEach()` callback and how to settle the promise it returned (the resolvers kept here, not
+ * their own object: one object less for every connection its handler holds in `forEach()`).
+ */
 interface Consumer {
   callback: (data: Message, final: boolean) => unknown;
   /** Set while a promise the callback returned is pending: messages queue meanwhile. */
   busy: boolean;
-  done: PromiseWithResolvers<void>;
+  resolve: () => void;
+  reject: (error: unknown) => void;
 }
 
 interface Waiter {
@@ -82,6 +86,8 @@ export class Inbox<C> {
   #messages: Entry[] | undefined;
   /** Pings and pongs in the queue: while there are none, taking a message checks for none. */
   #notices = 0;
+  /** A message went straight to a waiter whose continuation has not asked again yet. */
+  #handedOff = false;
   #waiting: Waiter[] | undefined;
   /** Set by `forEach()`: messages go to it as they are read. */
   #consumer: Consumer | undefined;
@@ -124,8 +130,10 @@ export class Inbox<C> {
     const consumer = this.#consumer;
     if (consumer !== undefined && !consumer.busy) return this.#consume(consumer, message);
     const waiter = this.#waiting?.shift();
-    if (waiter) waiter.resolve(message);
-    else (this.#messages ??= []).push(message);
+    if (waiter) {
+      waiter.resolve(message);
+      this.#handedOff = true;
+    } else (this.#messages ??= []).push(message);
   }
 
   /**
@@ -134,7 +142,7 @@ export class Inbox<C> {
    * sees pings, pongs and messages in the order they arrived.
    */
   notice(event: PingEvent | PongEvent): void {
-    if (!this.#messages?.length && !this.#consumer?.busy) {
+    if (!this.#messages?.length && !this.#consumer?.busy && !this.#handedOff) {
       return this.#owner.notice(this.#connection as C, event);
     }
     (this.#messages ??= []).push(event);
@@ -176,11 +184,12 @@ export class Inbox<C> {
   /** See `Connection.forEach()`. */
   forEach(callback: (data: Message, final: boolean) => unknown): Promise<void> {
     if (this.#consumer) return Promise.reject(new TypeError("forEach() was already called"));
-    const consumer: Consumer = { callback, busy: false, done: Promise.withResolvers() };
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const consumer: Consumer = { callback, busy: false, resolve, reject };
     this.#consumer = consumer;
     this.reading = true;
     this.#feed(consumer);
-    return quiet(consumer.done.promise);
+    return quiet(promise);
   }
 
   #receive(timeout: number | undefined): Promise<Message | undefined> {
@@ -227,15 +236,17 @@ export class Inbox<C> {
   /** The next piece received, if one is waiting; the pings and pongs before it reach the application first. */
   #take(): MessagePart | undefined {
     this.reading = true;
+    this.#handedOff = false;
+    const before = this.#messages?.length ?? 0;
     let message = this.#messages?.shift();
     while (this.#notices > 0 && message !== undefined && isNotice(message)) {
       this.#notices--;
       this.#owner.notice(this.#connection as C, message);
       message = this.#messages!.shift(); // Read again: the callback may have received, and requeued.
     }
-    if (message !== undefined && this.#messages!.length === this.#high >> 2) {
-      this.#owner.drained(this.#connection as C);
-    }
+    // Crossing the low-water mark, not landing on it: taking notices may skip it.
+    const low = this.#high >> 2;
+    if (before > low && this.#messages!.length <= low) this.#owner.drained(this.#connection as C);
     return message as MessagePart | undefined;
   }
 
@@ -277,7 +288,7 @@ export class Inbox<C> {
     }
     if (!consumer.busy && this.#consumer === consumer) this.#owner.answered(this.#connection as C);
     if (this.#closed && !consumer.busy && !this.#messages?.length) {
-      ended(this.#closed).then(consumer.done.resolve, consumer.done.reject);
+      ended(this.#closed).then(consumer.resolve, consumer.reject);
     }
   }
 
@@ -303,7 +314,7 @@ export class Inbox<C> {
   #consumerFailed(consumer: Consumer, error: unknown): void {
     if (this.#consumer !== consumer) return;
     this.#consumer = undefined;
-    consumer.done.reject(error);
+    consumer.reject(error);
     this.#owner.consumerFailed(this.#connection as C);
   }
 }

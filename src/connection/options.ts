@@ -64,16 +64,16 @@ export interface ConnectionOptions {
    * the application has taken every message read before it, else when, having taken them, it asks
    * for the next (`receive()`, iteration, or `forEach()` once its callback is done with the last),
    * so pings, pongs and messages reach it in the order they arrived. The pong is sent as the ping
-   * is read, whatever the callback does. Called with
-   * the connection, so one callback serves a whole server. When it throws, the connection is
-   * closed with 1011, as when a `forEach()` callback throws.
+   * is read, whatever the callback does. Called with the connection, so one callback serves a
+   * whole server. When it throws (or, async, rejects), the connection is closed with 1011, as when
+   * a `forEach()` callback does.
    */
   onPing?: ((data: Uint8Array, connection: Connection) => void) | undefined;
   /**
    * Called with the payload of every pong the peer sends, in order with the messages as `onPing`
    * is: unsolicited pongs (heartbeats) and the answers to `ping()` and to keepalive pings alike
-   * (`ping()` settles as the pong is read). Called with the connection; when it throws, the
-   * connection is closed with 1011.
+   * (`ping()` settles as the pong is read). Called with the connection; when it throws or
+   * rejects, the connection is closed with 1011.
    */
   onPong?: ((data: Uint8Array, connection: Connection) => void) | undefined;
 }

@@ -375,6 +375,102 @@ test("an onPing callback that throws closes the connection with 1011", async () 
   }
 });
 
+test("an async onPing callback that rejects closes the connection with 1011, nothing unhandled", async () => {
+  const server = await sockServer({}, (connection) => connection.ping("boom").catch(() => {}));
+  try {
+    const client = await within(
+      connect(server.url, { onPing: () => Promise.reject(new Error("async boom")) }),
+      "connect",
+    );
+    const closed = await within(client.closed, "closed");
+    assertEquals(closed.sent?.code, 1011);
+  } finally {
+    await server.close();
+  }
+});
+
+test("a ping read while receive() waits comes after the message before it, not ahead of it", async () => {
+  const server = await sockServer({}, async (connection) => {
+    await connection.receive({ timeout: 10000 }); // "go": the client is waiting in receive() by now.
+    await connection.send("m1");
+    await connection.ping("p1");
+    await connection.send("m2");
+  });
+  try {
+    const seen: string[] = [];
+    const client = await within(
+      connect(server.url, { onPing: (data) => void seen.push(text.decode(data)) }),
+      "connect",
+    );
+    const first = client.receive({ timeout: 10000 });
+    await client.send("go");
+    seen.push(String(await first));
+    seen.push(String(await client.receive({ timeout: 10000 })));
+    assertEquals(seen, ["m1", "p1", "m2"]);
+    await client.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test("pings between messages never leave reading paused (the low-water mark is crossed, not landed on)", async () => {
+  const count = 40;
+  const server = await sockServer({}, async (connection) => {
+    for (let i = 0; i < count; i++) {
+      await connection.send(`m${i}`);
+      await connection.ping(`p${i}`).catch(() => {});
+    }
+  });
+  try {
+    let pings = 0;
+    // A small queue: 8 entries, resumed at 2; pings and messages alternate, so lengths go 7, 5, 3, 1.
+    const client = await within(
+      connect(server.url, { receiveQueueSize: 8, onPing: () => void pings++ }),
+      "connect",
+    );
+    // Let the queue fill and reading pause before anything is taken.
+    await eventually(() => pings > 0 || client.bufferedAmount === 0, "the first reads");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    for (let i = 0; i < count; i++) assertEquals(await client.receive({ timeout: 10000 }), `m${i}`);
+    // The last ping comes after the last message: it is reported once the application asks again.
+    const next = client.receive();
+    await eventually(() => pings === count, "every ping reported");
+    await client.close();
+    assertEquals(await next, undefined);
+  } finally {
+    await server.close();
+  }
+});
+
+test("a busy forEach() with only pings queued resumes reading once it takes them", async () => {
+  const server = await sockServer({}, async (connection) => {
+    await connection.send("slow");
+    for (let i = 0; i < 20; i++) connection.ping(`p${i}`).catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await connection.send("after the pings");
+  });
+  try {
+    let pings = 0;
+    const client = await within(
+      connect(server.url, { receiveQueueSize: 8, onPing: () => void pings++ }),
+      "connect",
+    );
+    const got: string[] = [];
+    await within(
+      client.forEach(async (message) => {
+        got.push(String(message));
+        if (message === "slow") await new Promise((resolve) => setTimeout(resolve, 150));
+        if (message === "after the pings") await client.close();
+      }),
+      "forEach",
+    );
+    assertEquals(got, ["slow", "after the pings"]);
+    assertEquals(pings, 20);
+  } finally {
+    await server.close();
+  }
+});
+
 test("onPing and onPong must be functions", () => {
   assertThrows(() => connectionSettings({ onPing: 1 as never }), TypeError, "onPing");
   assertThrows(() => connectionSettings({ onPong: "x" as never }), TypeError, "onPong");
