@@ -194,8 +194,7 @@ export interface Adapter {
    * @returns The TLS connection, not started yet, once the TLS handshake is done.
    * @throws {ConnectError} When the TLS handshake fails (the promise rejects), with the same `code`
    *   as `connect()` gives, naming `options.hostname`. Once `options.signal` aborts, the promise
-   *   rejects too, with the signal's reason or a `ConnectError` (a caller that gave up must not
-   *   rely on which).
+   *   rejects with the signal's reason.
    */
   startTls?(transport: Transport, options: StartTlsOptions): Promise<Transport>;
   /**

@@ -503,7 +503,9 @@ export const bunAdapter: Adapter = {
       return Promise.reject(handshakeFailed(error as Error, endpoint));
     }
     signal?.addEventListener("abort", close, { once: true });
-    return opened.finally(() => signal?.removeEventListener("abort", close));
+    // Aborted: the closed socket's ECONNRESET is reported as the signal's reason, as on Deno.
+    return opened.catch((error) => Promise.reject(signal?.aborted ? signal.reason : error))
+      .finally(() => signal?.removeEventListener("abort", close));
   },
   env(name: string): string | undefined {
     return bun().env[name];
