@@ -572,8 +572,18 @@ export class RedisBackplane implements Backplane {
       if (!role.ready || !connection) continue;
       const silent = now - connection.lastHeard;
       if (silent >= 2 * this.#pingInterval) {
-        this.#report(new Error(`RedisBackplane: the ${role.name} connection went silent (no PING answer)`));
-        connection.close(); // #dropped reconnects.
+        // Judged after the I/O waiting now is read (a timer set here runs after it): a process that
+        // was stalled (a long pause, a starved CPU) must not take its own delay for a silent Redis.
+        setTimeout(() => {
+          if (
+            role.connection !== connection ||
+            performance.now() - connection.lastHeard < 2 * this.#pingInterval
+          ) {
+            return;
+          }
+          this.#report(new Error(`RedisBackplane: the ${role.name} connection went silent (no PING answer)`));
+          connection.close(); // #dropped reconnects.
+        }, 0);
       } else if (silent >= this.#pingInterval * 0.9) {
         // The subscriber's answer is a push, ignored; the publisher's is awaited so it is not
         // counted as a publish.

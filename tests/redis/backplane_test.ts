@@ -355,7 +355,8 @@ redisTest(
   "RedisBackplane: a Redis that stops answering (SIGSTOP) is found by PING, left and rejoined",
   async () => {
     const redis = await startRedis(await freePort());
-    const pingInterval = 200;
+    // Long enough that a loaded machine does not delay a PING's answer by two intervals.
+    const pingInterval = 500;
     const errors: string[] = [];
     const a = await backplane(redis.port, { pingInterval, onError: (e) => errors.push(String(e)) });
     const b = await backplane(redis.port, { pingInterval });
