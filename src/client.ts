@@ -166,9 +166,8 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
   signal?.addEventListener("abort", abort, { once: true });
   // Giving up closes the transport, which ends whatever read or write is pending.
   const cancel = new AbortController();
-  const attempt: Attempt = { cancelled: false, transport: undefined, signal: cancel.signal };
+  const attempt: Attempt = { transport: undefined, signal: cancel.signal };
   gaveUp.promise.catch((reason) => {
-    attempt.cancelled = true;
     attempt.transport?.close();
     cancel.abort(reason);
   });

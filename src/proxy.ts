@@ -30,7 +30,6 @@ export interface ProxyServer extends NetAddress {
 
 /** A connection attempt that `connect()` may give up on: it closes the transport of the moment. */
 export interface Attempt {
-  cancelled: boolean;
   transport: Transport | undefined;
   /** Aborted once `connect()` gives up: ends a TLS handshake under way. */
   signal: AbortSignal;
@@ -39,7 +38,7 @@ export interface Attempt {
 /** Makes `transport` the attempt's current one, closed at once if the attempt was given up on. */
 export function track<T extends Transport>(attempt: Attempt, transport: T): T {
   attempt.transport = transport;
-  if (attempt.cancelled) transport.close();
+  if (attempt.signal.aborted) transport.close();
   return transport;
 }
 
