@@ -4,8 +4,8 @@
 import { test } from "node:test";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createServer } from "node:net";
 import process from "node:process";
+import { eventually } from "./_helpers.ts";
 
 export const REDIS = "/usr/bin/redis-server";
 export const HAVE_REDIS: boolean = existsSync(REDIS);
@@ -15,29 +15,10 @@ export const REDIS_MAJOR: number = HAVE_REDIS
   : 0;
 const TIMEOUT = 60000;
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `check` every 10 ms until it holds; throws after `ms`. */
-export async function waitFor(check: () => boolean, what: string, ms = 10000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-/** A port nothing listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort, sleep } from "./_hardening.ts";
+/** Polls `check` until it holds; throws after `ms` (10 s by default). */
+export const waitFor = (check: () => boolean, what: string, ms = 10000): Promise<void> =>
+  eventually(check, what, ms);
 
 /** A running redis-server. */
 export interface RedisChild {

@@ -15,6 +15,7 @@ import type { Message } from "../connection/inbox.ts";
 import type { Backplane } from "../server/backplane.ts";
 import type { Adapter, Endpoint, Transport } from "../transport.ts";
 import { detectAdapter } from "../adapters/mod.ts";
+import { unbracket } from "../core/url.ts";
 import { utf8Length } from "../core/utf8.ts";
 import { encodeCommand, RespDecoder, RespError, type RespValue } from "./resp.ts";
 
@@ -111,8 +112,7 @@ function parseUrl(url: string): Target {
   if (!tls && parsed.protocol !== "redis:") {
     throw new TypeError(`RedisBackplane: the url's scheme must be redis: or rediss:, not ${parsed.protocol}`);
   }
-  let hostname = parsed.hostname || "127.0.0.1";
-  if (hostname.startsWith("[") && hostname.endsWith("]")) hostname = hostname.slice(1, -1);
+  const hostname = unbracket(parsed.hostname) || "127.0.0.1";
   const port = parsed.port === "" ? 6379 : Number(parsed.port);
   const path = parsed.pathname.replace(/^\/+|\/+$/g, "");
   let db: number | undefined;
@@ -126,10 +126,19 @@ function parseUrl(url: string): Target {
   if (tls) endpoint.tls = true;
   return {
     endpoint,
-    username: decodeURIComponent(parsed.username),
-    password: decodeURIComponent(parsed.password),
+    username: decoded(parsed.username),
+    password: decoded(parsed.password),
     db,
   };
+}
+
+/** A URL's percent-encoded user name or password, decoded; a malformed one is a `TypeError`. */
+function decoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new TypeError("RedisBackplane: the url's credentials are not well percent-encoded");
+  }
 }
 
 /** Rejects after `ms` unless `promise` settles first (the timer does not outlive it). */

@@ -214,9 +214,8 @@ test("Monitor: a connection dropped at handshakeTimeout is reported with no stat
     await half.write(latin1Bytes(chat().slice(0, 30)));
     await rec.until(() => rec.rejects.length >= 2, "two handshake timeouts");
     const ms = performance.now() - start;
-    // Never before the timeout (the clock started before the connections); the upper bound is
-    // generous, as a busy machine may run the server's timer late, and stays under until()'s 20 s.
-    assert.ok(ms >= timeout / 2 && ms < 4 * timeout + 12000, `dropped after ${ms} ms`);
+    // Not before the timeout (the clock started before the connections); until() bounds it above.
+    assert.ok(ms >= timeout / 2, `dropped after ${ms} ms`);
     assert.ok(await silent.endedWithin(20000), "the silent peer was dropped");
     assert.ok(await half.endedWithin(20000), "the half-sent peer was dropped");
     assert.equal(silent.text + half.text, "", "dropped without an answer");
@@ -608,8 +607,8 @@ test("Monitor: a peer that never answers pings is a keepalive timeout, closed by
     const peer = await RawPeer.upgraded(port, "/echo");
     await rec.until(() => rec.closes.length === 1, "the keepalive timeout", 20000);
     const ms = performance.now() - start;
-    // Generous (a busy machine may run timers late), and under until()'s 20 s.
-    assert.ok(ms < 4 * (pingInterval + pongTimeout) + 12000, `dropped after ${ms} ms`);
+    // until() bounds how long it may take; not before one ping interval and the pong timeout.
+    assert.ok(ms >= pingInterval, `dropped after ${ms} ms`);
     assert.ok(await peer.endedWithin(20000), "the peer's connection was dropped");
     assert.ok(peer.received.includes(0x89), "the server pinged");
     peer.destroy();
@@ -804,6 +803,10 @@ test("Monitor: a logger that throws breaks neither the connection nor the server
     assert.equal(await answer(port, upgradeRequest({ target: "/nowhere" })), 404);
     await eventually(() => app.metrics.closes[1000] === 1, "the close counted");
     assert.deepEqual(app.metrics.rejections, { 404: 1 });
+    assert.ok(
+      errors.length > 0 && errors.every((e) => (e as Error).message === "logger failed"),
+      `${errors}`,
+    );
   } finally {
     await app.close();
   }
