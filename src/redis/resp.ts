@@ -358,9 +358,7 @@ export class RespDecoder {
         case State.LineLF:
           if (chunk[i++] !== LF) throw new RespProtocolError("CR without LF");
           this.#state = State.Type;
-          this.#line(this.#spill.subarray(0, this.#spillLength));
-          this.#spillLength = 0;
-          if (this.#spill.length > 1024) this.#spill = NONE;
+          this.#spillLine();
           break;
         case State.Length:
           i = this.#readLength(chunk, i);
@@ -382,6 +380,13 @@ export class RespDecoder {
           break;
       }
     }
+  }
+
+  /** A line that was gathered in the spill buffer is complete: read it, and let a large buffer go. */
+  #spillLine(): void {
+    this.#line(this.#spill.subarray(0, this.#spillLength));
+    this.#spillLength = 0;
+    if (this.#spill.length > 1024) this.#spill = NONE;
   }
 
   #typeByte(type: number): void {
@@ -435,9 +440,7 @@ export class RespDecoder {
       this.#line(chunk.subarray(i, cr));
     } else {
       this.#append(chunk, i, cr);
-      this.#line(this.#spill.subarray(0, this.#spillLength));
-      this.#spillLength = 0;
-      if (this.#spill.length > 1024) this.#spill = NONE;
+      this.#spillLine();
     }
     return cr + 2;
   }
