@@ -153,12 +153,17 @@ class DenoTransport extends Pausable implements Transport {
           // The buffer is handed over without a copy (on Deno, allocating even a small buffer costs
           // more than the rest of the read); the next read goes into it again unless the sink kept
           // it (bench (c) on Deno about +15% against a new buffer per read), else into a new one:
-          // larger once reads fill their buffer, the small one again once they are small.
+          // larger once reads fill their buffer, the small one again once they are small. A kept
+          // buffer is replaced by one the size of this read, not of the largest: a fresh buffer is
+          // zeroed, and bulk reads that keep theirs (64 KiB messages delivered in place) zeroed
+          // 256 KiB each (bench (c) on Deno: 78 -> 68 µs of server CPU per message, medians of 5).
           const kept = sink.data(buffer.subarray(0, n));
           const size = n === buffer.length
             ? Math.min(buffer.length * 16, READ_SIZE)
             : n < SHRINK_BELOW
             ? SMALL_READ_SIZE
+            : kept
+            ? n
             : buffer.length;
           if (kept || size !== buffer.length) buffer = new Uint8Array(size);
           while (this.paused && !this.#closed) await this.paused;
