@@ -34,7 +34,7 @@ export interface DriverOptions {
   rounds: number;
   /** `--seconds` per run: 1 with `--quick`, else 3 by default. */
   seconds: number;
-  /** Seconds of warm-up before each run's measured window. */
+  /** `--warmup`: seconds of load before each run's measured window (2 by default, 0.25 with `--quick`). */
   warmup: number;
   /** The load generators' options for those: `--seconds`, `--warmup`. */
   timing: string[];
@@ -45,7 +45,7 @@ export interface DriverOptions {
 }
 
 /**
- * Reads the drivers' options: `[rounds] [--seconds N] [--idle-conns N] [--quick]`, and any other
+ * Reads the drivers' options: `[rounds] [--seconds N] [--warmup N] [--idle-conns N] [--quick]`, and any other
  * `--name value`.
  *
  * @param args The command line (`Deno.args`).
@@ -69,7 +69,11 @@ export function driverOptions(args: string[], idleConns: { quick: number; full: 
   };
   const rounds = positiveNumber(positional[0] ?? (quick ? "1" : "3"), "rounds");
   const seconds = positiveNumber(flags.get("seconds") ?? (quick ? "1" : "3"), "--seconds", false);
-  const warmup = quick ? 0.25 : 0.5;
+  // Long enough for the JIT compilers to have compiled the server's code: in its first seconds a
+  // fresh sock server on Bun spends 22-39% of its core in JavaScriptCore's compiler thread (125
+  // optimizing compiles taking 1.7 s), and bench (e) with 0.5 s of warm-up measured that more than
+  // the handshakes (sock / Bun.serve 0.67-0.74× with 0.5 s, 0.86-0.89× with 3 s, alternating runs).
+  const warmup = positiveNumber(flags.get("warmup") ?? (quick ? "0.25" : "2"), "--warmup", false);
   return {
     flags,
     quick,

@@ -45,12 +45,12 @@
  * Usage:
  *
  *   deno run -A bench/http.ts [rounds] [--only a,b,…] [--servers sock-deno,…]
- *     [--seconds N] [--idle-conns N] [--quick]
+ *     [--seconds N] [--warmup N] [--idle-conns N] [--quick]
  *
- * `rounds` defaults to 3, `--seconds` (per run, after 0.5 s of warm-up) to 3,
+ * `rounds` defaults to 3, `--seconds` (per run) to 3, `--warmup` (seconds of load before it) to 2,
  * `--idle-conns` to 5000; servers are sock-deno, sock-bun, deno, bun and node
  * (`--only` picks scenarios, `--servers` servers). `--quick` is a smoke test:
- * 1 round, 1 s runs, 500 idle connections. The default run takes about 4
+ * 1 round, 1 s runs, 500 idle connections. The default run takes about 6
  * minutes. Deno and Bun come from tools/dev/node_modules/.bin when installed
  * there (else PATH); Node comes from PATH.
  *

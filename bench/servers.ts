@@ -45,9 +45,9 @@
  * Usage:
  *
  *   deno run -A bench/servers.ts [rounds] [--only a,b,…] [--servers sock-deno,…]
- *     [--seconds N] [--idle-conns N] [--quick] [--base DIR]
+ *     [--seconds N] [--warmup N] [--idle-conns N] [--quick] [--base DIR]
  *
- * `rounds` defaults to 3, `--seconds` (per run, after 0.5 s of warm-up) to 3,
+ * `rounds` defaults to 3, `--seconds` (per run) to 3, `--warmup` (seconds of load before it) to 2,
  * `--idle-conns` to 10000; servers are sock-deno, sock-bun, deno, bun, ws,
  * floor-deno and floor-bun (`--only` picks scenarios, `--servers` servers).
  * `--quick` is a smoke test: 1 round, 1 s runs, 1,000 idle connections.
