@@ -116,8 +116,8 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
   #whenClosed: PromiseWithResolvers<CloseResult> | undefined;
   /** What every send, drain or ping made once the connection is closing settles with: one promise. */
   #rejection: Promise<never> | undefined;
-  /** Reading is over and the socket is being released. */
-  #finishing = false;
+  /** Reading is over and the socket is being released: settles once it is. */
+  #finished: Promise<void> | undefined;
   /** Set while `sendStream()` sends a message; resolves when it is done. */
   #streaming: Promise<void> | undefined;
   #hub: ServerHub | undefined;
@@ -496,6 +496,14 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
       this.#link.close();
       return this.#closed;
     }
+    // Closed by the close handshake, with the echo still being written (on Deno every write is):
+    // the reader's ending (`#finish`) writes it within the close timeout and releases the socket,
+    // so waiting for that takes no second timer and race (bench (e) on Deno: 140 -> 131 µs of server
+    // CPU per handshake, medians of 5 alternating runs).
+    if (this.#finished && this.#closed?.received) {
+      await this.#finished;
+      return this.#closed;
+    }
     this.#reader.closing();
     if (!this.#closed) this.#protocol.close(code, reason);
     // The application is done: an ending held back for its replies takes effect.
@@ -596,7 +604,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     },
     fail: (ws, reason) => ws.#fail(reason),
     idle: (ws) => void ws.close(CloseCode.GoingAway, "idle timeout").catch(ignore),
-    finish: (ws) => void ws.#finish(),
+    finish: (ws) => void (ws.#finished ??= ws.#finish()),
   };
 
   /**
@@ -605,8 +613,6 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
    * first after a failure (see `Link.linger`).
    */
   async #finish(): Promise<void> {
-    if (this.#finishing) return;
-    this.#finishing = true;
     // Written at once as a rule (the socket takes it): then no timer and no promise to wait on
     // (with the other timer-free steps of 02e50ba, an in-memory handshake and close on Bun went
     // 28 -> 21 µs).
