@@ -256,7 +256,7 @@ function hasToken(tokens: string[], lower: string): boolean {
  * loop. With it and `hasToken()` instead of `flatMap()` and `some()` with closures, Bun's optimizing
  * compiler (FTL) spends 150-200 ms instead of 320-480 ms on `parseUpgradeRequest()` and
  * `checkUpgrade()` in a fresh server's first seconds of handshakes (in-process handshake loop, Bun
- * 1.4.5, 3 runs each): CPU that bench (e) counts against sock, as the compiler shares its core.
+ * 1.4.5, 3 runs each): CPU a fresh server spends on its compiler thread before it is warm.
  */
 function listOf<T>(values: string[], parse: (value: string) => T[]): T[] {
   if (values.length === 1) return parse(values[0]!);
