@@ -8,6 +8,7 @@
  * @module
  */
 
+import { concat } from "./bytes.ts";
 import { HeadReader } from "./http.ts";
 import { base64, formatHead } from "./handshake.ts";
 import { ProtocolError } from "./errors.ts";
@@ -362,14 +363,7 @@ export class Socks5Handshake {
   dataToSend(): Uint8Array {
     const out = this.#out;
     this.#out = [];
-    if (out.length < 2) return out[0] ?? new Uint8Array(0);
-    const all = new Uint8Array(out.reduce((n, b) => n + b.length, 0));
-    let at = 0;
-    for (const b of out) {
-      all.set(b, at);
-      at += b.length;
-    }
-    return all;
+    return out.length === 1 ? out[0]! : concat(out);
   }
 
   /**
