@@ -263,9 +263,9 @@ export interface ReceiveOptions {
   /** Stop once this many messages (or pieces, with `streamMessages`) were delivered. Default: no limit. */
   maxMessages?: number;
   /**
-   * A hint: decode short non-ASCII texts in script instead of with `TextDecoder`, for a runtime
-   * where a `TextDecoder` call costs more than the work (Deno, where it is an op: bench (g) 599k →
-   * 696k messages/s). Slower where `TextDecoder` is native (Bun). Default `false`.
+   * A hint: decode short texts in script instead of with `TextDecoder`, for a runtime where a
+   * `TextDecoder` call costs more than the work (Deno, where it is an op: bench (g) 599k → 696k
+   * messages/s). Slower where `TextDecoder` is native (Bun), even for ASCII. Default `false`.
    */
   scriptedTextDecoding?: boolean;
   /**

