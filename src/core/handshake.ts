@@ -363,7 +363,12 @@ export function headerPairs(init: HeadersInit | undefined): [string, string][] {
  * @throws {TypeError} For an invalid name or value.
  */
 export function formatHead(startLine: string, headers: [string, string][]): Uint8Array {
-  let text = startLine + "\r\n";
+  return encoder.encode(startLine + "\r\n" + fieldLines(headers) + "\r\n");
+}
+
+/** Header fields as lines of a head, checked as `formatHead()` says. */
+function fieldLines(headers: [string, string][]): string {
+  let text = "";
   for (const [name, value] of headers) {
     if (!isToken(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
     if (/[\r\n\0]/.test(value)) {
@@ -371,7 +376,7 @@ export function formatHead(startLine: string, headers: [string, string][]): Uint
     }
     text += `${name}: ${value}\r\n`;
   }
-  return encoder.encode(text + "\r\n");
+  return text;
 }
 
 /**
@@ -415,6 +420,11 @@ export interface AcceptOptions {
   headers?: HeadersInit | undefined;
 }
 
+/** The start of every 101 answer, up to the accept token. */
+const ACCEPT_HEAD = `${
+  statusLine(101)
+}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: `;
+
 /**
  * Builds the `101 Switching Protocols` response for a valid request.
  *
@@ -450,21 +460,20 @@ export function acceptResponse(
   extensionsHeader: string | undefined,
   options: AcceptOptions = {},
 ): Uint8Array {
-  const headers: [string, string][] = [
-    ["Upgrade", "websocket"],
-    ["Connection", "Upgrade"],
-    ["Sec-WebSocket-Accept", token],
-  ];
+  // The fixed fields, the token (base64) and an offered subprotocol (a token of the request) need no
+  // checks, and no pairs are made for them (with them, an in-process handshake on Deno made
+  // about 1,000 -> 300 B of garbage here).
+  let text = ACCEPT_HEAD + token + "\r\n";
   const { subprotocol } = options;
   if (subprotocol !== undefined) {
     if (!request.subprotocols.includes(subprotocol)) {
       throw new TypeError(`subprotocol ${JSON.stringify(subprotocol)} was not offered by the client`);
     }
-    headers.push(["Sec-WebSocket-Protocol", subprotocol]);
+    text += `Sec-WebSocket-Protocol: ${subprotocol}\r\n`;
   }
-  if (extensionsHeader !== undefined) headers.push(["Sec-WebSocket-Extensions", extensionsHeader]);
-  headers.push(...headerPairs(options.headers));
-  return formatHead(statusLine(101), headers);
+  if (extensionsHeader !== undefined) text += fieldLines([["Sec-WebSocket-Extensions", extensionsHeader]]);
+  if (options.headers !== undefined) text += fieldLines(headerPairs(options.headers));
+  return encoder.encode(text + "\r\n");
 }
 
 /**
