@@ -11,6 +11,8 @@ import { mask } from "./mask.ts";
 
 /** The zero-length buffer every decoder and encoder starts with: nothing is ever written to it. */
 const NONE: Uint8Array<ArrayBuffer> = new Uint8Array(0);
+/** The queue of every encoder with nothing queued (never added to: the first chunk gets an array). */
+const NO_CHUNKS: Uint8Array[] = [];
 
 /**
  * Frame opcodes (RFC 6455 §5.2). 0x3–0x7 and 0xB–0xF are reserved.
@@ -382,7 +384,8 @@ export class FrameEncoder {
   #stagingView: Uint8Array | undefined;
   #spareView: Uint8Array | undefined;
   #used = 0;
-  #chunks: Uint8Array[] = [];
+  /** `NO_CHUNKS` while nothing is queued: an idle connection holds no array of its own. */
+  #chunks: Uint8Array[] = NO_CHUNKS;
   #queued = 0;
 
   /**
@@ -437,7 +440,7 @@ export class FrameEncoder {
       const at = this.#reserve(headerLength);
       this.#writeHeader(this.#staging, at, opcode, fin, rsv, length, masked, key);
       this.#flushStaging();
-      this.#chunks.push(payload);
+      this.#queue(payload);
       this.#queued += length;
       return;
     }
@@ -446,7 +449,7 @@ export class FrameEncoder {
       const at = this.#writeHeader(out, 0, opcode, fin, rsv, length, masked, key);
       mask(payload, key, out, at, 0, 0, length);
       this.#flushStaging();
-      this.#chunks.push(out);
+      this.#queue(out);
       this.#queued += out.length;
       return;
     }
@@ -473,7 +476,7 @@ export class FrameEncoder {
       return;
     }
     this.#flushStaging();
-    this.#chunks.push(bytes);
+    this.#queue(bytes);
     this.#queued += bytes.length;
   }
 
@@ -489,7 +492,7 @@ export class FrameEncoder {
     if (reuse && this.#used > 0) {
       let view = this.#stagingView;
       if (view?.length !== this.#used) view = this.#staging.subarray(0, this.#used);
-      this.#chunks.push(view);
+      this.#queue(view);
       this.#queued += this.#used;
       this.#used = 0;
       // Frames queued from now on go to the other buffer, free since the previous call, unless a
@@ -502,15 +505,20 @@ export class FrameEncoder {
     }
     this.#flushStaging();
     const chunks = this.#chunks;
-    if (chunks.length === 0) return chunks;
-    this.#chunks = [];
+    if (chunks === NO_CHUNKS) return [];
+    this.#chunks = NO_CHUNKS;
     this.#queued = 0;
     return chunks;
   }
 
+  #queue(chunk: Uint8Array): void {
+    if (this.#chunks === NO_CHUNKS) this.#chunks = [chunk];
+    else this.#chunks.push(chunk);
+  }
+
   #flushStaging(): void {
     if (this.#used === 0) return;
-    this.#chunks.push(this.#staging.slice(0, this.#used));
+    this.#queue(this.#staging.slice(0, this.#used));
     this.#queued += this.#used;
     this.#used = 0;
   }

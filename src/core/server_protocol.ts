@@ -18,7 +18,7 @@ import {
   parseUpgradeRequest,
   type UpgradeRequest,
 } from "./handshake.ts";
-import { type HeadLimits, HeadReader, type ParsedHead } from "./http.ts";
+import { type HeadLimits, HeadReader, type ParsedHead, releaseSpans } from "./http.ts";
 import {
   Protocol,
   type ProtocolEvent,
@@ -292,6 +292,7 @@ export class ServerProtocol extends Protocol<RequestEvent> {
     // Throws for a bad subprotocol or header before anything is committed.
     const response = acceptResponse(request, opening.token!, header, options);
     this.#opening = undefined; // Not kept for the connection's life.
+    releaseSpans(request.headers); // Nor what finds its headers fast.
     this.sendRaw(response, true);
     this.open(options.subprotocol ?? "", extensions, header);
     if (opening.earlySize > 0) this.receiveAfterHandshake(opening.early.subarray(0, opening.earlySize));
