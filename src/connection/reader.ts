@@ -62,14 +62,7 @@ export interface ReaderOwner<C> {
   finish(connection: C): void;
 }
 
-/**
- * Feeds the link's bytes to the core and passes on its events; holds reading back when it must.
- *
- * Nothing the peer sent is lost to an ending that follows it: when the core holds back an ending
- * (a violation, the peer's close frame, EOF) behind messages the application has not answered,
- * it takes effect once the application waits for input (`answered()`), or after the close
- * timeout.
- */
+/** Where reading is. */
 const enum Phase {
   Reading,
   /** `closing()` was called: keep reading to find the peer's close frame, even with a full queue. */
@@ -95,6 +88,14 @@ interface Waits {
   messageTimer: ReturnType<typeof setTimeout> | undefined;
 }
 
+/**
+ * Feeds the link's bytes to the core and passes on its events; holds reading back when it must.
+ *
+ * Nothing the peer sent is lost to an ending that follows it: when the core holds back an ending
+ * (a violation, the peer's close frame, EOF) behind messages the application has not answered,
+ * it takes effect once the application waits for input (`answered()`), or after the close
+ * timeout.
+ */
 export class Reader<C> implements TransportSink {
   readonly #protocol: ServerProtocol | ClientProtocol;
   readonly #link: Link;
