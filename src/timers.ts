@@ -10,6 +10,9 @@
  */
 declare const setImmediate: ((run: () => void) => unknown) | undefined;
 
+/** The longest delay timers take (ms): past it, runtimes fire after 1 ms instead. */
+const MAX_DELAY = 2 ** 31 - 1;
+
 /**
  * Many deadlines on one timer instead of one timer each: the timer wakes every `resolution` ms
  * while any deadline is set, so a deadline fires up to one resolution late; with none set, no timer
@@ -46,7 +49,8 @@ export class Deadlines<T> {
    *   it again from here to repeat). One function for every item, not a closure each.
    */
   constructor(resolution: number, expire: (item: T) => void) {
-    this.#resolution = resolution;
+    // Timers take at most 2^31 - 1 ms; a longer delay (an Infinity timeout) would become 1 ms.
+    this.#resolution = Math.min(resolution, MAX_DELAY);
     this.#expire = expire;
   }
 

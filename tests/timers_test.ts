@@ -176,6 +176,25 @@ test("settledWithin() says true for a promise that settles in time, rejected too
   assert(performance.now() - started >= 19, "gave up before its time");
 });
 
+test("settledWithin() and Deadlines with an Infinity timeout wait without a timer past 2^31 - 1 ms (which would fire after 1 ms)", async () => {
+  const delays: number[] = [];
+  const original = globalThis.setInterval;
+  globalThis.setInterval = ((run: () => void, delay?: number) => {
+    delays.push(delay ?? 0);
+    return original(run, delay);
+  }) as typeof setInterval;
+  try {
+    const late = new Promise<string>((resolve) => setTimeout(resolve, 30, "late"));
+    const started = performance.now();
+    assertEquals(await settledWithin(late, Infinity), true);
+    assert(performance.now() - started >= 29, "settled before its promise did");
+  } finally {
+    globalThis.setInterval = original;
+  }
+  assert(delays.length > 0, "no deadline timer was started");
+  for (const delay of delays) assert(delay <= 2 ** 31 - 1, `a timer of ${delay} ms`);
+});
+
 test("TurnEnd runs each item added in a turn once, in order, after the turn's microtasks, in one batch", async () => {
   const ran: string[] = [];
   const second = Promise.withResolvers<void>();
