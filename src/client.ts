@@ -17,6 +17,7 @@ import { Link } from "./connection/link.ts";
 import { ConnectError, hostPort } from "./net_errors.ts";
 import type { Adapter, Endpoint } from "./transport.ts";
 import { type Attempt, closedEarly, openTunnel, parseProxyUrl, proxyFor, send, track } from "./proxy.ts";
+import { startTimer } from "./timers.ts";
 
 /**
  * Options of {@linkcode connect}.
@@ -158,7 +159,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
   const gaveUp = Promise.withResolvers<never>();
   // The caller's deadline, reported as AbortSignal.timeout() would, so that both fail alike. (A
   // ConnectError ETIMEDOUT is the system giving up on a TCP connection.)
-  const timer = setTimeout(() => {
+  const timer = startTimer(() => {
     const message = `connecting to ${hostPort(endpoint)}: not open within ${timeout} ms`;
     gaveUp.reject(new DOMException(message, "TimeoutError"));
   }, timeout);

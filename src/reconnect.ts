@@ -18,6 +18,7 @@ import { CloseCode } from "./core/close.ts";
 import { Socks5Error } from "./core/proxy.ts";
 import { ReadyState } from "./core/protocol.ts";
 import { ConnectError, type ConnectErrorCode, SYSTEM_CONNECT_CODES } from "./net_errors.ts";
+import { startTimer } from "./timers.ts";
 
 /**
  * How long {@linkcode reconnecting} waits before each reconnection attempt: attempt `n` (1, 2, …
@@ -304,7 +305,7 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
       resolve(waited);
     };
     const abort = () => done(false);
-    const timer = setTimeout(() => done(true), ms);
+    const timer = startTimer(() => done(true), ms);
     signal?.addEventListener("abort", abort, { once: true });
   });
 }
@@ -401,7 +402,7 @@ async function* loop(
       // Stable if still open after stableAfter ms: checked then, not when the body is done, which
       // may be long after the close.
       let stable = settings.stableAfter === 0;
-      const timer = stable ? undefined : setTimeout(() => {
+      const timer = stable ? undefined : startTimer(() => {
         stable = open.readyState === ReadyState.Open;
       }, settings.stableAfter);
       const abort = () => void open.close(CloseCode.Normal).catch(() => {});

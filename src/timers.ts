@@ -14,6 +14,31 @@ declare const setImmediate: ((run: () => void) => unknown) | undefined;
 const MAX_DELAY = 2 ** 31 - 1;
 
 /**
+ * `setTimeout` for a delay an application chose (a timeout option): one past the longest delay
+ * timers take, 2^31 - 1 ms (about 24.8 days; `Infinity` included), waits that long, where
+ * `setTimeout` would run it after 1 ms.
+ *
+ * @example An Infinity timeout does not fire at once
+ * ```ts
+ * import { startTimer } from "./timers.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * let fired = false;
+ * const timer = startTimer(() => fired = true, Infinity);
+ * await new Promise((resolve) => setTimeout(resolve, 20));
+ * clearTimeout(timer);
+ * assertEquals(fired, false);
+ * ```
+ *
+ * @param run What to run.
+ * @param ms The delay, in ms.
+ * @returns The timer, for `clearTimeout()`.
+ */
+export function startTimer(run: () => void, ms: number): ReturnType<typeof setTimeout> {
+  return setTimeout(run, Math.min(ms, MAX_DELAY));
+}
+
+/**
  * Many deadlines on one timer instead of one timer each: the timer wakes every `resolution` ms
  * while any deadline is set, so a deadline fires up to one resolution late; with none set, no timer
  * runs. Used for handshake

@@ -9,6 +9,7 @@ import { concat } from "../core/bytes.ts";
 import type { CloseResult, PingEvent, PongEvent } from "../core/protocol.ts";
 import { ended, quiet } from "./closed.ts";
 import { QUEUED } from "./outbox.ts";
+import { startTimer } from "../timers.ts";
 
 /**
  * A message: text as a string, binary as bytes.
@@ -316,7 +317,7 @@ export class Inbox<C> {
       if (first) waiting.unshift(waiter);
       else waiting.push(waiter);
       if (timeout === undefined) return;
-      const timer = setTimeout(() => {
+      const timer = startTimer(() => {
         const at = this.#waiting!.indexOf(waiter);
         if (at < 0) return;
         this.#waiting!.splice(at, 1);

@@ -6,7 +6,7 @@
  */
 
 import type { CloseResult } from "../core/protocol.ts";
-import { Deadlines } from "../timers.ts";
+import { Deadlines, startTimer } from "../timers.ts";
 import { ConnectionClosed, ignore, quiet } from "./closed.ts";
 import type { ConnectionSettings } from "./options.ts";
 
@@ -150,7 +150,7 @@ export class Keepalive<C> {
   #tick(): void {
     if (this.#pongTimer !== undefined || !this.#owner.isOpen(this.#connection as C)) return;
     this.#peer = Peer.Silent;
-    const timer = setTimeout(() => {
+    const timer = startTimer(() => {
       this.#pongTimer = undefined;
       // Alive but silent on pings: forget this one (nothing awaits it), the next tick sends another.
       this.#pings?.delete(KEEPALIVE_PING);

@@ -10,7 +10,7 @@
 import type { ClientProtocol } from "../core/client_protocol.ts";
 import type { CloseResult, ProtocolEvent, ReceiveOptions } from "../core/protocol.ts";
 import type { ServerProtocol } from "../core/server_protocol.ts";
-import { nextTurn } from "../timers.ts";
+import { nextTurn, startTimer } from "../timers.ts";
 import { ignore } from "./closed.ts";
 import type { Inbox } from "./inbox.ts";
 import type { Keepalive } from "./keepalive.ts";
@@ -270,7 +270,7 @@ export class Reader<C> implements TransportSink {
   #armIdleTimer(): void {
     if (!(this.#settings.idleTimeout > 0)) return;
     clearTimeout(this.#idleTimer);
-    this.#idleTimer = setTimeout(
+    this.#idleTimer = startTimer(
       () => this.#owner.idle(this.#connection as C),
       this.#settings.idleTimeout,
     );
@@ -389,7 +389,7 @@ export class Reader<C> implements TransportSink {
       return;
     }
     if (this.#messageTimer !== undefined || !(this.#settings.messageTimeout > 0) || this.#closed) return;
-    this.#messageTimer = setTimeout(
+    this.#messageTimer = startTimer(
       () =>
         this.#owner.fail(
           this.#connection as C,
@@ -409,10 +409,10 @@ export class Reader<C> implements TransportSink {
     if (this.#holdTimer !== undefined) return;
     // Not reading yet: a handler about to start reads within this turn; one that never reads
     // gets no wait.
-    this.#holdTimer = setTimeout(() => {
+    this.#holdTimer = startTimer(() => {
       this.#holdTimer = undefined;
       if (!this.#inbox.reading) return this.answered();
-      this.#holdTimer = setTimeout(() => this.answered(), this.#settings.closeTimeout);
+      this.#holdTimer = startTimer(() => this.answered(), this.#settings.closeTimeout);
     }, this.#inbox.reading ? this.#settings.closeTimeout : 0);
   }
 

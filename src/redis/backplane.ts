@@ -18,6 +18,7 @@ import { detectAdapter } from "../adapters/mod.ts";
 import { unbracket } from "../core/url.ts";
 import { utf8Length } from "../core/utf8.ts";
 import { encodeCommand, RespDecoder, RespError, type RespValue } from "./resp.ts";
+import { startTimer } from "../timers.ts";
 
 /** How long one connection attempt (TCP, TLS, AUTH and SELECT) may take, in ms. */
 const CONNECT_TIMEOUT = 10000;
@@ -145,7 +146,7 @@ function decoded(text: string): string {
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`RedisBackplane: ${what} timed out after ${ms} ms`)), ms);
+    timer = startTimer(() => reject(new Error(`RedisBackplane: ${what} timed out after ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

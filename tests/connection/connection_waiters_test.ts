@@ -235,6 +235,38 @@ test("A message left unfinished fails the connection with 1008 after messageTime
   }
 });
 
+test("Timeouts of Infinity do not fire after 1 ms, as a timer past 2^31 - 1 ms would: messageTimeout, idleTimeout, pongTimeout, receive()", async () => {
+  let received: unknown;
+  let waited: unknown;
+  const app = new Sock({
+    messageTimeout: Infinity,
+    idleTimeout: Infinity,
+    pingInterval: 5,
+    pongTimeout: Infinity,
+  });
+  app.route("/", async (ws) => {
+    waited = await ws.receive({ timeout: Infinity });
+    received = await ws.receive();
+  });
+  const { port } = await app.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const peer = await rawPeer(port);
+    peer.socket.write(buildFrame(0x82, "first", KEY));
+    // The first fragment of a message, then silence: the peer answers no ping, sends nothing, and
+    // leaves its message unfinished for longer than any of those timers would wait if cut to 1 ms.
+    peer.socket.write(buildFrame(0x01, "hello", KEY));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(peer.frames().some((f) => f.first === 0x88), false, "the server closed");
+    peer.socket.write(buildFrame(0x80, " world", KEY));
+    await within(waitFor(() => received !== undefined), "the message", BOUND);
+    assert.deepEqual(waited, new TextEncoder().encode("first"));
+    assert.equal(received, "hello world");
+    peer.socket.destroy();
+  } finally {
+    await app.close();
+  }
+});
+
 test("Two pings with the same payload both settle when their pong arrives", async () => {
   let rtts: number[] | undefined;
   const app = new Sock({ pingInterval: 0 });
