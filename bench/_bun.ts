@@ -13,6 +13,7 @@
  * @module
  */
 
+import { readFileSync } from "node:fs";
 import process from "node:process";
 import { option } from "../examples/args.ts";
 
@@ -81,23 +82,50 @@ export function numberOption(name: string, fallback: string, integer = true, zer
 /** Resolves after `ms` milliseconds. */
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Measures a window: its length and this process's CPU time and share of one core over it. */
+/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat (100 ticks a second). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** A measured window's length, this process's CPU time and share of one core, and other processes' CPU. */
+export interface WindowNumbers {
+  seconds: number;
+  cpu_share: number;
+  cpu_user_s: number;
+  cpu_system_s: number;
+  /** CPU seconds of each process watched (by PID) over the window. */
+  cpu_s?: Record<string, number>;
+}
+
+/** Measures a window: its length, this process's CPU time and share of one core, and that of `pids`. */
 export class Window {
   #wall = performance.now();
   #cpu = process.cpuUsage();
+  #pids: number[];
+  #pidCpu: number[];
+
+  /** @param pids Other processes whose CPU seconds over the window are reported too. */
+  constructor(pids: number[] = []) {
+    this.#pids = pids;
+    this.#pidCpu = pids.map(cpuSeconds);
+  }
 
   /** The window so far: seconds, CPU share, user and system CPU seconds, rounded to ms. */
-  end(): { seconds: number; cpu_share: number; cpu_user_s: number; cpu_system_s: number } {
+  end(): WindowNumbers {
     const seconds = (performance.now() - this.#wall) / 1000;
     const cpu = process.cpuUsage();
     const user = (cpu.user - this.#cpu.user) / 1e6;
     const system = (cpu.system - this.#cpu.system) / 1e6;
     const round = (v: number) => Number(v.toFixed(3));
+    const others = this.#pids.map((pid, i) => [pid, round(cpuSeconds(pid) - this.#pidCpu[i])]);
     return {
       seconds: round(seconds),
       cpu_share: round((user + system) / seconds),
       cpu_user_s: round(user),
       cpu_system_s: round(system),
+      ...others.length ? { cpu_s: Object.fromEntries(others) } : {},
     };
   }
 }
@@ -114,6 +142,8 @@ export class LoadRun {
   /** The first errors, up to 10. */
   readonly errors: string[] = [];
   #header: Record<string, unknown> = {};
+  /** `--pids`: processes (servers) whose CPU seconds the measured window reports. */
+  #pids: number[] = [];
 
   /**
    * Starts watching: the run ends (failed) within 50 ms of an error, or at `deadline`.
@@ -123,6 +153,7 @@ export class LoadRun {
    */
   start(header: Record<string, unknown>, deadline?: number): void {
     this.#header = header;
+    this.#pids = option("pids", "").split(",").filter(Boolean).map(Number);
     setInterval(() => this.errors.length && this.finish(undefined), 50);
     if (deadline === undefined) return;
     setTimeout(() => {
@@ -139,11 +170,11 @@ export class LoadRun {
   /**
    * Waits `warmup` seconds, then measures for `seconds` with `measuring` set.
    *
-   * @returns The measured window.
+   * @returns The measured window, with the CPU seconds of the `--pids` processes over it.
    */
-  async measure(warmup: number, seconds: number): Promise<ReturnType<Window["end"]>> {
+  async measure(warmup: number, seconds: number): Promise<WindowNumbers> {
     await sleep(warmup * 1000);
-    const window = new Window();
+    const window = new Window(this.#pids);
     this.measuring = true;
     await sleep(seconds * 1000);
     this.measuring = false;

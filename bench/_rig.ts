@@ -270,6 +270,9 @@ export interface LoadReport {
   cpu_share?: number;
   /** Its CPU seconds since it started. */
   cpu_total_s?: number;
+  /** The measured window's length, and the CPU seconds of each process it was told to watch (`--pids`). */
+  seconds?: number;
+  cpu_s?: Record<string, number>;
 }
 
 /** A server under test: its name and how to start it (its port and host are added). */
@@ -293,6 +296,11 @@ export interface RunNumbers {
   load_cpu: number;
   /** CPU time of all other processes on the machine per second of the run: contention. */
   other_cpu: number;
+  /**
+   * The server's CPU time (µs) per operation counted in `rate`, over the measured window: what it
+   * costs, whether or not the server was the bottleneck.
+   */
+  server_us: number;
   /** Idle scenarios: server RSS in MiB before the connections and with them open. */
   rss_before: number;
   rss_with: number;
@@ -307,6 +315,7 @@ export const noNumbers: RunNumbers = {
   server_cpu: NaN,
   load_cpu: NaN,
   other_cpu: NaN,
+  server_us: NaN,
   rss_before: NaN,
   rss_with: NaN,
 };
@@ -348,7 +357,8 @@ export class ServerRun {
   /**
    * Runs a load generator to its end. Its report gives the rate, MB/s, latencies and its own CPU
    * share; the server's CPU time per second is taken over the generator's whole run, and so is that
-   * of all other processes (the machine's busy time less the server's and the generator's).
+   * of all other processes (the machine's busy time less the server's and the generator's). The
+   * generator also reads the server's CPU time over its measured window (`--pids`): per operation.
    *
    * @param timeout ms to wait for the generator's report.
    * @returns The report and the run's numbers (NaN where the report has none).
@@ -359,7 +369,7 @@ export class ServerRun {
   ): Promise<{ report: R; numbers: RunNumbers }> {
     const pid = this.pid;
     const [cpuBefore, busyBefore, wallBefore] = [cpuSeconds(pid), busySeconds(), performance.now()];
-    const report = await this.report<R>(this.load(args), timeout);
+    const report = await this.report<R>(this.load([...args, "--pids", String(pid)]), timeout);
     const serverSeconds = cpuSeconds(pid) - cpuBefore;
     const wall = (performance.now() - wallBefore) / 1000;
     const others = busySeconds() - busyBefore - serverSeconds - (report.cpu_total_s ?? NaN);
@@ -374,6 +384,7 @@ export class ServerRun {
         load_cpu: report.cpu_share ?? NaN,
         server_cpu: serverSeconds / wall,
         other_cpu: Math.max(0, others) / wall,
+        server_us: (report.cpu_s?.[pid] ?? NaN) * 1e6 / (report.rate * (report.seconds ?? NaN)),
       },
     };
   }

@@ -6,7 +6,7 @@
  *     --inflight 16 --size 32 --type binary --seconds 3 [--warmup 0.5]
  *   bun bench/load.ts --mode handshake --url … --conns 50 --seconds 3
  *   bun bench/load.ts --mode idle --url … --conns 10000 [--cycles 2]
- *   bun bench/load.ts --mode fanout --url …[,…] --conns 1000 --size 256 --interval 10 [--pids 1,2]
+ *   bun bench/load.ts --mode fanout --url …[,…] --conns 1000 --size 256 --interval 10
  *
  * Connections are raw TCP (`Bun.connect`) with the opening handshake done by
  * hand (the `Sec-WebSocket-Accept` is checked), at most `--concurrency` (200)
@@ -39,21 +39,20 @@
  *   the connections are spread over them in turn, and latencies are reported in
  *   all, for the first server's connections (local) and for the others'
  *   (remote). Reports deliveries per second, delivery latency and the
- *   deliveries missing after a grace period, and with `--pids` the CPU seconds
- *   each of those processes used over the measured window (/proc/PID/stat).
+ *   deliveries missing after a grace period.
  *
  * Counts cover `seconds` after `warmup` seconds. Prints one `LOAD_JSON {...}`
  * line (rate, MB/s of payload in 10^6 bytes, p50/p99 latency in ms, this
  * process's CPU time as a share of one core over the window, and its CPU
- * seconds since it started) and exits; exits with 1 and the first errors on
- * stderr if any check failed. Options, the report, connections and the
+ * seconds since it started; with `--pids 1,2` also the CPU seconds each of
+ * those processes, the servers, used over the window, from /proc/PID/stat) and
+ * exits; exits with 1 and the first errors on stderr if any check failed. Options, the report, connections and the
  * measured window are bench/_bun.ts's, shared with bench/http_load.ts.
  *
  * @module
  */
 
 import { Buffer } from "node:buffer";
-import { readFileSync } from "node:fs";
 import { option } from "../examples/args.ts";
 import {
   BunClient,
@@ -73,7 +72,6 @@ const MODE = option("mode", "echo");
 /** Where to connect; fan-out takes several, comma-separated, and spreads its connections over them. */
 const urls = option("url", "ws://127.0.0.1:9001/").split(",").map((text) => new URL(text));
 const url = urls[0];
-const PIDS = option("pids", "").split(",").filter(Boolean).map(Number);
 const CONNS = numberOption("conns", "100");
 const INFLIGHT = numberOption("inflight", "16");
 const SIZE = numberOption("size", MODE === "fanout" ? "256" : "32", true, true);
@@ -559,13 +557,6 @@ function broadcast(publisher: Conn, seq: number): void {
   publisher.write(maskedFrame(OPCODE, bytes));
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat (100 ticks a second). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 async function fanout(): Promise<Record<string, unknown>> {
   const conns = await openAllConns(CONNS, (id) => new FanoutConn(id));
   const [publisher] = await openAllConns(1, (id) => new PublisherConn(CONNS + id));
@@ -581,11 +572,7 @@ async function fanout(): Promise<Record<string, unknown>> {
     timer = setTimeout(tick, Math.max(0, due - now));
   };
   tick();
-  // The processes' CPU over the measured window (started with it, after the warm-up).
-  let cpuBefore: number[] = [];
-  setTimeout(() => cpuBefore = PIDS.map(cpuSeconds), WARMUP * 1000);
   const window = await run.measure(WARMUP, SECONDS);
-  const cpu = PIDS.map((pid, i) => Number((cpuSeconds(pid) - cpuBefore[i]).toFixed(2)));
   clearTimeout(timer);
   // Deliveries still under way get a grace period.
   for (let waited = 0; delivered < measuredSent * CONNS && waited < 2000; waited += 10) await sleep(10);
@@ -604,7 +591,6 @@ async function fanout(): Promise<Record<string, unknown>> {
     mb_per_s: Number((delivered * SIZE / 1e6 / window.seconds).toFixed(2)),
     ...latency.quantiles(),
     ...urls.length > 1 ? { local: localLatency.quantiles(), remote: remoteLatency.quantiles() } : {},
-    ...PIDS.length ? { cpu_s: Object.fromEntries(PIDS.map((pid, i) => [pid, cpu[i]])) } : {},
   };
 }
 

@@ -396,6 +396,33 @@ rig.printTable(
   ]),
 );
 rig.printLatencies(results, active, loaded);
+// Throughput on a shared 2-core machine moves with everything else running there; the server's CPU
+// time per operation moves much less, and also shows the cost where the server is not the bottleneck.
+const serverUs = (server: Server, scenario: Scenario) => med(server, scenario, "server_us");
+/** How many times `other`'s CPU per operation sock's is: above 1 means sock costs less. */
+const cheaper = (sock: Server | undefined, other: Server | undefined, scenario: Scenario) =>
+  has(sock, scenario) && has(other, scenario)
+    ? ratioText(serverUs(other, scenario) / serverUs(sock, scenario))
+    : "–";
+rig.printTable(
+  "server CPU per operation (µs over the measured window: per message echoed, handshake, delivery). " +
+    "Ratios other / sock; above 1 means sock costs less",
+  [
+    "scenario",
+    ...active.map((s) => s.label),
+    ...["sock Deno / Deno", "sock Bun / Bun", "sock Deno / floor", "sock Bun / floor"],
+    ...baseDeno ? ["sock Deno / base", "sock Bun / base"] : [],
+  ],
+  loaded.map((scenario) => [
+    rig.scenarioName(scenario),
+    ...active.map((server) => cell(server, scenario, () => serverUs(server, scenario).toFixed(2))),
+    cheaper(sockDeno, denoBuiltin, scenario),
+    cheaper(sockBun, bunBuiltin, scenario),
+    cheaper(sockDeno, floorDeno, scenario),
+    cheaper(sockBun, floorBun, scenario),
+    ...baseDeno ? [cheaper(sockDeno, baseDeno, scenario), cheaper(sockBun, baseBun, scenario)] : [],
+  ]),
+);
 const mib = (field: keyof Result) => (server: Server, scenario: Scenario) =>
   med(server, scenario, field).toFixed(1);
 const returned = (server: Server, scenario: Scenario) => {
