@@ -13,9 +13,9 @@
  * @module
  */
 
-import { readFileSync } from "node:fs";
 import process from "node:process";
 import { option } from "../examples/args.ts";
+import { cpuSeconds } from "./_proc.ts";
 
 // ---- Bun --------------------------------------------------------------------
 
@@ -81,13 +81,6 @@ export function numberOption(name: string, fallback: string, integer = true, zer
 
 /** Resolves after `ms` milliseconds. */
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat (100 ticks a second). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 /** A measured window's length, this process's CPU time and share of one core, and other processes' CPU. */
 export interface WindowNumbers {

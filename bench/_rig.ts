@@ -11,6 +11,7 @@
  */
 
 import { localBin } from "../tools/bin.ts";
+import { cpuSeconds, TICKS_PER_SECOND } from "./_proc.ts";
 
 /** The repository's root, where the processes run. */
 const root: string = decodeURIComponent(new URL("../", import.meta.url).pathname);
@@ -231,15 +232,6 @@ export function checkOpenFiles(needed: number, scenario: string): void {
 }
 
 // ---- Readings ---------------------------------------------------------------
-
-const TICKS_PER_SECOND = 100; // USER_HZ, fixed at 100 on Linux
-
-/** utime + stime of a process, in seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-}
 
 /** CPU time (not idle, not I/O wait) of the whole machine, all CPUs, in seconds. */
 function busySeconds(): number {

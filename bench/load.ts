@@ -45,9 +45,10 @@
  * line (rate, MB/s of payload in 10^6 bytes, p50/p99 latency in ms, this
  * process's CPU time as a share of one core over the window, and its CPU
  * seconds since it started; with `--pids 1,2` also the CPU seconds each of
- * those processes, the servers, used over the window, from /proc/PID/stat) and
- * exits; exits with 1 and the first errors on stderr if any check failed. Options, the report, connections and the
- * measured window are bench/_bun.ts's, shared with bench/http_load.ts.
+ * those processes, the servers, used over the window, from /proc/PID/stat)
+ * and exits; exits with 1 and the first errors on stderr if any check failed.
+ * Options, the report, connections and the measured window are
+ * bench/_bun.ts's, shared with bench/http_load.ts.
  *
  * @module
  */

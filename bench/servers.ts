@@ -38,6 +38,10 @@
  * open, after they closed, and after a full GC (SIGUSR2, see
  * bench/servers/gc.ts); then once more with them open again and after closing
  * them again, so memory a server keeps but reuses tells from memory it leaks.
+ * The generator also reads the server's CPU time at the start and end of its
+ * measured window (`--pids`): a table gives it per operation (message echoed,
+ * handshake, delivery), which moves less between runs than throughput does on
+ * a shared machine, and shows a cost where the server is not the bottleneck.
  *
  * The machinery (pinned processes, server runs, CPU and RSS readings, medians
  * and tables) is bench/_rig.ts's, shared with bench/http.ts.
