@@ -40,8 +40,9 @@
  * them again, so memory a server keeps but reuses tells from memory it leaks.
  * The generator also reads the server's CPU time at the start and end of its
  * measured window (`--pids`): a table gives it per operation (message echoed,
- * handshake, delivery), which moves less between runs than throughput does on
- * a shared machine, and shows a cost where the server is not the bottleneck.
+ * handshake, delivery). Where the server is saturated that says what the
+ * throughput says; where it is not (a handshake on `Bun.serve`, one message in
+ * flight, fan-out), it is the only measure of what the server spends.
  *
  * The machinery (pinned processes, server runs, CPU and RSS readings, medians
  * and tables) is bench/_rig.ts's, shared with bench/http.ts.
@@ -400,8 +401,8 @@ rig.printTable(
   ]),
 );
 rig.printLatencies(results, active, loaded);
-// Throughput on a shared 2-core machine moves with everything else running there; the server's CPU
-// time per operation moves much less, and also shows the cost where the server is not the bottleneck.
+// What the server spends per operation: the same as throughput says where the server is saturated,
+// and the only measure where it is not (the load generator or latency limits the rate).
 const serverUs = (server: Server, scenario: Scenario) => med(server, scenario, "server_us");
 /** How many times `other`'s CPU per operation sock's is: above 1 means sock costs less. */
 const cheaper = (sock: Server | undefined, other: Server | undefined, scenario: Scenario) =>
