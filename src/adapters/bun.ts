@@ -7,6 +7,7 @@
  * @module
  */
 
+import { byteLength } from "../core/bytes.ts";
 import type {
   Adapter,
   Endpoint,
@@ -195,7 +196,7 @@ class BunTransport implements Transport {
     held.push(bytes);
     // Summed only while not paused: chunks are held then only before `start()` (in the turn the
     // socket opened) or while earlier ones are being delivered.
-    if (this.#paused || sizeOf(held) > HIGH_WATER) this.#pauseSocket();
+    if (this.#paused || byteLength(held) > HIGH_WATER) this.#pauseSocket();
   }
 
   /**
@@ -340,13 +341,6 @@ class BunTransport implements Transport {
     this.closed();
     this.#deliver(); // The end, even when paused, or when the socket had closed already.
   }
-}
-
-/** The bytes in `chunks`. */
-function sizeOf(chunks: Uint8Array[]): number {
-  let size = 0;
-  for (const chunk of chunks) size += chunk.length;
-  return size;
 }
 
 function handler(

@@ -1,5 +1,5 @@
 /**
- * Joining bytes: the one joiner of the core and the layers above it.
+ * Joining bytes: the one joiner of the core and the layers above it, and what it counts.
  *
  * @module
  */
@@ -22,16 +22,31 @@
  * ```
  */
 export function concat(chunks: readonly Uint8Array[], size?: number): Uint8Array<ArrayBuffer> {
-  let total = size;
-  if (total === undefined) {
-    total = 0;
-    for (const chunk of chunks) total += chunk.length;
-  }
-  const out = new Uint8Array(total);
+  const out = new Uint8Array(size ?? byteLength(chunks));
   let at = 0;
   for (const chunk of chunks) {
     out.set(chunk, at);
     at += chunk.length;
   }
   return out;
+}
+
+/**
+ * The bytes in `chunks`, all together.
+ *
+ * @param chunks The buffers.
+ * @returns The sum of their lengths.
+ *
+ * @example Counting what a write holds
+ * ```ts
+ * import { byteLength } from "./bytes.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(byteLength([new Uint8Array(3), new Uint8Array(0), new Uint8Array(2)]), 5);
+ * ```
+ */
+export function byteLength(chunks: readonly Uint8Array[]): number {
+  let size = 0;
+  for (const chunk of chunks) size += chunk.length;
+  return size;
 }

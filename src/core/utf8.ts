@@ -262,8 +262,8 @@ export function unmaskShortText(
     bytes[i] = c;
   }
   if (bits < 0x80) return String.fromCharCode.apply(null, codes);
-  // Not ASCII: in script, or by TextDecoder (which also reports what the script found invalid).
-  return (scripted ? decodeSmall(bytes, n) : undefined) ?? decodeFatal(SMALL_VIEWS[n]!);
+  // Not ASCII: in script; what the script finds invalid goes to TextDecoder, which reports it.
+  return decodeSmall(bytes, n) ?? decodeFatal(SMALL_VIEWS[n]!);
 }
 
 /**

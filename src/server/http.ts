@@ -7,7 +7,7 @@
 
 import type { HttpRequestEvent, HttpServerEvent, HttpServerProtocol } from "../core/http_server.ts";
 import { encodeUtf8 } from "../core/utf8.ts";
-import { concat } from "../core/bytes.ts";
+import { byteLength, concat } from "../core/bytes.ts";
 import type { ProtocolError } from "../core/errors.ts";
 import { ignore } from "../connection/closed.ts";
 import type { Link } from "../connection/link.ts";
@@ -317,7 +317,7 @@ export class HttpSession implements TransportSink {
       }
       let next: Promise<ReadableStreamReadResult<Uint8Array>> | undefined = reader.read();
       const after = await settled(next);
-      const length = declared ?? (after !== NOT_YET && after.done ? byteLength(result.value) : null);
+      const length = declared ?? (after !== NOT_YET && after.done ? chunkLength(result.value) : null);
       http.respond(response.status, fields, length);
       started = true;
       if (event.method === "HEAD") {
@@ -398,8 +398,7 @@ export class HttpSession implements TransportSink {
     this.#batched = 0;
     const chunks = this.http.dataToSend();
     if (chunks.length === 0) return Promise.resolve();
-    let size = 0;
-    for (const chunk of chunks) size += chunk.length;
+    const size = byteLength(chunks);
     try {
       const written = this.link.transport.write(
         chunks.length > 1 && size <= JOIN_LIMIT ? [concat(chunks, size)] : chunks,
@@ -549,6 +548,7 @@ export class HttpSession implements TransportSink {
   }
 }
 
-function byteLength(chunk: unknown): number {
+/** The length of a body chunk, 0 for anything but bytes. */
+function chunkLength(chunk: unknown): number {
   return chunk instanceof Uint8Array ? chunk.length : 0;
 }
