@@ -319,8 +319,9 @@ export interface Chromium {
   /** The browser-level DevTools session, over sock's client. */
   readonly cdp: Cdp;
   /**
-   * Closes the DevTools connection, ends Chromium by PID (SIGTERM, then SIGKILL if it is still
-   * running after 3 s) and removes its profile directory. Rejects only if that removal fails.
+   * Asks Chromium to exit (`Browser.close`), closes the DevTools connection, ends Chromium by PID
+   * if it has not exited within 3 s (SIGTERM, then SIGKILL after 3 s more) and removes its profile
+   * directory. Rejects only if that removal fails.
    */
   close(): Promise<void>;
 }
@@ -339,9 +340,13 @@ export async function launchChromium(options: ChromiumOptions): Promise<Chromium
   let devtools: Connection | undefined;
   let cdp: Cdp | undefined;
   const close = async () => {
+    // Asked over DevTools, Chromium exits as it would when its last window closes, removing the
+    // /tmp/org.chromium.Chromium.* directory of its singleton socket; on a signal it leaves it behind.
+    const asked = cdp?.call("Browser.close", {}, undefined, 2000).then(() => true, () => false);
+    const exited = chromium && await asked ? await settles(chromium.exited, 3000) : false;
     await devtools?.close().catch(() => {});
     if (cdp) await settles(cdp.reading, 1000);
-    if (chromium) {
+    if (chromium && !exited) {
       chromium.kill("SIGTERM");
       if (!await settles(chromium.exited, 3000)) {
         chromium.kill("SIGKILL");
