@@ -226,7 +226,7 @@ export class HttpServerProtocol {
   #events: HttpServerEvent[] = [];
   #output: Uint8Array[] = [];
   /** Bytes received after the current request, read once its response ends. */
-  #pending = NO_BYTES;
+  #pending: Uint8Array = NO_BYTES;
   /** Body bytes still to read (Body, ChunkData), or the body's length so far (chunked). */
   #remaining = 0;
   #received = 0;
@@ -282,13 +282,18 @@ export class HttpServerProtocol {
    * @param chunk The bytes; not modified, and not kept past the call (copied when held back).
    */
   receiveData(chunk: Uint8Array): void {
+    this.#receive(chunk, false);
+  }
+
+  /** `receiveData()`, or (`owned`) the bytes held back, which are kept as a view instead of copied. */
+  #receive(chunk: Uint8Array, owned: boolean): void {
     if (this.#state === State.Closed || chunk.length === 0) return;
     if (this.#state === State.Done) {
-      this.#hold(chunk);
+      this.#hold(chunk, owned);
       return;
     }
     try {
-      this.#read(chunk);
+      this.#read(chunk, owned);
     } catch (error) {
       if (!(error instanceof ProtocolError) || error.status === undefined) throw error;
       this.#fail(error);
@@ -414,7 +419,7 @@ export class HttpServerProtocol {
     this.#response = 0; // The next request's error is answered.
     const pending = this.#pending;
     this.#pending = NO_BYTES;
-    if (pending.length > 0) this.receiveData(pending);
+    if (pending.length > 0) this.#receive(pending, true);
   }
 
   /**
@@ -429,14 +434,24 @@ export class HttpServerProtocol {
     return pending;
   }
 
-  #hold(chunk: Uint8Array): void {
+  /**
+   * Keeps bytes after the current request for when its response ends. What was held already and
+   * comes back (`owned`) is kept as a view: a copy of the rest at every pipelined request made
+   * 16,000 requests in one read take 418-877 ms on Deno instead of 55-77 (Bun 346-544 against
+   * 31-65), and one client's pipeline held the event loop for seconds.
+   */
+  #hold(chunk: Uint8Array, owned: boolean): void {
+    if (owned && this.#pending.length === 0) {
+      this.#pending = chunk;
+      return;
+    }
     const held = new Uint8Array(this.#pending.length + chunk.length);
     held.set(this.#pending);
     held.set(chunk, this.#pending.length);
     this.#pending = held;
   }
 
-  #read(chunk: Uint8Array): void {
+  #read(chunk: Uint8Array, owned: boolean): void {
     let i = 0;
     while (i < chunk.length) {
       switch (this.#state) {
@@ -475,7 +490,7 @@ export class HttpServerProtocol {
           i = this.#readLine(chunk, i);
           break;
         case State.Done:
-          this.#hold(chunk.subarray(i));
+          this.#hold(chunk.subarray(i), owned);
           return;
         default:
           return;
