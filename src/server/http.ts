@@ -5,12 +5,7 @@
  * @module
  */
 
-import type {
-  HttpDataEvent,
-  HttpRequestEvent,
-  HttpServerEvent,
-  HttpServerProtocol,
-} from "../core/http_server.ts";
+import type { HttpRequestEvent, HttpServerEvent, HttpServerProtocol } from "../core/http_server.ts";
 import { encodeUtf8 } from "../core/utf8.ts";
 import { byteLength, concat } from "../core/bytes.ts";
 import type { ProtocolError } from "../core/errors.ts";
@@ -557,22 +552,26 @@ export class HttpSession implements TransportSink {
    * before reading paused, where `BODY_HIGH_WATER` allows 64 KiB.
    */
   #take(copy: boolean): void {
-    const events = this.http.events();
-    for (let i = 0; i < events.length; i++) {
-      const event = events[i]!;
-      if (event.type !== "data") {
-        this.#queue.push(event);
+    let run: Uint8Array[] = [];
+    for (const event of this.http.events()) {
+      if (event.type === "data") {
+        run.push(event.data);
         continue;
       }
-      let end = i + 1;
-      while (end < events.length && events[end]!.type === "data") end++;
-      const data = end === i + 1
-        ? (copy ? event.data.slice() : event.data)
-        : concat(events.slice(i, end).map((piece) => (piece as HttpDataEvent).data));
-      i = end - 1;
-      this.#queuedBytes += pieceCost(data);
-      this.#queue.push({ type: "data", data });
+      if (run.length > 0) {
+        this.#queueData(run, copy);
+        run = [];
+      }
+      this.#queue.push(event);
     }
+    if (run.length > 0) this.#queueData(run, copy);
+  }
+
+  /** Queues consecutive body pieces as one, counted against `BODY_HIGH_WATER`. */
+  #queueData(pieces: Uint8Array[], copy: boolean): void {
+    const data = pieces.length > 1 ? concat(pieces) : copy ? pieces[0]!.slice() : pieces[0]!;
+    this.#queuedBytes += pieceCost(data);
+    this.#queue.push({ type: "data", data });
   }
 
   /** Ends the response; the next request's events that came with earlier reads (pipelined) follow. */
